@@ -1,0 +1,99 @@
+/* tests/helpers.c: see helpers.h. */
+#include "tests/helpers.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+
+char *th_tmpdir(void)
+{
+    const char *base = getenv("TMPDIR");
+    char tmpl[4096];
+    snprintf(tmpl, sizeof tmpl, "%s/seqlite-test-XXXXXX", base && *base ? base : "/tmp");
+    char *d = mkdtemp(tmpl);
+    return d ? strdup(d) : NULL;
+}
+
+void th_rmdir(const char *path)
+{
+    if (!path || !*path)
+        return;
+    char cmd[4200];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", path);
+    if (system(cmd) != 0)
+        fprintf(stderr, "could not remove %s\n", path);
+}
+
+char *th_path(const char *dir, const char *name)
+{
+    size_t n = strlen(dir) + strlen(name) + 2;
+    char *p = malloc(n);
+    if (p)
+        snprintf(p, n, "%s/%s", dir, name);
+    return p;
+}
+
+int th_write_file(const char *path, const void *data, size_t len)
+{
+    FILE *f = fopen(path, "wb");
+    if (!f)
+        return -1;
+    size_t w = fwrite(data, 1, len, f);
+    return (fclose(f) == 0 && w == len) ? 0 : -1;
+}
+
+char *th_read_file(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return NULL;
+    size_t cap = 4096, n = 0;
+    char *buf = malloc(cap);
+    size_t r;
+    while (buf && (r = fread(buf + n, 1, cap - n - 1, f)) > 0) {
+        n += r;
+        if (cap - n - 1 == 0) {
+            char *nb = realloc(buf, cap * 2);
+            if (!nb) {
+                free(buf);
+                buf = NULL;
+                break;
+            }
+            buf = nb;
+            cap *= 2;
+        }
+    }
+    fclose(f);
+    if (!buf)
+        return NULL;
+    buf[n] = '\0';
+    if (len)
+        *len = n;
+    return buf;
+}
+
+int th_run(const char *args, const char *in_path, char **out, char **err)
+{
+    char *dir = th_tmpdir();
+    if (!dir)
+        return -1;
+    char *o = th_path(dir, "out"), *e = th_path(dir, "err");
+    size_t n = strlen(args) + strlen(o) + strlen(e) + (in_path ? strlen(in_path) : 10) + 64 +
+               strlen(SEQLITE_BIN);
+    char *cmd = malloc(n);
+    snprintf(cmd, n, "'%s' %s <'%s' >'%s' 2>'%s'", SEQLITE_BIN, args, in_path ? in_path : "/dev/null",
+             o, e);
+    int st = system(cmd);
+    int rc = (st != -1 && WIFEXITED(st)) ? WEXITSTATUS(st) : -1;
+    if (out)
+        *out = th_read_file(o, NULL);
+    if (err)
+        *err = th_read_file(e, NULL);
+    free(cmd);
+    free(o);
+    free(e);
+    th_rmdir(dir);
+    free(dir);
+    return rc;
+}
