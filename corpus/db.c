@@ -1,0 +1,970 @@
+/* corpus/db.c: the seqlite database (see db.h). The only file that includes <sqlite3.h>; every SQL
+ * string of the project is here. Invariants: PRAGMA application_id = 0x53514C54 ("SQLT"),
+ * PRAGMA user_version = schema version, migrations[i] brings version i to i+1 in one transaction;
+ * a file that is not ours or is newer is refused before anything is written to it.
+ * Connections use WAL (readers see the last commit while training writes), busy_timeout 10 s,
+ * foreign_keys=ON; every table is STRICT. Times are UTC text "YYYY-MM-DDTHH:MM:SS.SSSZ".
+ *
+ * Schema (version 1; docs/schema.md says the same for users):
+ *  corpus      one imported parallel corpus (two line-aligned files).
+ *              id, name (unique, chosen with --name), split ('train'|'valid'|'test'), src_lang,
+ *              tgt_lang, src_path / tgt_path (the files as given to import), n_pairs (stored),
+ *              n_skipped (pairs dropped because a side was empty), created_at.
+ *  pair        one sentence pair. id, corpus_id -> corpus, line (1-based line number in both input
+ *              files), src, tgt (text, BOM and trailing CR removed), src_tokens / tgt_tokens (subword
+ *              counts under the latest vocabulary, NULL until computed). Index (corpus_id, line).
+ *  vocab       one learned subword vocabulary. id, kind ('bpe'), side ('joint' shared by both sides,
+ *              'src' or 'tgt'), size (number of tokens), normalization ('NFKC'|'NFC'|'none'),
+ *              settings (JSON of the options it was learned with), created_at.
+ *  token       the tokens of a vocabulary. vocab_id -> vocab, id (token id, 0 pad 1 bos 2 eos 3 unk
+ *              by convention), surface (display text: the bytes when they are UTF-8, else <0xHH>
+ *              escapes), bytes (exact bytes), count (frequency in the training text), kind
+ *              ('normal'|'special'|'byte'). Key (vocab_id, id).
+ *  merge       BPE merges. vocab_id -> vocab, rank (0 = applied first), left_id + right_id ->
+ *              result_id (token ids). Key (vocab_id, rank).
+ *  run         one training run. id, name (unique), status ('running'|'done'|'stopped'|'failed'),
+ *              src_vocab_id / tgt_vocab_id -> vocab, seed, layers, emb, hidden, dropout, batch
+ *              (sentences per batch), batch_tokens (token budget per batch, NULL none), lr, clip
+ *              (gradient norm clip), epochs, steps (limits, NULL none), max_len (longest pair kept),
+ *              reverse_source (0|1), threads, valid_every, save_every (steps), keep (checkpoints
+ *              kept), config (JSON of every option), steps_done, started_at, ended_at, message (why
+ *              it stopped or failed).
+ *  train_log   one line per logged step. run_id -> run, step, epoch, loss (mean cross-entropy per
+ *              target token, nats), ppl (exp(loss)), lr, grad_norm (before clipping), src_tok_s /
+ *              tgt_tok_s (throughput), elapsed_s (since the run started), created_at. Key (run_id,step).
+ *  checkpoint  a saved model. id, run_id -> run, step, epoch, src_vocab_id / tgt_vocab_id -> vocab,
+ *              valid_ppl, valid_bleu (NULL when not measured), is_best (0|1), rng_state (the
+ *              generator's 32 bytes), data_pos (JSON: where in the data to resume), created_at.
+ *  tensor      the parameters of a checkpoint. checkpoint_id -> checkpoint (deleted with it), name,
+ *              shape (JSON array, e.g. "[4,256]"), dtype ('f32'), data (little-endian float32,
+ *              4 * product(shape) bytes). Key (checkpoint_id, name).
+ *  metric      a measured number. id, run_id -> run, checkpoint_id -> checkpoint (NULL when deleted),
+ *              step, split, name ('ppl'|'bleu'|'chrf'|...), value, signature (how it was computed,
+ *              e.g. the sacreBLEU-style signature), created_at.
+ *  translation a system output. id, checkpoint_id -> checkpoint, corpus_id -> corpus, pair_id -> pair,
+ *              beam (beam size, 1 greedy), length_penalty, hypothesis (detokenized text), score
+ *              (model log-probability), created_at.
+ * ref: sqlite.org/pragma.html, sqlite.org/wal.html, sqlite.org/stricttables.html,
+ *      sqlite.org/fileformat.html (header offsets 60 user_version, 68 application_id). */
+#include "corpus/db.h"
+
+#include "corpus/import.h"
+#include "util/err.h"
+#include "util/sbuf.h"
+
+#include <errno.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#define NOW "(strftime('%Y-%m-%dT%H:%M:%fZ','now'))"
+
+/* migrations[i] brings user_version i to i + 1. Never edit a released entry: append a new one. */
+static const char *const migrations[] = {
+    /* 1: everything */
+    "CREATE TABLE corpus ("
+    " id INTEGER PRIMARY KEY,"
+    " name TEXT NOT NULL UNIQUE,"
+    " split TEXT NOT NULL CHECK (split IN ('train','valid','test')),"
+    " src_lang TEXT NOT NULL,"
+    " tgt_lang TEXT NOT NULL,"
+    " src_path TEXT NOT NULL,"
+    " tgt_path TEXT NOT NULL,"
+    " n_pairs INTEGER NOT NULL DEFAULT 0,"
+    " n_skipped INTEGER NOT NULL DEFAULT 0,"
+    " created_at TEXT NOT NULL DEFAULT " NOW ") STRICT;"
+    "CREATE TABLE pair ("
+    " id INTEGER PRIMARY KEY,"
+    " corpus_id INTEGER NOT NULL REFERENCES corpus(id) ON DELETE CASCADE,"
+    " line INTEGER NOT NULL,"
+    " src TEXT NOT NULL,"
+    " tgt TEXT NOT NULL,"
+    " src_tokens INTEGER,"
+    " tgt_tokens INTEGER) STRICT;"
+    "CREATE INDEX pair_corpus ON pair(corpus_id, line);"
+    "CREATE TABLE vocab ("
+    " id INTEGER PRIMARY KEY,"
+    " kind TEXT NOT NULL,"
+    " side TEXT NOT NULL CHECK (side IN ('joint','src','tgt')),"
+    " size INTEGER NOT NULL CHECK (size >= 0),"
+    " normalization TEXT NOT NULL,"
+    " settings TEXT NOT NULL DEFAULT '{}' CHECK (json_valid(settings)),"
+    " created_at TEXT NOT NULL DEFAULT " NOW ") STRICT;"
+    "CREATE TABLE token ("
+    " vocab_id INTEGER NOT NULL REFERENCES vocab(id) ON DELETE CASCADE,"
+    " id INTEGER NOT NULL CHECK (id >= 0),"
+    " surface TEXT NOT NULL,"
+    " bytes BLOB NOT NULL,"
+    " count INTEGER NOT NULL DEFAULT 0,"
+    " kind TEXT NOT NULL CHECK (kind IN ('normal','special','byte')),"
+    " PRIMARY KEY (vocab_id, id)) STRICT, WITHOUT ROWID;"
+    "CREATE TABLE merge ("
+    " vocab_id INTEGER NOT NULL REFERENCES vocab(id) ON DELETE CASCADE,"
+    " rank INTEGER NOT NULL CHECK (rank >= 0),"
+    " left_id INTEGER NOT NULL,"
+    " right_id INTEGER NOT NULL,"
+    " result_id INTEGER NOT NULL,"
+    " PRIMARY KEY (vocab_id, rank)) STRICT, WITHOUT ROWID;"
+    "CREATE TABLE run ("
+    " id INTEGER PRIMARY KEY,"
+    " name TEXT NOT NULL UNIQUE,"
+    " status TEXT NOT NULL DEFAULT 'running'"
+    "  CHECK (status IN ('running','done','stopped','failed')),"
+    " src_vocab_id INTEGER REFERENCES vocab(id),"
+    " tgt_vocab_id INTEGER REFERENCES vocab(id),"
+    " seed INTEGER,"
+    " layers INTEGER,"
+    " emb INTEGER,"
+    " hidden INTEGER,"
+    " dropout REAL,"
+    " batch INTEGER,"
+    " batch_tokens INTEGER,"
+    " lr REAL,"
+    " clip REAL,"
+    " epochs INTEGER,"
+    " steps INTEGER,"
+    " max_len INTEGER,"
+    " reverse_source INTEGER CHECK (reverse_source IN (0,1)),"
+    " threads INTEGER,"
+    " valid_every INTEGER,"
+    " save_every INTEGER,"
+    " keep INTEGER,"
+    " config TEXT NOT NULL DEFAULT '{}' CHECK (json_valid(config)),"
+    " steps_done INTEGER NOT NULL DEFAULT 0,"
+    " started_at TEXT NOT NULL DEFAULT " NOW ","
+    " ended_at TEXT,"
+    " message TEXT) STRICT;"
+    "CREATE TABLE train_log ("
+    " run_id INTEGER NOT NULL REFERENCES run(id) ON DELETE CASCADE,"
+    " step INTEGER NOT NULL,"
+    " epoch INTEGER NOT NULL,"
+    " loss REAL,"
+    " ppl REAL,"
+    " lr REAL,"
+    " grad_norm REAL,"
+    " src_tok_s REAL,"
+    " tgt_tok_s REAL,"
+    " elapsed_s REAL,"
+    " created_at TEXT NOT NULL DEFAULT " NOW ","
+    " PRIMARY KEY (run_id, step)) STRICT, WITHOUT ROWID;"
+    "CREATE TABLE checkpoint ("
+    " id INTEGER PRIMARY KEY,"
+    " run_id INTEGER NOT NULL REFERENCES run(id) ON DELETE CASCADE,"
+    " step INTEGER NOT NULL,"
+    " epoch INTEGER NOT NULL,"
+    " src_vocab_id INTEGER REFERENCES vocab(id),"
+    " tgt_vocab_id INTEGER REFERENCES vocab(id),"
+    " valid_ppl REAL,"
+    " valid_bleu REAL,"
+    " is_best INTEGER NOT NULL DEFAULT 0 CHECK (is_best IN (0,1)),"
+    " rng_state BLOB,"
+    " data_pos TEXT CHECK (data_pos IS NULL OR json_valid(data_pos)),"
+    " created_at TEXT NOT NULL DEFAULT " NOW ") STRICT;"
+    "CREATE INDEX checkpoint_run ON checkpoint(run_id, step);"
+    "CREATE TABLE tensor ("
+    " checkpoint_id INTEGER NOT NULL REFERENCES checkpoint(id) ON DELETE CASCADE,"
+    " name TEXT NOT NULL,"
+    " shape TEXT NOT NULL CHECK (json_valid(shape)),"
+    " dtype TEXT NOT NULL DEFAULT 'f32' CHECK (dtype IN ('f32')),"
+    " data BLOB NOT NULL,"
+    " PRIMARY KEY (checkpoint_id, name)) STRICT;"
+    "CREATE TABLE metric ("
+    " id INTEGER PRIMARY KEY,"
+    " run_id INTEGER REFERENCES run(id) ON DELETE CASCADE,"
+    " checkpoint_id INTEGER REFERENCES checkpoint(id) ON DELETE SET NULL,"
+    " step INTEGER,"
+    " split TEXT,"
+    " name TEXT NOT NULL,"
+    " value REAL,"
+    " signature TEXT,"
+    " created_at TEXT NOT NULL DEFAULT " NOW ") STRICT;"
+    "CREATE INDEX metric_run ON metric(run_id, step);"
+    "CREATE TABLE translation ("
+    " id INTEGER PRIMARY KEY,"
+    " checkpoint_id INTEGER REFERENCES checkpoint(id) ON DELETE SET NULL,"
+    " corpus_id INTEGER REFERENCES corpus(id) ON DELETE CASCADE,"
+    " pair_id INTEGER REFERENCES pair(id) ON DELETE CASCADE,"
+    " beam INTEGER NOT NULL DEFAULT 1,"
+    " length_penalty REAL NOT NULL DEFAULT 0,"
+    " hypothesis TEXT NOT NULL,"
+    " score REAL,"
+    " created_at TEXT NOT NULL DEFAULT " NOW ") STRICT;"
+    "CREATE INDEX translation_checkpoint ON translation(checkpoint_id, corpus_id);",
+};
+#define N_MIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))
+_Static_assert(N_MIGRATIONS == DB_SCHEMA_VERSION, "one migration per schema version");
+
+/* Cached statements (prepared on first use, reset after each use). */
+enum q {
+    Q_CORPUS_CREATE,
+    Q_CORPUS_FINISH,
+    Q_CORPUS_GET,
+    Q_PAIR_INSERT,
+    Q_PAIR_SET_TOKENS,
+    Q_SPLIT_COUNT,
+    Q_VOCAB_INSERT,
+    Q_TOKEN_INSERT,
+    Q_MERGE_INSERT,
+    Q_VOCAB_GET,
+    Q_VOCAB_LATEST,
+    Q_COUNT
+};
+
+#define CORPUS_COLS "id, name, split, src_lang, tgt_lang, src_path, tgt_path, created_at, n_pairs, n_skipped"
+
+static const char *const q_sql[Q_COUNT] = {
+    [Q_CORPUS_CREATE] = "INSERT INTO corpus (name, split, src_lang, tgt_lang, src_path, tgt_path)"
+                        " VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    [Q_CORPUS_FINISH] = "UPDATE corpus SET n_pairs = ?2, n_skipped = ?3 WHERE id = ?1",
+    [Q_CORPUS_GET] = "SELECT " CORPUS_COLS " FROM corpus WHERE name = ?1",
+    [Q_PAIR_INSERT] = "INSERT INTO pair (corpus_id, line, src, tgt) VALUES (?1, ?2, ?3, ?4)",
+    [Q_PAIR_SET_TOKENS] = "UPDATE pair SET src_tokens = ?2, tgt_tokens = ?3 WHERE id = ?1",
+    [Q_SPLIT_COUNT] = "SELECT count(*) FROM pair JOIN corpus ON corpus.id = pair.corpus_id"
+                      " WHERE corpus.split = ?1",
+    [Q_VOCAB_INSERT] = "INSERT INTO vocab (kind, side, normalization, settings, size)"
+                       " VALUES (?1, ?2, ?3, ?4, ?5)",
+    [Q_TOKEN_INSERT] = "INSERT INTO token (vocab_id, id, surface, bytes, count, kind)"
+                       " VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    [Q_MERGE_INSERT] = "INSERT INTO merge (vocab_id, rank, left_id, right_id, result_id)"
+                       " VALUES (?1, ?2, ?3, ?4, ?5)",
+    [Q_VOCAB_GET] = "SELECT id, kind, side, normalization, settings, size FROM vocab WHERE id = ?1",
+    [Q_VOCAB_LATEST] = "SELECT id FROM vocab WHERE ?1 IS NULL OR side = ?1"
+                       " OR (side = 'joint' AND ?1 IN ('src','tgt')) ORDER BY id DESC LIMIT 1",
+};
+
+struct db {
+    sqlite3 *h;
+    char *path;
+    sqlite3_stmt *stmt[Q_COUNT];
+    struct sbuf tmp; /* scratch for token surfaces */
+};
+
+/* Records "PATH: what: sqlite message" as SL_EDB. */
+static int dberr(struct db *db, const char *what)
+{
+    return sl_err(SL_EDB, "%s: %s: %s", db->path, what, sqlite3_errmsg(db->h));
+}
+
+/* The cached statement q, reset with bindings cleared. */
+static int prep(struct db *db, enum q q, sqlite3_stmt **out)
+{
+    if (!db->stmt[q]) {
+        if (sqlite3_prepare_v3(db->h, q_sql[q], -1, SQLITE_PREPARE_PERSISTENT, &db->stmt[q], NULL) !=
+            SQLITE_OK)
+            return dberr(db, "preparing a query");
+    } else {
+        sqlite3_reset(db->stmt[q]);
+        sqlite3_clear_bindings(db->stmt[q]);
+    }
+    *out = db->stmt[q];
+    return 0;
+}
+
+/* Runs a statement that returns no rows, then resets it. */
+static int step_done(struct db *db, sqlite3_stmt *st, const char *what)
+{
+    int rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    if (rc != SQLITE_DONE)
+        return dberr(db, what);
+    return 0;
+}
+
+static int exec(struct db *db, const char *sql, const char *what)
+{
+    if (sqlite3_exec(db->h, sql, NULL, NULL, NULL) != SQLITE_OK)
+        return dberr(db, what);
+    return 0;
+}
+
+/* Reads one integer from a single-value query. */
+static int query_int(struct db *db, const char *sql, int64_t *v)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = 0;
+    if (sqlite3_prepare_v2(db->h, sql, -1, &st, NULL) != SQLITE_OK)
+        return dberr(db, "reading the schema");
+    int s = sqlite3_step(st);
+    if (s == SQLITE_ROW)
+        *v = sqlite3_column_int64(st, 0);
+    else
+        rc = dberr(db, "reading the schema");
+    sqlite3_finalize(st);
+    return rc;
+}
+
+static const char *text_or_empty(const char *s) { return s ? s : ""; }
+
+/* ---- opening ---- */
+
+static uint32_t be32(const unsigned char *p)
+{
+    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | (uint32_t)p[3];
+}
+
+/* "file:" URI for path, percent-encoding everything but unreserved characters and '/'. */
+static char *uri_for(const char *path, const char *query)
+{
+    struct sbuf b;
+    sbuf_init(&b);
+    int rc = sbuf_append(&b, "file:", 5);
+    for (const unsigned char *p = (const unsigned char *)path; !rc && *p; p++) {
+        if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+            strchr("/-._~", *p))
+            rc = sbuf_putc(&b, (char)*p);
+        else
+            rc = sbuf_printf(&b, "%%%02X", *p);
+    }
+    if (!rc)
+        rc = sbuf_printf(&b, "?%s", query);
+    if (rc) {
+        sbuf_free(&b);
+        return NULL;
+    }
+    return b.data;
+}
+
+/* Counts the schema entries of an existing file without writing anything (immutable read-only open).
+ * Returns SL_ECORRUPT when SQLite cannot read it. */
+static int count_schema_readonly(const char *path, int64_t *n)
+{
+    char *uri = uri_for(path, "immutable=1");
+    if (!uri)
+        return sl_err(SL_ENOMEM, "out of memory");
+    sqlite3 *h = NULL;
+    sqlite3_stmt *st = NULL;
+    int rc = 0;
+    if (sqlite3_open_v2(uri, &h, SQLITE_OPEN_READONLY | SQLITE_OPEN_URI, NULL) != SQLITE_OK ||
+        sqlite3_prepare_v2(h, "SELECT count(*) FROM sqlite_schema", -1, &st, NULL) != SQLITE_OK ||
+        sqlite3_step(st) != SQLITE_ROW) {
+        rc = sl_err(SL_ECORRUPT, "%s: not a seqlite database (SQLite cannot read it: %s)", path,
+                    h ? sqlite3_errmsg(h) : "out of memory");
+        goto done;
+    }
+    *n = sqlite3_column_int64(st, 0);
+done:
+    sqlite3_finalize(st);
+    sqlite3_close(h);
+    free(uri);
+    return rc;
+}
+
+/* Checks app id / version / emptiness against what this build accepts. */
+static int check_identity(const char *path, uint32_t app_id, int64_t version, int64_t n_schema)
+{
+    if (app_id != DB_APPLICATION_ID && app_id != 0)
+        return sl_err(SL_ECORRUPT,
+                      "%s: not a seqlite database (an SQLite database of another program, "
+                      "application_id 0x%08X)",
+                      path, app_id);
+    if (app_id == 0 && n_schema > 0)
+        return sl_err(SL_ECORRUPT,
+                      "%s: not a seqlite database (an SQLite database of another program: it has %lld "
+                      "schema objects and no seqlite application_id)",
+                      path, (long long)n_schema);
+    if (version > DB_SCHEMA_VERSION)
+        return sl_err(SL_EVERSION,
+                      "%s: made by a newer seqlite (schema %lld, this build knows %d): upgrade seqlite",
+                      path, (long long)version, DB_SCHEMA_VERSION);
+    return 0;
+}
+
+/* Looks at an existing file before SQLite opens it for writing: *fresh = 1 when it is empty (0 bytes,
+ * or an SQLite file with no schema and no application id). Nothing is written. */
+static int precheck(const char *path, int *exists, int *fresh)
+{
+    struct stat sb;
+    *exists = 0;
+    *fresh = 1;
+    if (stat(path, &sb) != 0) {
+        if (errno == ENOENT)
+            return 0;
+        return sl_err(SL_EIO, "%s: %s", path, strerror(errno));
+    }
+    *exists = 1;
+    if (S_ISDIR(sb.st_mode))
+        return sl_err(SL_EIO, "%s: is a directory, not a database file", path);
+    if (sb.st_size == 0)
+        return 0;
+    unsigned char hdr[100];
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return sl_err(SL_EIO, "%s: %s", path, strerror(errno));
+    size_t n = fread(hdr, 1, sizeof hdr, f);
+    fclose(f);
+    if (n < sizeof hdr || memcmp(hdr, "SQLite format 3", 16) != 0)
+        return sl_err(SL_ECORRUPT, "%s: not a seqlite database (not an SQLite file)", path);
+    uint32_t app_id = be32(hdr + 68);
+    int64_t version = be32(hdr + 60);
+    int64_t n_schema = 0;
+    if (app_id == 0) {
+        int rc = count_schema_readonly(path, &n_schema);
+        if (rc)
+            return rc;
+    }
+    int rc = check_identity(path, app_id, version, n_schema);
+    if (rc)
+        return rc;
+    *fresh = app_id == 0;
+    return 0;
+}
+
+/* The identity as SQLite sees it (includes changes still in the WAL). */
+static int read_identity(struct db *db, uint32_t *app_id, int64_t *version, int64_t *n_schema)
+{
+    int64_t a = 0;
+    int rc = query_int(db, "PRAGMA application_id", &a);
+    if (!rc)
+        rc = query_int(db, "PRAGMA user_version", version);
+    if (!rc)
+        rc = query_int(db, "SELECT count(*) FROM sqlite_schema", n_schema);
+    *app_id = (uint32_t)a;
+    return rc;
+}
+
+static int migrate(struct db *db)
+{
+    for (;;) {
+        uint32_t app_id;
+        int64_t version, n_schema;
+        int rc = read_identity(db, &app_id, &version, &n_schema);
+        if (!rc)
+            rc = check_identity(db->path, app_id, version, n_schema);
+        if (rc)
+            return rc;
+        if (version == DB_SCHEMA_VERSION)
+            return 0;
+        if ((rc = db_begin(db)))
+            return rc;
+        /* another process may have migrated between the read and the lock: read again */
+        rc = read_identity(db, &app_id, &version, &n_schema);
+        if (!rc)
+            rc = check_identity(db->path, app_id, version, n_schema);
+        if (!rc && version < DB_SCHEMA_VERSION) {
+            char pragmas[128];
+            snprintf(pragmas, sizeof pragmas, "PRAGMA application_id = %d; PRAGMA user_version = %d;",
+                     (int)DB_APPLICATION_ID, (int)version + 1);
+            rc = exec(db, migrations[version], "creating the schema");
+            if (!rc)
+                rc = exec(db, pragmas, "setting the schema version");
+        }
+        if (rc) {
+            db_rollback(db);
+            return rc;
+        }
+        if ((rc = db_commit(db)))
+            return rc;
+    }
+}
+
+int db_open(const char *path, int flags, struct db **out)
+{
+    *out = NULL;
+    int exists, fresh;
+    int rc = precheck(path, &exists, &fresh);
+    if (rc)
+        return rc;
+    if (fresh && !(flags & DB_CREATE))
+        return sl_err(SL_ENOTFOUND, "%s: %s (run seqlite import %s ... first)", path,
+                      exists ? "empty database" : "no such database", path);
+    struct db *db = calloc(1, sizeof *db);
+    if (!db)
+        return sl_err(SL_ENOMEM, "out of memory");
+    sbuf_init(&db->tmp);
+    db->path = strdup(path);
+    if (!db->path) {
+        free(db);
+        return sl_err(SL_ENOMEM, "out of memory");
+    }
+    int oflags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX | ((flags & DB_CREATE) ? SQLITE_OPEN_CREATE : 0);
+    if (sqlite3_open_v2(path, &db->h, oflags, NULL) != SQLITE_OK) {
+        rc = db->h ? dberr(db, "opening") : sl_err(SL_ENOMEM, "out of memory");
+        goto fail;
+    }
+    sqlite3_extended_result_codes(db->h, 1);
+    sqlite3_busy_timeout(db->h, 10000);
+    /* The first migration runs in rollback-journal mode, so the application id reaches the main file
+     * before WAL is switched on: a later precheck always sees it in the header. */
+    if ((rc = migrate(db)))
+        goto fail;
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(db->h, "PRAGMA journal_mode = WAL", -1, &st, NULL) != SQLITE_OK ||
+        sqlite3_step(st) != SQLITE_ROW) {
+        sqlite3_finalize(st);
+        rc = dberr(db, "switching to WAL mode");
+        goto fail;
+    }
+    sqlite3_finalize(st);
+    rc = exec(db, "PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;", "setting up the connection");
+    if (rc)
+        goto fail;
+    *out = db;
+    return 0;
+fail:
+    db_close(db);
+    return rc;
+}
+
+void db_close(struct db *db)
+{
+    if (!db)
+        return;
+    for (int i = 0; i < Q_COUNT; i++)
+        sqlite3_finalize(db->stmt[i]);
+    sqlite3_close(db->h);
+    sbuf_free(&db->tmp);
+    free(db->path);
+    free(db);
+}
+
+const char *db_path(const struct db *db) { return db->path; }
+
+int db_begin(struct db *db) { return exec(db, "BEGIN IMMEDIATE", "starting a transaction"); }
+
+int db_commit(struct db *db) { return exec(db, "COMMIT", "committing"); }
+
+int db_rollback(struct db *db)
+{
+    if (sqlite3_get_autocommit(db->h))
+        return 0; /* nothing open (SQLite may have rolled back already) */
+    return exec(db, "ROLLBACK", "rolling back");
+}
+
+int db_bulk_mode(struct db *db, int on)
+{
+    /* 256 MiB of page cache during a bulk load keeps the pair index in memory */
+    return exec(db, on ? "PRAGMA cache_size = -262144" : "PRAGMA cache_size = -2000",
+                "setting the cache size");
+}
+
+/* ---- corpus and pair ---- */
+
+int db_corpus_create(struct db *db, const char *name, const char *split, const char *src_lang,
+                     const char *tgt_lang, const char *src_path, const char *tgt_path, int64_t *id)
+{
+    sqlite3_stmt *st;
+    int rc = prep(db, Q_CORPUS_CREATE, &st);
+    if (rc)
+        return rc;
+    sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, split, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 3, src_lang, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 4, tgt_lang, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 5, src_path, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 6, tgt_path, -1, SQLITE_STATIC);
+    int s = sqlite3_step(st);
+    sqlite3_reset(st);
+    if (s == SQLITE_CONSTRAINT_UNIQUE)
+        return sl_err(SL_EEXIST, "%s: a corpus named '%s' exists already", db->path, name);
+    if (s == SQLITE_CONSTRAINT_CHECK)
+        return sl_err(SL_EINVAL, "%s: bad split '%s' (train, valid or test)", db->path, split);
+    if (s != SQLITE_DONE)
+        return dberr(db, "creating a corpus");
+    *id = sqlite3_last_insert_rowid(db->h);
+    return 0;
+}
+
+int db_corpus_finish(struct db *db, int64_t id, int64_t n_pairs, int64_t n_skipped)
+{
+    sqlite3_stmt *st;
+    int rc = prep(db, Q_CORPUS_FINISH, &st);
+    if (rc)
+        return rc;
+    sqlite3_bind_int64(st, 1, id);
+    sqlite3_bind_int64(st, 2, n_pairs);
+    sqlite3_bind_int64(st, 3, n_skipped);
+    if ((rc = step_done(db, st, "recording the corpus counts")))
+        return rc;
+    if (sqlite3_changes(db->h) != 1)
+        return sl_err(SL_ENOTFOUND, "%s: no corpus with id %lld", db->path, (long long)id);
+    return 0;
+}
+
+static void corpus_from_row(sqlite3_stmt *st, struct db_corpus *c)
+{
+    c->id = sqlite3_column_int64(st, 0);
+    c->name = (const char *)sqlite3_column_text(st, 1);
+    c->split = (const char *)sqlite3_column_text(st, 2);
+    c->src_lang = (const char *)sqlite3_column_text(st, 3);
+    c->tgt_lang = (const char *)sqlite3_column_text(st, 4);
+    c->src_path = (const char *)sqlite3_column_text(st, 5);
+    c->tgt_path = (const char *)sqlite3_column_text(st, 6);
+    c->created_at = (const char *)sqlite3_column_text(st, 7);
+    c->n_pairs = sqlite3_column_int64(st, 8);
+    c->n_skipped = sqlite3_column_int64(st, 9);
+}
+
+void db_corpus_clear(struct db_corpus *c)
+{
+    if (!c)
+        return;
+    free((char *)c->name);
+    free((char *)c->split);
+    free((char *)c->src_lang);
+    free((char *)c->tgt_lang);
+    free((char *)c->src_path);
+    free((char *)c->tgt_path);
+    free((char *)c->created_at);
+    memset(c, 0, sizeof *c);
+}
+
+static char *dup_or_null(const char *s, int *oom)
+{
+    char *d = strdup(text_or_empty(s));
+    if (!d)
+        *oom = 1;
+    return d;
+}
+
+int db_corpus_get(struct db *db, const char *name, struct db_corpus *out)
+{
+    memset(out, 0, sizeof *out);
+    sqlite3_stmt *st;
+    int rc = prep(db, Q_CORPUS_GET, &st);
+    if (rc)
+        return rc;
+    sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+    int s = sqlite3_step(st);
+    if (s == SQLITE_DONE) {
+        sqlite3_reset(st);
+        return sl_err(SL_ENOTFOUND, "%s: no corpus named '%s'", db->path, name);
+    }
+    if (s != SQLITE_ROW) {
+        rc = dberr(db, "reading a corpus");
+        sqlite3_reset(st);
+        return rc;
+    }
+    struct db_corpus c;
+    corpus_from_row(st, &c);
+    int oom = 0;
+    *out = c;
+    out->name = dup_or_null(c.name, &oom);
+    out->split = dup_or_null(c.split, &oom);
+    out->src_lang = dup_or_null(c.src_lang, &oom);
+    out->tgt_lang = dup_or_null(c.tgt_lang, &oom);
+    out->src_path = dup_or_null(c.src_path, &oom);
+    out->tgt_path = dup_or_null(c.tgt_path, &oom);
+    out->created_at = dup_or_null(c.created_at, &oom);
+    sqlite3_reset(st);
+    if (oom) {
+        db_corpus_clear(out);
+        return sl_err(SL_ENOMEM, "out of memory");
+    }
+    return 0;
+}
+
+int db_corpus_foreach(struct db *db, int (*cb)(void *ctx, const struct db_corpus *c), void *ctx)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = 0, s;
+    if (sqlite3_prepare_v2(db->h, "SELECT " CORPUS_COLS " FROM corpus ORDER BY id", -1, &st, NULL) !=
+        SQLITE_OK)
+        return dberr(db, "listing corpora");
+    while ((s = sqlite3_step(st)) == SQLITE_ROW) {
+        struct db_corpus c;
+        corpus_from_row(st, &c);
+        if ((rc = cb(ctx, &c)))
+            goto done;
+    }
+    if (s != SQLITE_DONE)
+        rc = dberr(db, "listing corpora");
+done:
+    sqlite3_finalize(st);
+    return rc;
+}
+
+int db_pair_insert(struct db *db, int64_t corpus_id, int64_t line, const char *src, size_t srclen,
+                   const char *tgt, size_t tgtlen)
+{
+    sqlite3_stmt *st = db->stmt[Q_PAIR_INSERT];
+    if (!st) {
+        int rc = prep(db, Q_PAIR_INSERT, &st);
+        if (rc)
+            return rc;
+    }
+    /* SQLITE_STATIC: the texts are only read during sqlite3_step below; every parameter is rebound
+     * each time, so no clear_bindings. */
+    sqlite3_bind_int64(st, 1, corpus_id);
+    sqlite3_bind_int64(st, 2, line);
+    sqlite3_bind_text64(st, 3, srclen ? src : "", srclen, SQLITE_STATIC, SQLITE_UTF8);
+    sqlite3_bind_text64(st, 4, tgtlen ? tgt : "", tgtlen, SQLITE_STATIC, SQLITE_UTF8);
+    int s = sqlite3_step(st);
+    sqlite3_reset(st);
+    if (s != SQLITE_DONE)
+        return dberr(db, "storing a pair");
+    return 0;
+}
+
+int db_pairs_foreach(struct db *db, const char *split,
+                     int (*cb)(void *ctx, int64_t pair_id, const char *src, size_t srclen,
+                               const char *tgt, size_t tgtlen),
+                     void *ctx)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = 0, s;
+    if (sqlite3_prepare_v2(db->h,
+                           "SELECT pair.id, pair.src, pair.tgt FROM pair"
+                           " JOIN corpus ON corpus.id = pair.corpus_id WHERE corpus.split = ?1"
+                           " ORDER BY pair.corpus_id, pair.line",
+                           -1, &st, NULL) != SQLITE_OK)
+        return dberr(db, "reading pairs");
+    sqlite3_bind_text(st, 1, split, -1, SQLITE_STATIC);
+    while ((s = sqlite3_step(st)) == SQLITE_ROW) {
+        const char *src = (const char *)sqlite3_column_text(st, 1);
+        size_t srclen = (size_t)sqlite3_column_bytes(st, 1);
+        const char *tgt = (const char *)sqlite3_column_text(st, 2);
+        size_t tgtlen = (size_t)sqlite3_column_bytes(st, 2);
+        if ((rc = cb(ctx, sqlite3_column_int64(st, 0), text_or_empty(src), srclen, text_or_empty(tgt),
+                     tgtlen)))
+            goto done;
+    }
+    if (s != SQLITE_DONE)
+        rc = dberr(db, "reading pairs");
+done:
+    sqlite3_finalize(st);
+    return rc;
+}
+
+int db_pair_set_tokens(struct db *db, int64_t pair_id, int64_t n_src, int64_t n_tgt)
+{
+    sqlite3_stmt *st;
+    int rc = prep(db, Q_PAIR_SET_TOKENS, &st);
+    if (rc)
+        return rc;
+    sqlite3_bind_int64(st, 1, pair_id);
+    sqlite3_bind_int64(st, 2, n_src);
+    sqlite3_bind_int64(st, 3, n_tgt);
+    if ((rc = step_done(db, st, "recording token counts")))
+        return rc;
+    if (sqlite3_changes(db->h) != 1)
+        return sl_err(SL_ENOTFOUND, "%s: no pair with id %lld", db->path, (long long)pair_id);
+    return 0;
+}
+
+int db_split_count(struct db *db, const char *split, int64_t *n)
+{
+    sqlite3_stmt *st;
+    int rc = prep(db, Q_SPLIT_COUNT, &st);
+    if (rc)
+        return rc;
+    sqlite3_bind_text(st, 1, split, -1, SQLITE_STATIC);
+    if (sqlite3_step(st) == SQLITE_ROW)
+        *n = sqlite3_column_int64(st, 0);
+    else
+        rc = dberr(db, "counting pairs");
+    sqlite3_reset(st);
+    return rc;
+}
+
+/* ---- vocab, token, merge ---- */
+
+int db_vocab_insert(struct db *db, const char *kind, const char *side, const char *normalization,
+                    const char *settings_json, int64_t size, int64_t *id)
+{
+    sqlite3_stmt *st;
+    int rc = prep(db, Q_VOCAB_INSERT, &st);
+    if (rc)
+        return rc;
+    sqlite3_bind_text(st, 1, kind, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, side, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 3, normalization, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 4, settings_json ? settings_json : "{}", -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 5, size);
+    int s = sqlite3_step(st);
+    sqlite3_reset(st);
+    if (s == SQLITE_CONSTRAINT_CHECK || s == SQLITE_CONSTRAINT_NOTNULL)
+        return sl_err(SL_EINVAL,
+                      "%s: bad vocabulary (side '%s' must be joint, src or tgt; size %lld; settings must "
+                      "be JSON)",
+                      db->path, side ? side : "(null)", (long long)size);
+    if (s != SQLITE_DONE)
+        return dberr(db, "storing a vocabulary");
+    *id = sqlite3_last_insert_rowid(db->h);
+    return 0;
+}
+
+/* Display text for token bytes: valid UTF-8 sequences as they are, other bytes as <0xHH>. */
+static int token_surface(struct sbuf *b, const char *bytes, size_t len)
+{
+    sbuf_reset(b);
+    int rc = sbuf_reserve(b, len);
+    size_t i = 0;
+    while (!rc && i < len) {
+        size_t k = import_utf8_seqlen((const unsigned char *)bytes + i, len - i);
+        if (k && bytes[i] != '\0') {
+            rc = sbuf_append(b, bytes + i, k);
+            i += k;
+        } else {
+            rc = sbuf_printf(b, "<0x%02X>", (unsigned char)bytes[i]);
+            i++;
+        }
+    }
+    return rc;
+}
+
+int db_token_insert(struct db *db, int64_t vocab_id, int64_t token_id, const char *bytes, size_t len,
+                    int64_t count, const char *kind)
+{
+    sqlite3_stmt *st;
+    int rc = prep(db, Q_TOKEN_INSERT, &st);
+    if (rc)
+        return rc;
+    if ((rc = token_surface(&db->tmp, bytes, len)))
+        return rc;
+    sqlite3_bind_int64(st, 1, vocab_id);
+    sqlite3_bind_int64(st, 2, token_id);
+    sqlite3_bind_text64(st, 3, db->tmp.data, db->tmp.len, SQLITE_STATIC, SQLITE_UTF8);
+    /* a zero-length blob must still be a blob, not NULL */
+    sqlite3_bind_blob64(st, 4, len ? bytes : "", len, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 5, count);
+    sqlite3_bind_text(st, 6, kind, -1, SQLITE_STATIC);
+    int s = sqlite3_step(st);
+    sqlite3_reset(st);
+    if (s == SQLITE_CONSTRAINT_PRIMARYKEY)
+        return sl_err(SL_EEXIST, "%s: vocabulary %lld has a token %lld already", db->path,
+                      (long long)vocab_id, (long long)token_id);
+    if (s == SQLITE_CONSTRAINT_FOREIGNKEY)
+        return sl_err(SL_ENOTFOUND, "%s: no vocabulary with id %lld", db->path, (long long)vocab_id);
+    if (s == SQLITE_CONSTRAINT_CHECK || s == SQLITE_CONSTRAINT_NOTNULL)
+        return sl_err(SL_EINVAL, "%s: bad token %lld (kind '%s' must be normal, special or byte)",
+                      db->path, (long long)token_id, kind ? kind : "(null)");
+    if (s != SQLITE_DONE)
+        return dberr(db, "storing a token");
+    return 0;
+}
+
+int db_merge_insert(struct db *db, int64_t vocab_id, int64_t rank, int64_t left, int64_t right,
+                    int64_t result)
+{
+    sqlite3_stmt *st;
+    int rc = prep(db, Q_MERGE_INSERT, &st);
+    if (rc)
+        return rc;
+    sqlite3_bind_int64(st, 1, vocab_id);
+    sqlite3_bind_int64(st, 2, rank);
+    sqlite3_bind_int64(st, 3, left);
+    sqlite3_bind_int64(st, 4, right);
+    sqlite3_bind_int64(st, 5, result);
+    int s = sqlite3_step(st);
+    sqlite3_reset(st);
+    if (s == SQLITE_CONSTRAINT_PRIMARYKEY)
+        return sl_err(SL_EEXIST, "%s: vocabulary %lld has a merge of rank %lld already", db->path,
+                      (long long)vocab_id, (long long)rank);
+    if (s == SQLITE_CONSTRAINT_FOREIGNKEY)
+        return sl_err(SL_ENOTFOUND, "%s: no vocabulary with id %lld", db->path, (long long)vocab_id);
+    if (s != SQLITE_DONE)
+        return dberr(db, "storing a merge");
+    return 0;
+}
+
+static void copy_text(char *dst, size_t cap, const unsigned char *src)
+{
+    snprintf(dst, cap, "%s", src ? (const char *)src : "");
+}
+
+int db_vocab_get(struct db *db, int64_t vocab_id, struct db_vocab *out)
+{
+    memset(out, 0, sizeof *out);
+    sqlite3_stmt *st;
+    int rc = prep(db, Q_VOCAB_GET, &st);
+    if (rc)
+        return rc;
+    sqlite3_bind_int64(st, 1, vocab_id);
+    int s = sqlite3_step(st);
+    if (s == SQLITE_ROW) {
+        out->id = sqlite3_column_int64(st, 0);
+        copy_text(out->kind, sizeof out->kind, sqlite3_column_text(st, 1));
+        copy_text(out->side, sizeof out->side, sqlite3_column_text(st, 2));
+        copy_text(out->normalization, sizeof out->normalization, sqlite3_column_text(st, 3));
+        out->settings = strdup(text_or_empty((const char *)sqlite3_column_text(st, 4)));
+        out->size = sqlite3_column_int64(st, 5);
+        if (!out->settings)
+            rc = sl_err(SL_ENOMEM, "out of memory");
+    } else if (s == SQLITE_DONE) {
+        rc = sl_err(SL_ENOTFOUND, "%s: no vocabulary with id %lld", db->path, (long long)vocab_id);
+    } else {
+        rc = dberr(db, "reading a vocabulary");
+    }
+    sqlite3_reset(st);
+    return rc;
+}
+
+void db_vocab_clear(struct db_vocab *v)
+{
+    if (!v)
+        return;
+    free(v->settings);
+    memset(v, 0, sizeof *v);
+}
+
+int db_vocab_latest(struct db *db, const char *side, int64_t *id)
+{
+    sqlite3_stmt *st;
+    int rc = prep(db, Q_VOCAB_LATEST, &st);
+    if (rc)
+        return rc;
+    if (side)
+        sqlite3_bind_text(st, 1, side, -1, SQLITE_STATIC);
+    int s = sqlite3_step(st);
+    if (s == SQLITE_ROW)
+        *id = sqlite3_column_int64(st, 0);
+    else if (s == SQLITE_DONE)
+        rc = sl_err(SL_ENOTFOUND, "%s: no vocabulary%s%s: run seqlite vocab %s first", db->path,
+                    side ? " for side " : "", side ? side : "", db->path);
+    else
+        rc = dberr(db, "finding the vocabulary");
+    sqlite3_reset(st);
+    return rc;
+}
+
+int db_tokens_foreach(struct db *db, int64_t vocab_id,
+                      int (*cb)(void *ctx, int64_t token_id, const char *bytes, size_t len,
+                                int64_t count, const char *kind),
+                      void *ctx)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = 0, s;
+    if (sqlite3_prepare_v2(db->h, "SELECT id, bytes, count, kind FROM token WHERE vocab_id = ?1 ORDER BY id",
+                           -1, &st, NULL) != SQLITE_OK)
+        return dberr(db, "reading tokens");
+    sqlite3_bind_int64(st, 1, vocab_id);
+    while ((s = sqlite3_step(st)) == SQLITE_ROW) {
+        const char *bytes = sqlite3_column_blob(st, 1);
+        size_t len = (size_t)sqlite3_column_bytes(st, 1);
+        const char *kind = (const char *)sqlite3_column_text(st, 3);
+        if ((rc = cb(ctx, sqlite3_column_int64(st, 0), bytes ? bytes : "", len,
+                     sqlite3_column_int64(st, 2), text_or_empty(kind))))
+            goto done;
+    }
+    if (s != SQLITE_DONE)
+        rc = dberr(db, "reading tokens");
+done:
+    sqlite3_finalize(st);
+    return rc;
+}
+
+int db_merges_foreach(struct db *db, int64_t vocab_id,
+                      int (*cb)(void *ctx, int64_t rank, int64_t left, int64_t right, int64_t result),
+                      void *ctx)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = 0, s;
+    if (sqlite3_prepare_v2(db->h,
+                           "SELECT rank, left_id, right_id, result_id FROM merge WHERE vocab_id = ?1"
+                           " ORDER BY rank",
+                           -1, &st, NULL) != SQLITE_OK)
+        return dberr(db, "reading merges");
+    sqlite3_bind_int64(st, 1, vocab_id);
+    while ((s = sqlite3_step(st)) == SQLITE_ROW) {
+        if ((rc = cb(ctx, sqlite3_column_int64(st, 0), sqlite3_column_int64(st, 1),
+                     sqlite3_column_int64(st, 2), sqlite3_column_int64(st, 3))))
+            goto done;
+    }
+    if (s != SQLITE_DONE)
+        rc = dberr(db, "reading merges");
+done:
+    sqlite3_finalize(st);
+    return rc;
+}

@@ -1,0 +1,110 @@
+/* corpus/db.h: the seqlite database: one SQLite file holding corpora, vocabularies, runs,
+ * checkpoints and results. Callers see domain functions and an opaque struct db; every SQL string
+ * lives in db.c (the only file that includes <sqlite3.h>), whose header comment documents the schema
+ * (also docs/schema.md). A struct db is one connection: use it from one thread at a time.
+ * Strings passed to callbacks are borrowed: valid only during that callback.
+ * ref: sqlite.org/pragma.html (application_id, user_version), sqlite.org/wal.html. */
+#ifndef SL_CORPUS_DB_H
+#define SL_CORPUS_DB_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define DB_APPLICATION_ID 0x53514C54 /* "SQLT" in PRAGMA application_id */
+#define DB_SCHEMA_VERSION 1         /* PRAGMA user_version this build writes and understands */
+
+enum db_open_flags {
+    DB_CREATE = 1, /* create the file (and the schema) when it does not exist */
+};
+
+struct db;
+
+/* Opens (or with DB_CREATE creates) a seqlite database and brings its schema up to date. Refuses,
+ * without changing the file: a file that is not SQLite, an SQLite file of another program, a database
+ * made by a newer seqlite (SL_EVERSION), a missing file without DB_CREATE (SL_ENOTFOUND). */
+int db_open(const char *path, int flags, struct db **out /* OUT */);
+/* Closes the connection (finalises cached statements); NULL is a no-op. */
+void db_close(struct db *db);
+/* The path given to db_open (borrowed, valid until db_close). */
+const char *db_path(const struct db *db);
+/* Write transactions: BEGIN IMMEDIATE / COMMIT / ROLLBACK. No nesting. */
+int db_begin(struct db *db);
+int db_commit(struct db *db);
+int db_rollback(struct db *db);
+/* Tunes the connection for a bulk load (bigger page cache); harmless otherwise. */
+int db_bulk_mode(struct db *db, int on);
+
+/* ---- corpus and pair ---- */
+
+struct db_corpus {
+    int64_t id;
+    const char *name, *split, *src_lang, *tgt_lang, *src_path, *tgt_path, *created_at;
+    int64_t n_pairs, n_skipped;
+};
+
+/* Creates a corpus row (n_pairs 0 until db_corpus_finish). split: train|valid|test.
+ * SL_EEXIST when the name is taken. */
+int db_corpus_create(struct db *db, const char *name, const char *split, const char *src_lang,
+                     const char *tgt_lang, const char *src_path, const char *tgt_path,
+                     int64_t *id /* OUT */);
+/* Records the final counts of an import. */
+int db_corpus_finish(struct db *db, int64_t id, int64_t n_pairs, int64_t n_skipped);
+/* Looks a corpus up by name (SL_ENOTFOUND if absent). The strings in *out are malloc'd: release them
+ * with db_corpus_clear. */
+int db_corpus_get(struct db *db, const char *name, struct db_corpus *out /* OUT */);
+void db_corpus_clear(struct db_corpus *c);
+/* Calls cb for every corpus in id order (strings borrowed). A nonzero return from cb stops the loop
+ * and is returned. */
+int db_corpus_foreach(struct db *db, int (*cb)(void *ctx, const struct db_corpus *c), void *ctx);
+/* Stores one pair (texts need not be NUL-terminated). line is the 1-based line in the input files. */
+int db_pair_insert(struct db *db, int64_t corpus_id, int64_t line, const char *src, size_t srclen,
+                   const char *tgt, size_t tgtlen);
+/* Calls cb for every pair of every corpus of split, in (corpus id, line) order. A nonzero return
+ * from cb stops the loop and is returned. Do not write to the database from cb. */
+int db_pairs_foreach(struct db *db, const char *split,
+                     int (*cb)(void *ctx, int64_t pair_id, const char *src, size_t srclen,
+                               const char *tgt, size_t tgtlen),
+                     void *ctx);
+/* Records the token counts of a pair under the current vocabulary. */
+int db_pair_set_tokens(struct db *db, int64_t pair_id, int64_t n_src, int64_t n_tgt);
+/* Number of pairs in all corpora of split. */
+int db_split_count(struct db *db, const char *split, int64_t *n /* OUT */);
+
+/* ---- vocab, token, merge (tokenizer-agnostic arrays) ---- */
+
+struct db_vocab {
+    int64_t id;
+    char kind[16];         /* "bpe" */
+    char side[8];          /* "joint", "src" or "tgt" */
+    char normalization[8]; /* "NFKC", "NFC" or "none" */
+    char *settings;        /* JSON text, malloc'd: release with db_vocab_clear */
+    int64_t size;          /* number of tokens */
+};
+
+/* Creates a vocab row. settings_json NULL means "{}". */
+int db_vocab_insert(struct db *db, const char *kind, const char *side, const char *normalization,
+                    const char *settings_json, int64_t size, int64_t *id /* OUT */);
+/* Stores token token_id of vocab_id: its exact bytes, and a display surface (the bytes themselves when
+ * they are valid UTF-8, else <0xHH> escapes). kind: normal|special|byte. */
+int db_token_insert(struct db *db, int64_t vocab_id, int64_t token_id, const char *bytes, size_t len,
+                    int64_t count, const char *kind);
+/* Stores merge number rank (0 first): left + right -> result (token ids). */
+int db_merge_insert(struct db *db, int64_t vocab_id, int64_t rank, int64_t left, int64_t right,
+                    int64_t result);
+/* Reads a vocab row (SL_ENOTFOUND if absent). */
+int db_vocab_get(struct db *db, int64_t vocab_id, struct db_vocab *out /* OUT */);
+void db_vocab_clear(struct db_vocab *v);
+/* The newest vocabulary usable for side: "src" matches src and joint vocabularies, "tgt" tgt and joint,
+ * "joint" only joint, NULL any. SL_ENOTFOUND: "no vocabulary: run seqlite vocab DB first". */
+int db_vocab_latest(struct db *db, const char *side, int64_t *id /* OUT */);
+/* Calls cb for every token of vocab_id in id order (bytes and kind borrowed). Nonzero from cb stops. */
+int db_tokens_foreach(struct db *db, int64_t vocab_id,
+                      int (*cb)(void *ctx, int64_t token_id, const char *bytes, size_t len,
+                                int64_t count, const char *kind),
+                      void *ctx);
+/* Calls cb for every merge of vocab_id in rank order. Nonzero from cb stops. */
+int db_merges_foreach(struct db *db, int64_t vocab_id,
+                      int (*cb)(void *ctx, int64_t rank, int64_t left, int64_t right, int64_t result),
+                      void *ctx);
+
+#endif

@@ -1,0 +1,53 @@
+/* corpus/import.h: importing a parallel corpus (two line-aligned UTF-8 files) into the database, and
+ * the strict UTF-8 validator it uses. An import is one transaction: on any error the database is
+ * exactly as before. Lines are streamed (constant memory, no line-length limit); a UTF-8 BOM on line 1
+ * and a trailing CR are stripped; a pair with an empty or all-whitespace side is skipped and counted.
+ * ref: Unicode 15 section 3.9, table 3-7 (well-formed UTF-8 byte sequences). */
+#ifndef SL_CORPUS_IMPORT_H
+#define SL_CORPUS_IMPORT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct db;
+
+/* Length (1-4) of the well-formed UTF-8 sequence starting at s (n > 0 bytes available), or 0 when none
+ * starts there (overlong form, surrogate, above U+10FFFF, stray continuation byte, truncated). */
+size_t import_utf8_seqlen(const unsigned char *s, size_t n);
+/* 1 when s[0..n) is well-formed UTF-8; else 0 and *bad (if not NULL) = offset of the first byte of the
+ * first ill-formed sequence. */
+int import_utf8_check(const char *s, size_t n, size_t *bad /* OUT */);
+
+struct import_opts {
+    const char *src_path, *tgt_path;  /* required */
+    const char *split;                /* train|valid|test; NULL: train */
+    const char *name;                 /* NULL: import_default_name() */
+    const char *src_lang, *tgt_lang;  /* NULL: import_default_langs() */
+    /* called every 100,000 lines with the lines read so far (may be NULL) */
+    void (*progress)(void *ctx, int64_t lines);
+    void *progress_ctx;
+};
+
+struct import_result {
+    int64_t corpus_id;
+    int64_t n_lines;      /* lines read from each file */
+    int64_t n_pairs;      /* pairs stored */
+    int64_t n_skip_src;   /* skipped: source empty or all whitespace (target not) */
+    int64_t n_skip_tgt;   /* skipped: target empty or all whitespace (source not) */
+    int64_t n_skip_both;  /* skipped: both sides empty */
+    char name[256], split[8], src_lang[32], tgt_lang[32];
+};
+
+/* Imports o->src_path / o->tgt_path as a new corpus of db. Errors (database unchanged): a file cannot
+ * be read (SL_EIO), the files have different line counts, a line holds a NUL byte (SL_EINVAL), invalid
+ * UTF-8 (SL_EUTF8, "FILE: line L, byte B: invalid UTF-8", B 1-based), the name exists (SL_EEXIST). */
+int import_run(struct db *db, const struct import_opts *o, struct import_result *out /* OUT */);
+/* Default corpus name: the source file's base name without its last extension, then "-" and the split
+ * ("news.en", test -> "news-test"), or only the split when the two are equal ("train.en" -> "train"). */
+void import_default_name(const char *src_path, const char *split, char *out, size_t cap);
+/* Default languages: the files' extensions when both are 2-3 letters and differ ("train.en",
+ * "train.de" -> "en", "de"), else "src" and "tgt". */
+void import_default_langs(const char *src_path, const char *tgt_path, char *src_out, char *tgt_out,
+                          size_t cap);
+
+#endif
