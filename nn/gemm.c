@@ -1,0 +1,28 @@
+/* nn/gemm.c: the CBLAS wrapper (see gemm.h). */
+#include "nn/gemm.h"
+
+#include <assert.h>
+#include <cblas.h>
+#include <limits.h>
+
+void gemm_run(enum gemm_trans ta, enum gemm_trans tb, size_t M, size_t N, size_t K, float alpha,
+              const float *A, size_t lda, const float *B, size_t ldb, float beta, float *C, size_t ldc)
+{
+    if (M == 0 || N == 0)
+        return;
+    if (K == 0) {
+        for (size_t i = 0; i < M; i++)
+            for (size_t j = 0; j < N; j++)
+                C[i * ldc + j] = beta == 0.0f ? 0.0f : beta * C[i * ldc + j];
+        return;
+    }
+    assert(M <= INT_MAX && N <= INT_MAX && K <= INT_MAX && lda <= INT_MAX && ldb <= INT_MAX && ldc <= INT_MAX);
+    cblas_sgemm(CblasRowMajor, ta == GEMM_T ? CblasTrans : CblasNoTrans, tb == GEMM_T ? CblasTrans : CblasNoTrans,
+                (int)M, (int)N, (int)K, alpha, A, (int)lda, B, (int)ldb, beta, C, (int)ldc);
+}
+
+void gemm_set_threads(int n) { openblas_set_num_threads(n < 1 ? 1 : n); }
+
+int gemm_get_threads(void) { return openblas_get_num_threads(); }
+
+const char *gemm_corename(void) { return openblas_get_corename(); }

@@ -1,0 +1,168 @@
+/* nn/lstm.c: LSTM layer forward / backward (see lstm.h for the equations and layouts).
+ * Forward: one GEMM for the input part of all T·B rows, then per step one (B, H)·(H, 4H) GEMM and the
+ * pointwise cell. Backward: per step the pointwise cell backward (dh, dc -> dG in place of the gates) and
+ * one (B, 4H)·(4H, H) GEMM for dh_{t-1}; then dx, dW and db for all steps as big GEMMs over T·B rows.
+ * ref: Graves 2013 "Generating sequences with RNNs" (LSTM gradients); karpathy/llm.c (backward layout). */
+#include "nn/lstm.h"
+
+#include <math.h>
+#include <string.h>
+
+#include "nn/gemm.h"
+
+static inline float sigmoidf(float x) { return 1.0f / (1.0f + expf(-x)); }
+
+static size_t round16(size_t n) { return (n + 15) / 16 * 16; }
+
+size_t lstm_acts_floats(size_t T, size_t B, size_t H)
+{
+    return round16(T * B * 4 * H) + 2 * round16((T + 1) * B * H) + round16(T * B * H);
+}
+
+void lstm_acts_carve(struct lstm_acts *a, float *buf, size_t T, size_t B, size_t H)
+{
+    a->gates = buf;
+    buf += round16(T * B * 4 * H);
+    a->h = buf;
+    buf += round16((T + 1) * B * H);
+    a->c = buf;
+    buf += round16((T + 1) * B * H);
+    a->tc = buf;
+}
+
+size_t lstm_scratch_floats(size_t B, size_t H) { return 3 * B * H; }
+
+/* The cell for one row: pre-activations pre (4H) plus bias -> gate values in gv (4H, may alias pre),
+ * c = f*cp + i*g, h = o*tanh(c); tc (H) receives tanh(c) when not NULL. c may alias cp. */
+static inline void cell_forward(const float *pre, const float *bias, float *gv, const float *cp, float *c,
+                                float *h, float *tc, size_t H)
+{
+    for (size_t j = 0; j < H; j++) {
+        float i = sigmoidf(pre[j] + bias[j]);
+        float f = sigmoidf(pre[H + j] + bias[H + j]);
+        float g = tanhf(pre[2 * H + j] + bias[2 * H + j]);
+        float o = sigmoidf(pre[3 * H + j] + bias[3 * H + j]);
+        float cn = f * cp[j] + i * g;
+        float t = tanhf(cn);
+        gv[j] = i;
+        gv[H + j] = f;
+        gv[2 * H + j] = g;
+        gv[3 * H + j] = o;
+        c[j] = cn;
+        h[j] = o * t;
+        if (tc)
+            tc[j] = t;
+    }
+}
+
+void lstm_forward(const float *W, const float *b, const float *x, const int32_t *lens, size_t T, size_t B,
+                  size_t I, size_t H, const float *h0, const float *c0, struct lstm_acts *a)
+{
+    const size_t G = 4 * H, IH = I + H, BH = B * H;
+    if (h0)
+        memcpy(a->h, h0, BH * sizeof(float));
+    else
+        memset(a->h, 0, BH * sizeof(float));
+    if (c0)
+        memcpy(a->c, c0, BH * sizeof(float));
+    else
+        memset(a->c, 0, BH * sizeof(float));
+    /* gates (T·B, 4H) = x (T·B, I) · W[:, :I]^T; the bias is added in the cell */
+    gemm_run(GEMM_N, GEMM_T, T * B, G, I, 1.0f, x, I, W, IH, 0.0f, a->gates, G);
+    for (size_t t = 0; t < T; t++) {
+        float *gt = a->gates + t * B * G;        /* (B, 4H) */
+        const float *hp = a->h + t * BH, *cp = a->c + t * BH;
+        float *hn = a->h + (t + 1) * BH, *cn = a->c + (t + 1) * BH, *tc = a->tc + t * BH;
+        if (t > 0 || h0) /* gates += h_{t-1} (B, H) · W[:, I:]^T */
+            gemm_run(GEMM_N, GEMM_T, B, G, H, 1.0f, hp, H, W + I, IH, 1.0f, gt, G);
+        for (size_t r = 0; r < B; r++) {
+            if (lens && (int64_t)t >= lens[r]) { /* padding: carry the state */
+                memcpy(hn + r * H, hp + r * H, H * sizeof(float));
+                memcpy(cn + r * H, cp + r * H, H * sizeof(float));
+                continue;
+            }
+            cell_forward(gt + r * G, b, gt + r * G, cp + r * H, cn + r * H, hn + r * H, tc + r * H, H);
+        }
+    }
+}
+
+void lstm_backward(const float *W, const float *x, const int32_t *lens, size_t T, size_t B, size_t I,
+                   size_t H, struct lstm_acts *a, const float *dy, const float *dhT, const float *dcT,
+                   float *dW, float *db, float *dx, float *dh0, float *dc0, float *scratch)
+{
+    const size_t G = 4 * H, IH = I + H, BH = B * H;
+    float *dh = scratch, *dc = scratch + BH, *dhp = scratch + 2 * BH; /* (B, H) each */
+    if (dhT)
+        memcpy(dh, dhT, BH * sizeof(float));
+    else
+        memset(dh, 0, BH * sizeof(float));
+    if (dcT)
+        memcpy(dc, dcT, BH * sizeof(float));
+    else
+        memset(dc, 0, BH * sizeof(float));
+    for (size_t t = T; t-- > 0;) {
+        float *gt = a->gates + t * B * G; /* (B, 4H): gate values in, dG out */
+        const float *cp = a->c + t * BH, *tcs = a->tc + t * BH;
+        if (dy)
+            for (size_t k = 0; k < BH; k++)
+                dh[k] += dy[t * BH + k];
+        for (size_t r = 0; r < B; r++) {
+            float *g4 = gt + r * G, *dhr = dh + r * H, *dcr = dc + r * H;
+            if (lens && (int64_t)t >= lens[r]) { /* padding: h, c were copied, so dh, dc pass through */
+                memset(g4, 0, G * sizeof(float));
+                continue;
+            }
+            const float *cpr = cp + r * H, *tcr = tcs + r * H;
+            for (size_t j = 0; j < H; j++) {
+                float i = g4[j], f = g4[H + j], g = g4[2 * H + j], o = g4[3 * H + j], tcv = tcr[j];
+                /* h_t = o*tanh(c_t) */
+                float dO = dhr[j] * tcv;
+                float dC = dcr[j] + dhr[j] * o * (1.0f - tcv * tcv);
+                /* c_t = f*c_{t-1} + i*g */
+                dcr[j] = dC * f;
+                /* gate pre-activations: σ' = s(1-s), tanh' = 1-g² */
+                g4[j] = dC * g * i * (1.0f - i);
+                g4[H + j] = dC * cpr[j] * f * (1.0f - f);
+                g4[2 * H + j] = dC * i * (1.0f - g * g);
+                g4[3 * H + j] = dO * o * (1.0f - o);
+            }
+        }
+        if (t == 0 && !dh0)
+            break;
+        /* dh_{t-1} (B, H) = dG_t (B, 4H) · W[:, I:] (4H, H) */
+        gemm_run(GEMM_N, GEMM_N, B, H, G, 1.0f, gt, G, W + I, IH, 0.0f, dhp, H);
+        if (lens)
+            for (size_t r = 0; r < B; r++)
+                if ((int64_t)t >= lens[r])
+                    memcpy(dhp + r * H, dh + r * H, H * sizeof(float));
+        float *tmp = dh;
+        dh = dhp;
+        dhp = tmp;
+    }
+    if (dh0)
+        for (size_t k = 0; k < BH; k++)
+            dh0[k] += dh[k];
+    if (dc0)
+        for (size_t k = 0; k < BH; k++)
+            dc0[k] += dc[k];
+    const size_t N = T * B;
+    const float *dG = a->gates; /* (T·B, 4H) */
+    if (dx) /* dx (T·B, I) += dG · W[:, :I] */
+        gemm_run(GEMM_N, GEMM_N, N, I, G, 1.0f, dG, G, W, IH, 1.0f, dx, I);
+    /* dW[:, :I] += dG^T · x ;  dW[:, I:] += dG^T · h_{t-1} */
+    gemm_run(GEMM_T, GEMM_N, G, I, N, 1.0f, dG, G, x, I, 1.0f, dW, IH);
+    gemm_run(GEMM_T, GEMM_N, G, H, N, 1.0f, dG, G, a->h, H, 1.0f, dW + I, IH);
+    for (size_t n = 0; n < N; n++)
+        for (size_t k = 0; k < G; k++)
+            db[k] += dG[n * G + k];
+}
+
+void lstm_step_forward(const float *W, const float *b, const float *x, size_t M, size_t I, size_t H,
+                       float *h, float *c, float *gates)
+{
+    const size_t G = 4 * H, IH = I + H;
+    gemm_run(GEMM_N, GEMM_T, M, G, I, 1.0f, x, I, W, IH, 0.0f, gates, G);
+    gemm_run(GEMM_N, GEMM_T, M, G, H, 1.0f, h, H, W + I, IH, 1.0f, gates, G);
+    for (size_t r = 0; r < M; r++)
+        cell_forward(gates + r * G, b, gates + r * G, c + r * H, c + r * H, h + r * H, NULL, H);
+}

@@ -1,0 +1,45 @@
+/* nn/lstm.h: one LSTM layer, forward and backward over a time-major (T, B) batch, and one decoding step.
+ *   i = σ(W_i[x,h] + b_i)   f = σ(W_f[x,h] + b_f)   g = tanh(W_g[x,h] + b_g)   o = σ(W_o[x,h] + b_o)
+ *   c_t = f*c_{t-1} + i*g   h_t = o*tanh(c_t)
+ * Weights are fused: W (4H, I+H), rows in gate order i f g o, columns [x | h]; b (4H).
+ * Padding: row b is real at step t iff t < lens[b] (lens NULL: all real); a padded step leaves that row's
+ * h and c unchanged, so the final state of a short row is its last real step's state.
+ * Everything is single-threaded (call gemm_set_threads(1) first inside OpenMP regions); no allocation.
+ * ref: Hochreiter & Schmidhuber 1997; Zaremba et al. 2014 (equations); cuDNN-style input GEMM over all steps. */
+#ifndef SL_NN_LSTM_H
+#define SL_NN_LSTM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Activations of one layer for one batch, kept from forward for backward; the memory is the caller's. */
+struct lstm_acts {
+    float *gates; /* (T, B, 4H): gate values i f g o after σ / tanh; lstm_backward overwrites them with dG */
+    float *h;     /* (T+1, B, H): h[0] = h0, h[t+1] = state after step t; h + B*H is the (T, B, H) output */
+    float *c;     /* (T+1, B, H) */
+    float *tc;    /* (T, B, H): tanh(c_t) at real steps */
+};
+
+/* Floats lstm_acts_carve needs for (T, B, H); a multiple of 16. */
+size_t lstm_acts_floats(size_t T, size_t B, size_t H);
+/* Points the arrays of a into buf (lstm_acts_floats(T, B, H) floats, 64-byte aligned). */
+void lstm_acts_carve(struct lstm_acts *a, float *buf, size_t T, size_t B, size_t H);
+/* Floats of scratch lstm_backward needs: 3·B·H. */
+size_t lstm_scratch_floats(size_t B, size_t H);
+
+/* Forward over x (T, B, I) from (h0, c0) (B, H) each, NULL meaning zeros. Fills a. */
+void lstm_forward(const float *W, const float *b, const float *x, const int32_t *lens, size_t T, size_t B,
+                  size_t I, size_t H, const float *h0, const float *c0, struct lstm_acts *a);
+/* Backward of lstm_forward (same W, x, lens, dims; a as filled by it; a->gates is overwritten).
+ * dy (T, B, H): gradient w.r.t. the outputs h_1..h_T, or NULL; dhT, dcT (B, H): gradient w.r.t. the
+ * final state, or NULL. Accumulates (+=) into dW (4H, I+H), db (4H), and, when not NULL, dx (T, B, I),
+ * dh0 and dc0 (B, H). scratch: lstm_scratch_floats(B, H) floats. */
+void lstm_backward(const float *W, const float *x, const int32_t *lens, size_t T, size_t B, size_t I,
+                   size_t H, struct lstm_acts *a, const float *dy, const float *dhT, const float *dcT,
+                   float *dW, float *db, float *dx, float *dh0, float *dc0, float *scratch);
+/* One step for M rows without padding: (h, c) (M, H) each are updated in place from x (M, I).
+ * gates: (M, 4H) scratch. */
+void lstm_step_forward(const float *W, const float *b, const float *x, size_t M, size_t I, size_t H,
+                       float *h, float *c, float *gates);
+
+#endif

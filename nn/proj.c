@@ -1,0 +1,110 @@
+/* nn/proj.c: fused projection + log-softmax + cross-entropy (see proj.h). */
+#include "nn/proj.h"
+
+#include <math.h>
+
+#include "nn/gemm.h"
+
+size_t proj_scratch_floats(size_t chunk, size_t V) { return chunk * V; }
+
+/* z (V) += b, then z[k] = exp(z[k] - max); OUT: *sum = sum of the new z. Returns max. */
+static float row_exp(float *z, const float *b, size_t V, double *sum)
+{
+    float mx = -INFINITY;
+    for (size_t k = 0; k < V; k++) {
+        z[k] += b[k];
+        mx = z[k] > mx ? z[k] : mx;
+    }
+    double s = 0.0;
+    for (size_t k = 0; k < V; k++) {
+        z[k] = expf(z[k] - mx);
+        s += z[k];
+    }
+    *sum = s;
+    return mx;
+}
+
+static void xent_chunks(const float *W, const float *b, const float *Y, const int32_t *labels, size_t N,
+                        size_t H, size_t V, float scale, float *dW, float *db, float *dY, float *scratch,
+                        size_t chunk, double *loss_sum, size_t *n_tokens, double *row_loss)
+{
+    double loss = 0.0;
+    size_t count = 0;
+    if (chunk == 0)
+        chunk = 1;
+    for (size_t r0 = 0; r0 < N; r0 += chunk) {
+        size_t nc = N - r0 < chunk ? N - r0 : chunk;
+        float *Z = scratch; /* (nc, V) logits, then softmax, then dlogits */
+        gemm_run(GEMM_N, GEMM_T, nc, V, H, 1.0f, Y + r0 * H, H, W, H, 0.0f, Z, V);
+        for (size_t r = 0; r < nc; r++) {
+            float *z = Z + r * V;
+            int32_t y = labels[r0 + r];
+            if (y < 0) {
+                if (row_loss)
+                    row_loss[r0 + r] = 0.0;
+                if (dW)
+                    for (size_t k = 0; k < V; k++)
+                        z[k] = 0.0f;
+                continue;
+            }
+            float zy = z[y] + b[y];
+            double s;
+            double lse = row_exp(z, b, V, &s) + log(s); /* z now holds exp(z - max) */
+            double l = lse - zy;
+            loss += l;
+            count++;
+            if (row_loss)
+                row_loss[r0 + r] = l;
+            if (dW) {
+                /* loss = lse(z) - z[y]  =>  dz = p - onehot(y), p = exp(z - lse) */
+                float inv = (float)(scale / s);
+                for (size_t k = 0; k < V; k++)
+                    z[k] *= inv;
+                z[y] -= scale;
+            }
+        }
+        if (dW) {
+            const float *dZ = Z; /* (nc, V) */
+            gemm_run(GEMM_T, GEMM_N, V, H, nc, 1.0f, dZ, V, Y + r0 * H, H, 1.0f, dW, H);
+            gemm_run(GEMM_N, GEMM_N, nc, H, V, 1.0f, dZ, V, W, H, 1.0f, dY + r0 * H, H);
+            for (size_t r = 0; r < nc; r++)
+                for (size_t k = 0; k < V; k++)
+                    db[k] += dZ[r * V + k];
+        }
+    }
+    *loss_sum = loss;
+    *n_tokens = count;
+}
+
+void proj_xent_forward(const float *W, const float *b, const float *Y, const int32_t *labels, size_t N,
+                       size_t H, size_t V, float *scratch, size_t chunk, double *loss_sum, size_t *n_tokens,
+                       double *row_loss)
+{
+    xent_chunks(W, b, Y, labels, N, H, V, 0.0f, NULL, NULL, NULL, scratch, chunk, loss_sum, n_tokens, row_loss);
+}
+
+void proj_xent_forward_backward(const float *W, const float *b, const float *Y, const int32_t *labels,
+                                size_t N, size_t H, size_t V, float scale, float *dW, float *db, float *dY,
+                                float *scratch, size_t chunk, double *loss_sum, size_t *n_tokens)
+{
+    xent_chunks(W, b, Y, labels, N, H, V, scale, dW, db, dY, scratch, chunk, loss_sum, n_tokens, NULL);
+}
+
+void proj_logprobs(const float *W, const float *b, const float *Y, size_t M, size_t H, size_t V, float *out)
+{
+    gemm_run(GEMM_N, GEMM_T, M, V, H, 1.0f, Y, H, W, H, 0.0f, out, V);
+    for (size_t r = 0; r < M; r++) {
+        float *z = out + r * V;
+        float mx = -INFINITY;
+        for (size_t k = 0; k < V; k++) {
+            z[k] += b[k];
+            mx = z[k] > mx ? z[k] : mx;
+        }
+        double s = 0.0;
+        for (size_t k = 0; k < V; k++)
+            s += expf(z[k] - mx);
+        float lse = (float)(log(s) + mx);
+        for (size_t k = 0; k < V; k++)
+            z[k] -= lse;
+    }
+}

@@ -1,0 +1,397 @@
+/* tests/test_lstm.c: nn/lstm and nn/stack — the LSTM layer against a naive double-precision reference
+ * of the equations (with padding and an initial state), finite-difference gradient checks of the layer
+ * (w.r.t. W, b, x, h0, c0, with variable lengths) and of the embedding + 2-layer stack with dropout,
+ * and the single decoding step against the batch forward. */
+#include <criterion/criterion.h>
+
+#include <math.h>
+#include <stdio.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "nn/arena.h"
+#include "nn/lstm.h"
+#include "nn/params.h"
+#include "nn/stack.h"
+#include "util/rng.h"
+
+static void fill_uniform(float *x, size_t n, float a, struct rng *r)
+{
+    for (size_t k = 0; k < n; k++)
+        x[k] = (2.0f * rng_uniform(r) - 1.0f) * a;
+}
+
+static int close_enough(double a, double n, double atol, double rtol)
+{
+    double m = fabs(a) > fabs(n) ? fabs(a) : fabs(n);
+    return fabs(a - n) <= atol + rtol * m;
+}
+
+static double sigm(double x) { return 1.0 / (1.0 + exp(-x)); }
+
+/* ---- one layer ---- */
+
+struct layer_case {
+    size_t T, B, I, H;
+    int32_t lens[4];
+    float *W, *b, *x, *h0, *c0; /* (4H, I+H), (4H), (T, B, I), (B, H), (B, H) */
+    float *ry, *rh, *rc;        /* loss weights: (T, B, H), (B, H), (B, H) */
+    float *acts_buf;
+    struct lstm_acts a;
+};
+
+static void layer_case_make(struct layer_case *c, uint64_t seed)
+{
+    struct rng r;
+    rng_seed(&r, seed);
+    c->T = 5, c->B = 3, c->I = 4, c->H = 3;
+    c->lens[0] = 5, c->lens[1] = 2, c->lens[2] = 0;
+    size_t G = 4 * c->H;
+    c->W = malloc(G * (c->I + c->H) * sizeof(float));
+    c->b = malloc(G * sizeof(float));
+    c->x = malloc(c->T * c->B * c->I * sizeof(float));
+    c->h0 = malloc(c->B * c->H * sizeof(float));
+    c->c0 = malloc(c->B * c->H * sizeof(float));
+    c->ry = malloc(c->T * c->B * c->H * sizeof(float));
+    c->rh = malloc(c->B * c->H * sizeof(float));
+    c->rc = malloc(c->B * c->H * sizeof(float));
+    fill_uniform(c->W, G * (c->I + c->H), 0.7f, &r);
+    fill_uniform(c->b, G, 0.5f, &r);
+    fill_uniform(c->x, c->T * c->B * c->I, 1.0f, &r);
+    fill_uniform(c->h0, c->B * c->H, 0.8f, &r);
+    fill_uniform(c->c0, c->B * c->H, 0.8f, &r);
+    fill_uniform(c->ry, c->T * c->B * c->H, 1.0f, &r);
+    fill_uniform(c->rh, c->B * c->H, 1.0f, &r);
+    fill_uniform(c->rc, c->B * c->H, 1.0f, &r);
+    c->acts_buf = param_buf_create(lstm_acts_floats(c->T, c->B, c->H));
+    lstm_acts_carve(&c->a, c->acts_buf, c->T, c->B, c->H);
+}
+
+static void layer_case_free(struct layer_case *c)
+{
+    free(c->W), free(c->b), free(c->x), free(c->h0), free(c->c0), free(c->ry), free(c->rh), free(c->rc);
+    param_buf_free(c->acts_buf);
+}
+
+/* loss = Σ ry·y + Σ rh·h_T + Σ rc·c_T, in double */
+static double layer_loss(struct layer_case *c)
+{
+    lstm_forward(c->W, c->b, c->x, c->lens, c->T, c->B, c->I, c->H, c->h0, c->c0, &c->a);
+    const size_t BH = c->B * c->H;
+    double L = 0;
+    for (size_t k = 0; k < c->T * BH; k++)
+        L += (double)c->ry[k] * c->a.h[BH + k];
+    for (size_t k = 0; k < BH; k++)
+        L += (double)c->rh[k] * c->a.h[c->T * BH + k] + (double)c->rc[k] * c->a.c[c->T * BH + k];
+    return L;
+}
+
+Test(lstm, forward_matches_naive_reference_with_padding)
+{
+    struct layer_case c;
+    layer_case_make(&c, 1);
+    layer_loss(&c);
+    const size_t T = c.T, B = c.B, I = c.I, H = c.H, G = 4 * H;
+    for (size_t r = 0; r < B; r++) {
+        double h[8], cc[8];
+        for (size_t j = 0; j < H; j++)
+            h[j] = c.h0[r * H + j], cc[j] = c.c0[r * H + j];
+        for (size_t t = 0; t < T; t++) {
+            if ((int32_t)t < c.lens[r]) {
+                double pre[32], hn[8];
+                for (size_t g = 0; g < G; g++) {
+                    double s = c.b[g];
+                    for (size_t k = 0; k < I; k++)
+                        s += (double)c.W[g * (I + H) + k] * c.x[(t * B + r) * I + k];
+                    for (size_t k = 0; k < H; k++)
+                        s += (double)c.W[g * (I + H) + I + k] * h[k];
+                    pre[g] = s;
+                }
+                for (size_t j = 0; j < H; j++) {
+                    double i = sigm(pre[j]), f = sigm(pre[H + j]), g = tanh(pre[2 * H + j]), o = sigm(pre[3 * H + j]);
+                    cc[j] = f * cc[j] + i * g;
+                    hn[j] = o * tanh(cc[j]);
+                }
+                memcpy(h, hn, sizeof hn);
+            }
+            for (size_t j = 0; j < H; j++) {
+                cr_assert_float_eq(c.a.h[((t + 1) * B + r) * H + j], h[j], 1e-5, "h t=%zu r=%zu j=%zu", t, r, j);
+                cr_assert_float_eq(c.a.c[((t + 1) * B + r) * H + j], cc[j], 1e-5, "c t=%zu r=%zu j=%zu", t, r, j);
+            }
+        }
+    }
+    /* the row of length 0 keeps its initial state; the row of length 2 its state after step 2 */
+    for (size_t j = 0; j < H; j++) {
+        cr_assert_eq(c.a.h[(T * B + 2) * H + j], c.h0[2 * H + j]);
+        cr_assert_eq(c.a.c[(T * B + 1) * H + j], c.a.c[(2 * B + 1) * H + j]);
+    }
+    layer_case_free(&c);
+}
+
+/* Checks all entries of x (n) against g; returns the number of mismatches. */
+static int check_layer(struct layer_case *c, float *x, const float *g, size_t n, const char *what)
+{
+    int bad = 0;
+    const float eps = 5e-3f;
+    for (size_t k = 0; k < n; k++) {
+        float save = x[k];
+        x[k] = save + eps;
+        double lp = layer_loss(c);
+        x[k] = save - eps;
+        double lm = layer_loss(c);
+        x[k] = save;
+        double num = (lp - lm) / (2.0 * eps);
+        if (!close_enough(g[k], num, 2e-4, 1e-2)) {
+            cr_log_error("%s[%zu]: analytic %g numeric %g", what, k, g[k], num);
+            bad++;
+        }
+    }
+    return bad;
+}
+
+static void layer_grads(struct layer_case *c, int with_state, float *dW, float *db, float *dx, float *dh0, float *dc0)
+{
+    const size_t BH = c->B * c->H;
+    float *scratch = malloc(lstm_scratch_floats(c->B, c->H) * sizeof(float));
+    layer_loss(c);
+    lstm_backward(c->W, c->x, c->lens, c->T, c->B, c->I, c->H, &c->a, c->ry, with_state ? c->rh : NULL,
+                  with_state ? c->rc : NULL, dW, db, dx, dh0, dc0, scratch);
+    (void)BH;
+    free(scratch);
+}
+
+Test(lstm, gradient_check_with_padding_and_initial_state)
+{
+    struct layer_case c;
+    layer_case_make(&c, 2);
+    const size_t G = 4 * c.H, nW = G * (c.I + c.H), nx = c.T * c.B * c.I, BH = c.B * c.H;
+    float *dW = calloc(nW, sizeof(float)), *db = calloc(G, sizeof(float)), *dx = calloc(nx, sizeof(float));
+    float *dh0 = calloc(BH, sizeof(float)), *dc0 = calloc(BH, sizeof(float));
+    layer_grads(&c, 1, dW, db, dx, dh0, dc0);
+    int bad = check_layer(&c, c.W, dW, nW, "dW") + check_layer(&c, c.b, db, G, "db") +
+              check_layer(&c, c.x, dx, nx, "dx") + check_layer(&c, c.h0, dh0, BH, "dh0") +
+              check_layer(&c, c.c0, dc0, BH, "dc0");
+    cr_assert_eq(bad, 0);
+    /* x at padded steps has no influence: exactly zero gradient */
+    for (size_t t = 2; t < c.T; t++)
+        for (size_t k = 0; k < c.I; k++)
+            cr_assert_eq(dx[(t * c.B + 1) * c.I + k], 0.0f);
+    /* the zero-length row passes the final-state gradient straight to the initial state */
+    for (size_t j = 0; j < c.H; j++) {
+        double dy_sum = 0;
+        for (size_t t = 0; t < c.T; t++)
+            dy_sum += c.ry[(t * c.B + 2) * c.H + j];
+        cr_assert_float_eq(dh0[2 * c.H + j], c.rh[2 * c.H + j] + dy_sum, 1e-5);
+        cr_assert_float_eq(dc0[2 * c.H + j], c.rc[2 * c.H + j], 1e-6);
+    }
+    /* a deliberately broken gradient fails the check */
+    dW[5] *= 1.5f;
+    dW[5] += 0.01f;
+    cr_assert_gt(check_layer(&c, c.W, dW, nW, "dW (broken on purpose)"), 0);
+    free(dW), free(db), free(dx), free(dh0), free(dc0);
+    layer_case_free(&c);
+}
+
+Test(lstm, backward_accumulates_and_null_state_grads_are_allowed)
+{
+    struct layer_case c;
+    layer_case_make(&c, 3);
+    const size_t G = 4 * c.H, nW = G * (c.I + c.H);
+    float *dW1 = calloc(nW, sizeof(float)), *db1 = calloc(G, sizeof(float));
+    float *dW2 = calloc(nW, sizeof(float)), *db2 = calloc(G, sizeof(float));
+    layer_grads(&c, 0, dW1, db1, NULL, NULL, NULL);
+    layer_grads(&c, 0, dW2, db2, NULL, NULL, NULL);
+    layer_grads(&c, 0, dW2, db2, NULL, NULL, NULL);
+    for (size_t k = 0; k < nW; k++)
+        cr_assert_float_eq(dW2[k], 2 * dW1[k], 1e-5);
+    for (size_t k = 0; k < G; k++)
+        cr_assert_float_eq(db2[k], 2 * db1[k], 1e-5);
+    free(dW1), free(db1), free(dW2), free(db2);
+    layer_case_free(&c);
+}
+
+Test(lstm, step_forward_equals_one_step_of_the_batch_forward)
+{
+    struct layer_case c;
+    layer_case_make(&c, 4);
+    layer_loss(&c);
+    const size_t B = c.B, H = c.H, G = 4 * H;
+    float h[3 * 3], cc[3 * 3], gates[3 * 12];
+    memcpy(h, c.h0, sizeof h);
+    memcpy(cc, c.c0, sizeof cc);
+    lstm_step_forward(c.W, c.b, c.x, B, c.I, H, h, cc, gates);
+    (void)G;
+    for (size_t k = 0; k < 2 * H; k++) { /* rows 0 and 1 are real at t = 0 */
+        cr_assert_float_eq(h[k], c.a.h[B * H + k], 1e-6);
+        cr_assert_float_eq(cc[k], c.a.c[B * H + k], 1e-6);
+    }
+    layer_case_free(&c);
+}
+
+/* ---- the stack: embedding + 2 layers, dropout ---- */
+
+struct stack_case {
+    struct stack_layout lay;
+    struct param_table tab;
+    float *w, *g;
+    struct arena ar;
+    struct stack_acts a;
+    float *h0, *c0, *rtop, *rh, *rc; /* (L,B,H), (L,B,H), (T,B,H), (L,B,H), (L,B,H) */
+    float p;
+    uint64_t drop_seed;
+};
+
+static void stack_case_make(struct stack_case *s, float p)
+{
+    struct rng r;
+    rng_seed(&r, 9);
+    const size_t V = 6, E = 3, H = 4, L = 2, T = 4, B = 3;
+    memset(s, 0, sizeof *s);
+    s->lay.V = V, s->lay.E = E, s->lay.H = H, s->lay.L = L;
+    param_table_init(&s->tab);
+    cr_assert_eq(param_table_add(&s->tab, "emb", 2, (size_t[]){V, E}), 0);
+    s->lay.emb = s->tab.views[0].offset;
+    for (size_t l = 0; l < L; l++) {
+        char n[16];
+        snprintf(n, sizeof n, "W%zu", l);
+        cr_assert_eq(param_table_add(&s->tab, n, 2, (size_t[]){4 * H, (l ? H : E) + H}), 0);
+        s->lay.W[l] = s->tab.views[s->tab.n - 1].offset;
+        snprintf(n, sizeof n, "b%zu", l);
+        cr_assert_eq(param_table_add(&s->tab, n, 1, (size_t[]){4 * H}), 0);
+        s->lay.b[l] = s->tab.views[s->tab.n - 1].offset;
+    }
+    s->w = param_buf_create(s->tab.total);
+    s->g = param_buf_create(s->tab.total);
+    for (size_t i = 0; i < s->tab.n; i++)
+        fill_uniform(s->w + s->tab.views[i].offset, s->tab.views[i].size, 0.6f, &r);
+    struct arena m = {0};
+    stack_acts_carve(&s->a, &m, &s->lay, T, B);
+    cr_assert_eq(arena_reserve(&s->ar, m.used), 0);
+    stack_acts_carve(&s->a, &s->ar, &s->lay, T, B);
+    for (size_t k = 0; k < T * B; k++)
+        s->a.ids[k] = (int32_t)rng_below(&r, V);
+    s->a.lens[0] = 4, s->a.lens[1] = 1, s->a.lens[2] = 3;
+    size_t LBH = L * B * H;
+    s->h0 = malloc(LBH * sizeof(float));
+    s->c0 = malloc(LBH * sizeof(float));
+    s->rh = malloc(LBH * sizeof(float));
+    s->rc = malloc(LBH * sizeof(float));
+    s->rtop = malloc(T * B * H * sizeof(float));
+    fill_uniform(s->h0, LBH, 0.5f, &r);
+    fill_uniform(s->c0, LBH, 0.5f, &r);
+    fill_uniform(s->rh, LBH, 1, &r);
+    fill_uniform(s->rc, LBH, 1, &r);
+    fill_uniform(s->rtop, T * B * H, 1, &r);
+    s->p = p;
+    s->drop_seed = 77;
+}
+
+static void stack_case_free(struct stack_case *s)
+{
+    param_buf_free(s->w), param_buf_free(s->g);
+    arena_release(&s->ar);
+    param_table_free(&s->tab);
+    free(s->h0), free(s->c0), free(s->rh), free(s->rc), free(s->rtop);
+}
+
+static double stack_loss(struct stack_case *s)
+{
+    struct rng r;
+    rng_seed(&r, s->drop_seed); /* the same dropout masks in every forward */
+    stack_forward(&s->lay, s->w, &s->a, s->h0, s->c0, s->p, &r);
+    const size_t BH = s->a.B * s->lay.H;
+    const float *top = stack_top(&s->lay, &s->a);
+    double L = 0;
+    for (size_t k = 0; k < s->a.T * BH; k++)
+        L += (double)s->rtop[k] * top[k];
+    for (size_t l = 0; l < s->lay.L; l++)
+        for (size_t k = 0; k < BH; k++)
+            L += (double)s->rh[l * BH + k] * stack_final_h(&s->a, l)[k] +
+                 (double)s->rc[l * BH + k] * stack_final_c(&s->a, l)[k];
+    return L;
+}
+
+static int check_stack(struct stack_case *s, float *x, const float *g, size_t n, size_t stride, const char *what)
+{
+    int bad = 0;
+    const float eps = 5e-3f;
+    for (size_t k = 0; k < n; k += stride) {
+        float save = x[k];
+        x[k] = save + eps;
+        double lp = stack_loss(s);
+        x[k] = save - eps;
+        double lm = stack_loss(s);
+        x[k] = save;
+        double num = (lp - lm) / (2.0 * eps);
+        if (!close_enough(g[k], num, 3e-4, 1e-2)) {
+            cr_log_error("%s[%zu]: analytic %g numeric %g", what, k, g[k], num);
+            bad++;
+        }
+    }
+    return bad;
+}
+
+static void stack_gradcheck(float p)
+{
+    struct stack_case s;
+    stack_case_make(&s, p);
+    const size_t LBH = s.lay.L * s.a.B * s.lay.H;
+    float *dh0 = calloc(LBH, sizeof(float)), *dc0 = calloc(LBH, sizeof(float));
+    stack_loss(&s);
+    stack_backward(&s.lay, s.w, s.g, &s.a, s.rtop, s.rh, s.rc, dh0, dc0);
+    int bad = 0;
+    for (size_t i = 0; i < s.tab.n; i++) {
+        const struct param_view *v = &s.tab.views[i];
+        bad += check_stack(&s, s.w + v->offset, s.g + v->offset, v->size, 1, v->name);
+    }
+    bad += check_stack(&s, s.h0, dh0, LBH, 1, "dh0") + check_stack(&s, s.c0, dc0, LBH, 1, "dc0");
+    cr_assert_eq(bad, 0, "p = %g", p);
+    free(dh0), free(dc0);
+    stack_case_free(&s);
+}
+
+Test(stack, gradient_check_two_layers_no_dropout) { stack_gradcheck(0.0f); }
+
+Test(stack, gradient_check_two_layers_with_dropout) { stack_gradcheck(0.3f); }
+
+Test(stack, dropout_masks_depend_only_on_the_rng_state)
+{
+    struct stack_case s;
+    stack_case_make(&s, 0.5f);
+    double a = stack_loss(&s), b = stack_loss(&s);
+    cr_assert_eq(a, b);
+    s.drop_seed = 78;
+    cr_assert_neq(stack_loss(&s), a);
+    s.p = 0;
+    double c = stack_loss(&s);
+    s.drop_seed = 79;
+    cr_assert_eq(stack_loss(&s), c);
+    stack_case_free(&s);
+}
+
+Test(stack, step_matches_batch_forward)
+{
+    struct stack_case s;
+    stack_case_make(&s, 0.0f);
+    s.a.lens[0] = s.a.lens[1] = s.a.lens[2] = 4;
+    stack_loss(&s);
+    const size_t B = s.a.B, H = s.lay.H, L = s.lay.L, BH = B * H;
+    float *h = malloc(L * BH * sizeof(float)), *c = malloc(L * BH * sizeof(float));
+    float *scratch = malloc(stack_step_floats(&s.lay, B) * sizeof(float));
+    memcpy(h, s.h0, L * BH * sizeof(float));
+    memcpy(c, s.c0, L * BH * sizeof(float));
+    for (size_t t = 0; t < s.a.T; t++) {
+        stack_step(&s.lay, s.w, s.a.ids + t * B, B, h, c, scratch);
+        const float *top = stack_top(&s.lay, &s.a) + t * BH;
+        for (size_t k = 0; k < BH; k++)
+            cr_assert_float_eq(h[(L - 1) * BH + k], top[k], 1e-5, "t %zu k %zu", t, k);
+    }
+    for (size_t l = 0; l < L; l++)
+        for (size_t k = 0; k < BH; k++) {
+            cr_assert_float_eq(h[l * BH + k], stack_final_h(&s.a, l)[k], 1e-5);
+            cr_assert_float_eq(c[l * BH + k], stack_final_c(&s.a, l)[k], 1e-5);
+        }
+    free(h), free(c), free(scratch);
+    stack_case_free(&s);
+}

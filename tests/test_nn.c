@@ -1,0 +1,420 @@
+/* tests/test_nn.c: nn/ kernels — the parameter table and buffers, the GEMM wrapper against a naive
+ * product, Adam and clipping against hand-computed values, dropout statistics and reproducibility,
+ * the fused projection + cross-entropy (hand-computed case and finite-difference gradient check), the
+ * embedding, and the workspace arena. LSTM and the stack are in test_lstm.c. */
+#include <criterion/criterion.h>
+
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "nn/adam.h"
+#include "nn/arena.h"
+#include "nn/clip.h"
+#include "nn/dropout.h"
+#include "nn/embed.h"
+#include "nn/gemm.h"
+#include "nn/params.h"
+#include "nn/proj.h"
+#include "util/err.h"
+#include "util/rng.h"
+
+static void fill_uniform(float *x, size_t n, float a, struct rng *r)
+{
+    for (size_t k = 0; k < n; k++)
+        x[k] = (2.0f * rng_uniform(r) - 1.0f) * a;
+}
+
+/* |a - n| <= atol + rtol·max(|a|, |n|) */
+static int close_enough(double a, double n, double atol, double rtol)
+{
+    double m = fabs(a) > fabs(n) ? fabs(a) : fabs(n);
+    return fabs(a - n) <= atol + rtol * m;
+}
+
+/* ---- params ---- */
+
+Test(params, offsets_sizes_alignment_and_lookup)
+{
+    struct param_table t;
+    param_table_init(&t);
+    cr_assert_eq(param_table_add(&t, "a.W", 2, (size_t[]){3, 5}), 0);
+    cr_assert_eq(param_table_add(&t, "a.b", 1, (size_t[]){7}), 0);
+    cr_assert_eq(param_table_add(&t, "c", 3, (size_t[]){2, 3, 4}), 0);
+    cr_assert_eq(t.n, 3);
+    cr_assert_eq(t.views[0].offset, 0);
+    cr_assert_eq(t.views[0].size, 15);
+    cr_assert_eq(t.views[1].offset, 16); /* 15 rounded up to PARAM_ALIGN */
+    cr_assert_eq(t.views[1].size, 7);
+    cr_assert_eq(t.views[2].offset, 32);
+    cr_assert_eq(t.views[2].size, 24);
+    cr_assert_eq(t.views[2].shape[2], 4);
+    cr_assert_eq(t.views[1].shape[1], 1);
+    cr_assert_eq(t.total, 56);
+    cr_assert_eq(param_table_count(&t), 46);
+    const struct param_view *v = param_table_find(&t, "a.b");
+    cr_assert_not_null(v);
+    cr_assert_eq(v->offset, 16);
+    cr_assert_null(param_table_find(&t, "nope"));
+    param_table_free(&t);
+    cr_assert_eq(t.n, 0);
+}
+
+Test(params, bad_input_is_rejected_and_table_unchanged)
+{
+    struct param_table t;
+    param_table_init(&t);
+    cr_assert_eq(param_table_add(&t, "x", 1, (size_t[]){4}), 0);
+    cr_assert_eq(param_table_add(&t, "x", 1, (size_t[]){4}), SL_EEXIST);
+    cr_assert_eq(param_table_add(&t, "y", 2, (size_t[]){4, 0}), SL_EINVAL);
+    cr_assert_eq(param_table_add(&t, "y", 0, (size_t[]){4}), SL_EINVAL);
+    cr_assert_eq(param_table_add(&t, "y", 4, (size_t[]){1, 1, 1, 1}), SL_EINVAL);
+    cr_assert_eq(param_table_add(&t, "", 1, (size_t[]){4}), SL_EINVAL);
+    char longname[PARAM_NAME_MAX + 1];
+    memset(longname, 'n', PARAM_NAME_MAX);
+    longname[PARAM_NAME_MAX] = 0;
+    cr_assert_eq(param_table_add(&t, longname, 1, (size_t[]){4}), SL_EINVAL);
+    cr_assert(strstr(sl_errmsg(), "longer") != NULL);
+    cr_assert_eq(param_table_add(&t, "y", 2, (size_t[]){SIZE_MAX / 2, 4}), SL_EINVAL);
+    cr_assert_eq(t.n, 1);
+    cr_assert_eq(t.total, 4);
+    param_table_free(&t);
+}
+
+Test(params, buffers_are_aligned_zeroed_and_init_is_in_range)
+{
+    float *w = param_buf_create(1001);
+    cr_assert_not_null(w);
+    cr_assert_eq((uintptr_t)w % 64, 0);
+    for (size_t k = 0; k < 1001; k++)
+        cr_assert_eq(w[k], 0.0f);
+    struct rng r;
+    rng_seed(&r, 3);
+    param_init_uniform(w, 1001, 0.08f, &r);
+    double s = 0, mx = 0;
+    for (size_t k = 0; k < 1001; k++) {
+        cr_assert(w[k] >= -0.08f && w[k] < 0.08f);
+        s += w[k];
+        mx = fabs(w[k]) > mx ? fabs(w[k]) : mx;
+    }
+    cr_assert_lt(fabs(s / 1001), 0.01);
+    cr_assert_gt(mx, 0.07);
+    param_buf_free(w);
+    param_buf_free(NULL);
+}
+
+/* ---- gemm ---- */
+
+static void naive(int ta, int tb, size_t M, size_t N, size_t K, float alpha, const float *A, size_t lda,
+                  const float *B, size_t ldb, float beta, float *C, size_t ldc)
+{
+    for (size_t i = 0; i < M; i++)
+        for (size_t j = 0; j < N; j++) {
+            double s = 0;
+            for (size_t k = 0; k < K; k++)
+                s += (double)(ta ? A[k * lda + i] : A[i * lda + k]) * (tb ? B[j * ldb + k] : B[k * ldb + j]);
+            C[i * ldc + j] = (float)(alpha * s + beta * C[i * ldc + j]);
+        }
+}
+
+Test(gemm, all_transposes_with_strides_match_naive)
+{
+    struct rng r;
+    rng_seed(&r, 11);
+    const size_t M = 7, N = 5, K = 9, pad = 3;
+    float A[(9 + 3) * (9 + 3)], B[(9 + 3) * (9 + 3)], C1[7 * 8], C2[7 * 8];
+    for (int ta = 0; ta < 2; ta++)
+        for (int tb = 0; tb < 2; tb++) {
+            size_t lda = (ta ? M : K) + pad, ldb = (tb ? K : N) + pad, ldc = N + pad;
+            fill_uniform(A, sizeof A / sizeof *A, 1, &r);
+            fill_uniform(B, sizeof B / sizeof *B, 1, &r);
+            fill_uniform(C1, sizeof C1 / sizeof *C1, 1, &r);
+            memcpy(C2, C1, sizeof C1);
+            gemm_run(ta ? GEMM_T : GEMM_N, tb ? GEMM_T : GEMM_N, M, N, K, 0.5f, A, lda, B, ldb, 2.0f, C1, ldc);
+            naive(ta, tb, M, N, K, 0.5f, A, lda, B, ldb, 2.0f, C2, ldc);
+            for (size_t i = 0; i < M; i++)
+                for (size_t j = 0; j < ldc; j++)
+                    cr_assert_float_eq(C1[i * ldc + j], C2[i * ldc + j], 1e-5, "ta %d tb %d (%zu,%zu)", ta, tb, i, j);
+        }
+}
+
+Test(gemm, k_zero_scales_and_threads_are_settable)
+{
+    float C[4] = {1, 2, 3, 4};
+    gemm_run(GEMM_N, GEMM_N, 2, 2, 0, 1.0f, NULL, 1, NULL, 2, 0.5f, C, 2);
+    cr_assert_eq(C[3], 2.0f);
+    gemm_run(GEMM_N, GEMM_N, 2, 2, 0, 1.0f, NULL, 1, NULL, 2, 0.0f, C, 2);
+    cr_assert_eq(C[0], 0.0f);
+    int before = gemm_get_threads();
+    gemm_set_threads(1);
+    cr_assert_eq(gemm_get_threads(), 1);
+    gemm_set_threads(before);
+    cr_assert_not_null(gemm_corename());
+}
+
+/* ---- adam, clip ---- */
+
+Test(adam, two_steps_hand_computed)
+{
+    float w = 1.0f, m = 0.0f, v = 0.0f, g = 0.5f;
+    struct adam_hparams hp = adam_defaults(0.1f);
+    cr_assert_float_eq(hp.beta2, 0.999f, 0);
+    adam_step(&w, &g, &m, &v, 1, &hp, 1);
+    /* m = 0.05, v = 0.00025, m̂ = 0.5, v̂ = 0.25: w = 1 - 0.1 * 0.5 / (0.5 + 1e-8) */
+    cr_assert_float_eq(m, 0.05f, 1e-7);
+    cr_assert_float_eq(v, 0.00025f, 1e-8);
+    cr_assert_float_eq(w, 0.9f, 1e-6);
+    g = -1.0f;
+    adam_step(&w, &g, &m, &v, 1, &hp, 2);
+    cr_assert_float_eq(m, -0.055f, 1e-7);
+    cr_assert_float_eq(v, 0.00124975f, 5e-8); /* float (1 - 0.999f) is 1e-5 off */
+    cr_assert_float_eq(w, 0.93661035f, 2e-6);
+}
+
+Test(clip, norm_and_scaling_hand_computed)
+{
+    float g[3] = {3, 0, 4};
+    cr_assert_float_eq(clip_norm(g, 3), 5.0, 1e-12);
+    cr_assert_float_eq(clip_global(g, 3, 10.0), 5.0, 1e-12);
+    cr_assert_eq(g[0], 3.0f);
+    cr_assert_float_eq(clip_global(g, 3, 1.0), 5.0, 1e-12);
+    cr_assert_float_eq(g[0], 0.6f, 1e-7);
+    cr_assert_float_eq(g[2], 0.8f, 1e-7);
+    float h[9] = {1, 1, 1, 1, 1, 1, 1, 1, 1}; /* exercises the 4-way loop and its tail */
+    cr_assert_float_eq(clip_norm(h, 9), 3.0, 1e-12);
+}
+
+Test(clip, nonfinite_values_are_counted_and_not_scaled)
+{
+    float g[4] = {1, NAN, INFINITY, 2};
+    cr_assert_eq(clip_count_nonfinite(g, 4), 2);
+    cr_assert_eq(clip_count_nonfinite(g, 1), 0);
+    double n = clip_global(g, 4, 1.0);
+    cr_assert(!isfinite(n));
+    cr_assert_eq(g[3], 2.0f);
+}
+
+/* ---- dropout ---- */
+
+Test(dropout, statistics_scaling_and_reproducibility)
+{
+    const size_t n = 100000;
+    const float p = 0.3f;
+    float *x = malloc(n * sizeof *x), *y = malloc(n * sizeof *y), *y2 = malloc(n * sizeof *y2);
+    uint8_t *mk = malloc(n), *mk2 = malloc(n);
+    for (size_t k = 0; k < n; k++)
+        x[k] = 1.0f + (float)(k % 7);
+    struct rng r, r2;
+    rng_seed(&r, 5);
+    rng_seed(&r2, 5);
+    dropout_forward(x, y, mk, n, p, &r);
+    dropout_forward(x, y2, mk2, n, p, &r2);
+    size_t kept = 0;
+    double sx = 0, sy = 0;
+    for (size_t k = 0; k < n; k++) {
+        cr_assert_eq(mk[k], mk2[k]);
+        cr_assert_eq(y[k], y2[k]);
+        kept += mk[k];
+        cr_assert_float_eq(y[k], mk[k] ? x[k] / 0.7f : 0.0f, 1e-5);
+        sx += x[k];
+        sy += y[k];
+    }
+    cr_assert_float_eq((double)kept / n, 0.7, 0.01);
+    cr_assert_float_eq(sy / sx, 1.0, 0.02); /* inverted dropout keeps the expectation */
+    /* another seed: another mask */
+    rng_seed(&r2, 6);
+    dropout_forward(x, y2, mk2, n, p, &r2);
+    cr_assert_neq(memcmp(mk, mk2, n), 0);
+    /* backward in place: d = mask * d / (1-p) */
+    for (size_t k = 0; k < n; k++)
+        y2[k] = 2.0f;
+    dropout_backward(y2, mk, n, p);
+    for (size_t k = 0; k < 100; k++)
+        cr_assert_float_eq(y2[k], mk[k] ? 2.0f / 0.7f : 0.0f, 1e-6);
+    /* in place forward equals out of place */
+    memcpy(y2, x, n * sizeof *x);
+    rng_seed(&r, 5);
+    dropout_forward(y2, y2, mk2, n, p, &r);
+    cr_assert_eq(memcmp(y, y2, n * sizeof *y), 0);
+    free(x), free(y), free(y2), free(mk), free(mk2);
+}
+
+/* ---- projection + cross-entropy ---- */
+
+Test(proj, forward_backward_hand_computed)
+{
+    /* W (3, 2), b (3); rows y0 = (1, 2) label 1, y1 = (0.5, -1) label 2, y2 ignored:
+     * z0 = (1, 2, 2), z1 = (0.5, -1, -1.5) */
+    const float W[6] = {1, 0, 0, 1, 1, 1}, b[3] = {0, 0, -1}, Y[6] = {1, 2, 0.5f, -1, 7, 7};
+    const int32_t lab[3] = {1, 2, -1};
+    float scratch[2 * 3];
+    double loss, rl[3];
+    size_t n;
+    proj_xent_forward(W, b, Y, lab, 3, 2, 3, scratch, 2, &loss, &n, rl);
+    cr_assert_eq(n, 2);
+    cr_assert_float_eq(rl[0], 0.8619948040582512, 1e-6);
+    cr_assert_float_eq(rl[1], 2.3063557122291467, 1e-6);
+    cr_assert_eq(rl[2], 0.0);
+    cr_assert_float_eq(loss, 0.8619948040582512 + 2.3063557122291467, 1e-6);
+    /* gradients with scale 1: dz0 = p0 - e1, dz1 = p1 - e2 */
+    float dW[6] = {0}, db[3] = {0}, dY[6] = {0};
+    proj_xent_forward_backward(W, b, Y, lab, 3, 2, 3, 1.0f, dW, db, dY, scratch, 2, &loss, &n);
+    const double dz[2][3] = {{0.1553624034969636, 0.42231879825151813 - 1, 0.42231879825151813},
+                             {0.7361247243125938, 0.1642516276250878, 0.0996236480623183 - 1}};
+    for (int k = 0; k < 3; k++)
+        cr_assert_float_eq(db[k], dz[0][k] + dz[1][k], 1e-6);
+    /* dW[k] = dz0[k] y0 + dz1[k] y1 */
+    for (int k = 0; k < 3; k++)
+        for (int j = 0; j < 2; j++)
+            cr_assert_float_eq(dW[k * 2 + j], dz[0][k] * Y[j] + dz[1][k] * Y[2 + j], 1e-6);
+    /* dY0 = dz0 · W */
+    cr_assert_float_eq(dY[0], dz[0][0] + dz[0][2], 1e-6);
+    cr_assert_float_eq(dY[1], dz[0][1] + dz[0][2], 1e-6);
+    cr_assert_eq(dY[4], 0.0f);
+    cr_assert_eq(dY[5], 0.0f);
+    /* log-probs of row 0 */
+    float lp[3];
+    proj_logprobs(W, b, Y, 1, 2, 3, lp);
+    cr_assert_float_eq(lp[0], -1.8619948040582512, 1e-6);
+    cr_assert_float_eq(lp[1], -0.8619948040582512, 1e-6);
+    cr_assert_float_eq(lp[2], -0.8619948040582512, 1e-6);
+}
+
+struct proj_case {
+    size_t N, H, V, chunk;
+    float *W, *b, *Y, *scratch;
+    int32_t *lab;
+};
+
+static double proj_loss(struct proj_case *c, float scale)
+{
+    double loss;
+    size_t n;
+    proj_xent_forward(c->W, c->b, c->Y, c->lab, c->N, c->H, c->V, c->scratch, c->chunk, &loss, &n, NULL);
+    return scale * loss;
+}
+
+/* Central differences on every entry of x (n) against the analytic gradient g; returns failures. */
+static int check_entries(struct proj_case *c, float *x, const float *g, size_t n, float scale, const char *what)
+{
+    int bad = 0;
+    const float eps = 1e-2f;
+    for (size_t k = 0; k < n; k++) {
+        float save = x[k];
+        x[k] = save + eps;
+        double lp = proj_loss(c, scale);
+        x[k] = save - eps;
+        double lm = proj_loss(c, scale);
+        x[k] = save;
+        double num = (lp - lm) / (2.0 * eps);
+        if (!close_enough(g[k], num, 1e-4, 1e-2)) {
+            cr_log_error("%s[%zu]: analytic %g numeric %g", what, k, g[k], num);
+            bad++;
+        }
+    }
+    return bad;
+}
+
+Test(proj, gradient_check_with_chunks_and_ignored_rows)
+{
+    struct rng r;
+    rng_seed(&r, 21);
+    struct proj_case c = {.N = 7, .H = 5, .V = 11, .chunk = 3};
+    c.W = malloc(c.V * c.H * sizeof(float));
+    c.b = malloc(c.V * sizeof(float));
+    c.Y = malloc(c.N * c.H * sizeof(float));
+    c.scratch = malloc(c.chunk * c.V * sizeof(float));
+    c.lab = malloc(c.N * sizeof(int32_t));
+    fill_uniform(c.W, c.V * c.H, 1.0f, &r);
+    fill_uniform(c.b, c.V, 1.0f, &r);
+    fill_uniform(c.Y, c.N * c.H, 1.0f, &r);
+    for (size_t k = 0; k < c.N; k++)
+        c.lab[k] = k == 2 || k == 6 ? -1 : (int32_t)rng_below(&r, c.V);
+    float *dW = calloc(c.V * c.H, sizeof(float)), *db = calloc(c.V, sizeof(float));
+    float *dY = calloc(c.N * c.H, sizeof(float));
+    const float scale = 0.7f;
+    double loss;
+    size_t n;
+    proj_xent_forward_backward(c.W, c.b, c.Y, c.lab, c.N, c.H, c.V, scale, dW, db, dY, c.scratch, c.chunk,
+                               &loss, &n);
+    cr_assert_eq(n, 5);
+    cr_assert_float_eq(scale * loss, proj_loss(&c, scale), 1e-9);
+    int bad = check_entries(&c, c.W, dW, c.V * c.H, scale, "dW") + check_entries(&c, c.b, db, c.V, scale, "db") +
+              check_entries(&c, c.Y, dY, c.N * c.H, scale, "dY");
+    cr_assert_eq(bad, 0);
+    for (size_t j = 0; j < c.H; j++)
+        cr_assert_eq(dY[2 * c.H + j], 0.0f); /* ignored rows get no gradient */
+    /* a deliberately wrong gradient is caught */
+    db[3] += 0.05f;
+    cr_assert_gt(check_entries(&c, c.b, db, c.V, scale, "db (broken on purpose)"), 0);
+    free(c.W), free(c.b), free(c.Y), free(c.scratch), free(c.lab), free(dW), free(db), free(dY);
+}
+
+Test(proj, chunk_size_does_not_change_results)
+{
+    struct rng r;
+    rng_seed(&r, 22);
+    const size_t N = 10, H = 4, V = 9;
+    float W[36], b[9], Y[40], s1[10 * 9], dW1[36] = {0}, dW2[36] = {0}, db1[9] = {0}, db2[9] = {0};
+    float dY1[40] = {0}, dY2[40] = {0};
+    int32_t lab[10];
+    fill_uniform(W, 36, 1, &r);
+    fill_uniform(b, 9, 1, &r);
+    fill_uniform(Y, 40, 1, &r);
+    for (size_t k = 0; k < N; k++)
+        lab[k] = (int32_t)rng_below(&r, V);
+    double l1, l2;
+    size_t n1, n2;
+    proj_xent_forward_backward(W, b, Y, lab, N, H, V, 1, dW1, db1, dY1, s1, 10, &l1, &n1);
+    proj_xent_forward_backward(W, b, Y, lab, N, H, V, 1, dW2, db2, dY2, s1, 4, &l2, &n2);
+    cr_assert_float_eq(l1, l2, 1e-9);
+    cr_assert_eq(n1, 10);
+    for (int k = 0; k < 36; k++)
+        cr_assert_float_eq(dW1[k], dW2[k], 1e-5);
+    for (int k = 0; k < 40; k++)
+        cr_assert_float_eq(dY1[k], dY2[k], 1e-6);
+}
+
+/* ---- embedding ---- */
+
+Test(embed, gather_and_scatter_add_with_repeats)
+{
+    const float table[3 * 2] = {1, 2, 3, 4, 5, 6};
+    const int32_t ids[4] = {2, 0, 2, 1};
+    float out[8];
+    embed_forward(table, 3, 2, ids, 4, out);
+    const float want[8] = {5, 6, 1, 2, 5, 6, 3, 4};
+    for (int k = 0; k < 8; k++)
+        cr_assert_eq(out[k], want[k]);
+    /* loss = sum_k r_k · out_k is linear, so its gradient is exact: d table[v] = sum of r rows with id v */
+    const float dout[8] = {1, -1, 0.5f, 0.25f, 2, 3, -4, 8};
+    float d[6] = {0};
+    embed_backward(d, 3, 2, ids, 4, dout);
+    const float dwant[6] = {0.5f, 0.25f, -4, 8, 3, 2};
+    for (int k = 0; k < 6; k++)
+        cr_assert_eq(d[k], dwant[k]);
+    embed_backward(d, 3, 2, ids, 1, dout); /* accumulates */
+    cr_assert_eq(d[4], 4.0f);
+}
+
+/* ---- arena ---- */
+
+Test(arena, measure_then_carve_gives_aligned_disjoint_arrays)
+{
+    struct arena a = {0};
+    cr_assert_null(arena_take(&a, 10));
+    cr_assert_null(arena_take(&a, 100));
+    cr_assert_eq(a.used, 64 + 128);
+    size_t need = a.used;
+    cr_assert_eq(arena_reserve(&a, need), 0);
+    char *p = arena_take(&a, 10), *q = arena_take(&a, 100);
+    cr_assert_eq((uintptr_t)p % 64, 0);
+    cr_assert_eq(q - p, 64);
+    char *base = a.base;
+    cr_assert_eq(arena_reserve(&a, 50), 0); /* big enough already: same block */
+    cr_assert_eq(a.base, base);
+    cr_assert_eq(a.used, 0);
+    arena_release(&a);
+    cr_assert_null(a.base);
+}
