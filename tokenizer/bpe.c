@@ -400,6 +400,13 @@ int bpe_encode(const struct bpe *b, const char *text, size_t len, struct tok_ids
     for (size_t i = 0; i < p->n; i++) {
         const unsigned char *s = (const unsigned char *)p->text.data + p->off[i];
         size_t plen = p->off[i + 1] - p->off[i];
+        if (p->kind[i] == TOK_PIECE_BYTES) {
+            /* not cached: its surface is the same as that of a space piece */
+            if ((rc = ids_reserve(&out->ids, &out->cap, out->n + plen)))
+                return rc;
+            out->n += piece_encode(b, s, plen, TOK_PIECE_BYTES, out->ids + out->n);
+            continue;
+        }
         uint64_t h = tok_hash_bytes(s, plen);
         long e = tok_bmap_find(&w->cache, s, plen, h);
         if (e >= 0) {
@@ -413,7 +420,7 @@ int bpe_encode(const struct bpe *b, const char *text, size_t len, struct tok_ids
         }
         if ((rc = ids_reserve(&w->sym, &w->sym_cap, plen)))
             return rc;
-        size_t n = piece_encode(b, s, plen, p->kind[i], w->sym);
+        size_t n = piece_encode(b, s, plen, TOK_PIECE_TEXT, w->sym);
         if ((rc = ids_reserve(&out->ids, &out->cap, out->n + n)))
             return rc;
         memcpy(out->ids + out->n, w->sym, n * sizeof(int32_t));

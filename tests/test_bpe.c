@@ -1,0 +1,543 @@
+/* tests/test_bpe.c: the BPE model (tokenizer/bpe.h): hand-checked merges, encoding, byte fallback,
+ * decoding, the round-trip property decode(encode(x)) == normalise(x) over random UTF-8, loading
+ * from arrays, determinism, threads; and the `seqlite vocab` / `seqlite tokenize` command line. */
+#include <criterion/criterion.h>
+
+#include "tests/helpers.h"
+#include "tokenizer/bpe.h"
+#include "util/err.h"
+#include "util/rng.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define M "\xE2\x96\x81" /* ▁ */
+
+static void add_n(struct bpe_learner *l, const char *text, int times)
+{
+    for (int i = 0; i < times; i++)
+        cr_assert_eq(bpe_learner_add(l, text, strlen(text)), 0, "%s", sl_errmsg());
+}
+
+static struct bpe *learn(struct bpe_learner *l, size_t size, int64_t min_count)
+{
+    struct bpe_learn_opts o = {size, min_count};
+    struct bpe *b = NULL;
+    int rc = bpe_learner_learn(l, &o, &b);
+    cr_assert_eq(rc, 0, "learn failed: %s", sl_errmsg());
+    cr_assert_not_null(b);
+    return b;
+}
+
+static void token_is(const struct bpe *b, int32_t id, const char *want)
+{
+    size_t len = 0;
+    const char *s = bpe_token(b, id, &len);
+    cr_assert_not_null(s, "token %d missing", (int)id);
+    cr_assert(len == strlen(want) && memcmp(s, want, len) == 0, "token %d is '%.*s', want '%s'", (int)id,
+              (int)len, s, want);
+}
+
+static void merge_is(const struct bpe *b, size_t rank, int32_t l, int32_t r, int32_t x)
+{
+    int32_t gl, gr, gx;
+    cr_assert_eq(bpe_merge(b, rank, &gl, &gr, &gx), 0);
+    cr_assert(gl == l && gr == r && gx == x, "merge %zu is (%d, %d) -> %d, want (%d, %d) -> %d", rank, gl,
+              gr, gx, l, r, x);
+}
+
+static void encode_is(const struct bpe *b, const char *text, const int32_t *want, size_t n)
+{
+    struct tok_ids ids;
+    tok_ids_init(&ids);
+    cr_assert_eq(bpe_encode(b, text, strlen(text), &ids), 0, "%s", sl_errmsg());
+    int same = ids.n == n && (n == 0 || memcmp(ids.ids, want, n * sizeof *want) == 0);
+    if (!same) {
+        char got[512] = "";
+        size_t k = 0;
+        for (size_t i = 0; i < ids.n && k < 480; i++)
+            k += (size_t)snprintf(got + k, sizeof got - k, "%d ", ids.ids[i]);
+        cr_assert(same, "encode '%s' gave %s", text, got);
+    }
+    tok_ids_free(&ids);
+}
+
+static char *decode(const struct bpe *b, const int32_t *ids, size_t n)
+{
+    struct sbuf out;
+    sbuf_init(&out);
+    cr_assert_eq(bpe_decode(b, ids, n, &out), 0, "%s", sl_errmsg());
+    return out.data; /* NUL-terminated, caller frees */
+}
+
+/* The corpus of the Hugging Face course's BPE chapter, one text per word occurrence (no spaces, so
+ * no ▁): hug x10, pug x5, pun x12, bun x4, hugs x5.
+ * Character counts: u 36, g 20, p 17, n 16, h 15, s 5, b 4. Ids: 260 ▁ (always), then by count:
+ * u 261, g 262, p 263, n 264, h 265, s 266, b 267.
+ * Pairs: (h,u) 15, (u,g) 20, (p,u) 17, (u,n) 16, (b,u) 4, (g,s) 5.
+ *  rank 0: (u,g) 20 -> "ug" 268. Now (h,ug) 15, (p,ug) 5, (p,u) 12, (u,n) 16, (b,u) 4, (ug,s) 5.
+ *  rank 1: (u,n) 16 -> "un" 269. Now (h,ug) 15, (p,ug) 5, (p,un) 12, (b,un) 4, (ug,s) 5.
+ *  rank 2: (h,ug) 15 -> "hug" 270. "hugs" is now hug+s: (ug,s) 0, (hug,s) 5.
+ *  rank 3: (p,un) 12 -> "pun" 271. Left: (p,ug) 5, (hug,s) 5, (b,un) 4.
+ *  rank 4: tie at 5: (p,ug) has the lower left id (263 < 270) -> "pug" 272.
+ *  rank 5: (hug,s) 5 -> "hugs" 273.
+ *  rank 6: (b,un) 4 -> "bun" 274. No pair is left: the vocabulary stops at 275 tokens. */
+static struct bpe *hug_model(int64_t min_count)
+{
+    struct bpe_learner *l = bpe_learner_create(TOK_NORM_NFKC);
+    cr_assert_not_null(l);
+    add_n(l, "hug", 10);
+    add_n(l, "pug", 5);
+    add_n(l, "pun", 12);
+    add_n(l, "bun", 4);
+    add_n(l, "hugs", 5);
+    cr_assert_eq(bpe_learner_n_words(l), 5);
+    struct bpe *b = learn(l, 1000, min_count);
+    bpe_learner_free(l);
+    return b;
+}
+
+Test(bpe, hand_checked_merges)
+{
+    struct bpe *b = hug_model(1);
+    cr_assert_eq(bpe_size(b), 275);
+    cr_assert_eq(bpe_n_merges(b), 7);
+    token_is(b, 0, "<pad>");
+    token_is(b, 1, "<s>");
+    token_is(b, 2, "</s>");
+    token_is(b, 3, "<unk>");
+    token_is(b, 4 + 0xE4, "\xE4");
+    cr_assert_eq(bpe_token_kind(b, 0), BPE_KIND_SPECIAL);
+    cr_assert_eq(bpe_token_kind(b, 4 + 0x41), BPE_KIND_BYTE);
+    cr_assert_eq(bpe_token_kind(b, 260), BPE_KIND_NORMAL);
+    const char *base[] = {M, "u", "g", "p", "n", "h", "s", "b"};
+    const int64_t counts[] = {0, 36, 20, 17, 16, 15, 5, 4};
+    for (int i = 0; i < 8; i++) {
+        token_is(b, 260 + i, base[i]);
+        cr_assert_eq(bpe_token_count(b, 260 + i), counts[i], "count of %s", base[i]);
+    }
+    merge_is(b, 0, 261, 262, 268);
+    merge_is(b, 1, 261, 264, 269);
+    merge_is(b, 2, 265, 268, 270);
+    merge_is(b, 3, 263, 269, 271);
+    merge_is(b, 4, 263, 268, 272);
+    merge_is(b, 5, 270, 266, 273);
+    merge_is(b, 6, 267, 269, 274);
+    const char *merged[] = {"ug", "un", "hug", "pun", "pug", "hugs", "bun"};
+    const int64_t mcounts[] = {20, 16, 15, 12, 5, 5, 4};
+    for (int i = 0; i < 7; i++) {
+        token_is(b, 268 + i, merged[i]);
+        cr_assert_eq(bpe_token_count(b, 268 + i), mcounts[i]);
+    }
+    int32_t l, r, x;
+    cr_assert_eq(bpe_merge(b, 7, &l, &r, &x), SL_EINVAL);
+    bpe_free(b);
+}
+
+Test(bpe, hand_checked_encodings_and_byte_fallback)
+{
+    struct bpe *b = hug_model(1);
+    encode_is(b, "hugs", (int32_t[]){273}, 1);
+    encode_is(b, "bun", (int32_t[]){274}, 1);
+    /* h u b: no merge has (h,u) or (u,b) */
+    encode_is(b, "hub", (int32_t[]){265, 261, 267}, 3);
+    /* "hug pug" -> pieces "hug", "▁pug"; ▁ p u g -> ▁ p ug (rank 0) -> ▁ pug (rank 4) */
+    encode_is(b, "hug pug", (int32_t[]){270, 260, 272}, 3);
+    /* unseen 'x' (0x78) and 'ü' (C3 BC) fall back to byte tokens 4 + byte */
+    encode_is(b, "hux", (int32_t[]){265, 261, 4 + 0x78}, 3);
+    encode_is(b, "h\xC3\xBC", (int32_t[]){265, 4 + 0xC3, 4 + 0xBC}, 3);
+    /* a literal ▁ is always its three bytes; spaces around it are markers */
+    encode_is(b, "g " M, (int32_t[]){262, 260, 4 + 0xE2, 4 + 0x96, 4 + 0x81}, 5);
+    encode_is(b, "", NULL, 0);
+    bpe_free(b);
+}
+
+Test(bpe, min_count_drops_rare_characters_to_bytes)
+{
+    /* min_count 5: 'b' (4) gets no token, so base ids are u 261 g 262 p 263 n 264 h 265 s 266 and the
+     * merges are those of hand_checked_merges with counts >= 5: ug 267, un 268 ((u,n) still counts
+     * "bun": 12 + 4 = 16), hug 269, pun 270, pug 271, hugs 272. (b,un) is not a pair (b has no token). */
+    struct bpe *b = hug_model(5);
+    cr_assert_eq(bpe_size(b), 273);
+    cr_assert_eq(bpe_n_merges(b), 6);
+    token_is(b, 266, "s");
+    token_is(b, 268, "un");
+    token_is(b, 272, "hugs");
+    encode_is(b, "bun", (int32_t[]){4 + 'b', 268}, 2);
+    char *d = decode(b, (int32_t[]){4 + 'b', 268}, 2);
+    cr_assert_str_eq(d, "bun");
+    free(d);
+    bpe_free(b);
+}
+
+Test(bpe, vocabulary_size_caps_merges)
+{
+    struct bpe_learner *l = bpe_learner_create(TOK_NORM_NFKC);
+    add_n(l, "hug", 10);
+    add_n(l, "pug", 5);
+    add_n(l, "pun", 12);
+    add_n(l, "bun", 4);
+    add_n(l, "hugs", 5);
+    /* too small / too big / bad min count / no text */
+    struct bpe *b = NULL;
+    struct bpe_learn_opts bad = {BPE_SIZE_MIN - 1, 1};
+    cr_assert_eq(bpe_learner_learn(l, &bad, &b), SL_EINVAL);
+    cr_assert_null(b);
+    bad.size = BPE_SIZE_MAX + 1;
+    cr_assert_eq(bpe_learner_learn(l, &bad, &b), SL_EINVAL);
+    bad.size = 1000;
+    bad.min_count = 0;
+    cr_assert_eq(bpe_learner_learn(l, &bad, &b), SL_EINVAL);
+    struct bpe_learner *empty = bpe_learner_create(TOK_NORM_NFKC);
+    bad.min_count = 1;
+    cr_assert_eq(bpe_learner_learn(empty, &bad, &b), SL_EINVAL);
+    cr_assert(strstr(sl_errmsg(), "no text"), "%s", sl_errmsg());
+    bpe_learner_free(empty);
+    bpe_learner_free(l);
+}
+
+Test(bpe, invalid_utf8_is_rejected_and_not_counted)
+{
+    struct bpe_learner *l = bpe_learner_create(TOK_NORM_NFKC);
+    add_n(l, "ok", 1);
+    cr_assert_eq(bpe_learner_add(l, "ab c\xFF", 5), SL_EUTF8);
+    cr_assert_str_eq(sl_errmsg(), "invalid UTF-8 at byte 4");
+    cr_assert_eq(bpe_learner_n_words(l), 1, "the bad text counted nothing");
+    bpe_learner_free(l);
+
+    struct bpe *b = hug_model(1);
+    struct tok_ids ids;
+    tok_ids_init(&ids);
+    cr_assert_eq(bpe_encode(b, "hug\xC3", 4, &ids), SL_EUTF8);
+    cr_assert_str_eq(sl_errmsg(), "invalid UTF-8 at byte 3");
+    tok_ids_free(&ids);
+    bpe_free(b);
+}
+
+Test(bpe, decode_skips_specials_and_checks_range)
+{
+    struct bpe *b = hug_model(1);
+    char *d = decode(b, (int32_t[]){BPE_BOS, 270, 260, 272, BPE_PAD, BPE_EOS}, 6);
+    cr_assert_str_eq(d, "hug pug");
+    free(d);
+    d = decode(b, (int32_t[]){270, BPE_UNK}, 2);
+    cr_assert_str_eq(d, "hug\xE2\x81\x87");
+    free(d);
+    d = decode(b, NULL, 0);
+    cr_assert_str_eq(d, "");
+    free(d);
+    /* byte tokens decode raw: the marker's bytes stay a literal ▁, not a space */
+    d = decode(b, (int32_t[]){4 + 0xE2, 4 + 0x96, 4 + 0x81, 260}, 4);
+    cr_assert_str_eq(d, M " ");
+    free(d);
+    struct sbuf out;
+    sbuf_init(&out);
+    cr_assert_eq(bpe_decode(b, (int32_t[]){270, 275}, 2, &out), SL_EINVAL);
+    cr_assert(strstr(sl_errmsg(), "id 275 at position 2"), "%s", sl_errmsg());
+    cr_assert_eq(bpe_decode(b, (int32_t[]){-1}, 1, &out), SL_EINVAL);
+    sbuf_free(&out);
+    bpe_free(b);
+}
+
+Test(bpe, token_surfaces)
+{
+    struct bpe *b = hug_model(1);
+    struct sbuf s;
+    sbuf_init(&s);
+    cr_assert_eq(bpe_token_surface(b, 1, &s), 0);
+    cr_assert_eq(bpe_token_surface(b, 4 + 0xE4, &s), 0);
+    cr_assert_eq(bpe_token_surface(b, 260, &s), 0);
+    cr_assert_eq(bpe_token_surface(b, 273, &s), 0);
+    cr_assert_str_eq(s.data, "<s><0xE4>" M "hugs");
+    cr_assert_eq(bpe_token_surface(b, 275, &s), SL_EINVAL);
+    sbuf_free(&s);
+    bpe_free(b);
+}
+
+/* A small multilingual corpus: German, English, CJK, Arabic, Hebrew, emoji, tabs. */
+static const char *const corpus[] = {
+    "Dieses Paket enthält die Hauptinstallation von SageMath.",
+    "This package contains the main SageMath installation.",
+    "Grüße aus München: Straße, Äpfel, Öl und Übung.",
+    "The quick brown fox jumps over the lazy dog  twice.",
+    "我爱你 東京タワーへ行く 안녕하세요 세계",
+    "مرحبا بالعالم. שלום עולם!",
+    "Emoji: 👨‍👩‍👧 👍🏽 ❤️ 1️⃣ done",
+    "tab\tseparated\tvalues and a newline\ninside",
+    "Die Bibliothek stellt Funktionen zur Verfügung, die das Paket benötigt.",
+    "The library provides functions that the package needs.",
+};
+#define N_CORPUS (sizeof corpus / sizeof corpus[0])
+
+static struct bpe *corpus_model(enum tok_norm norm, size_t size)
+{
+    struct bpe_learner *l = bpe_learner_create(norm);
+    for (int rep = 0; rep < 3; rep++)
+        for (size_t i = 0; i < N_CORPUS; i++)
+            add_n(l, corpus[i], 1);
+    struct bpe *b = learn(l, size, 2);
+    bpe_learner_free(l);
+    return b;
+}
+
+/* A random valid UTF-8 string mixing every hard case. */
+static size_t random_text(struct rng *r, char *buf, size_t cap)
+{
+    static const int32_t specials[] = {' ', ' ', ' ', '\t', '\n', '\r', 0, 0x2581, 0x200D, 0x200C,
+                                       0xFE0F, 0x200F, 0x00A0, 0x3000, 0x2003, 0xFB01, 0x2460, 0xFF21,
+                                       0x1F468, 0x1F469, 0x1F3FD, 0x00E4, 0x00DF, 0x0301, 0x0308};
+    size_t n = rng_below(r, 40), k = 0;
+    for (size_t i = 0; i < n && k + 8 < cap; i++) {
+        int32_t c;
+        switch (rng_below(r, 12)) {
+        case 0:
+            c = (int32_t)rng_below(r, 0x110000); /* any plane, assigned or not */
+            break;
+        case 1:
+            c = specials[rng_below(r, sizeof specials / sizeof specials[0])];
+            break;
+        case 2:
+            c = 0x0300 + (int32_t)rng_below(r, 0x70); /* combining marks */
+            break;
+        case 3:
+            c = 0x4E00 + (int32_t)rng_below(r, 0x5200); /* CJK */
+            break;
+        case 4:
+            c = 0x0590 + (int32_t)rng_below(r, 0x200); /* Hebrew, Arabic */
+            break;
+        case 5:
+            c = 0x1F300 + (int32_t)rng_below(r, 0x800); /* emoji */
+            break;
+        case 6:
+            c = 0x3040 + (int32_t)rng_below(r, 0xC0); /* kana */
+            break;
+        case 7:
+            c = 0xAC00 + (int32_t)rng_below(r, 0x2BA4); /* Hangul */
+            break;
+        default:
+            c = 0x20 + (int32_t)rng_below(r, 0x60); /* ASCII */
+            break;
+        }
+        if (c >= 0xD800 && c <= 0xDFFF)
+            c = 'x';
+        if (c < 0x80) {
+            buf[k++] = (char)c;
+        } else if (c < 0x800) {
+            buf[k++] = (char)(0xC0 | (c >> 6));
+            buf[k++] = (char)(0x80 | (c & 0x3F));
+        } else if (c < 0x10000) {
+            buf[k++] = (char)(0xE0 | (c >> 12));
+            buf[k++] = (char)(0x80 | ((c >> 6) & 0x3F));
+            buf[k++] = (char)(0x80 | (c & 0x3F));
+        } else {
+            buf[k++] = (char)(0xF0 | (c >> 18));
+            buf[k++] = (char)(0x80 | ((c >> 12) & 0x3F));
+            buf[k++] = (char)(0x80 | ((c >> 6) & 0x3F));
+            buf[k++] = (char)(0x80 | (c & 0x3F));
+        }
+    }
+    return k;
+}
+
+static void check_round_trips(enum tok_norm norm, uint64_t seed, int n)
+{
+    struct bpe *b = corpus_model(norm, 400);
+    struct rng r;
+    rng_seed(&r, seed);
+    struct tok_ids ids;
+    tok_ids_init(&ids);
+    struct sbuf dec, want;
+    sbuf_init(&dec);
+    sbuf_init(&want);
+    char buf[512];
+    for (int t = 0; t < n; t++) {
+        size_t len = random_text(&r, buf, sizeof buf);
+        cr_assert_eq(bpe_encode(b, buf, len, &ids), 0, "case %d: %s", t, sl_errmsg());
+        for (size_t i = 0; i < ids.n; i++)
+            cr_assert(ids.ids[i] >= BPE_BYTE0 && (size_t)ids.ids[i] < bpe_size(b), "case %d: id %d", t,
+                      ids.ids[i]);
+        cr_assert_eq(bpe_decode(b, ids.ids, ids.n, &dec), 0);
+        cr_assert_eq(tok_normalize(norm, buf, len, &want), 0);
+        cr_assert(dec.len == want.len && memcmp(dec.data, want.data, want.len) == 0,
+                  "case %d (%s): round trip of '%.*s' gave '%s'", t, tok_norm_name(norm), (int)len, buf,
+                  dec.data);
+    }
+    /* the corpus itself, and strings of the edge cases */
+    const char *fixed[] = {"   ", " a ", "a  b  ", M, M M " " M, "\t\t \n", "x" M "y z", ""};
+    for (size_t i = 0; i < N_CORPUS + sizeof fixed / sizeof fixed[0]; i++) {
+        const char *s = i < N_CORPUS ? corpus[i] : fixed[i - N_CORPUS];
+        cr_assert_eq(bpe_encode(b, s, strlen(s), &ids), 0);
+        cr_assert_eq(bpe_decode(b, ids.ids, ids.n, &dec), 0);
+        cr_assert_eq(tok_normalize(norm, s, strlen(s), &want), 0);
+        cr_assert_str_eq(dec.data, want.data);
+    }
+    tok_ids_free(&ids);
+    sbuf_free(&dec);
+    sbuf_free(&want);
+    bpe_free(b);
+}
+
+Test(roundtrip, random_utf8_nfkc) { check_round_trips(TOK_NORM_NFKC, 1, 3000); }
+Test(roundtrip, random_utf8_nfc) { check_round_trips(TOK_NORM_NFC, 2, 2000); }
+Test(roundtrip, random_utf8_none) { check_round_trips(TOK_NORM_NONE, 3, 2000); }
+
+Test(bpe, learned_corpus_encodes_compactly)
+{
+    /* Words seen 3 times in training get few tokens; a literal ▁ never becomes a space. */
+    struct bpe *b = corpus_model(TOK_NORM_NFKC, 600);
+    struct tok_ids ids;
+    tok_ids_init(&ids);
+    cr_assert_eq(bpe_encode(b, corpus[1], strlen(corpus[1]), &ids), 0);
+    cr_assert_lt(ids.n, 12, "%zu tokens for a seen sentence", ids.n);
+    for (size_t i = 0; i < ids.n; i++)
+        cr_assert_eq(bpe_token_kind(b, ids.ids[i]), BPE_KIND_NORMAL);
+    tok_ids_free(&ids);
+    bpe_free(b);
+}
+
+Test(bpe, learning_is_deterministic)
+{
+    struct bpe *a = corpus_model(TOK_NORM_NFKC, 500), *b = corpus_model(TOK_NORM_NFKC, 500);
+    cr_assert_eq(bpe_size(a), bpe_size(b));
+    cr_assert_eq(bpe_n_merges(a), bpe_n_merges(b));
+    cr_assert_gt(bpe_n_merges(a), 50);
+    for (int32_t id = 0; (size_t)id < bpe_size(a); id++) {
+        size_t la, lb;
+        const char *sa = bpe_token(a, id, &la), *sb = bpe_token(b, id, &lb);
+        cr_assert(la == lb && memcmp(sa, sb, la) == 0, "token %d differs", id);
+        cr_assert_eq(bpe_token_count(a, id), bpe_token_count(b, id));
+    }
+    for (size_t r = 0; r < bpe_n_merges(a); r++) {
+        int32_t l1, r1, x1, l2, r2, x2;
+        bpe_merge(a, r, &l1, &r1, &x1);
+        bpe_merge(b, r, &l2, &r2, &x2);
+        cr_assert(l1 == l2 && r1 == r2 && x1 == x2, "merge %zu differs", r);
+    }
+    bpe_free(a);
+    bpe_free(b);
+}
+
+/* Copies a model through the loading API (what corpus_vocab_load does with the database rows). */
+static struct bpe *copy_model(const struct bpe *a)
+{
+    struct bpe *b = bpe_create(bpe_norm(a));
+    for (int32_t id = 0; (size_t)id < bpe_size(a); id++) {
+        size_t len;
+        const char *s = bpe_token(a, id, &len);
+        cr_assert_eq(bpe_add_token(b, id, s, len, bpe_token_kind(a, id), bpe_token_count(a, id)), 0, "%s",
+                     sl_errmsg());
+    }
+    for (size_t r = 0; r < bpe_n_merges(a); r++) {
+        int32_t l, rr, x;
+        bpe_merge(a, r, &l, &rr, &x);
+        cr_assert_eq(bpe_add_merge(b, (int32_t)r, l, rr, x), 0, "%s", sl_errmsg());
+    }
+    cr_assert_eq(bpe_finalize(b), 0, "%s", sl_errmsg());
+    return b;
+}
+
+Test(load, loaded_model_encodes_like_the_learned_one)
+{
+    struct bpe *a = corpus_model(TOK_NORM_NFC, 450);
+    struct bpe *b = copy_model(a);
+    cr_assert_eq(bpe_norm(b), TOK_NORM_NFC);
+    struct tok_ids ia, ib;
+    tok_ids_init(&ia);
+    tok_ids_init(&ib);
+    for (size_t i = 0; i < N_CORPUS; i++) {
+        cr_assert_eq(bpe_encode(a, corpus[i], strlen(corpus[i]), &ia), 0);
+        /* the same tok_ids used with another model must not serve the first model's cache */
+        cr_assert_eq(bpe_encode(b, corpus[i], strlen(corpus[i]), &ia), 0);
+        cr_assert_eq(bpe_encode(a, corpus[i], strlen(corpus[i]), &ib), 0);
+        cr_assert_eq(ia.n, ib.n);
+        cr_assert(memcmp(ia.ids, ib.ids, ia.n * sizeof(int32_t)) == 0, "sentence %zu differs", i);
+    }
+    tok_ids_free(&ia);
+    tok_ids_free(&ib);
+    bpe_free(a);
+    bpe_free(b);
+}
+
+Test(load, bad_arrays_are_rejected)
+{
+    struct bpe *a = hug_model(1);
+    struct bpe *b = bpe_create(TOK_NORM_NFKC);
+    /* out of order */
+    cr_assert_eq(bpe_add_token(b, 1, "<s>", 3, BPE_KIND_SPECIAL, 0), SL_ECORRUPT);
+    /* wrong special */
+    cr_assert_eq(bpe_add_token(b, 0, "<s>", 3, BPE_KIND_SPECIAL, 0), SL_ECORRUPT);
+    for (int32_t id = 0; id < 268; id++) {
+        size_t len;
+        const char *s = bpe_token(a, id, &len);
+        cr_assert_eq(bpe_add_token(b, id, s, len, bpe_token_kind(a, id), 0), 0, "%s", sl_errmsg());
+    }
+    /* invalid UTF-8 in a normal token; wrong kind */
+    cr_assert_eq(bpe_add_token(b, 268, "\xFF", 1, BPE_KIND_NORMAL, 0), SL_ECORRUPT);
+    cr_assert_eq(bpe_add_token(b, 268, "ug", 2, BPE_KIND_BYTE, 0), SL_ECORRUPT);
+    cr_assert_eq(bpe_add_token(b, 268, "ug", 2, BPE_KIND_NORMAL, 0), 0);
+    /* a merge whose result is not left+right, one with an unknown token, one out of order */
+    cr_assert_eq(bpe_add_merge(b, 0, 262, 261, 268), SL_ECORRUPT);
+    cr_assert_eq(bpe_add_merge(b, 0, 261, 262, 999), SL_ECORRUPT);
+    cr_assert_eq(bpe_add_merge(b, 1, 261, 262, 268), SL_ECORRUPT);
+    cr_assert_eq(bpe_add_merge(b, 0, 261, 262, 268), 0);
+    cr_assert_eq(bpe_add_token(b, 269, "ug", 2, BPE_KIND_NORMAL, 0), 0);
+    cr_assert_eq(bpe_add_merge(b, 1, 261, 262, 269), SL_ECORRUPT, "the same pair twice");
+    cr_assert_eq(bpe_finalize(b), 0, "%s", sl_errmsg());
+    cr_assert_eq(bpe_add_token(b, 270, "x", 1, BPE_KIND_NORMAL, 0), SL_EINVAL, "finalized");
+    bpe_free(b);
+
+    /* no ▁ at 260 */
+    b = bpe_create(TOK_NORM_NFKC);
+    for (int32_t id = 0; id < 260; id++) {
+        size_t len;
+        const char *s = bpe_token(a, id, &len);
+        cr_assert_eq(bpe_add_token(b, id, s, len, bpe_token_kind(a, id), 0), 0);
+    }
+    cr_assert_eq(bpe_finalize(b), SL_ECORRUPT);
+    cr_assert_eq(bpe_add_token(b, 260, "u", 1, BPE_KIND_NORMAL, 0), 0);
+    cr_assert_eq(bpe_finalize(b), SL_ECORRUPT);
+    cr_assert(strstr(sl_errmsg(), "space marker"), "%s", sl_errmsg());
+    bpe_free(b);
+    bpe_free(a);
+    bpe_free(NULL);
+}
+
+struct thread_job {
+    const struct bpe *b;
+    size_t total;
+    int failed;
+};
+
+static void *encode_many(void *arg)
+{
+    struct thread_job *j = arg;
+    struct tok_ids ids;
+    tok_ids_init(&ids);
+    for (int rep = 0; rep < 200; rep++)
+        for (size_t i = 0; i < N_CORPUS; i++) {
+            if (bpe_encode(j->b, corpus[i], strlen(corpus[i]), &ids))
+                j->failed = 1;
+            j->total += ids.n;
+        }
+    tok_ids_free(&ids);
+    return NULL;
+}
+
+Test(bpe, concurrent_encoders_agree)
+{
+    struct bpe *b = corpus_model(TOK_NORM_NFKC, 500);
+    struct thread_job jobs[3] = {{b, 0, 0}, {b, 0, 0}, {b, 0, 0}};
+    pthread_t th[2];
+    for (int i = 0; i < 2; i++)
+        cr_assert_eq(pthread_create(&th[i], NULL, encode_many, &jobs[i]), 0);
+    encode_many(&jobs[2]);
+    for (int i = 0; i < 2; i++)
+        pthread_join(th[i], NULL);
+    for (int i = 0; i < 3; i++) {
+        cr_assert_eq(jobs[i].failed, 0);
+        cr_assert_eq(jobs[i].total, jobs[2].total);
+    }
+    bpe_free(b);
+}
