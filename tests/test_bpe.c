@@ -72,18 +72,22 @@ static char *decode(const struct bpe *b, const int32_t *ids, size_t n)
     return out.data; /* NUL-terminated, caller frees */
 }
 
-/* The corpus of the Hugging Face course's BPE chapter, one text per word occurrence (no spaces, so
- * no ▁): hug x10, pug x5, pun x12, bun x4, hugs x5.
- * Character counts: u 36, g 20, p 17, n 16, h 15, s 5, b 4. Ids: 260 ▁ (always), then by count:
- * u 261, g 262, p 263, n 264, h 265, s 266, b 267.
- * Pairs: (h,u) 15, (u,g) 20, (p,u) 17, (u,n) 16, (b,u) 4, (g,s) 5.
- *  rank 0: (u,g) 20 -> "ug" 268. Now (h,ug) 15, (p,ug) 5, (p,u) 12, (u,n) 16, (b,u) 4, (ug,s) 5.
- *  rank 1: (u,n) 16 -> "un" 269. Now (h,ug) 15, (p,ug) 5, (p,un) 12, (b,un) 4, (ug,s) 5.
- *  rank 2: (h,ug) 15 -> "hug" 270. "hugs" is now hug+s: (ug,s) 0, (hug,s) 5.
- *  rank 3: (p,un) 12 -> "pun" 271. Left: (p,ug) 5, (hug,s) 5, (b,un) 4.
- *  rank 4: tie at 5: (p,ug) has the lower left id (263 < 270) -> "pug" 272.
- *  rank 5: (hug,s) 5 -> "hugs" 273.
- *  rank 6: (b,un) 4 -> "bun" 274. No pair is left: the vocabulary stops at 275 tokens. */
+/* The corpus of the Hugging Face course's BPE chapter, one text per word occurrence: hug x10,
+ * pug x5, pun x12, bun x4, hugs x5. Every text gets the dummy prefix, so the pieces are ▁hug ▁pug
+ * ▁pun ▁bun ▁hugs. Character counts: ▁ 36, u 36, g 20, p 17, n 16, h 15, s 5, b 4. Ids: 260 ▁ (always
+ * first), then by count: u 261, g 262, p 263, n 264, h 265, s 266, b 267.
+ * Pairs: (▁,h) 15, (h,u) 15, (u,g) 20, (▁,p) 17, (p,u) 17, (u,n) 16, (▁,b) 4, (b,u) 4, (g,s) 5.
+ *  rank 0: (u,g) 20 -> "ug" 268. Now (▁,h) 15, (h,ug) 15, (▁,p) 17, (p,ug) 5, (p,u) 12, (u,n) 16,
+ *          (▁,b) 4, (b,u) 4, (ug,s) 5.
+ *  rank 1: (▁,p) 17 -> "▁p" 269 (wins over (u,n) 16). Now (▁p,ug) 5, (▁p,u) 12, (p,*) 0.
+ *  rank 2: (u,n) 16 -> "un" 270. Now (▁p,un) 12, (b,un) 4, (▁p,u) 0, (b,u) 0.
+ *  rank 3: tie at 15: (▁,h) has the lower left id (260 < 265) -> "▁h" 271. Now (▁h,ug) 15.
+ *  rank 4: (▁h,ug) 15 -> "▁hug" 272. "▁hugs" is now ▁hug+s: (ug,s) 0, (▁hug,s) 5.
+ *  rank 5: (▁p,un) 12 -> "▁pun" 273. Left: (▁p,ug) 5, (▁hug,s) 5, (▁,b) 4, (b,un) 4.
+ *  rank 6: tie at 5: (▁p,ug) (left 269 < 272) -> "▁pug" 274.
+ *  rank 7: (▁hug,s) 5 -> "▁hugs" 275.
+ *  rank 8: tie at 4: (▁,b) (left 260 < 267) -> "▁b" 276. Now (▁b,un) 4.
+ *  rank 9: (▁b,un) 4 -> "▁bun" 277. No pair is left: the vocabulary stops at 278 tokens. */
 static struct bpe *hug_model(int64_t min_count)
 {
     struct bpe_learner *l = bpe_learner_create(TOK_NORM_NFKC);
@@ -102,8 +106,8 @@ static struct bpe *hug_model(int64_t min_count)
 Test(bpe, hand_checked_merges)
 {
     struct bpe *b = hug_model(1);
-    cr_assert_eq(bpe_size(b), 275);
-    cr_assert_eq(bpe_n_merges(b), 7);
+    cr_assert_eq(bpe_size(b), 278);
+    cr_assert_eq(bpe_n_merges(b), 10);
     token_is(b, 0, "<pad>");
     token_is(b, 1, "<s>");
     token_is(b, 2, "</s>");
@@ -113,43 +117,48 @@ Test(bpe, hand_checked_merges)
     cr_assert_eq(bpe_token_kind(b, 4 + 0x41), BPE_KIND_BYTE);
     cr_assert_eq(bpe_token_kind(b, 260), BPE_KIND_NORMAL);
     const char *base[] = {M, "u", "g", "p", "n", "h", "s", "b"};
-    const int64_t counts[] = {0, 36, 20, 17, 16, 15, 5, 4};
+    const int64_t counts[] = {36, 36, 20, 17, 16, 15, 5, 4};
     for (int i = 0; i < 8; i++) {
         token_is(b, 260 + i, base[i]);
         cr_assert_eq(bpe_token_count(b, 260 + i), counts[i], "count of %s", base[i]);
     }
     merge_is(b, 0, 261, 262, 268);
-    merge_is(b, 1, 261, 264, 269);
-    merge_is(b, 2, 265, 268, 270);
-    merge_is(b, 3, 263, 269, 271);
-    merge_is(b, 4, 263, 268, 272);
-    merge_is(b, 5, 270, 266, 273);
-    merge_is(b, 6, 267, 269, 274);
-    const char *merged[] = {"ug", "un", "hug", "pun", "pug", "hugs", "bun"};
-    const int64_t mcounts[] = {20, 16, 15, 12, 5, 5, 4};
-    for (int i = 0; i < 7; i++) {
+    merge_is(b, 1, 260, 263, 269);
+    merge_is(b, 2, 261, 264, 270);
+    merge_is(b, 3, 260, 265, 271);
+    merge_is(b, 4, 271, 268, 272);
+    merge_is(b, 5, 269, 270, 273);
+    merge_is(b, 6, 269, 268, 274);
+    merge_is(b, 7, 272, 266, 275);
+    merge_is(b, 8, 260, 267, 276);
+    merge_is(b, 9, 276, 270, 277);
+    const char *merged[] = {"ug", M "p", "un", M "h", M "hug", M "pun", M "pug", M "hugs", M "b", M "bun"};
+    const int64_t mcounts[] = {20, 17, 16, 15, 15, 12, 5, 5, 4, 4};
+    for (int i = 0; i < 10; i++) {
         token_is(b, 268 + i, merged[i]);
         cr_assert_eq(bpe_token_count(b, 268 + i), mcounts[i]);
     }
     int32_t l, r, x;
-    cr_assert_eq(bpe_merge(b, 7, &l, &r, &x), SL_EINVAL);
+    cr_assert_eq(bpe_merge(b, 10, &l, &r, &x), SL_EINVAL);
     bpe_free(b);
 }
 
 Test(bpe, hand_checked_encodings_and_byte_fallback)
 {
     struct bpe *b = hug_model(1);
-    encode_is(b, "hugs", (int32_t[]){273}, 1);
-    encode_is(b, "bun", (int32_t[]){274}, 1);
-    /* h u b: no merge has (h,u) or (u,b) */
-    encode_is(b, "hub", (int32_t[]){265, 261, 267}, 3);
-    /* "hug pug" -> pieces "hug", "▁pug"; ▁ p u g -> ▁ p ug (rank 0) -> ▁ pug (rank 4) */
-    encode_is(b, "hug pug", (int32_t[]){270, 260, 272}, 3);
+    encode_is(b, "hugs", (int32_t[]){275}, 1);
+    encode_is(b, "bun", (int32_t[]){277}, 1);
+    /* ▁ h u b: (▁,h) rank 3 -> ▁h u b; no merge has (▁h,u) or (u,b) */
+    encode_is(b, "hub", (int32_t[]){271, 261, 267}, 3);
+    /* pieces ▁hug, ▁pug: ▁ p u g -> ▁ p ug (rank 0) -> ▁p ug (rank 1) -> ▁pug (rank 6) */
+    encode_is(b, "hug pug", (int32_t[]){272, 274}, 2);
     /* unseen 'x' (0x78) and 'ü' (C3 BC) fall back to byte tokens 4 + byte */
-    encode_is(b, "hux", (int32_t[]){265, 261, 4 + 0x78}, 3);
-    encode_is(b, "h\xC3\xBC", (int32_t[]){265, 4 + 0xC3, 4 + 0xBC}, 3);
-    /* a literal ▁ is always its three bytes; spaces around it are markers */
-    encode_is(b, "g " M, (int32_t[]){262, 260, 4 + 0xE2, 4 + 0x96, 4 + 0x81}, 5);
+    encode_is(b, "hux", (int32_t[]){271, 261, 4 + 0x78}, 3);
+    encode_is(b, "h\xC3\xBC", (int32_t[]){271, 4 + 0xC3, 4 + 0xBC}, 3);
+    /* pieces ▁g, ▁ (the space before a literal ▁) and the literal ▁, always as its three bytes */
+    encode_is(b, "g " M, (int32_t[]){260, 262, 260, 4 + 0xE2, 4 + 0x96, 4 + 0x81}, 6);
+    /* a leading space is one more marker piece: " hug" (with the prefix "  hug") -> ▁ | ▁hug */
+    encode_is(b, " hug", (int32_t[]){260, 272}, 2);
     encode_is(b, "", NULL, 0);
     bpe_free(b);
 }
@@ -157,16 +166,17 @@ Test(bpe, hand_checked_encodings_and_byte_fallback)
 Test(bpe, min_count_drops_rare_characters_to_bytes)
 {
     /* min_count 5: 'b' (4) gets no token, so base ids are u 261 g 262 p 263 n 264 h 265 s 266 and the
-     * merges are those of hand_checked_merges with counts >= 5: ug 267, un 268 ((u,n) still counts
-     * "bun": 12 + 4 = 16), hug 269, pun 270, pug 271, hugs 272. (b,un) is not a pair (b has no token). */
+     * merges are those of hand_checked_merges with counts >= 5: ug 267, ▁p 268, un 269 ((u,n) still
+     * counts ▁bun: 12 + 4 = 16), ▁h 270, ▁hug 271, ▁pun 272, ▁pug 273, ▁hugs 274. (▁,b) and (b,un)
+     * are not pairs (b has no token). */
     struct bpe *b = hug_model(5);
-    cr_assert_eq(bpe_size(b), 273);
-    cr_assert_eq(bpe_n_merges(b), 6);
+    cr_assert_eq(bpe_size(b), 275);
+    cr_assert_eq(bpe_n_merges(b), 8);
     token_is(b, 266, "s");
-    token_is(b, 268, "un");
-    token_is(b, 272, "hugs");
-    encode_is(b, "bun", (int32_t[]){4 + 'b', 268}, 2);
-    char *d = decode(b, (int32_t[]){4 + 'b', 268}, 2);
+    token_is(b, 269, "un");
+    token_is(b, 274, M "hugs");
+    encode_is(b, "bun", (int32_t[]){260, 4 + 'b', 269}, 3);
+    char *d = decode(b, (int32_t[]){260, 4 + 'b', 269}, 3);
     cr_assert_str_eq(d, "bun");
     free(d);
     bpe_free(b);
@@ -219,10 +229,14 @@ Test(bpe, invalid_utf8_is_rejected_and_not_counted)
 Test(bpe, decode_skips_specials_and_checks_range)
 {
     struct bpe *b = hug_model(1);
-    char *d = decode(b, (int32_t[]){BPE_BOS, 270, 260, 272, BPE_PAD, BPE_EOS}, 6);
+    /* one leading space (the dummy prefix) is dropped */
+    char *d = decode(b, (int32_t[]){BPE_BOS, 272, 274, BPE_PAD, BPE_EOS}, 5);
     cr_assert_str_eq(d, "hug pug");
     free(d);
-    d = decode(b, (int32_t[]){270, BPE_UNK}, 2);
+    d = decode(b, (int32_t[]){260, 260, 272}, 3);
+    cr_assert_str_eq(d, "  hug");
+    free(d);
+    d = decode(b, (int32_t[]){272, BPE_UNK}, 2);
     cr_assert_str_eq(d, "hug\xE2\x81\x87");
     free(d);
     d = decode(b, NULL, 0);
@@ -234,8 +248,8 @@ Test(bpe, decode_skips_specials_and_checks_range)
     free(d);
     struct sbuf out;
     sbuf_init(&out);
-    cr_assert_eq(bpe_decode(b, (int32_t[]){270, 275}, 2, &out), SL_EINVAL);
-    cr_assert(strstr(sl_errmsg(), "id 275 at position 2"), "%s", sl_errmsg());
+    cr_assert_eq(bpe_decode(b, (int32_t[]){272, 278}, 2, &out), SL_EINVAL);
+    cr_assert(strstr(sl_errmsg(), "id 278 at position 2"), "%s", sl_errmsg());
     cr_assert_eq(bpe_decode(b, (int32_t[]){-1}, 1, &out), SL_EINVAL);
     sbuf_free(&out);
     bpe_free(b);
@@ -249,9 +263,9 @@ Test(bpe, token_surfaces)
     cr_assert_eq(bpe_token_surface(b, 1, &s), 0);
     cr_assert_eq(bpe_token_surface(b, 4 + 0xE4, &s), 0);
     cr_assert_eq(bpe_token_surface(b, 260, &s), 0);
-    cr_assert_eq(bpe_token_surface(b, 273, &s), 0);
-    cr_assert_str_eq(s.data, "<s><0xE4>" M "hugs");
-    cr_assert_eq(bpe_token_surface(b, 275, &s), SL_EINVAL);
+    cr_assert_eq(bpe_token_surface(b, 275, &s), 0);
+    cr_assert_str_eq(s.data, "<s><0xE4>" M M "hugs");
+    cr_assert_eq(bpe_token_surface(b, 278, &s), SL_EINVAL);
     sbuf_free(&s);
     bpe_free(b);
 }

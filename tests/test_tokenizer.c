@@ -12,12 +12,12 @@
 #define M "\xE2\x96\x81" /* ▁ */
 
 /* "piece|piece|[bytes piece]" for s under norm, into a static buffer. */
-static const char *pieces(enum tok_norm norm, const char *s)
+static const char *pieces_f(enum tok_norm norm, const char *s, unsigned flags)
 {
     static char buf[8192];
     struct tok_pieces p;
     tok_pieces_init(&p);
-    int rc = tok_pretokenize(norm, s, strlen(s), &p);
+    int rc = tok_pretokenize(norm, s, strlen(s), flags, &p);
     cr_assert_eq(rc, 0, "pretokenize failed: %s", sl_errmsg());
     size_t k = 0;
     for (size_t i = 0; i < p.n; i++) {
@@ -37,6 +37,8 @@ static const char *pieces(enum tok_norm norm, const char *s)
     tok_pieces_free(&p);
     return buf;
 }
+
+static const char *pieces(enum tok_norm norm, const char *s) { return pieces_f(norm, s, 0); }
 
 #define PIECES(norm, in, want)                                                                          \
     do {                                                                                               \
@@ -89,7 +91,7 @@ Test(utf8, invalid_sequences_report_their_byte_offset)
     sbuf_free(&out);
     struct tok_pieces p;
     tok_pieces_init(&p);
-    cr_assert_eq(tok_pretokenize(TOK_NORM_NFC, "abc\xFF", 4, &p), SL_EUTF8);
+    cr_assert_eq(tok_pretokenize(TOK_NORM_NFC, "abc\xFF", 4, 0, &p), SL_EUTF8);
     cr_assert_str_eq(sl_errmsg(), "invalid UTF-8 at byte 3");
     tok_pieces_free(&p);
 }
@@ -253,7 +255,7 @@ Test(pretok, long_runs_are_cut_at_piece_max)
     sp[130] = '\0';
     struct tok_pieces p;
     tok_pieces_init(&p);
-    cr_assert_eq(tok_pretokenize(TOK_NORM_NFKC, sp, 130, &p), 0);
+    cr_assert_eq(tok_pretokenize(TOK_NORM_NFKC, sp, 130, 0, &p), 0);
     cr_assert_eq(p.n, 2);
     cr_assert_eq(p.off[1] - p.off[0], 3 * 128);
     cr_assert_eq(p.off[2] - p.off[1], 3 * 2);
@@ -269,7 +271,7 @@ Test(pretok, pieces_concatenate_to_the_normalised_text)
     tok_pieces_init(&p);
     sbuf_init(&norm);
     sbuf_init(&join);
-    cr_assert_eq(tok_pretokenize(TOK_NORM_NFKC, in, strlen(in), &p), 0);
+    cr_assert_eq(tok_pretokenize(TOK_NORM_NFKC, in, strlen(in), 0, &p), 0);
     cr_assert_eq(tok_normalize(TOK_NORM_NFKC, in, strlen(in), &norm), 0);
     for (size_t i = 0; i < p.n; i++) {
         const char *s = p.text.data + p.off[i];
@@ -288,4 +290,13 @@ Test(pretok, pieces_concatenate_to_the_normalised_text)
     tok_pieces_free(&p);
     sbuf_free(&norm);
     sbuf_free(&join);
+}
+
+Test(pretok, space_prefix_flag_adds_one_leading_space)
+{
+    cr_assert_str_eq(pieces_f(TOK_NORM_NFKC, "Hello world", TOK_PRETOK_SPACE_PREFIX), M "Hello|" M "world");
+    cr_assert_str_eq(pieces_f(TOK_NORM_NFKC, " a", TOK_PRETOK_SPACE_PREFIX), M "|" M "a");
+    cr_assert_str_eq(pieces_f(TOK_NORM_NFKC, "\tb", TOK_PRETOK_SPACE_PREFIX), M "|\t|b");
+    cr_assert_str_eq(pieces_f(TOK_NORM_NFKC, M, TOK_PRETOK_SPACE_PREFIX), M "|[" M "]");
+    cr_assert_str_eq(pieces_f(TOK_NORM_NFKC, "", TOK_PRETOK_SPACE_PREFIX), "", "empty text: no prefix");
 }

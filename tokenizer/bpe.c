@@ -395,7 +395,7 @@ int bpe_encode(const struct bpe *b, const char *text, size_t len, struct tok_ids
         w->serial = b->serial;
     }
     struct tok_pieces *p = &w->pieces;
-    if ((rc = tok_pretokenize(b->norm, text, len, p)))
+    if ((rc = tok_pretokenize(b->norm, text, len, TOK_PRETOK_SPACE_PREFIX, p)))
         return rc;
     for (size_t i = 0; i < p->n; i++) {
         const unsigned char *s = (const unsigned char *)p->text.data + p->off[i];
@@ -481,6 +481,11 @@ int bpe_decode(const struct bpe *b, const int32_t *ids, size_t n, struct sbuf *o
         }
         out->len = (size_t)(o - out->data);
         out->data[out->len] = '\0';
+    }
+    /* the space bpe_encode put in front of the text */
+    if (out->len && out->data[0] == ' ') {
+        memmove(out->data, out->data + 1, out->len);
+        out->len--;
     }
     return 0;
 }

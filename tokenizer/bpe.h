@@ -7,6 +7,9 @@
  * ascending), then one token per merge in rank order. Token bytes are UTF-8 with "▁" for a space.
  * A character without a token is encoded as its UTF-8 byte tokens (byte fallback): encode never
  * produces <unk>, and decode(encode(x)) == tok_normalize(x) for every valid UTF-8 x.
+ * Dummy prefix (as SentencePiece): encode treats every non-empty text as if it began with one more
+ * space (TOK_PRETOK_SPACE_PREFIX), so "Hello" at the start of a sentence is "▁Hello" like inside
+ * one; decode drops one leading space.
  * Merges: rank r joins (left, right) into result; byte tokens never take part in a merge.
  * Learning picks, at each step, the adjacent pair with the highest count (ties: lowest left id,
  * then lowest right id), so a vocabulary is reproducible and can be checked by hand.
@@ -93,7 +96,8 @@ int bpe_encode(const struct bpe *b, const char *text, size_t len, struct tok_ids
 /* out = the text of ids (replaces the content): token bytes concatenated, "▁" in normal tokens read
  * as ' ', byte tokens as raw bytes, <pad> <s> </s> skipped, <unk> written as U+2047 "⁇". The result
  * is not valid UTF-8 when the ids split a character's byte tokens (tok_utf8_repair fixes that for
- * display). SL_EINVAL on an id out of range (names its position). */
+ * display). A leading space (the dummy prefix) is dropped. SL_EINVAL on an id out of range (names
+ * its position). */
 int bpe_decode(const struct bpe *b, const int32_t *ids, size_t n, struct sbuf *out);
 
 /* ---- learning ---- */
@@ -106,8 +110,8 @@ struct bpe_learn_opts {
 
 struct bpe_learner *bpe_learner_create(enum tok_norm norm);
 void bpe_learner_free(struct bpe_learner *l);
-/* Counts the pieces of one text (a sentence). SL_EUTF8 (byte offset in the message) on invalid
- * UTF-8; nothing is counted then. */
+/* Counts the pieces of one text (a sentence, with the dummy prefix). SL_EUTF8 (byte offset in
+ * the message) on invalid UTF-8; nothing is counted then. */
 int bpe_learner_add(struct bpe_learner *l, const char *text, size_t len);
 /* Number of distinct pieces counted so far. */
 size_t bpe_learner_n_words(const struct bpe_learner *l);

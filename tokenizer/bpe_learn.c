@@ -80,7 +80,7 @@ size_t bpe_learner_n_words(const struct bpe_learner *l) { return l->words.n; }
 int bpe_learner_add(struct bpe_learner *l, const char *text, size_t len)
 {
     struct tok_pieces *p = &l->pieces;
-    int rc = tok_pretokenize(l->norm, text, len, p);
+    int rc = tok_pretokenize(l->norm, text, len, TOK_PRETOK_SPACE_PREFIX, p);
     if (rc)
         return rc;
     for (size_t i = 0; i < p->n; i++) {

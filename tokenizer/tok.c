@@ -328,12 +328,19 @@ static int piece_push(struct tok_pieces *p, int kind)
     return 0;
 }
 
-int tok_pretokenize(enum tok_norm norm, const char *s, size_t len, struct tok_pieces *p)
+int tok_pretokenize(enum tok_norm norm, const char *s, size_t len, unsigned flags, struct tok_pieces *p)
 {
     size_t n = 0;
     int rc = to_cps(norm, s, len, p, &n);
     if (rc)
         return rc;
+    if ((flags & TOK_PRETOK_SPACE_PREFIX) && n > 0) {
+        if ((rc = cps_reserve(p, n + 1)))
+            return rc;
+        memmove(p->cps + 1, p->cps, n * sizeof *p->cps);
+        p->cps[0] = ' ';
+        n++;
+    }
     sbuf_reset(&p->text);
     /* Surfaces are at most 4 bytes per code point, 3 for a space marker. */
     if ((rc = sbuf_reserve(&p->text, n * 4 + 4)))

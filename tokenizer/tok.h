@@ -71,7 +71,11 @@ int tok_normalize(enum tok_norm norm, const char *s, size_t len, struct sbuf *ou
 
 void tok_pieces_init(struct tok_pieces *p);
 void tok_pieces_free(struct tok_pieces *p);
-/* Validates, normalises and splits s into out (replacing its content). SL_EUTF8 on invalid input. */
-int tok_pretokenize(enum tok_norm norm, const char *s, size_t len, struct tok_pieces *out);
+/* tok_pretokenize flag: treat a non-empty text as if it began with one more space (SentencePiece's
+ * dummy prefix), so its first word gets the same "▁word" piece as a word inside a sentence. */
+#define TOK_PRETOK_SPACE_PREFIX 1u
+/* Validates, normalises and splits s into out (replacing its content). flags: 0 or
+ * TOK_PRETOK_SPACE_PREFIX. SL_EUTF8 on invalid input. */
+int tok_pretokenize(enum tok_norm norm, const char *s, size_t len, unsigned flags, struct tok_pieces *out);
 
 #endif
