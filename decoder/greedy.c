@@ -1,0 +1,70 @@
+/* decoder/greedy.c: greedy decoding (see greedy.h). Per call it allocates its small buffers once (ids,
+ * row maps and the (B, V) log-probabilities); the step loop allocates nothing. */
+#include "decoder/greedy.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "util/err.h"
+
+int s2s_greedy(struct s2s_decoder *d, const int32_t *src, const int32_t *src_len, size_t B, size_t S,
+               size_t max_len, int32_t *out, int32_t *out_len, float *score)
+{
+    if (B == 0)
+        return 0;
+    memset(out, 0, B * max_len * sizeof(int32_t));
+    memset(out_len, 0, B * sizeof(int32_t));
+    if (score)
+        memset(score, 0, B * sizeof(float));
+    const size_t V = s2s_decoder_model(d)->cfg.V_tgt;
+    int32_t *prev = malloc(B * sizeof *prev);  /* (M) token fed at the next step */
+    int32_t *sent = malloc(B * sizeof *sent);  /* (M) sentence of each live row */
+    int32_t *keep = malloc(B * sizeof *keep);  /* (M) rows that stay live */
+    float *lp = malloc(B * V * sizeof *lp);    /* (M, V) */
+    int rc = 0;
+    if (!prev || !sent || !keep || !lp) {
+        rc = sl_err(SL_ENOMEM, "out of memory for greedy decoding of %zu sentences", B);
+        goto done;
+    }
+    rc = s2s_decoder_start(d, src, src_len, B, S, 1);
+    if (rc)
+        goto done;
+    size_t M = B;
+    for (size_t i = 0; i < M; i++) {
+        prev[i] = S2S_BOS;
+        sent[i] = (int32_t)i;
+    }
+    for (size_t t = 0; t < max_len && M > 0; t++) {
+        rc = s2s_decoder_step(d, prev, lp);
+        if (rc)
+            goto done;
+        size_t live = 0;
+        for (size_t i = 0; i < M; i++) {
+            const float *z = lp + i * V;
+            size_t best = 0;
+            for (size_t k = 1; k < V; k++)
+                if (z[k] > z[best])
+                    best = k;
+            size_t b = (size_t)sent[i];
+            if (score)
+                score[b] += z[best];
+            if (best == S2S_EOS)
+                continue;
+            out[b * max_len + t] = (int32_t)best;
+            out_len[b] = (int32_t)(t + 1);
+            keep[live] = (int32_t)i;
+            prev[live] = (int32_t)best;
+            sent[live] = (int32_t)b;
+            live++;
+        }
+        if (live < M && live > 0) {
+            rc = s2s_decoder_reorder(d, keep, live);
+            if (rc)
+                goto done;
+        }
+        M = live;
+    }
+done:
+    free(prev), free(sent), free(keep), free(lp);
+    return rc;
+}

@@ -1,0 +1,390 @@
+/* decoder/seq2seq.c: the model API over encoder/, decoder/ and nn/ (see seq2seq.h).
+ * A workspace holds two arenas: `batch` (encoder and decoder activations and loss buffers of one batch,
+ * carved afresh for each batch's (B, S, T) and grown when a batch needs more) and `step` (scratch of a
+ * decoding step for M rows). Nothing is allocated once the arenas are large enough. */
+#include "decoder/seq2seq.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "encoder/encoder.h"
+#include "nn/arena.h"
+#include "util/err.h"
+
+#define S2S_CHUNK 256 /* projection rows per chunk: (256, V) logits stay in L2/L3-sized blocks */
+
+struct s2s_workspace {
+    struct arena batch;
+    struct arena step;
+    struct stack_acts enc, dec;
+    struct dec_loss_ws loss;
+    float *h0, *c0;   /* (L, B, H) encoder final states = decoder initial states */
+    float *dh0, *dc0; /* (L, B, H) their gradients */
+    float *step_scratch;
+};
+
+struct s2s_decoder {
+    const struct s2s_model *m;
+    const float *w;
+    struct s2s_workspace *ws;
+    size_t M, cap;
+    float *h, *c, *h2, *c2; /* (L, cap, H) */
+};
+
+/* ---- model ---- */
+
+static int add_view(struct s2s_model *m, size_t *off, const char *name, int ndim, size_t d0, size_t d1)
+{
+    size_t shape[2] = {d0, d1};
+    int rc = param_table_add(&m->table, name, ndim, shape);
+    if (rc == 0)
+        *off = m->table.views[m->table.n - 1].offset;
+    return rc;
+}
+
+static int add_stack(struct s2s_model *m, struct stack_layout *lay, const char *side, size_t V)
+{
+    const struct s2s_config *c = &m->cfg;
+    char name[PARAM_NAME_MAX];
+    lay->V = V, lay->E = c->E, lay->H = c->H, lay->L = c->L;
+    snprintf(name, sizeof name, "%s.emb", side);
+    int rc = add_view(m, &lay->emb, name, 2, V, c->E);
+    for (size_t l = 0; l < c->L && rc == 0; l++) {
+        snprintf(name, sizeof name, "%s.lstm%zu.W", side, l);
+        rc = add_view(m, &lay->W[l], name, 2, 4 * c->H, (l ? c->H : c->E) + c->H);
+        if (rc == 0) {
+            snprintf(name, sizeof name, "%s.lstm%zu.b", side, l);
+            rc = add_view(m, &lay->b[l], name, 1, 4 * c->H, 1);
+        }
+    }
+    return rc;
+}
+
+int s2s_model_init(struct s2s_model *m, const struct s2s_config *cfg)
+{
+    memset(m, 0, sizeof *m);
+    param_table_init(&m->table);
+    const size_t big = (size_t)1 << 24;
+    if (cfg->V_src < 1 || cfg->V_tgt <= S2S_EOS || cfg->V_src > big || cfg->V_tgt > big)
+        return sl_err(SL_EINVAL, "model: vocabulary sizes %zu / %zu (need 1..%zu source, %d..%zu target)",
+                      cfg->V_src, cfg->V_tgt, big, S2S_EOS + 1, big);
+    if (cfg->E < 1 || cfg->H < 1 || cfg->E > 65536 || cfg->H > 65536)
+        return sl_err(SL_EINVAL, "model: embedding %zu / hidden %zu outside 1..65536", cfg->E, cfg->H);
+    if (cfg->L < 1 || cfg->L > NN_MAX_LAYERS)
+        return sl_err(SL_EINVAL, "model: %zu layers (1..%d allowed)", cfg->L, NN_MAX_LAYERS);
+    if (!(cfg->dropout >= 0.0f && cfg->dropout < 1.0f))
+        return sl_err(SL_EINVAL, "model: dropout %g outside [0, 1)", (double)cfg->dropout);
+    m->cfg = *cfg;
+    int rc = add_stack(m, &m->enc, "enc", cfg->V_src);
+    if (rc == 0)
+        rc = add_stack(m, &m->dec, "dec", cfg->V_tgt);
+    m->out.V = cfg->V_tgt, m->out.H = cfg->H;
+    if (rc == 0)
+        rc = add_view(m, &m->out.W, "out.W", 2, cfg->V_tgt, cfg->H);
+    if (rc == 0)
+        rc = add_view(m, &m->out.b, "out.b", 1, cfg->V_tgt, 1);
+    if (rc)
+        s2s_model_free(m);
+    return rc;
+}
+
+void s2s_model_free(struct s2s_model *m) { param_table_free(&m->table); }
+
+void s2s_params_init(const struct s2s_model *m, float *w, struct rng *r)
+{
+    memset(w, 0, m->table.total * sizeof(float));
+    for (size_t i = 0; i < m->table.n; i++)
+        param_init_uniform(w + m->table.views[i].offset, m->table.views[i].size, S2S_INIT_SCALE, r);
+    const size_t H = m->cfg.H;
+    for (size_t l = 0; l < m->cfg.L; l++)
+        for (size_t j = 0; j < H; j++) { /* gate order i f g o: f is rows H..2H-1 */
+            w[m->enc.b[l] + H + j] = 1.0f;
+            w[m->dec.b[l] + H + j] = 1.0f;
+        }
+}
+
+/* ---- workspace ---- */
+
+static void layout_batch(struct s2s_workspace *ws, const struct s2s_model *m, struct arena *ar, size_t B, size_t S,
+                         size_t T, int with_dec)
+{
+    const size_t LBH = m->cfg.L * B * m->cfg.H;
+    stack_acts_carve(&ws->enc, ar, &m->enc, S, B);
+    if (with_dec) {
+        stack_acts_carve(&ws->dec, ar, &m->dec, T + 1, B);
+        dec_loss_carve(&ws->loss, ar, T + 1, B, m->cfg.H, m->cfg.V_tgt, S2S_CHUNK);
+        ws->h0 = arena_take(ar, LBH * sizeof(float));
+        ws->c0 = arena_take(ar, LBH * sizeof(float));
+        ws->dh0 = arena_take(ar, LBH * sizeof(float));
+        ws->dc0 = arena_take(ar, LBH * sizeof(float));
+    }
+}
+
+static int prepare_batch(struct s2s_workspace *ws, const struct s2s_model *m, size_t B, size_t S, size_t T,
+                         int with_dec)
+{
+    struct arena measure = {0};
+    layout_batch(ws, m, &measure, B, S, T, with_dec);
+    int rc = arena_reserve(&ws->batch, measure.used);
+    if (rc)
+        return rc;
+    layout_batch(ws, m, &ws->batch, B, S, T, with_dec);
+    return 0;
+}
+
+static int prepare_step(struct s2s_workspace *ws, const struct s2s_model *m, size_t M)
+{
+    size_t bytes = stack_step_floats(&m->dec, M) * sizeof(float);
+    int rc = arena_reserve(&ws->step, bytes);
+    if (rc)
+        return rc;
+    ws->step_scratch = arena_take(&ws->step, bytes);
+    return 0;
+}
+
+struct s2s_workspace *s2s_workspace_create(const struct s2s_model *m, size_t max_B, size_t max_S, size_t max_T)
+{
+    struct s2s_workspace *ws = calloc(1, sizeof *ws);
+    if (!ws) {
+        sl_err(SL_ENOMEM, "out of memory for a model workspace");
+        return NULL;
+    }
+    if (prepare_batch(ws, m, max_B, max_S, max_T, 1) || prepare_step(ws, m, max_B ? max_B : 1)) {
+        s2s_workspace_free(ws);
+        return NULL;
+    }
+    return ws;
+}
+
+void s2s_workspace_free(struct s2s_workspace *ws)
+{
+    if (!ws)
+        return;
+    arena_release(&ws->batch);
+    arena_release(&ws->step);
+    free(ws);
+}
+
+size_t s2s_workspace_bytes(const struct s2s_workspace *ws) { return ws->batch.cap + ws->step.cap; }
+
+/* ---- loss ---- */
+
+static int load_batch(struct s2s_workspace *ws, const struct s2s_model *m, const struct s2s_batch *bt)
+{
+    int rc = prepare_batch(ws, m, bt->B, bt->S, bt->T, 1);
+    if (rc == 0)
+        rc = enc_load(&ws->enc, bt->src, bt->src_len, bt->B, bt->S, m->cfg.V_src, m->cfg.reverse_source);
+    if (rc == 0)
+        rc = dec_load(&ws->dec, &ws->loss, bt->tgt, bt->tgt_len, bt->B, bt->T, m->cfg.V_tgt, S2S_BOS, S2S_EOS);
+    return rc;
+}
+
+/* Encoder and decoder forward of the loaded batch with dropout p. */
+static void forward(const struct s2s_model *m, const float *w, struct s2s_workspace *ws, float p, struct rng *r)
+{
+    enc_forward(&m->enc, w, &ws->enc, p, r);
+    enc_final_state(&m->enc, &ws->enc, ws->h0, ws->c0);
+    stack_forward(&m->dec, w, &ws->dec, ws->h0, ws->c0, p, r);
+}
+
+int s2s_loss_forward_backward(const struct s2s_model *m, const float *w, float *g, struct s2s_workspace *ws,
+                              const struct s2s_batch *bt, float grad_scale, struct rng *r, double *loss_sum,
+                              size_t *n_tokens)
+{
+    *loss_sum = 0.0;
+    *n_tokens = 0;
+    if (bt->B == 0)
+        return 0;
+    const float p = m->cfg.dropout;
+    if (p > 0 && !r)
+        return sl_err(SL_EINVAL, "training with dropout needs a random number generator");
+    int rc = load_batch(ws, m, bt);
+    if (rc)
+        return rc;
+    forward(m, w, ws, p, r);
+    dec_loss(&m->out, w, g, &ws->loss, ws->dec.lens, stack_top(&m->dec, &ws->dec), p, r, grad_scale, loss_sum,
+             n_tokens, NULL);
+    const size_t LBH = m->cfg.L * bt->B * m->cfg.H;
+    memset(ws->dh0, 0, LBH * sizeof(float));
+    memset(ws->dc0, 0, LBH * sizeof(float));
+    stack_backward(&m->dec, w, g, &ws->dec, ws->loss.dtop, NULL, NULL, ws->dh0, ws->dc0);
+    enc_backward(&m->enc, w, g, &ws->enc, ws->dh0, ws->dc0);
+    return 0;
+}
+
+int s2s_loss_forward(const struct s2s_model *m, const float *w, struct s2s_workspace *ws,
+                     const struct s2s_batch *bt, double *loss_sum, size_t *n_tokens, double *row_loss)
+{
+    *loss_sum = 0.0;
+    *n_tokens = 0;
+    if (bt->B == 0)
+        return 0;
+    int rc = load_batch(ws, m, bt);
+    if (rc)
+        return rc;
+    forward(m, w, ws, 0.0f, NULL);
+    dec_loss(&m->out, w, NULL, &ws->loss, ws->dec.lens, stack_top(&m->dec, &ws->dec), 0.0f, NULL, 1.0f, loss_sum,
+             n_tokens, row_loss);
+    return 0;
+}
+
+/* ---- decoding ---- */
+
+int s2s_encode(const struct s2s_model *m, const float *w, struct s2s_workspace *ws, const int32_t *src,
+               const int32_t *src_len, size_t B, size_t S, float *h, float *c)
+{
+    if (B == 0)
+        return 0;
+    int rc = prepare_batch(ws, m, B, S, 0, 0);
+    if (rc == 0)
+        rc = enc_load(&ws->enc, src, src_len, B, S, m->cfg.V_src, m->cfg.reverse_source);
+    if (rc)
+        return rc;
+    enc_forward(&m->enc, w, &ws->enc, 0.0f, NULL);
+    enc_final_state(&m->enc, &ws->enc, h, c);
+    return 0;
+}
+
+int s2s_decode_step(const struct s2s_model *m, const float *w, struct s2s_workspace *ws, const int32_t *prev,
+                    size_t M, float *h, float *c, float *logprobs)
+{
+    if (M == 0)
+        return 0;
+    for (size_t i = 0; i < M; i++)
+        if (prev[i] < 0 || (size_t)prev[i] >= m->cfg.V_tgt)
+            return sl_err(SL_EINVAL, "decoding row %zu: previous token %d outside [0, %zu)", i, (int)prev[i],
+                          m->cfg.V_tgt);
+    int rc = prepare_step(ws, m, M);
+    if (rc)
+        return rc;
+    stack_step(&m->dec, w, prev, M, h, c, ws->step_scratch);
+    dec_logprobs(&m->out, w, h + (m->cfg.L - 1) * M * m->cfg.H, M, logprobs);
+    return 0;
+}
+
+void s2s_state_gather(const struct s2s_model *m, const float *h, const float *c, size_t M_in, const int32_t *rows,
+                      size_t M, float *h_out, float *c_out)
+{
+    const size_t H = m->cfg.H;
+    for (size_t l = 0; l < m->cfg.L; l++)
+        for (size_t i = 0; i < M; i++) {
+            memcpy(h_out + (l * M + i) * H, h + (l * M_in + (size_t)rows[i]) * H, H * sizeof(float));
+            memcpy(c_out + (l * M + i) * H, c + (l * M_in + (size_t)rows[i]) * H, H * sizeof(float));
+        }
+}
+
+/* ---- decoding state ---- */
+
+static int decoder_grow(struct s2s_decoder *d, size_t M)
+{
+    if (M <= d->cap)
+        return 0;
+    size_t n = d->m->cfg.L * M * d->m->cfg.H * sizeof(float);
+    float *p[4];
+    for (int k = 0; k < 4; k++)
+        p[k] = malloc(n);
+    if (!p[0] || !p[1] || !p[2] || !p[3]) {
+        for (int k = 0; k < 4; k++)
+            free(p[k]);
+        return sl_err(SL_ENOMEM, "out of memory for %zu decoding rows", M);
+    }
+    free(d->h), free(d->c), free(d->h2), free(d->c2);
+    d->h = p[0], d->c = p[1], d->h2 = p[2], d->c2 = p[3];
+    d->cap = M;
+    d->M = 0; /* contents are gone */
+    return 0;
+}
+
+struct s2s_decoder *s2s_decoder_create(const struct s2s_model *m, const float *w)
+{
+    struct s2s_decoder *d = calloc(1, sizeof *d);
+    if (!d) {
+        sl_err(SL_ENOMEM, "out of memory for a decoder");
+        return NULL;
+    }
+    d->m = m;
+    d->w = w;
+    d->ws = s2s_workspace_create(m, 1, 1, 1);
+    if (!d->ws) {
+        free(d);
+        return NULL;
+    }
+    return d;
+}
+
+void s2s_decoder_free(struct s2s_decoder *d)
+{
+    if (!d)
+        return;
+    s2s_workspace_free(d->ws);
+    free(d->h), free(d->c), free(d->h2), free(d->c2);
+    free(d);
+}
+
+int s2s_decoder_start(struct s2s_decoder *d, const int32_t *src, const int32_t *src_len, size_t B, size_t S,
+                      size_t K)
+{
+    if (K == 0)
+        return sl_err(SL_EINVAL, "beam width 0");
+    int rc = decoder_grow(d, B * K > B ? B * K : B);
+    if (rc == 0)
+        rc = s2s_encode(d->m, d->w, d->ws, src, src_len, B, S, d->h2, d->c2);
+    if (rc)
+        return rc;
+    const size_t H = d->m->cfg.H, M = B * K;
+    for (size_t l = 0; l < d->m->cfg.L; l++)
+        for (size_t i = 0; i < M; i++) {
+            memcpy(d->h + (l * M + i) * H, d->h2 + (l * B + i / K) * H, H * sizeof(float));
+            memcpy(d->c + (l * M + i) * H, d->c2 + (l * B + i / K) * H, H * sizeof(float));
+        }
+    d->M = M;
+    return 0;
+}
+
+int s2s_decoder_step(struct s2s_decoder *d, const int32_t *prev, float *logprobs)
+{
+    return s2s_decode_step(d->m, d->w, d->ws, prev, d->M, d->h, d->c, logprobs);
+}
+
+int s2s_decoder_reorder(struct s2s_decoder *d, const int32_t *rows, size_t M_new)
+{
+    for (size_t i = 0; i < M_new; i++)
+        if (rows[i] < 0 || (size_t)rows[i] >= d->M)
+            return sl_err(SL_EINVAL, "reorder: row %d outside [0, %zu)", (int)rows[i], d->M);
+    if (M_new > d->cap) { /* grow, keeping the current state */
+        size_t n = d->m->cfg.L * d->M * d->m->cfg.H;
+        float *h = malloc(n * sizeof(float)), *c = malloc(n * sizeof(float));
+        if (!h || !c) {
+            free(h), free(c);
+            return sl_err(SL_ENOMEM, "out of memory for %zu decoding rows", M_new);
+        }
+        memcpy(h, d->h, n * sizeof(float));
+        memcpy(c, d->c, n * sizeof(float));
+        size_t M = d->M;
+        int rc = decoder_grow(d, M_new);
+        if (rc == 0)
+            s2s_state_gather(d->m, h, c, M, rows, M_new, d->h, d->c);
+        free(h), free(c);
+        if (rc == 0)
+            d->M = M_new;
+        return rc;
+    }
+    s2s_state_gather(d->m, d->h, d->c, d->M, rows, M_new, d->h2, d->c2);
+    float *t = d->h;
+    d->h = d->h2, d->h2 = t;
+    t = d->c;
+    d->c = d->c2, d->c2 = t;
+    d->M = M_new;
+    return 0;
+}
+
+const struct s2s_model *s2s_decoder_model(const struct s2s_decoder *d) { return d->m; }
+
+size_t s2s_decoder_rows(const struct s2s_decoder *d) { return d->M; }
+
+void s2s_decoder_state(const struct s2s_decoder *d, const float **h, const float **c)
+{
+    *h = d->h;
+    *c = d->c;
+}
