@@ -31,7 +31,8 @@ const char *db_path(const struct db *db);
 int db_begin(struct db *db);
 int db_commit(struct db *db);
 int db_rollback(struct db *db);
-/* Tunes the connection for a bulk load (bigger page cache); harmless otherwise. */
+/* Bulk load mode (call outside a transaction): bigger page cache, and no foreign key checks (only
+ * for code that inserts rows whose parents it has just created itself). on = 0 restores. */
 int db_bulk_mode(struct db *db, int on);
 
 /* ---- corpus and pair ---- */
@@ -40,6 +41,7 @@ struct db_corpus {
     int64_t id;
     const char *name, *split, *src_lang, *tgt_lang, *src_path, *tgt_path, *created_at;
     int64_t n_pairs, n_skipped;
+    int64_t first_pair_id, last_pair_id; /* the pairs are ids first..last (0, 0 when none) */
 };
 
 /* Creates a corpus row (n_pairs 0 until db_corpus_finish). split: train|valid|test.
@@ -47,7 +49,9 @@ struct db_corpus {
 int db_corpus_create(struct db *db, const char *name, const char *split, const char *src_lang,
                      const char *tgt_lang, const char *src_path, const char *tgt_path,
                      int64_t *id /* OUT */);
-/* Records the final counts of an import. */
+/* Records the final counts of an import. The n_pairs pairs must have been inserted by
+ * db_pair_insert on this connection since db_corpus_create, one after the other (so they form one
+ * id range: the same write transaction guarantees it). */
 int db_corpus_finish(struct db *db, int64_t id, int64_t n_pairs, int64_t n_skipped);
 /* Looks a corpus up by name (SL_ENOTFOUND if absent). The strings in *out are malloc'd: release them
  * with db_corpus_clear. */
@@ -56,7 +60,8 @@ void db_corpus_clear(struct db_corpus *c);
 /* Calls cb for every corpus in id order (strings borrowed). A nonzero return from cb stops the loop
  * and is returned. */
 int db_corpus_foreach(struct db *db, int (*cb)(void *ctx, const struct db_corpus *c), void *ctx);
-/* Stores one pair (texts need not be NUL-terminated). line is the 1-based line in the input files. */
+/* Stores one pair (texts need not be NUL-terminated). line is the 1-based line in the input files;
+ * call in line order, inside the transaction that created the corpus. */
 int db_pair_insert(struct db *db, int64_t corpus_id, int64_t line, const char *src, size_t srclen,
                    const char *tgt, size_t tgtlen);
 /* Calls cb for every pair of every corpus of split, in (corpus id, line) order. A nonzero return
