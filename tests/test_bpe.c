@@ -9,6 +9,7 @@
 #include "util/rng.h"
 
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -518,6 +519,165 @@ Test(load, bad_arrays_are_rejected)
     bpe_free(NULL);
 }
 
+/* Reference BPE for the comparison below: recounts every pair of every word at each step (slow,
+ * obviously right). Words are given as code point arrays that already start with ▁. */
+#define REF_V 460
+static void reference_merges(const int32_t *const *wcp, const size_t *wlen, const int64_t *wcount, size_t nw,
+                             int64_t min_count, int32_t (*merges)[3], size_t *n_merges, size_t *size)
+{
+    /* base ids: ▁ 260, then characters with count >= min_count by count desc, code point asc */
+    int32_t cps[64];
+    int64_t cnt[64];
+    size_t nc = 0;
+    for (size_t w = 0; w < nw; w++)
+        for (size_t i = 0; i < wlen[w]; i++) {
+            size_t k = 0;
+            while (k < nc && cps[k] != wcp[w][i])
+                k++;
+            if (k == nc) {
+                cps[nc] = wcp[w][i];
+                cnt[nc++] = 0;
+            }
+            cnt[k] += wcount[w];
+        }
+    int32_t id_of[64];
+    int32_t next = 261;
+    for (size_t k = 0; k < nc; k++)
+        id_of[k] = cps[k] == 0x2581 ? 260 : -1;
+    for (;;) { /* selection by repeated max: fine for a few characters */
+        size_t best = nc;
+        for (size_t k = 0; k < nc; k++) {
+            if (id_of[k] != -1 || cnt[k] < min_count)
+                continue;
+            if (best == nc || cnt[k] > cnt[best] || (cnt[k] == cnt[best] && cps[k] < cps[best]))
+                best = k;
+        }
+        if (best == nc)
+            break;
+        id_of[best] = next++;
+    }
+    int32_t **sym = malloc(nw * sizeof *sym);
+    size_t *len = malloc(nw * sizeof *len);
+    for (size_t w = 0; w < nw; w++) {
+        sym[w] = malloc(wlen[w] * sizeof **sym);
+        len[w] = wlen[w];
+        for (size_t i = 0; i < wlen[w]; i++) {
+            size_t k = 0;
+            while (cps[k] != wcp[w][i])
+                k++;
+            sym[w][i] = id_of[k];
+        }
+    }
+    static int64_t pc[REF_V][REF_V];
+    *n_merges = 0;
+    while (next < REF_V) {
+        memset(pc, 0, sizeof pc);
+        for (size_t w = 0; w < nw; w++)
+            for (size_t i = 0; i + 1 < len[w]; i++)
+                if (sym[w][i] >= 0 && sym[w][i + 1] >= 0)
+                    pc[sym[w][i]][sym[w][i + 1]] += wcount[w];
+        int32_t ba = -1, bb = -1;
+        int64_t bc = 0;
+        for (int32_t a = 0; a < next; a++)
+            for (int32_t b = 0; b < next; b++)
+                if (pc[a][b] > bc) {
+                    bc = pc[a][b];
+                    ba = a;
+                    bb = b;
+                }
+        if (bc == 0 || bc < min_count)
+            break;
+        int32_t x = next++;
+        merges[*n_merges][0] = ba;
+        merges[*n_merges][1] = bb;
+        merges[*n_merges][2] = x;
+        (*n_merges)++;
+        for (size_t w = 0; w < nw; w++) {
+            size_t j = 0;
+            for (size_t i = 0; i < len[w]; i++) {
+                if (i + 1 < len[w] && sym[w][i] == ba && sym[w][i + 1] == bb) {
+                    sym[w][j++] = x;
+                    i++;
+                } else {
+                    sym[w][j++] = sym[w][i];
+                }
+            }
+            len[w] = j;
+        }
+    }
+    *size = (size_t)next;
+    for (size_t w = 0; w < nw; w++)
+        free(sym[w]);
+    free(sym);
+    free(len);
+}
+
+/* 1 when the code points ▁ word[0..n) equal cp[0..len) */
+static int same_word(const int32_t *cp, size_t len, const char *word, size_t n)
+{
+    if (len != n + 1)
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        if (cp[i + 1] != word[i])
+            return 0;
+    return 1;
+}
+
+Test(bpe, incremental_learner_matches_a_naive_reference)
+{
+    /* random words over a skewed alphabet (a..f common, x y z rare), random repeat counts, so there are
+     * many ties, overlapping pairs (aaa) and rare characters below min_count */
+    static const char alpha[] = "aaaabbbccdefxyz";
+    for (uint64_t seed = 1; seed <= 6; seed++) {
+        struct rng r;
+        rng_seed(&r, seed);
+        int64_t min_count = (int64_t)(seed % 3) + 1;
+        struct bpe_learner *l = bpe_learner_create(TOK_NORM_NONE);
+        enum { NW = 120 };
+        int32_t *wcp[NW];
+        size_t wlen[NW];
+        int64_t wcount[NW];
+        size_t nw = 0;
+        for (int w = 0; w < NW; w++) {
+            char word[16];
+            size_t n = 1 + rng_below(&r, 9);
+            for (size_t i = 0; i < n; i++)
+                word[i] = alpha[rng_below(&r, sizeof alpha - 1)];
+            word[n] = '\0';
+            int64_t c = 1 + (int64_t)rng_below(&r, 6);
+            add_n(l, word, (int)c);
+            /* merge duplicates the way the learner's word table does */
+            size_t k = 0;
+            while (k < nw && !same_word(wcp[k], wlen[k], word, n))
+                k++;
+            if (k < nw) {
+                wcount[k] += c;
+                continue;
+            }
+            wcp[nw] = malloc((n + 1) * sizeof(int32_t));
+            wcp[nw][0] = 0x2581;
+            for (size_t i = 0; i < n; i++)
+                wcp[nw][i + 1] = word[i];
+            wlen[nw] = n + 1;
+            wcount[nw] = c;
+            nw++;
+        }
+        static int32_t ref[REF_V][3];
+        size_t n_ref = 0, ref_size = 0;
+        reference_merges((const int32_t *const *)wcp, wlen, wcount, nw, min_count, ref, &n_ref, &ref_size);
+        struct bpe *b = learn(l, REF_V, min_count);
+        cr_assert_gt(n_ref, 20, "seed %llu: too few merges to be a test", (unsigned long long)seed);
+        cr_assert_eq(bpe_size(b), ref_size, "seed %llu", (unsigned long long)seed);
+        cr_assert_eq(bpe_n_merges(b), n_ref, "seed %llu", (unsigned long long)seed);
+        for (size_t k = 0; k < n_ref; k++)
+            merge_is(b, k, ref[k][0], ref[k][1], ref[k][2]);
+        bpe_free(b);
+        bpe_learner_free(l);
+        for (size_t w = 0; w < nw; w++)
+            free(wcp[w]);
+    }
+}
+
 struct thread_job {
     const struct bpe *b;
     size_t total;
@@ -554,4 +714,302 @@ Test(bpe, concurrent_encoders_agree)
         cr_assert_eq(jobs[i].total, jobs[2].total);
     }
     bpe_free(b);
+}
+
+/* ---- corpus/vocab_store.h and the command line ---- */
+
+#include "corpus/db.h"
+#include "corpus/vocab_store.h"
+
+static const char *const en_lines[] = {
+    "This package contains the main program.",
+    "This package provides the documentation.",
+    "The library provides functions for the program.",
+    "The documentation is in HTML and PDF.",
+    "This package contains examples.",
+    "Greetings from Munich: streets, apples and oil.",
+};
+static const char *const de_lines[] = {
+    "Dieses Paket enthält das Hauptprogramm.",
+    "Dieses Paket stellt die Dokumentation bereit.",
+    "Die Bibliothek stellt Funktionen für das Programm bereit.",
+    "Die Dokumentation liegt in HTML und PDF vor.",
+    "Dieses Paket enthält Beispiele.",
+    "Grüße aus München: Straßen, Äpfel und Öl.",
+};
+#define N_LINES (sizeof en_lines / sizeof en_lines[0])
+
+/* Writes DIR/NAME.en and DIR/NAME.de with reps copies of the lines. */
+static void write_pair_files(const char *dir, const char *name, int reps)
+{
+    struct sbuf en, de;
+    sbuf_init(&en);
+    sbuf_init(&de);
+    for (int r = 0; r < reps; r++)
+        for (size_t i = 0; i < N_LINES; i++) {
+            sbuf_printf(&en, "%s\n", en_lines[i]);
+            sbuf_printf(&de, "%s\n", de_lines[i]);
+        }
+    char fn[256];
+    snprintf(fn, sizeof fn, "%s.en", name);
+    char *p = th_path(dir, fn);
+    cr_assert_eq(th_write_file(p, en.data, en.len), 0);
+    free(p);
+    snprintf(fn, sizeof fn, "%s.de", name);
+    p = th_path(dir, fn);
+    cr_assert_eq(th_write_file(p, de.data, de.len), 0);
+    free(p);
+    sbuf_free(&en);
+    sbuf_free(&de);
+}
+
+/* Runs "seqlite FMT..." (printf-style), returns the exit status; out/err malloc'd (free them). */
+static int run(char **out, char **err, const char *in_path, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static int run(char **out, char **err, const char *in_path, const char *fmt, ...)
+{
+    char args[2048];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(args, sizeof args, fmt, ap);
+    va_end(ap);
+    free(*out);
+    free(*err);
+    *out = *err = NULL;
+    return th_run(args, in_path, out, err);
+}
+
+/* A temporary database with train (reps copies) and valid splits imported. */
+static char *make_db(char **dir_out, int reps)
+{
+    char *dir = th_tmpdir();
+    cr_assert_not_null(dir);
+    write_pair_files(dir, "train", reps);
+    write_pair_files(dir, "valid", 1);
+    char *out = NULL, *err = NULL;
+    int st = run(&out, &err, NULL, "import %s/t.db %s/train.en %s/train.de", dir, dir, dir);
+    cr_assert_eq(st, 0, "import failed: %s", err);
+    st = run(&out, &err, NULL, "import %s/t.db %s/valid.en %s/valid.de --split valid", dir, dir, dir);
+    cr_assert_eq(st, 0, "import failed: %s", err);
+    free(out);
+    free(err);
+    *dir_out = dir;
+    return th_path(dir, "t.db");
+}
+
+Test(vocab_store, learn_store_load_and_count_tokens)
+{
+    char *dir;
+    char *path = make_db(&dir, 3);
+    struct db *db = NULL;
+    cr_assert_eq(db_open(path, 0, &db), 0, "%s", sl_errmsg());
+    struct corpus_vocab_opts o = {400, CORPUS_VOCAB_JOINT, 2, TOK_NORM_NFKC};
+    struct corpus_vocab_result r;
+    cr_assert_eq(corpus_vocab_learn(db, &o, &r), 0, "%s", sl_errmsg());
+    cr_assert_eq(r.n_pairs, 3 * (int64_t)N_LINES);
+    cr_assert_eq(r.n_encoded, 4 * (int64_t)N_LINES, "train and valid pairs counted");
+    cr_assert_eq(r.src_id, r.tgt_id);
+    cr_assert_gt(r.src_merges, 50);
+    cr_assert_eq(r.src_size, BPE_FIRST_LEARNED + r.src_chars + r.src_merges);
+
+    struct db_vocab v;
+    cr_assert_eq(db_vocab_get(db, r.src_id, &v), 0);
+    cr_assert_str_eq(v.side, "joint");
+    cr_assert_str_eq(v.normalization, "NFKC");
+    cr_assert_str_eq(v.kind, "bpe");
+    cr_assert(strstr(v.settings, "\"size\":400") && strstr(v.settings, "\"mode\":\"joint\""), "%s", v.settings);
+    cr_assert_eq(v.size, (int64_t)r.src_size);
+    db_vocab_clear(&v);
+
+    /* src and tgt both resolve to the joint vocabulary; the loaded model matches what was learned */
+    int64_t ids = 0, idt = 0;
+    cr_assert_eq(corpus_vocab_latest(db, "src", &ids), 0);
+    cr_assert_eq(corpus_vocab_latest(db, "tgt", &idt), 0);
+    cr_assert(ids == r.src_id && idt == r.src_id);
+    cr_assert_eq(corpus_vocab_latest(db, "both", &ids), SL_EINVAL);
+    struct bpe *b = NULL;
+    cr_assert_eq(corpus_vocab_load(db, r.src_id, &b), 0, "%s", sl_errmsg());
+    cr_assert_eq(bpe_size(b), r.src_size);
+    cr_assert_eq(bpe_n_merges(b), r.src_merges);
+    struct corpus_vocab_encoder enc = {b, b, {0}};
+    tok_ids_init(&enc.ids);
+    const int32_t *p;
+    size_t n;
+    cr_assert_eq(corpus_vocab_encode(&enc, de_lines[5], strlen(de_lines[5]), BATCH_TGT, &p, &n), 0);
+    struct sbuf d;
+    sbuf_init(&d);
+    cr_assert_eq(bpe_decode(b, p, n, &d), 0);
+    cr_assert_str_eq(d.data, de_lines[5]);
+    sbuf_free(&d);
+    tok_ids_free(&enc.ids);
+    bpe_free(b);
+    cr_assert_eq(corpus_vocab_load(db, 999, &b), SL_ENOTFOUND);
+    cr_assert_null(b);
+
+    /* separate: two more vocabularies, newest per side */
+    o.mode = CORPUS_VOCAB_SEPARATE;
+    o.norm = TOK_NORM_NFC;
+    struct corpus_vocab_result r2;
+    cr_assert_eq(corpus_vocab_learn(db, &o, &r2), 0, "%s", sl_errmsg());
+    cr_assert_neq(r2.src_id, r2.tgt_id);
+    cr_assert_eq(corpus_vocab_latest(db, "src", &ids), 0);
+    cr_assert_eq(corpus_vocab_latest(db, "tgt", &idt), 0);
+    cr_assert(ids == r2.src_id && idt == r2.tgt_id);
+    cr_assert_eq(corpus_vocab_latest(db, "joint", &ids), 0);
+    cr_assert_eq(ids, r.src_id);
+    cr_assert_eq(corpus_vocab_load_latest(db, "tgt", &b, &idt), 0);
+    size_t len;
+    int found_umlaut = 0;
+    for (int32_t t = BPE_FIRST_LEARNED; (size_t)t < bpe_size(b); t++) {
+        const char *s = bpe_token(b, t, &len);
+        if (len == 2 && memcmp(s, "\xC3\xA4", 2) == 0)
+            found_umlaut = 1;
+    }
+    cr_assert(found_umlaut, "the German vocabulary has 'ä'");
+    bpe_free(b);
+
+    /* bad options */
+    o.size = 10;
+    cr_assert_eq(corpus_vocab_learn(db, &o, &r2), SL_EINVAL);
+    db_close(db);
+    free(path);
+    th_rmdir(dir);
+    free(dir);
+}
+
+Test(vocab_store, no_train_split_is_a_clear_error)
+{
+    char *dir = th_tmpdir();
+    write_pair_files(dir, "valid", 1);
+    char *out = NULL, *err = NULL;
+    cr_assert_eq(run(&out, &err, NULL, "import %s/t.db %s/valid.en %s/valid.de --split valid", dir, dir, dir), 0);
+    cr_assert_eq(run(&out, &err, NULL, "vocab %s/t.db --size 300", dir), 1);
+    cr_assert(strstr(err, "no training pairs") && strstr(err, "import"), "got '%s'", err);
+    cr_assert_eq(run(&out, &err, NULL, "vocab %s/t.db --show", dir), 1);
+    cr_assert(strstr(err, "no vocabulary"), "got '%s'", err);
+    cr_assert_eq(run(&out, &err, NULL, "tokenize %s/t.db", dir), 1);
+    cr_assert(strstr(err, "no vocabulary"), "got '%s'", err);
+    cr_assert_eq(run(&out, &err, NULL, "vocab %s/missing.db", dir), 1);
+    free(out);
+    free(err);
+    th_rmdir(dir);
+    free(dir);
+}
+
+Test(vocab_cli, bad_arguments_exit_2_with_usage)
+{
+    char *out = NULL, *err = NULL;
+    const char *cases[] = {
+        "vocab x.db --size 10",
+        "vocab x.db --size 2000000",
+        "vocab x.db --size many",
+        "vocab x.db --joint --separate",
+        "vocab x.db --normalization NFD",
+        "vocab x.db --min-count 0",
+        "vocab x.db --show --side both",
+        "vocab x.db --limit 3",
+        "vocab",
+        "tokenize x.db --side both",
+        "tokenize x.db --ids --decode",
+        "tokenize",
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        cr_assert_eq(run(&out, &err, NULL, "%s", cases[i]), 2, "'%s': %s", cases[i], err);
+        cr_assert(strstr(err, "usage: seqlite"), "'%s': %s", cases[i], err);
+        cr_assert_str_eq(out, "");
+    }
+    free(out);
+    free(err);
+}
+
+Test(vocab_cli, learn_show_and_summary)
+{
+    char *dir;
+    char *path = make_db(&dir, 3);
+    char *out = NULL, *err = NULL;
+    cr_assert_eq(run(&out, &err, NULL, "vocab %s --size 350", path), 0, "%s", err);
+    cr_assert(strstr(err, "vocab 1 (joint, NFKC): 350 tokens"), "got '%s'", err);
+    cr_assert(strstr(err, "from 18 training pairs"), "got '%s'", err);
+    cr_assert(strstr(err, "token counts of 24 pairs"), "got '%s'", err);
+    cr_assert_eq(run(&out, &err, NULL, "vocab %s --show --limit 6", path), 0, "%s", err);
+    const char *want = "     id  kind          count  surface\n"
+                       "      0  special           0  <pad>\n"
+                       "      1  special           0  <s>\n"
+                       "      2  special           0  </s>\n"
+                       "      3  special           0  <unk>\n"
+                       "      4  byte              0  <0x00>\n"
+                       "      5  byte              0  <0x01>\n";
+    cr_assert_str_eq(out, want);
+    /* the full table: header + 350 rows; row 260 is the marker */
+    cr_assert_eq(run(&out, &err, NULL, "vocab %s --show", path), 0, "%s", err);
+    size_t lines = 0;
+    for (const char *c = out; *c; c++)
+        lines += *c == '\n';
+    cr_assert_eq(lines, 351);
+    cr_assert(strstr(out, "\n    260  normal  "), "no row 260");
+    cr_assert(strstr(out, "  " M "\n"), "no ▁ surface");
+
+    cr_assert_eq(run(&out, &err, NULL, "vocab %s --separate --size 320 --normalization NFC --min-count 1", path), 0,
+                 "%s", err);
+    cr_assert(strstr(err, "vocab 2 (src, NFC): 320 tokens") && strstr(err, "vocab 3 (tgt, NFC): 320 tokens"),
+              "got '%s'", err);
+    cr_assert_eq(run(&out, &err, NULL, "vocab %s --show --side tgt --limit 1", path), 0);
+    cr_assert(strstr(err, "vocab 3: bpe, side tgt, NFC"), "got '%s'", err);
+    free(out);
+    free(err);
+    free(path);
+    th_rmdir(dir);
+    free(dir);
+}
+
+Test(tokenize_cli, encode_ids_decode_and_bad_lines)
+{
+    char *dir;
+    char *path = make_db(&dir, 3);
+    char *out = NULL, *err = NULL;
+    cr_assert_eq(run(&out, &err, NULL, "vocab %s --size 600 --min-count 1", path), 0, "%s", err);
+
+    /* line 2 has invalid UTF-8 (byte 3 is 0xFF); line 4 is empty; line 5 has an unseen character */
+    const char in[] = "This package contains examples.\nabc\xFF\n  Grüße  aus München \n\nx\xE2\x82\xAC" M "y\n";
+    char *inp = th_path(dir, "in.txt");
+    cr_assert_eq(th_write_file(inp, in, sizeof in - 1), 0);
+    cr_assert_eq(run(&out, &err, inp, "tokenize %s", path), 1);
+    cr_assert(strstr(err, "seqlite: tokenize: line 2: invalid UTF-8 at byte 3"), "got '%s'", err);
+    /* one output line per input line: the bad one is empty */
+    const char *l1 = M "This " M "package " M "contains " M "examples .\n";
+    cr_assert(strncmp(out, l1, strlen(l1)) == 0, "got '%s'", out);
+    const char *rest = out + strlen(l1);
+    cr_assert(rest[0] == '\n', "line 2 should be empty: '%s'", rest);
+    size_t lines = 0;
+    for (const char *c = out; *c; c++)
+        lines += *c == '\n';
+    cr_assert_eq(lines, 5);
+    /* € (E2 82 AC) was never seen: byte tokens; the literal ▁ too */
+    cr_assert(strstr(out, "<0xE2> <0x82> <0xAC> <0xE2> <0x96> <0x81>"), "got '%s'", out);
+
+    /* ids, then decode gives the lines back (NFKC leaves them unchanged); the bad line stays empty */
+    cr_assert_eq(run(&out, &err, inp, "tokenize %s --ids", path), 1);
+    char *idp = th_path(dir, "ids.txt");
+    cr_assert_eq(th_write_file(idp, out, strlen(out)), 0);
+    cr_assert_eq(run(&out, &err, idp, "tokenize %s --decode", path), 0, "%s", err);
+    cr_assert_str_eq(out, "This package contains examples.\n\n  Grüße  aus München \n\nx\xE2\x82\xAC" M "y\n");
+
+    /* bad ids: not a number, out of range; CRLF input */
+    const char bad[] = "300 301\nabc\n1 99999\r\n\n";
+    cr_assert_eq(th_write_file(idp, bad, sizeof bad - 1), 0);
+    cr_assert_eq(run(&out, &err, idp, "tokenize %s --decode", path), 1);
+    cr_assert(strstr(err, "line 2: 'abc' is not a token id"), "got '%s'", err);
+    cr_assert(strstr(err, "line 3: id 99999 is out of range"), "got '%s'", err);
+    lines = 0;
+    for (const char *c = out; *c; c++)
+        lines += *c == '\n';
+    cr_assert_eq(lines, 4, "got '%s'", out);
+    cr_assert(strncmp(strchr(out, '\n'), "\n\n\n\n", 4) == 0, "lines 2-4 are empty: '%s'", out);
+    free(idp);
+    free(inp);
+    free(out);
+    free(err);
+    free(path);
+    th_rmdir(dir);
+    free(dir);
 }

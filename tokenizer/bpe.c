@@ -13,8 +13,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define CACHE_MAX_ENTRIES (1u << 16) /* per tok_ids; cleared whole when full */
-#define CACHE_MAX_IDS (1u << 21)
+#define CACHE_MAX_ENTRIES (1u << 18) /* per tok_ids; cleared whole when full */
+#define CACHE_MAX_IDS (1u << 22)
 
 struct bpe_tokrec {
     size_t off; /* bytes at pool + off */
