@@ -317,7 +317,12 @@ int bpe_learner_learn(struct bpe_learner *l, const struct bpe_learn_opts *o, str
     /* cpmap now maps code point -> token id + 1 (0: no token) */
     for (size_t i = 0; i < cpmap.cap; i++)
         cpmap.vals[i] = 0;
-    *tok_u64map_slot(&cpmap, TOK_SPACE_MARK_CP, 0, NULL) = BPE_FIRST_LEARNED + 1;
+    uint64_t *slot = tok_u64map_slot(&cpmap, TOK_SPACE_MARK_CP, 0, NULL);
+    if (!slot) {
+        rc = sl_err(SL_ENOMEM, "out of memory (character table)");
+        goto done;
+    }
+    *slot = BPE_FIRST_LEARNED + 1;
     for (size_t i = 0; i < ncp; i++) {
         char u[4];
         size_t n = 0;
@@ -341,6 +346,7 @@ int bpe_learner_learn(struct bpe_learner *l, const struct bpe_learn_opts *o, str
         int32_t id = (int32_t)bpe_size(b);
         if ((rc = bpe_add_token(b, id, u, n, BPE_KIND_NORMAL, cps[i].count)))
             goto done;
+        /* c is a key already (it was counted): no insertion, no allocation */
         *tok_u64map_slot(&cpmap, (uint64_t)c, 0, NULL) = (uint64_t)id + 1;
     }
 
