@@ -255,8 +255,8 @@ int corpus_vocab_load(struct db *db, int64_t vocab_id, struct bpe **out)
         rc = SL_ENOMEM;
         goto done;
     }
-    if ((rc = db_tokens_foreach(db, vocab_id, token_cb, &c)) || (rc = db_merges_foreach(db, vocab_id, merge_cb, &c)) ||
-        (rc = bpe_finalize(c.b))) {
+    if ((rc = db_tokens_foreach(db, vocab_id, token_cb, &c)) ||
+        (rc = db_merges_foreach(db, vocab_id, merge_cb, &c)) || (rc = bpe_finalize(c.b))) {
         sl_err_prefix(rc, "vocab %lld", (long long)vocab_id);
         goto done;
     }
