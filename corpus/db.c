@@ -210,6 +210,7 @@ enum q {
     Q_CORPUS_GET,
     Q_PAIR_INSERT,
     Q_PAIR_SET_TOKENS,
+    Q_PAIR_GET,
     Q_SPLIT_COUNT,
     Q_VOCAB_INSERT,
     Q_TOKEN_INSERT,
@@ -231,6 +232,7 @@ static const char *const q_sql[Q_COUNT] = {
     [Q_CORPUS_GET] = "SELECT " CORPUS_COLS " FROM corpus WHERE name = ?1",
     [Q_PAIR_INSERT] = "INSERT INTO pair (corpus_id, line, src, tgt) VALUES (?1, ?2, ?3, ?4)",
     [Q_PAIR_SET_TOKENS] = "UPDATE pair SET src_tokens = ?2, tgt_tokens = ?3 WHERE id = ?1",
+    [Q_PAIR_GET] = "SELECT corpus_id, line FROM pair WHERE id = ?1",
     [Q_SPLIT_COUNT] = "SELECT total(n_pairs) FROM corpus WHERE split = ?1",
     [Q_VOCAB_INSERT] = "INSERT INTO vocab (kind, side, normalization, settings, size)"
                        " VALUES (?1, ?2, ?3, ?4, ?5)",
@@ -790,6 +792,26 @@ int db_pair_set_tokens(struct db *db, int64_t pair_id, int64_t n_src, int64_t n_
     return 0;
 }
 
+int db_pair_get(struct db *db, int64_t pair_id, int64_t *corpus_id, int64_t *line)
+{
+    sqlite3_stmt *st;
+    int rc = prep(db, Q_PAIR_GET, &st);
+    if (rc)
+        return rc;
+    sqlite3_bind_int64(st, 1, pair_id);
+    int s = sqlite3_step(st);
+    if (s == SQLITE_ROW) {
+        *corpus_id = sqlite3_column_int64(st, 0);
+        *line = sqlite3_column_int64(st, 1);
+    } else if (s == SQLITE_DONE) {
+        rc = sl_err(SL_ENOTFOUND, "%s: no pair with id %lld", db->path, (long long)pair_id);
+    } else {
+        rc = dberr(db, "reading a pair");
+    }
+    sqlite3_reset(st);
+    return rc;
+}
+
 int db_split_count(struct db *db, const char *split, int64_t *n)
 {
     sqlite3_stmt *st;
@@ -832,8 +854,8 @@ int db_vocab_insert(struct db *db, const char *kind, const char *side, const cha
     return 0;
 }
 
-/* Display text for token bytes: valid UTF-8 sequences as they are, other bytes as <0xHH>. */
-static int token_surface(struct sbuf *b, const char *bytes, size_t len)
+/* Display text for token bytes: valid UTF-8 sequences as they are, other bytes (and NUL) as <0xHH>. */
+int db_token_display(const char *bytes, size_t len, struct sbuf *b)
 {
     sbuf_reset(b);
     int rc = sbuf_reserve(b, len);
@@ -858,7 +880,7 @@ int db_token_insert(struct db *db, int64_t vocab_id, int64_t token_id, const cha
     int rc = prep(db, Q_TOKEN_INSERT, &st);
     if (rc)
         return rc;
-    if ((rc = token_surface(&db->tmp, bytes, len)))
+    if ((rc = db_token_display(bytes, len, &db->tmp)))
         return rc;
     sqlite3_bind_int64(st, 1, vocab_id);
     sqlite3_bind_int64(st, 2, token_id);

@@ -18,6 +18,7 @@ enum db_open_flags {
 };
 
 struct db;
+struct sbuf;
 
 /* Opens (or with DB_CREATE creates) a seqlite database and brings its schema up to date. Refuses,
  * without changing the file: a file that is not SQLite, an SQLite file of another program, a database
@@ -70,6 +71,8 @@ int db_pairs_foreach(struct db *db, const char *split,
                      int (*cb)(void *ctx, int64_t pair_id, const char *src, size_t srclen,
                                const char *tgt, size_t tgtlen),
                      void *ctx);
+/* Where a pair came from: its corpus id and 1-based line (SL_ENOTFOUND if no such pair). */
+int db_pair_get(struct db *db, int64_t pair_id, int64_t *corpus_id /* OUT */, int64_t *line /* OUT */);
 /* Records the token counts of a pair under the current vocabulary. */
 int db_pair_set_tokens(struct db *db, int64_t pair_id, int64_t n_src, int64_t n_tgt);
 /* Number of pairs in all corpora of split. */
@@ -93,6 +96,8 @@ int db_vocab_insert(struct db *db, const char *kind, const char *side, const cha
  * they are valid UTF-8, else <0xHH> escapes). kind: normal|special|byte. */
 int db_token_insert(struct db *db, int64_t vocab_id, int64_t token_id, const char *bytes, size_t len,
                     int64_t count, const char *kind);
+/* out = the display surface db_token_insert stores for these bytes (replaces out's content). */
+int db_token_display(const char *bytes, size_t len, struct sbuf *out);
 /* Stores merge number rank (0 first): left + right -> result (token ids). */
 int db_merge_insert(struct db *db, int64_t vocab_id, int64_t rank, int64_t left, int64_t right,
                     int64_t result);

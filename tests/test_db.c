@@ -1,0 +1,465 @@
+/* tests/test_db.c: corpus/db.c: schema identity (application_id, user_version) and refusing foreign,
+ * non-SQLite and newer files without touching them; corpus, pair, vocab, token and merge storage.
+ * Foreign and newer files are made by patching the header of a seqlite file (offset 60
+ * user_version, 68 application_id, big-endian), so the tests need no SQLite header of their own. */
+#include <criterion/criterion.h>
+
+#include "corpus/db.h"
+#include "tests/helpers.h"
+#include "util/err.h"
+#include "util/sbuf.h"
+
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static char *dir;
+
+static void setup(void) { dir = th_tmpdir(); }
+static void teardown(void)
+{
+    th_rmdir(dir);
+    free(dir);
+}
+
+TestSuite(db, .init = setup, .fini = teardown);
+
+static uint32_t be32_at(const char *p)
+{
+    const unsigned char *u = (const unsigned char *)p;
+    return (uint32_t)u[0] << 24 | (uint32_t)u[1] << 16 | (uint32_t)u[2] << 8 | u[3];
+}
+
+static void put_be32(char *p, uint32_t v)
+{
+    p[0] = (char)(v >> 24);
+    p[1] = (char)(v >> 16);
+    p[2] = (char)(v >> 8);
+    p[3] = (char)v;
+}
+
+static int exists(const char *path) { return access(path, F_OK) == 0; }
+
+/* Creates a closed seqlite database at name and returns its path. */
+static char *make_db(const char *name)
+{
+    char *path = th_path(dir, name);
+    struct db *db = NULL;
+    cr_assert_eq(db_open(path, DB_CREATE, &db), 0, "%s", sl_errmsg());
+    db_close(db);
+    return path;
+}
+
+/* Asserts that db_open refuses path with code and a message containing want, and that the file's
+ * bytes are the same afterwards and no -wal / -shm file appeared. */
+static void assert_refused(const char *path, int flags, int code, const char *want)
+{
+    size_t n0, n1;
+    char *before = th_read_file(path, &n0);
+    cr_assert(before);
+    struct db *db = NULL;
+    int rc = db_open(path, flags, &db);
+    cr_assert_eq(rc, code, "rc %d, message '%s'", rc, sl_errmsg());
+    cr_assert_null(db);
+    cr_assert(strstr(sl_errmsg(), want), "message '%s' lacks '%s'", sl_errmsg(), want);
+    cr_assert(strstr(sl_errmsg(), path), "message '%s' does not name the file", sl_errmsg());
+    char *after = th_read_file(path, &n1);
+    cr_assert_eq(n0, n1);
+    cr_assert(memcmp(before, after, n0) == 0, "the file was changed");
+    char side[4200];
+    snprintf(side, sizeof side, "%s-wal", path);
+    cr_assert_not(exists(side));
+    snprintf(side, sizeof side, "%s-shm", path);
+    cr_assert_not(exists(side));
+    free(before);
+    free(after);
+}
+
+static void patch_header(const char *path, size_t off, uint32_t v)
+{
+    size_t n;
+    char *b = th_read_file(path, &n);
+    cr_assert(b && n >= 100);
+    put_be32(b + off, v);
+    cr_assert_eq(th_write_file(path, b, n), 0);
+    free(b);
+}
+
+Test(db, fresh_database_has_application_id_and_schema_version)
+{
+    char *path = make_db("a.db");
+    size_t n;
+    char *b = th_read_file(path, &n);
+    cr_assert(n >= 100);
+    cr_assert(memcmp(b, "SQLite format 3", 16) == 0);
+    cr_assert_eq(be32_at(b + 68), 0x53514C54u);
+    cr_assert_eq(be32_at(b + 68), (uint32_t)DB_APPLICATION_ID);
+    cr_assert_eq(be32_at(b + 60), 1u);
+    cr_assert_eq(be32_at(b + 60), (uint32_t)DB_SCHEMA_VERSION);
+    free(b);
+    /* reopening (without DB_CREATE) works and keeps the version */
+    struct db *db = NULL;
+    cr_assert_eq(db_open(path, 0, &db), 0, "%s", sl_errmsg());
+    cr_assert_str_eq(db_path(db), path);
+    db_close(db);
+    b = th_read_file(path, &n);
+    cr_assert_eq(be32_at(b + 60), 1u);
+    free(b);
+    free(path);
+}
+
+Test(db, missing_file_without_create_is_not_created)
+{
+    char *path = th_path(dir, "none.db");
+    struct db *db = NULL;
+    cr_assert_eq(db_open(path, 0, &db), SL_ENOTFOUND);
+    cr_assert_null(db);
+    cr_assert(strstr(sl_errmsg(), "no such database"), "%s", sl_errmsg());
+    cr_assert_not(exists(path));
+    free(path);
+}
+
+Test(db, empty_file_is_initialised_only_with_create)
+{
+    char *path = th_path(dir, "empty.db");
+    cr_assert_eq(th_write_file(path, "", 0), 0);
+    struct db *db = NULL;
+    cr_assert_eq(db_open(path, 0, &db), SL_ENOTFOUND);
+    cr_assert(strstr(sl_errmsg(), "empty database"), "%s", sl_errmsg());
+    cr_assert_eq(db_open(path, DB_CREATE, &db), 0, "%s", sl_errmsg());
+    db_close(db);
+    size_t n;
+    char *b = th_read_file(path, &n);
+    cr_assert_eq(be32_at(b + 68), 0x53514C54u);
+    free(b);
+    free(path);
+}
+
+Test(db, non_sqlite_file_is_refused_and_unchanged)
+{
+    char *path = th_path(dir, "text.db");
+    const char *text = "this is not a database, just some text that is long enough to have a header"
+                       " of one hundred bytes and more, honestly.\n";
+    cr_assert_eq(th_write_file(path, text, strlen(text)), 0);
+    assert_refused(path, DB_CREATE, SL_ECORRUPT, "not an SQLite file");
+    assert_refused(path, 0, SL_ECORRUPT, "not a seqlite database");
+    /* a short file too */
+    cr_assert_eq(th_write_file(path, "hi", 2), 0);
+    assert_refused(path, DB_CREATE, SL_ECORRUPT, "not an SQLite file");
+    free(path);
+}
+
+Test(db, other_application_id_is_refused_and_unchanged)
+{
+    char *path = make_db("foreign.db");
+    patch_header(path, 68, 0x46534C31); /* another program's id */
+    assert_refused(path, DB_CREATE, SL_ECORRUPT, "application_id 0x46534C31");
+    free(path);
+}
+
+Test(db, tables_without_application_id_are_refused_and_unchanged)
+{
+    char *path = make_db("noid.db");
+    patch_header(path, 68, 0);
+    patch_header(path, 60, 0);
+    assert_refused(path, DB_CREATE, SL_ECORRUPT, "another program");
+    free(path);
+}
+
+Test(db, newer_schema_is_refused_and_unchanged)
+{
+    char *path = make_db("new.db");
+    patch_header(path, 60, 999);
+    assert_refused(path, DB_CREATE, SL_EVERSION, "made by a newer seqlite (schema 999, this build knows 1)");
+    assert_refused(path, 0, SL_EVERSION, "upgrade seqlite");
+    free(path);
+}
+
+Test(db, directory_is_refused)
+{
+    struct db *db = NULL;
+    cr_assert_eq(db_open(dir, DB_CREATE, &db), SL_EIO);
+    cr_assert(strstr(sl_errmsg(), "directory"), "%s", sl_errmsg());
+}
+
+struct collected {
+    int n;
+    int64_t ids[16];
+    char text[16][64];
+};
+
+static int collect_pair(void *ctx, int64_t pair_id, const char *src, size_t srclen, const char *tgt,
+                        size_t tgtlen)
+{
+    struct collected *c = ctx;
+    cr_assert_lt(c->n, 16);
+    c->ids[c->n] = pair_id;
+    snprintf(c->text[c->n], sizeof c->text[0], "%.*s|%.*s", (int)srclen, src, (int)tgtlen, tgt);
+    c->n++;
+    return 0;
+}
+
+static int stop_at_two(void *ctx, int64_t pair_id, const char *src, size_t srclen, const char *tgt,
+                       size_t tgtlen)
+{
+    int *n = ctx;
+    (void)pair_id, (void)src, (void)srclen, (void)tgt, (void)tgtlen;
+    return ++*n == 2 ? 42 : 0;
+}
+
+/* Creates corpus name of split with the given pairs (texts "s<i>", "t<i>" with a prefix). */
+static int64_t add_corpus(struct db *db, const char *name, const char *split, int n, const char *prefix)
+{
+    int64_t id;
+    cr_assert_eq(db_begin(db), 0, "%s", sl_errmsg());
+    cr_assert_eq(db_corpus_create(db, name, split, "en", "de", "a.en", "a.de", &id), 0, "%s", sl_errmsg());
+    for (int i = 0; i < n; i++) {
+        char s[32], t[32];
+        int ls = snprintf(s, sizeof s, "%ss%d", prefix, i);
+        int lt = snprintf(t, sizeof t, "%st%d", prefix, i);
+        cr_assert_eq(db_pair_insert(db, id, i + 1, s, (size_t)ls, t, (size_t)lt), 0, "%s", sl_errmsg());
+    }
+    cr_assert_eq(db_corpus_finish(db, id, n, 1), 0, "%s", sl_errmsg());
+    cr_assert_eq(db_commit(db), 0, "%s", sl_errmsg());
+    return id;
+}
+
+Test(db, corpora_and_pairs)
+{
+    char *path = th_path(dir, "c.db");
+    struct db *db = NULL;
+    cr_assert_eq(db_open(path, DB_CREATE, &db), 0, "%s", sl_errmsg());
+    int64_t a = add_corpus(db, "first", "train", 3, "a");
+    int64_t v = add_corpus(db, "dev", "valid", 1, "v");
+    int64_t b = add_corpus(db, "second", "train", 2, "b");
+    cr_assert(a < v && v < b);
+
+    int64_t id;
+    cr_assert_eq(db_corpus_create(db, "first", "test", "en", "de", "x", "y", &id), SL_EEXIST);
+    cr_assert(strstr(sl_errmsg(), "a corpus named 'first' exists already"), "%s", sl_errmsg());
+    cr_assert_eq(db_corpus_create(db, "bad", "dev", "en", "de", "x", "y", &id), SL_EINVAL);
+    cr_assert(strstr(sl_errmsg(), "bad split 'dev'"), "%s", sl_errmsg());
+
+    struct collected c = {0};
+    cr_assert_eq(db_pairs_foreach(db, "train", collect_pair, &c), 0, "%s", sl_errmsg());
+    cr_assert_eq(c.n, 5);
+    const char *want[] = {"as0|at0", "as1|at1", "as2|at2", "bs0|bt0", "bs1|bt1"};
+    for (int i = 0; i < 5; i++)
+        cr_assert_str_eq(c.text[i], want[i]);
+    int64_t corpus, line;
+    cr_assert_eq(db_pair_get(db, c.ids[4], &corpus, &line), 0);
+    cr_assert_eq(corpus, b);
+    cr_assert_eq(line, 2);
+    cr_assert_eq(db_pair_get(db, 9999, &corpus, &line), SL_ENOTFOUND);
+
+    struct collected cv = {0};
+    cr_assert_eq(db_pairs_foreach(db, "valid", collect_pair, &cv), 0);
+    cr_assert_eq(cv.n, 1);
+    cr_assert_str_eq(cv.text[0], "vs0|vt0");
+    struct collected ct = {0};
+    cr_assert_eq(db_pairs_foreach(db, "test", collect_pair, &ct), 0);
+    cr_assert_eq(ct.n, 0);
+    int stop = 0;
+    cr_assert_eq(db_pairs_foreach(db, "train", stop_at_two, &stop), 42);
+
+    int64_t n = -1;
+    cr_assert_eq(db_split_count(db, "train", &n), 0);
+    cr_assert_eq(n, 5);
+    cr_assert_eq(db_split_count(db, "test", &n), 0);
+    cr_assert_eq(n, 0);
+
+    struct db_corpus info;
+    cr_assert_eq(db_corpus_get(db, "second", &info), 0, "%s", sl_errmsg());
+    cr_assert_eq(info.id, b);
+    cr_assert_str_eq(info.split, "train");
+    cr_assert_str_eq(info.src_lang, "en");
+    cr_assert_str_eq(info.tgt_path, "a.de");
+    cr_assert_eq(info.n_pairs, 2);
+    cr_assert_eq(info.n_skipped, 1);
+    cr_assert_eq(info.last_pair_id - info.first_pair_id, 1);
+    cr_assert_eq(strlen(info.created_at), 24, "%s", info.created_at);
+    db_corpus_clear(&info);
+    cr_assert_eq(db_corpus_get(db, "nope", &info), SL_ENOTFOUND);
+
+    cr_assert_eq(db_pair_set_tokens(db, c.ids[0], 4, 5), 0, "%s", sl_errmsg());
+    cr_assert_eq(db_pair_set_tokens(db, 12345, 4, 5), SL_ENOTFOUND);
+    db_close(db);
+    free(path);
+}
+
+Test(db, finish_checks_the_pair_count)
+{
+    char *path = th_path(dir, "f.db");
+    struct db *db = NULL;
+    cr_assert_eq(db_open(path, DB_CREATE, &db), 0, "%s", sl_errmsg());
+    int64_t id;
+    cr_assert_eq(db_begin(db), 0);
+    cr_assert_eq(db_corpus_create(db, "x", "train", "en", "de", "a", "b", &id), 0);
+    cr_assert_eq(db_pair_insert(db, id, 1, "a", 1, "b", 1), 0);
+    cr_assert_eq(db_corpus_finish(db, id, 2, 0), SL_EINVAL);
+    cr_assert(strstr(sl_errmsg(), "not inserted as one run"), "%s", sl_errmsg());
+    cr_assert_eq(db_rollback(db), 0);
+    /* the rollback removed the corpus */
+    struct db_corpus info;
+    cr_assert_eq(db_corpus_get(db, "x", &info), SL_ENOTFOUND);
+    db_close(db);
+    free(path);
+}
+
+Test(db, transactions_roll_back)
+{
+    char *path = th_path(dir, "t.db");
+    struct db *db = NULL;
+    cr_assert_eq(db_open(path, DB_CREATE, &db), 0);
+    int64_t id;
+    cr_assert_eq(db_begin(db), 0);
+    cr_assert_eq(db_begin(db), SL_EDB); /* no nesting */
+    cr_assert_eq(db_corpus_create(db, "x", "train", "en", "de", "a", "b", &id), 0);
+    cr_assert_eq(db_rollback(db), 0);
+    cr_assert_eq(db_rollback(db), 0); /* nothing open: no-op */
+    struct db_corpus info;
+    cr_assert_eq(db_corpus_get(db, "x", &info), SL_ENOTFOUND);
+    cr_assert_eq(db_commit(db), SL_EDB);
+    db_close(db);
+    db_close(NULL);
+    free(path);
+}
+
+struct tok_seen {
+    int n;
+    int64_t ids[8], counts[8];
+    char bytes[8][16];
+    size_t lens[8];
+    char kinds[8][8];
+};
+
+static int collect_token(void *ctx, int64_t token_id, const char *bytes, size_t len, int64_t count,
+                         const char *kind)
+{
+    struct tok_seen *t = ctx;
+    cr_assert_lt(t->n, 8);
+    cr_assert_leq(len, 16);
+    t->ids[t->n] = token_id;
+    t->counts[t->n] = count;
+    memcpy(t->bytes[t->n], bytes, len);
+    t->lens[t->n] = len;
+    snprintf(t->kinds[t->n], 8, "%s", kind);
+    t->n++;
+    return 0;
+}
+
+static int collect_merge(void *ctx, int64_t rank, int64_t left, int64_t right, int64_t result)
+{
+    int64_t *m = ctx; /* m[0] = count, then 4 per merge */
+    int64_t k = m[0]++;
+    m[1 + 4 * k] = rank;
+    m[2 + 4 * k] = left;
+    m[3 + 4 * k] = right;
+    m[4 + 4 * k] = result;
+    return 0;
+}
+
+Test(db, vocab_tokens_and_merges)
+{
+    char *path = th_path(dir, "v.db");
+    struct db *db = NULL;
+    cr_assert_eq(db_open(path, DB_CREATE, &db), 0);
+    int64_t id = 0;
+    cr_assert_eq(db_vocab_latest(db, "src", &id), SL_ENOTFOUND);
+    cr_assert(strstr(sl_errmsg(), "no vocabulary") && strstr(sl_errmsg(), "run seqlite vocab"), "%s",
+              sl_errmsg());
+
+    int64_t vj, vt;
+    cr_assert_eq(db_vocab_insert(db, "bpe", "joint", "NFKC", "{\"size\":8}", 5, &vj), 0, "%s", sl_errmsg());
+    cr_assert_eq(db_vocab_insert(db, "bpe", "both", "NFKC", NULL, 5, &id), SL_EINVAL);
+    cr_assert_eq(db_vocab_insert(db, "bpe", "src", "NFKC", "{not json", 5, &id), SL_EINVAL);
+    /* tokens inserted out of order come back in id order, bytes exact */
+    cr_assert_eq(db_token_insert(db, vj, 4, "\xff", 1, 0, "byte"), 0, "%s", sl_errmsg());
+    cr_assert_eq(db_token_insert(db, vj, 0, "<pad>", 5, 0, "special"), 0, "%s", sl_errmsg());
+    cr_assert_eq(db_token_insert(db, vj, 5, "\xe2\x96\x81" "ab", 5, 17, "normal"), 0, "%s", sl_errmsg());
+    cr_assert_eq(db_token_insert(db, vj, 6, "", 0, 0, "normal"), 0, "%s", sl_errmsg());
+    cr_assert_eq(db_token_insert(db, vj, 5, "x", 1, 0, "normal"), SL_EEXIST);
+    cr_assert_eq(db_token_insert(db, vj, 7, "x", 1, 0, "weird"), SL_EINVAL);
+    cr_assert_eq(db_token_insert(db, 999, 0, "x", 1, 0, "normal"), SL_ENOTFOUND);
+    struct tok_seen t = {0};
+    cr_assert_eq(db_tokens_foreach(db, vj, collect_token, &t), 0, "%s", sl_errmsg());
+    cr_assert_eq(t.n, 4);
+    cr_assert_eq(t.ids[0], 0);
+    cr_assert_eq(t.ids[1], 4);
+    cr_assert_eq(t.ids[2], 5);
+    cr_assert_eq(t.ids[3], 6);
+    cr_assert_eq(t.lens[1], 1);
+    cr_assert_eq((unsigned char)t.bytes[1][0], 0xff);
+    cr_assert_str_eq(t.kinds[1], "byte");
+    cr_assert_eq(t.lens[2], 5);
+    cr_assert(memcmp(t.bytes[2], "\xe2\x96\x81" "ab", 5) == 0);
+    cr_assert_eq(t.counts[2], 17);
+    cr_assert_eq(t.lens[3], 0);
+
+    cr_assert_eq(db_merge_insert(db, vj, 1, 5, 6, 7), 0, "%s", sl_errmsg());
+    cr_assert_eq(db_merge_insert(db, vj, 0, 4, 5, 6), 0, "%s", sl_errmsg());
+    cr_assert_eq(db_merge_insert(db, vj, 0, 1, 1, 1), SL_EEXIST);
+    int64_t m[9] = {0};
+    cr_assert_eq(db_merges_foreach(db, vj, collect_merge, m), 0);
+    cr_assert_eq(m[0], 2);
+    int64_t want[8] = {0, 4, 5, 6, 1, 5, 6, 7};
+    for (int i = 0; i < 8; i++)
+        cr_assert_eq(m[1 + i], want[i], "merge field %d", i);
+
+    struct db_vocab v;
+    cr_assert_eq(db_vocab_get(db, vj, &v), 0);
+    cr_assert_str_eq(v.kind, "bpe");
+    cr_assert_str_eq(v.side, "joint");
+    cr_assert_str_eq(v.normalization, "NFKC");
+    cr_assert_str_eq(v.settings, "{\"size\":8}");
+    cr_assert_eq(v.size, 5);
+    db_vocab_clear(&v);
+    cr_assert_eq(db_vocab_get(db, 777, &v), SL_ENOTFOUND);
+
+    /* latest: a joint vocabulary serves both sides until a side-specific one is newer */
+    cr_assert_eq(db_vocab_latest(db, "src", &id), 0);
+    cr_assert_eq(id, vj);
+    cr_assert_eq(db_vocab_insert(db, "bpe", "tgt", "none", NULL, 3, &vt), 0);
+    cr_assert_eq(db_vocab_latest(db, "tgt", &id), 0);
+    cr_assert_eq(id, vt);
+    cr_assert_eq(db_vocab_latest(db, "src", &id), 0);
+    cr_assert_eq(id, vj);
+    cr_assert_eq(db_vocab_latest(db, "joint", &id), 0);
+    cr_assert_eq(id, vj);
+    cr_assert_eq(db_vocab_latest(db, NULL, &id), 0);
+    cr_assert_eq(id, vt);
+    db_close(db);
+    free(path);
+}
+
+Test(db, token_display_surface)
+{
+    struct sbuf b;
+    sbuf_init(&b);
+    cr_assert_eq(db_token_display("ab\xe2\x96\x81", 5, &b), 0);
+    cr_assert_str_eq(b.data, "ab\xe2\x96\x81");
+    cr_assert_eq(db_token_display("\xe4", 1, &b), 0);
+    cr_assert_str_eq(b.data, "<0xE4>");
+    cr_assert_eq(db_token_display("a\xc3\x28", 3, &b), 0); /* broken 2-byte sequence */
+    cr_assert_str_eq(b.data, "a<0xC3>(");
+    cr_assert_eq(db_token_display("\0", 1, &b), 0);
+    cr_assert_str_eq(b.data, "<0x00>");
+    sbuf_free(&b);
+}
+
+Test(db, data_survives_reopen)
+{
+    char *path = th_path(dir, "r.db");
+    struct db *db = NULL;
+    cr_assert_eq(db_open(path, DB_CREATE, &db), 0);
+    add_corpus(db, "keep", "test", 2, "k");
+    db_close(db);
+    cr_assert_eq(db_open(path, 0, &db), 0, "%s", sl_errmsg());
+    struct collected c = {0};
+    cr_assert_eq(db_pairs_foreach(db, "test", collect_pair, &c), 0);
+    cr_assert_eq(c.n, 2);
+    cr_assert_str_eq(c.text[1], "ks1|kt1");
+    db_close(db);
+    free(path);
+}
