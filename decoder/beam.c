@@ -1,0 +1,415 @@
+/* decoder/beam.c: batched beam search (see beam.h).
+ * Per step t (layout_t = the M_t rows given to step()): for each live sentence, a size-K min-heap
+ * keeps the best extensions (row k, token v) by score[k] + logp[k][v], ordered by score, then row
+ * rank, then token id; extensions of the same row compare by logp alone, so K = 1 reproduces the
+ * argmax exactly. Selected extensions are taken in rank order: EOS ones go to the sentence's
+ * finished list (capacity nbest, sorted by normalised score, stable), the others fill the sentence's
+ * rows of layout_{t+1} (unused rows: score -inf, token pad). History: hist_tok/hist_back[t][i] give
+ * row i of layout_{t+1} its token and its parent row in layout_t, so every hypothesis is read back
+ * by walking parents. Stopping: an open hypothesis with log-prob S <= 0 can end with at most
+ * S / lp(L) for some L in [t+2, max_len] (log-probs only decrease), so a sentence whose nbest-th
+ * finished score is >= that bound cannot change its result and stops; its rows leave the batch.
+ * ref: Wu et al. 2016 (length penalty); Koehn 2004 (beam search for MT). */
+#include "decoder/beam.h"
+
+#include "util/err.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct cand {
+    double sc;   /* score[row] + lp */
+    float lp;    /* logp[row][tok] */
+    int32_t row; /* in layout_t */
+    int32_t tok;
+};
+
+/* A finished (or finalised) hypothesis: tokens = walk from (u0, r0) back to step 0, then `extra`
+ * (if >= 0); ntok tokens in all. */
+struct fin {
+    double logprob, score;
+    int32_t u0, r0, extra;
+    size_t ntok, steps;
+    int finished;
+};
+
+struct beam_search {
+    size_t max_N, K, V, T; /* T: max_len */
+    size_t max_M;          /* max_N * K */
+    int32_t *prev;         /* (max_M) tokens fed to the next step */
+    float *logp;           /* (max_M, V) */
+    double *score;         /* (max_M) log-prob of each row of the current layout; -inf: empty row */
+    unsigned char *done;   /* (max_M) fixed-length mode: the row has produced EOS */
+    double *nscore;        /* (max_M) next layout, before compaction */
+    int32_t *ntok;         /* (max_M) */
+    size_t *nsrc;          /* (max_M) parent rows in the current layout */
+    unsigned char *ndone;  /* (max_M) */
+    size_t *src;           /* (max_M) compacted parents, given to reorder() */
+    int32_t *hist_tok;     /* (T, max_M) */
+    int32_t *hist_back;    /* (T, max_M) */
+    size_t *active;        /* (max_N) sentence of each live slot */
+    struct cand *heap;     /* (K) */
+    struct fin *fins;      /* (max_N, K) */
+    size_t *nfin;          /* (max_N) */
+    int32_t *out_tok;      /* (max_N, K, T) */
+    struct beam_hyp *res;  /* (max_N, K) */
+    size_t *nres;          /* (max_N) */
+    size_t steps;
+};
+
+double beam_length_penalty(size_t len, float alpha)
+{
+    if (alpha == 0.0f)
+        return 1.0;
+    return pow((5.0 + (double)len) / 6.0, (double)alpha);
+}
+
+void beam_search_free(struct beam_search *bs)
+{
+    if (!bs)
+        return;
+    free(bs->prev);
+    free(bs->logp);
+    free(bs->score);
+    free(bs->done);
+    free(bs->nscore);
+    free(bs->ntok);
+    free(bs->nsrc);
+    free(bs->ndone);
+    free(bs->src);
+    free(bs->hist_tok);
+    free(bs->hist_back);
+    free(bs->active);
+    free(bs->heap);
+    free(bs->fins);
+    free(bs->nfin);
+    free(bs->out_tok);
+    free(bs->res);
+    free(bs->nres);
+    free(bs);
+}
+
+/* n * size, or 0 on overflow */
+static size_t mul(size_t a, size_t b) { return (b && a > SIZE_MAX / b) ? 0 : a * b; }
+
+struct beam_search *beam_search_create(size_t max_N, size_t K, size_t V, size_t max_len)
+{
+    if (!max_N || !K || !V || !max_len || V > INT32_MAX || mul(max_N, K) == 0 ||
+        mul(max_N, K) > INT32_MAX || mul(mul(max_N, K), V) == 0 || mul(mul(max_N, K), max_len) == 0) {
+        sl_err(SL_EINVAL, "beam search: bad sizes (N %zu, K %zu, V %zu, max_len %zu)", max_N, K, V, max_len);
+        return NULL;
+    }
+    struct beam_search *bs = calloc(1, sizeof *bs);
+    if (!bs)
+        goto oom;
+    size_t M = max_N * K;
+    bs->max_N = max_N, bs->K = K, bs->V = V, bs->T = max_len, bs->max_M = M;
+    if (!(bs->prev = malloc(M * sizeof *bs->prev)) || !(bs->logp = malloc(M * V * sizeof *bs->logp)) ||
+        !(bs->score = malloc(M * sizeof *bs->score)) || !(bs->done = malloc(M)) ||
+        !(bs->nscore = malloc(M * sizeof *bs->nscore)) || !(bs->ntok = malloc(M * sizeof *bs->ntok)) ||
+        !(bs->nsrc = malloc(M * sizeof *bs->nsrc)) || !(bs->ndone = malloc(M)) ||
+        !(bs->src = malloc(M * sizeof *bs->src)) ||
+        !(bs->hist_tok = malloc(max_len * M * sizeof *bs->hist_tok)) ||
+        !(bs->hist_back = malloc(max_len * M * sizeof *bs->hist_back)) ||
+        !(bs->active = malloc(max_N * sizeof *bs->active)) || !(bs->heap = malloc(K * sizeof *bs->heap)) ||
+        !(bs->fins = malloc(M * sizeof *bs->fins)) || !(bs->nfin = calloc(max_N, sizeof *bs->nfin)) ||
+        !(bs->out_tok = malloc(mul(M, max_len) * sizeof *bs->out_tok)) ||
+        !(bs->res = calloc(M, sizeof *bs->res)) || !(bs->nres = calloc(max_N, sizeof *bs->nres)))
+        goto oom;
+    return bs;
+oom:
+    beam_search_free(bs);
+    sl_err(SL_ENOMEM, "beam search: out of memory (N %zu, K %zu, V %zu, max_len %zu)", max_N, K, V, max_len);
+    return NULL;
+}
+
+/* 1 if a ranks before b. */
+static int better(const struct cand *a, const struct cand *b)
+{
+    if (a->row == b->row) {
+        if (a->lp != b->lp)
+            return a->lp > b->lp;
+        return a->tok < b->tok;
+    }
+    if (a->sc != b->sc)
+        return a->sc > b->sc;
+    return a->row < b->row;
+}
+
+/* min-heap on `better`: heap[0] is the worst kept candidate */
+static void sift_down(struct cand *h, size_t n, size_t i)
+{
+    for (;;) {
+        size_t l = 2 * i + 1, r = l + 1, w = i;
+        if (l < n && better(&h[w], &h[l]))
+            w = l;
+        if (r < n && better(&h[w], &h[r]))
+            w = r;
+        if (w == i)
+            return;
+        struct cand t = h[i];
+        h[i] = h[w];
+        h[w] = t;
+        i = w;
+    }
+}
+
+static void sift_up(struct cand *h, size_t i)
+{
+    while (i > 0) {
+        size_t p = (i - 1) / 2;
+        if (!better(&h[p], &h[i]))
+            return;
+        struct cand t = h[i];
+        h[i] = h[p];
+        h[p] = t;
+        i = p;
+    }
+}
+
+/* The best (at most K) extensions of rows [base, base+K) into bs->heap, best first; returns how
+ * many. SL_ENUM (negative) on a NaN / +inf log-probability. */
+static long select_topk(struct beam_search *bs, const struct beam_model *m, size_t base, int fixed)
+{
+    size_t K = bs->K, V = bs->V, n = 0;
+    struct cand *h = bs->heap;
+    for (size_t k = 0; k < K; k++) {
+        size_t row = base + k;
+        double s = bs->score[row];
+        if (s == -INFINITY)
+            continue;
+        const float *lp = bs->logp + row * V;
+        if (fixed && bs->done[row]) { /* a finished row only extends with pad, at no cost */
+            struct cand c = {s, 0.0f, (int32_t)row, m->pad};
+            if (n < K) {
+                h[n] = c;
+                sift_up(h, n++);
+            } else if (better(&c, &h[0])) {
+                h[0] = c;
+                sift_down(h, n, 0);
+            }
+            continue;
+        }
+        for (size_t v = 0; v < V; v++) {
+            float l = lp[v];
+            if (l != l || l == INFINITY)
+                return sl_err(SL_ENUM, "beam search: log-probability of token %zu in row %zu is %f", v, row,
+                              (double)l);
+            if (l == -INFINITY)
+                continue;
+            double sc = s + (double)l;
+            if (n == K && sc < h[0].sc) /* fast rejection; equal scores take the full comparison */
+                continue;
+            struct cand c = {sc, l, (int32_t)row, (int32_t)v};
+            if (n < K) {
+                h[n] = c;
+                sift_up(h, n++);
+            } else if (better(&c, &h[0])) {
+                h[0] = c;
+                sift_down(h, n, 0);
+            }
+        }
+    }
+    /* heap -> best first: repeatedly move the worst to the end */
+    for (size_t e = n; e > 1; e--) {
+        struct cand t = h[0];
+        h[0] = h[e - 1];
+        h[e - 1] = t;
+        sift_down(h, e - 1, 0);
+    }
+    return (long)n;
+}
+
+/* Inserts f into sentence s's finished list (capacity cap), after every entry scoring >= f. */
+static void add_fin(struct beam_search *bs, size_t s, size_t cap, const struct fin *f)
+{
+    struct fin *list = bs->fins + s * bs->K;
+    size_t n = bs->nfin[s];
+    if (n == cap && !(f->score > list[n - 1].score))
+        return;
+    size_t pos = n < cap ? n : cap - 1;
+    while (pos > 0 && list[pos - 1].score < f->score) {
+        list[pos] = list[pos - 1];
+        pos--;
+    }
+    list[pos] = *f;
+    if (n < cap)
+        bs->nfin[s] = n + 1;
+}
+
+/* Writes f's tokens to dst (f->ntok of them). */
+static void read_back(const struct beam_search *bs, const struct fin *f, int32_t *dst)
+{
+    size_t pos = f->ntok;
+    if (f->extra >= 0)
+        dst[--pos] = f->extra;
+    int32_t r = f->r0;
+    for (int32_t u = f->u0; u >= 0 && pos > 0; u--) {
+        size_t at = (size_t)u * bs->max_M + (size_t)r;
+        dst[--pos] = bs->hist_tok[at];
+        r = bs->hist_back[at];
+    }
+}
+
+int beam_search_run(struct beam_search *bs, const struct beam_model *m, size_t N, const struct beam_opts *o)
+{
+    size_t K = bs->K, V = bs->V;
+    size_t T = o->max_len ? o->max_len : bs->T;
+    size_t nbest = o->nbest ? o->nbest : 1;
+    int fixed = o->fixed_length != 0;
+    if (!m || !m->step || !m->reorder || m->V != V)
+        return sl_err(SL_EINVAL, "beam search: model missing callbacks or V %zu != workspace V %zu",
+                      m ? m->V : 0, V);
+    if (N == 0 || N > bs->max_N || T > bs->T || nbest > K || !(o->alpha >= 0.0f) || isinf(o->alpha))
+        return sl_err(SL_EINVAL, "beam search: N %zu (max %zu), max_len %zu (max %zu), nbest %zu (K %zu), "
+                      "alpha %g out of range", N, bs->max_N, T, bs->T, nbest, K, (double)o->alpha);
+    if (m->bos < 0 || (size_t)m->bos >= V || m->eos < 0 || (size_t)m->eos >= V || m->pad < 0 ||
+        (size_t)m->pad >= V)
+        return sl_err(SL_EINVAL, "beam search: bos/eos/pad ids outside the vocabulary");
+
+    size_t n_active = N, M = N * K;
+    for (size_t s = 0; s < N; s++) {
+        bs->active[s] = s;
+        bs->nfin[s] = 0;
+        bs->nres[s] = 0;
+        for (size_t k = 0; k < K; k++) {
+            size_t r = s * K + k;
+            bs->score[r] = k == 0 ? 0.0 : -INFINITY; /* one live hypothesis per sentence at first */
+            bs->prev[r] = m->bos;
+            bs->done[r] = 0;
+        }
+    }
+    bs->steps = 0;
+    double lp_T = beam_length_penalty(T, o->alpha);
+    for (size_t t = 0; t < T && n_active > 0; t++) {
+        int rc = m->step(m->ctx, bs->prev, M, bs->logp);
+        if (rc)
+            return rc;
+        bs->steps++;
+        int last = t + 1 == T;
+        double lp_next = beam_length_penalty(t + 2, o->alpha);
+        size_t kept = 0;
+        for (size_t j = 0; j < n_active; j++) {
+            size_t s = bs->active[j], base = j * K;
+            long nc = select_topk(bs, m, base, fixed);
+            if (nc < 0)
+                return (int)nc;
+            size_t open = 0;
+            for (long c = 0; c < nc; c++) {
+                const struct cand *cd = &bs->heap[c];
+                if (!fixed && cd->tok == m->eos) {
+                    struct fin f = {cd->sc, cd->sc / beam_length_penalty(t + 1, o->alpha), (int32_t)t - 1,
+                                    cd->row, -1, t, t + 1, 1};
+                    add_fin(bs, s, nbest, &f);
+                    continue;
+                }
+                size_t slot = base + open++;
+                bs->nsrc[slot] = (size_t)cd->row;
+                bs->ntok[slot] = cd->tok;
+                bs->nscore[slot] = cd->sc;
+                bs->ndone[slot] = fixed && (bs->done[cd->row] || cd->tok == m->eos);
+            }
+            for (size_t k = open; k < K; k++) {
+                bs->nsrc[base + k] = base;
+                bs->ntok[base + k] = m->pad;
+                bs->nscore[base + k] = -INFINITY;
+                bs->ndone[base + k] = 0;
+            }
+            int stop = 0;
+            if (!fixed) {
+                if (open == 0) {
+                    stop = 1;
+                } else if (last) { /* finalise the open hypotheses as they are */
+                    for (size_t k = 0; k < open; k++) {
+                        size_t slot = base + k;
+                        struct fin f = {bs->nscore[slot], bs->nscore[slot] / lp_T, (int32_t)t - 1,
+                                        (int32_t)bs->nsrc[slot], bs->ntok[slot], t + 1, t + 1, 0};
+                        add_fin(bs, s, nbest, &f);
+                    }
+                    stop = 1;
+                } else if (bs->nfin[s] == nbest) {
+                    double S = bs->nscore[base]; /* the best open hypothesis */
+                    double bound = fmax(S / lp_next, S / lp_T);
+                    stop = bound <= bs->fins[s * K + nbest - 1].score;
+                }
+            }
+            if (stop)
+                continue;
+            /* compact: this sentence's rows move to slot `kept` of layout_{t+1} */
+            size_t dst = kept * K;
+            for (size_t k = 0; k < K; k++) {
+                size_t from = base + k, to = dst + k;
+                size_t at = t * bs->max_M + to;
+                bs->hist_tok[at] = bs->ntok[from];
+                bs->hist_back[at] = (int32_t)bs->nsrc[from];
+                bs->src[to] = bs->nsrc[from];
+                bs->prev[to] = bs->ntok[from];
+                bs->score[to] = bs->nscore[from];
+                bs->done[to] = bs->ndone[from];
+            }
+            bs->active[kept++] = s;
+        }
+        size_t M_new = kept * K;
+        if (!last && M_new > 0) {
+            int identity = M_new == M;
+            for (size_t i = 0; identity && i < M_new; i++)
+                identity = bs->src[i] == i;
+            if (!identity && (rc = m->reorder(m->ctx, bs->src, M_new)))
+                return rc;
+        }
+        n_active = kept;
+        M = M_new;
+    }
+    if (fixed) { /* every row is a result: cut at the first EOS, rank by normalised score */
+        for (size_t j = 0; j < n_active; j++) {
+            size_t s = bs->active[j];
+            for (size_t k = 0; k < K; k++) {
+                size_t row = j * K + k;
+                if (bs->score[row] == -INFINITY)
+                    continue;
+                struct fin f = {bs->score[row], 0, (int32_t)T - 1, (int32_t)row, -1, T, T, 0};
+                int32_t *tmp = bs->out_tok + (s * K + K - 1) * bs->T; /* scratch: last result slot */
+                read_back(bs, &f, tmp);
+                for (size_t i = 0; i < T; i++)
+                    if (tmp[i] == m->eos) {
+                        f.finished = 1;
+                        f.steps = i + 1;
+                        break;
+                    }
+                f.score = f.logprob / beam_length_penalty(f.steps, o->alpha);
+                add_fin(bs, s, nbest, &f);
+            }
+        }
+    }
+    for (size_t s = 0; s < N; s++) {
+        size_t n = bs->nfin[s];
+        for (size_t i = 0; i < n; i++) {
+            const struct fin *f = bs->fins + s * K + i;
+            int32_t *dst = bs->out_tok + (s * K + i) * bs->T;
+            read_back(bs, f, dst);
+            struct beam_hyp *h = bs->res + s * K + i;
+            h->tokens = dst;
+            h->len = f->ntok;
+            if (fixed) /* the tokens before the first EOS; pads follow it */
+                h->len = f->finished ? f->steps - 1 : f->ntok;
+            h->logprob = f->logprob;
+            h->score = f->score;
+            h->finished = f->finished;
+        }
+        bs->nres[s] = n;
+    }
+    return 0;
+}
+
+const struct beam_hyp *beam_search_nbest(const struct beam_search *bs, size_t n, size_t *count)
+{
+    if (n >= bs->max_N) {
+        *count = 0;
+        return NULL;
+    }
+    *count = bs->nres[n];
+    return bs->res + n * bs->K;
+}
+
+size_t beam_search_steps(const struct beam_search *bs) { return bs->steps; }

@@ -1,0 +1,67 @@
+/* decoder/beam.h: batched beam search over any model that can advance M hypothesis rows by one
+ * token (struct beam_model callbacks), so it is tested with a fake model and wrapped around the
+ * seq2seq decoder by the translation code. N sentences x K hypotheses advance together; per step and
+ * sentence the K best of the K*V extensions are kept (partial selection), hypotheses that choose EOS
+ * move to the sentence's list of finished ones, and a sentence stops when no open hypothesis can
+ * still beat its nbest-th finished one under the length-normalised score, or at max_len (open
+ * hypotheses are then finalised as they are). Rows of stopped sentences are dropped (the model is
+ * told by reorder with a smaller M). K = 1 is exactly greedy decoding (argmax, lowest id on ties).
+ * All memory is allocated by beam_search_create(); a run allocates nothing.
+ * ref: Wu et al. 2016 (GNMT length penalty lp(Y) = ((5+|Y|)/6)^alpha); shared/bench/peer_torch.py
+ * (the fixed-length benchmark mode). */
+#ifndef SL_DECODER_BEAM_H
+#define SL_DECODER_BEAM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* The model, as seen by the search. Rows are laid out sentence-major: row j*K + k is hypothesis k of
+ * the j-th sentence still being decoded. The first step() gets M = N*K rows, all with prev = bos. */
+struct beam_model {
+    void *ctx;
+    size_t V;                 /* vocabulary size */
+    int32_t bos, eos, pad;    /* ids (seqlite: 1, 2, 0) */
+    /* Advance M rows by one token each: prev[m] is row m's last token (pad for an empty row).
+     * OUT: logprobs (M, V), log-softmax over the next token (values <= 0; -inf allowed, NaN is an
+     * error). Returns 0 or a negative SL_E* code, which the search returns as is. */
+    int (*step)(void *ctx, const int32_t *prev, size_t M, float *logprobs);
+    /* After a step: new row m := old row src[m], m < M. M is at most the previous row count (rows of
+     * sentences that stopped are dropped). Not called when nothing changes. Returns 0 or SL_E*. */
+    int (*reorder)(void *ctx, const size_t *src, size_t M);
+};
+
+struct beam_opts {
+    size_t nbest;     /* hypotheses returned per sentence, 1..K (0: 1) */
+    size_t max_len;   /* decoding steps, EOS included, 1..the workspace's max_len (0: that) */
+    float alpha;      /* length penalty exponent, >= 0; 0: plain log-probability */
+    int fixed_length; /* benchmark mode: every sentence runs max_len steps with all K rows; a row that
+                       * chose EOS continues with pad at no cost; nothing is dropped or stopped */
+};
+
+/* One returned hypothesis. */
+struct beam_hyp {
+    const int32_t *tokens; /* (len) ids without BOS / EOS; valid until the next run or free */
+    size_t len;
+    double logprob;        /* sum of the chosen tokens' log-probabilities, EOS included */
+    double score;          /* logprob / lp(|Y|); |Y| = steps taken = len + 1 with EOS, else len */
+    int finished;          /* 1: ended with EOS; 0: cut at max_len */
+};
+
+struct beam_search;
+
+/* Workspace for up to max_N sentences, beam K, vocabulary V, max_len steps. NULL on bad sizes or no
+ * memory (message in sl_errmsg()). Holds (max_N*K, V) floats of log-probabilities. */
+struct beam_search *beam_search_create(size_t max_N, size_t K, size_t V, size_t max_len);
+void beam_search_free(struct beam_search *bs);
+/* Decodes N sentences (N <= max_N). m->V must equal the workspace's V. On error the model's state is
+ * undefined (restart it). */
+int beam_search_run(struct beam_search *bs, const struct beam_model *m, size_t N, const struct beam_opts *o);
+/* Sentence n's results of the last run, best first (ties: the earlier found first). OUT: *count
+ * (<= nbest; fewer only if the model gave -inf to almost everything). Valid until the next run. */
+const struct beam_hyp *beam_search_nbest(const struct beam_search *bs, size_t n, size_t *count);
+/* Number of step() calls the last run made. */
+size_t beam_search_steps(const struct beam_search *bs);
+/* GNMT length penalty ((5 + len) / 6)^alpha. */
+double beam_length_penalty(size_t len, float alpha);
+
+#endif
