@@ -14,6 +14,7 @@
 
 #include "util/err.h"
 
+#include <float.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -168,6 +169,22 @@ static void sift_up(struct cand *h, size_t i)
     }
 }
 
+/* A float threshold t such that l < t implies s + l < worst in double arithmetic: the exact
+ * difference minus a margin far above the rounding error of the double sum, rounded down. */
+static float reject_below(double worst, double s)
+{
+    double d = worst - s;
+    if (!(d > -HUGE_VAL))
+        return -INFINITY;
+    d -= (fabs(worst) + fabs(s)) * 1e-12 + 1e-30;
+    if (d >= FLT_MAX)
+        return FLT_MAX;
+    if (d <= -FLT_MAX)
+        return -INFINITY;
+    float f = (float)d;
+    return (double)f > d ? nextafterf(f, -INFINITY) : f;
+}
+
 /* The best (at most K) extensions of rows [base, base+K) into bs->heap, best first; returns how
  * many. SL_ENUM (negative) on a NaN / +inf log-probability. */
 static long select_topk(struct beam_search *bs, const struct beam_model *m, size_t base, int fixed)
@@ -191,15 +208,27 @@ static long select_topk(struct beam_search *bs, const struct beam_model *m, size
             }
             continue;
         }
+        float thr = n == K ? reject_below(h[0].sc, s) : -INFINITY;
         for (size_t v = 0; v < V; v++) {
+            if ((v & 15) == 0 && v + 16 <= V) { /* skip a block of 16 that cannot enter (vectorised) */
+                int any = 0;
+                for (size_t i = 0; i < 16; i++)
+                    any |= !(lp[v + i] < thr); /* NaN counts as a hit: it must be reported */
+                if (!any) {
+                    v += 15;
+                    continue;
+                }
+            }
             float l = lp[v];
+            if (l < thr) /* certainly worse than the worst kept candidate (the common case) */
+                continue;
             if (l != l || l == INFINITY)
                 return sl_err(SL_ENUM, "beam search: log-probability of token %zu in row %zu is %f", v, row,
                               (double)l);
             if (l == -INFINITY)
                 continue;
             double sc = s + (double)l;
-            if (n == K && sc < h[0].sc) /* fast rejection; equal scores take the full comparison */
+            if (n == K && sc < h[0].sc) /* equal scores take the full comparison */
                 continue;
             struct cand c = {sc, l, (int32_t)row, (int32_t)v};
             if (n < K) {
@@ -208,7 +237,11 @@ static long select_topk(struct beam_search *bs, const struct beam_model *m, size
             } else if (better(&c, &h[0])) {
                 h[0] = c;
                 sift_down(h, n, 0);
+            } else {
+                continue;
             }
+            if (n == K)
+                thr = reject_below(h[0].sc, s);
         }
     }
     /* heap -> best first: repeatedly move the worst to the end */
