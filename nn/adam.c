@@ -16,6 +16,7 @@ void adam_step(float *w, const float *g, float *m, float *v, size_t n, const str
     const float c1 = (float)(1.0 / (1.0 - pow(b1, (double)t)));
     const float c2 = (float)(1.0 / (1.0 - pow(b2, (double)t)));
     const float lr = hp->lr;
+#pragma omp simd
     for (size_t k = 0; k < n; k++) {
         float mk = b1 * m[k] + (1.0f - b1) * g[k];
         float vk = b2 * v[k] + (1.0f - b2) * g[k] * g[k];

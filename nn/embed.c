@@ -20,6 +20,7 @@ void embed_backward(float *dtable, size_t V, size_t E, const int32_t *ids, size_
         assert(ids[k] >= 0 && (size_t)ids[k] < V);
         float *d = dtable + (size_t)ids[k] * E;
         const float *s = dout + k * E;
+#pragma omp simd
         for (size_t e = 0; e < E; e++)
             d[e] += s[e];
     }

@@ -5,12 +5,10 @@
  * ref: Graves 2013 "Generating sequences with RNNs" (LSTM gradients); karpathy/llm.c (backward layout). */
 #include "nn/lstm.h"
 
-#include <math.h>
 #include <string.h>
 
 #include "nn/gemm.h"
-
-static inline float sigmoidf(float x) { return 1.0f / (1.0f + expf(-x)); }
+#include "nn/vmath.h"
 
 static size_t round16(size_t n) { return (n + 15) / 16 * 16; }
 
@@ -32,26 +30,48 @@ void lstm_acts_carve(struct lstm_acts *a, float *buf, size_t T, size_t B, size_t
 
 size_t lstm_scratch_floats(size_t B, size_t H) { return 3 * B * H; }
 
+size_t lstm_step_floats(size_t M, size_t H) { return 5 * M * H; }
+
 /* The cell for one row: pre-activations pre (4H) plus bias -> gate values in gv (4H, may alias pre),
- * c = f*cp + i*g, h = o*tanh(c); tc (H) receives tanh(c) when not NULL. c may alias cp. */
-static inline void cell_forward(const float *pre, const float *bias, float *gv, const float *cp, float *c,
-                                float *h, float *tc, size_t H)
+ * c = f*cp + i*g, h = o*tanh(c); tc (H) receives tanh(c). c may alias cp. */
+static void cell_forward(const float *pre, const float *bias, float *gv, const float *cp, float *c,
+                                   float *h, float *tc, size_t H)
 {
+#pragma omp simd
     for (size_t j = 0; j < H; j++) {
-        float i = sigmoidf(pre[j] + bias[j]);
-        float f = sigmoidf(pre[H + j] + bias[H + j]);
-        float g = tanhf(pre[2 * H + j] + bias[2 * H + j]);
-        float o = sigmoidf(pre[3 * H + j] + bias[3 * H + j]);
+        float i = vm_sigmoidf(pre[j] + bias[j]);
+        float f = vm_sigmoidf(pre[H + j] + bias[H + j]);
+        float g = vm_tanhf(pre[2 * H + j] + bias[2 * H + j]);
+        float o = vm_sigmoidf(pre[3 * H + j] + bias[3 * H + j]);
         float cn = f * cp[j] + i * g;
-        float t = tanhf(cn);
+        float t = vm_tanhf(cn);
         gv[j] = i;
         gv[H + j] = f;
         gv[2 * H + j] = g;
         gv[3 * H + j] = o;
         c[j] = cn;
         h[j] = o * t;
-        if (tc)
-            tc[j] = t;
+        tc[j] = t;
+    }
+}
+
+/* Backward of cell_forward for one real row: gate values g4 (4H) in, dG (4H) out in place; dh (H) is
+ * the gradient w.r.t. h_t; dc (H) w.r.t. c_t in, w.r.t. c_{t-1} out; cp = c_{t-1}, tc = tanh(c_t). */
+static void cell_backward(float *g4, const float *dh, float *dc, const float *cp, const float *tc, size_t H)
+{
+#pragma omp simd
+    for (size_t j = 0; j < H; j++) {
+        float i = g4[j], f = g4[H + j], g = g4[2 * H + j], o = g4[3 * H + j], tcv = tc[j];
+        /* h_t = o*tanh(c_t) */
+        float dO = dh[j] * tcv;
+        float dC = dc[j] + dh[j] * o * (1.0f - tcv * tcv);
+        /* c_t = f*c_{t-1} + i*g */
+        dc[j] = dC * f;
+        /* gate pre-activations: σ' = s(1-s), tanh' = 1-g² */
+        g4[j] = dC * g * i * (1.0f - i);
+        g4[H + j] = dC * cp[j] * f * (1.0f - f);
+        g4[2 * H + j] = dC * i * (1.0f - g * g);
+        g4[3 * H + j] = dO * o * (1.0f - o);
     }
 }
 
@@ -103,29 +123,18 @@ void lstm_backward(const float *W, const float *x, const int32_t *lens, size_t T
     for (size_t t = T; t-- > 0;) {
         float *gt = a->gates + t * B * G; /* (B, 4H): gate values in, dG out */
         const float *cp = a->c + t * BH, *tcs = a->tc + t * BH;
-        if (dy)
+        if (dy) {
+            const float *dyt = dy + t * BH;
+#pragma omp simd
             for (size_t k = 0; k < BH; k++)
-                dh[k] += dy[t * BH + k];
+                dh[k] += dyt[k];
+        }
         for (size_t r = 0; r < B; r++) {
-            float *g4 = gt + r * G, *dhr = dh + r * H, *dcr = dc + r * H;
             if (lens && (int64_t)t >= lens[r]) { /* padding: h, c were copied, so dh, dc pass through */
-                memset(g4, 0, G * sizeof(float));
+                memset(gt + r * G, 0, G * sizeof(float));
                 continue;
             }
-            const float *cpr = cp + r * H, *tcr = tcs + r * H;
-            for (size_t j = 0; j < H; j++) {
-                float i = g4[j], f = g4[H + j], g = g4[2 * H + j], o = g4[3 * H + j], tcv = tcr[j];
-                /* h_t = o*tanh(c_t) */
-                float dO = dhr[j] * tcv;
-                float dC = dcr[j] + dhr[j] * o * (1.0f - tcv * tcv);
-                /* c_t = f*c_{t-1} + i*g */
-                dcr[j] = dC * f;
-                /* gate pre-activations: σ' = s(1-s), tanh' = 1-g² */
-                g4[j] = dC * g * i * (1.0f - i);
-                g4[H + j] = dC * cpr[j] * f * (1.0f - f);
-                g4[2 * H + j] = dC * i * (1.0f - g * g);
-                g4[3 * H + j] = dO * o * (1.0f - o);
-            }
+            cell_backward(gt + r * G, dh + r * H, dc + r * H, cp + r * H, tcs + r * H, H);
         }
         if (t == 0 && !dh0)
             break;
@@ -152,17 +161,21 @@ void lstm_backward(const float *W, const float *x, const int32_t *lens, size_t T
     /* dW[:, :I] += dG^T · x ;  dW[:, I:] += dG^T · h_{t-1} */
     gemm_run(GEMM_T, GEMM_N, G, I, N, 1.0f, dG, G, x, I, 1.0f, dW, IH);
     gemm_run(GEMM_T, GEMM_N, G, H, N, 1.0f, dG, G, a->h, H, 1.0f, dW + I, IH);
-    for (size_t n = 0; n < N; n++)
+    for (size_t n = 0; n < N; n++) {
+        const float *d = dG + n * G;
+#pragma omp simd
         for (size_t k = 0; k < G; k++)
-            db[k] += dG[n * G + k];
+            db[k] += d[k];
+    }
 }
 
 void lstm_step_forward(const float *W, const float *b, const float *x, size_t M, size_t I, size_t H,
-                       float *h, float *c, float *gates)
+                       float *h, float *c, float *scratch)
 {
+    float *gates = scratch, *tc = scratch + M * 4 * H; /* (M, 4H), (M, H) */
     const size_t G = 4 * H, IH = I + H;
     gemm_run(GEMM_N, GEMM_T, M, G, I, 1.0f, x, I, W, IH, 0.0f, gates, G);
     gemm_run(GEMM_N, GEMM_T, M, G, H, 1.0f, h, H, W + I, IH, 1.0f, gates, G);
     for (size_t r = 0; r < M; r++)
-        cell_forward(gates + r * G, b, gates + r * G, c + r * H, c + r * H, h + r * H, NULL, H);
+        cell_forward(gates + r * G, b, gates + r * G, c + r * H, c + r * H, h + r * H, tc + r * H, H);
 }

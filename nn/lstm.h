@@ -38,8 +38,9 @@ void lstm_backward(const float *W, const float *x, const int32_t *lens, size_t T
                    size_t H, struct lstm_acts *a, const float *dy, const float *dhT, const float *dcT,
                    float *dW, float *db, float *dx, float *dh0, float *dc0, float *scratch);
 /* One step for M rows without padding: (h, c) (M, H) each are updated in place from x (M, I).
- * gates: (M, 4H) scratch. */
+ * scratch: lstm_step_floats(M, H) floats. */
+size_t lstm_step_floats(size_t M, size_t H);
 void lstm_step_forward(const float *W, const float *b, const float *x, size_t M, size_t I, size_t H,
-                       float *h, float *c, float *gates);
+                       float *h, float *c, float *scratch);
 
 #endif

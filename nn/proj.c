@@ -4,6 +4,7 @@
 #include <math.h>
 
 #include "nn/gemm.h"
+#include "nn/vmath.h"
 
 size_t proj_scratch_floats(size_t chunk, size_t V) { return chunk * V; }
 
@@ -11,13 +12,15 @@ size_t proj_scratch_floats(size_t chunk, size_t V) { return chunk * V; }
 static float row_exp(float *z, const float *b, size_t V, double *sum)
 {
     float mx = -INFINITY;
+#pragma omp simd reduction(max : mx)
     for (size_t k = 0; k < V; k++) {
         z[k] += b[k];
         mx = z[k] > mx ? z[k] : mx;
     }
     double s = 0.0;
+#pragma omp simd reduction(+ : s)
     for (size_t k = 0; k < V; k++) {
-        z[k] = expf(z[k] - mx);
+        z[k] = vm_expf(z[k] - mx);
         s += z[k];
     }
     *sum = s;
@@ -58,6 +61,7 @@ static void xent_chunks(const float *W, const float *b, const float *Y, const in
             if (dW) {
                 /* loss = lse(z) - z[y]  =>  dz = p - onehot(y), p = exp(z - lse) */
                 float inv = (float)(scale / s);
+#pragma omp simd
                 for (size_t k = 0; k < V; k++)
                     z[k] *= inv;
                 z[y] -= scale;
@@ -67,9 +71,12 @@ static void xent_chunks(const float *W, const float *b, const float *Y, const in
             const float *dZ = Z; /* (nc, V) */
             gemm_run(GEMM_T, GEMM_N, V, H, nc, 1.0f, dZ, V, Y + r0 * H, H, 1.0f, dW, H);
             gemm_run(GEMM_N, GEMM_N, nc, H, V, 1.0f, dZ, V, W, H, 1.0f, dY + r0 * H, H);
-            for (size_t r = 0; r < nc; r++)
+            for (size_t r = 0; r < nc; r++) {
+                const float *dz = dZ + r * V;
+#pragma omp simd
                 for (size_t k = 0; k < V; k++)
-                    db[k] += dZ[r * V + k];
+                    db[k] += dz[k];
+            }
         }
     }
     *loss_sum = loss;
@@ -96,14 +103,17 @@ void proj_logprobs(const float *W, const float *b, const float *Y, size_t M, siz
     for (size_t r = 0; r < M; r++) {
         float *z = out + r * V;
         float mx = -INFINITY;
+#pragma omp simd reduction(max : mx)
         for (size_t k = 0; k < V; k++) {
             z[k] += b[k];
             mx = z[k] > mx ? z[k] : mx;
         }
         double s = 0.0;
+#pragma omp simd reduction(+ : s)
         for (size_t k = 0; k < V; k++)
-            s += expf(z[k] - mx);
+            s += vm_expf(z[k] - mx);
         float lse = (float)(log(s) + mx);
+#pragma omp simd
         for (size_t k = 0; k < V; k++)
             z[k] -= lse;
     }

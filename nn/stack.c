@@ -90,7 +90,7 @@ void stack_backward(const struct stack_layout *lay, const float *w, float *g, st
 
 size_t stack_step_floats(const struct stack_layout *lay, size_t M)
 {
-    return M * max_sz(lay->E, lay->H) + M * 4 * lay->H;
+    return M * max_sz(lay->E, lay->H) + lstm_step_floats(M, lay->H);
 }
 
 void stack_step(const struct stack_layout *lay, const float *w, const int32_t *ids, size_t M, float *h,
@@ -98,11 +98,11 @@ void stack_step(const struct stack_layout *lay, const float *w, const int32_t *i
 {
     const size_t H = lay->H, MH = M * H;
     float *x = scratch;                                     /* (M, E) embeddings */
-    float *gates = scratch + M * max_sz(lay->E, lay->H);    /* (M, 4H) */
+    float *cell = scratch + M * max_sz(lay->E, lay->H);     /* lstm_step_floats(M, H) */
     embed_forward(w + lay->emb, lay->V, lay->E, ids, M, x);
     for (size_t l = 0; l < lay->L; l++) {
         const float *in = l == 0 ? x : h + (l - 1) * MH;    /* (M, I_l) */
         lstm_step_forward(w + lay->W[l], w + lay->b[l], in, M, in_dim(lay, l), H, h + l * MH, c + l * MH,
-                          gates);
+                          cell);
     }
 }

@@ -217,7 +217,8 @@ Test(lstm, step_forward_equals_one_step_of_the_batch_forward)
     layer_case_make(&c, 4);
     layer_loss(&c);
     const size_t B = c.B, H = c.H, G = 4 * H;
-    float h[3 * 3], cc[3 * 3], gates[3 * 12];
+    float h[3 * 3], cc[3 * 3], gates[3 * 15];
+    cr_assert_eq(lstm_step_floats(3, 3), 45);
     memcpy(h, c.h0, sizeof h);
     memcpy(cc, c.c0, sizeof cc);
     lstm_step_forward(c.W, c.b, c.x, B, c.I, H, h, cc, gates);

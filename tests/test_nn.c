@@ -17,6 +17,7 @@
 #include "nn/gemm.h"
 #include "nn/params.h"
 #include "nn/proj.h"
+#include "nn/vmath.h"
 #include "util/err.h"
 #include "util/rng.h"
 
@@ -396,6 +397,36 @@ Test(embed, gather_and_scatter_add_with_repeats)
         cr_assert_eq(d[k], dwant[k]);
     embed_backward(d, 3, 2, ids, 1, dout); /* accumulates */
     cr_assert_eq(d[4], 4.0f);
+}
+
+/* ---- vectorisable math ---- */
+
+Test(vmath, exp_sigmoid_tanh_accuracy_and_limits)
+{
+    double emax = 0, smax = 0, tmax = 0;
+    for (int i = -870000; i <= 880000; i += 7) {
+        float x = (float)i * 1e-4f;
+        double e = exp((double)x);
+        emax = fmax(emax, fabs(vm_expf(x) - e) / e);
+        if (fabsf(x) < 40) {
+            double s = 1.0 / (1.0 + exp(-(double)x));
+            smax = fmax(smax, fabs(vm_sigmoidf(x) - s) / s);
+        }
+        if (fabsf(x) < 20)
+            tmax = fmax(tmax, fabs(vm_tanhf(x) - tanh((double)x)));
+    }
+    cr_log_info("vm_expf max rel err %.3g, vm_sigmoidf %.3g, vm_tanhf max abs err %.3g", emax, smax, tmax);
+    cr_assert_lt(emax, 3e-7);  /* about 2.5 ulp */
+    cr_assert_lt(smax, 5e-7);
+    cr_assert_lt(tmax, 3e-7);
+    cr_assert_eq(vm_expf(0.0f), 1.0f);
+    cr_assert(isfinite(vm_expf(1000.0f)) && vm_expf(1000.0f) > 1e38f);
+    cr_assert(vm_expf(-1000.0f) >= 0.0f && vm_expf(-1000.0f) < 1e-37f);
+    cr_assert_eq(vm_sigmoidf(1000.0f), 1.0f);
+    cr_assert_lt(vm_sigmoidf(-1000.0f), 1e-37f);
+    cr_assert_eq(vm_tanhf(1000.0f), 1.0f);
+    cr_assert_eq(vm_tanhf(-1000.0f), -1.0f);
+    cr_assert(isnan(vm_expf(NAN)) && isnan(vm_sigmoidf(NAN)) && isnan(vm_tanhf(NAN)));
 }
 
 /* ---- arena ---- */
