@@ -4,6 +4,7 @@
  * a file that is not ours or is newer is refused before anything is written to it.
  * Connections use WAL (readers see the last commit while training writes), busy_timeout 10 s,
  * foreign_keys=ON; every table is STRICT. Times are UTC text "YYYY-MM-DDTHH:MM:SS.SSSZ".
+ * A bulk import (db_bulk_mode) switches to a rollback journal while no other connection is open.
  *
  * Schema (version 1; docs/schema.md says the same for users):
  *  corpus      one imported parallel corpus (two line-aligned files).

@@ -66,7 +66,8 @@ int db_corpus_foreach(struct db *db, int (*cb)(void *ctx, const struct db_corpus
 int db_pair_insert(struct db *db, int64_t corpus_id, int64_t line, const char *src, size_t srclen,
                    const char *tgt, size_t tgtlen);
 /* Calls cb for every pair of every corpus of split, in (corpus id, line) order. A nonzero return
- * from cb stops the loop and is returned. Do not write to the database from cb. */
+ * from cb stops the loop and is returned. cb may call db_pair_set_tokens (it moves no row); no other
+ * writes from cb. */
 int db_pairs_foreach(struct db *db, const char *split,
                      int (*cb)(void *ctx, int64_t pair_id, const char *src, size_t srclen,
                                const char *tgt, size_t tgtlen),

@@ -463,3 +463,42 @@ Test(db, data_survives_reopen)
     db_close(db);
     free(path);
 }
+
+struct set_ctx {
+    struct db *db;
+    int64_t n, last_id;
+};
+
+static int set_tokens_cb(void *vctx, int64_t pair_id, const char *src, size_t srclen, const char *tgt,
+                         size_t tgtlen)
+{
+    struct set_ctx *c = vctx;
+    (void)src, (void)tgt;
+    cr_assert_gt(pair_id, c->last_id, "ids must increase");
+    c->last_id = pair_id;
+    c->n++;
+    return db_pair_set_tokens(c->db, pair_id, (int64_t)srclen, (int64_t)tgtlen);
+}
+
+Test(db, set_tokens_while_iterating)
+{
+    char *path = th_path(dir, "it.db");
+    struct db *db = NULL;
+    cr_assert_eq(db_open(path, DB_CREATE, &db), 0);
+    int64_t id;
+    char text[300];
+    memset(text, 'x', sizeof text);
+    cr_assert_eq(db_begin(db), 0);
+    cr_assert_eq(db_corpus_create(db, "big", "train", "en", "de", "a", "b", &id), 0);
+    for (int i = 0; i < 2000; i++)
+        cr_assert_eq(db_pair_insert(db, id, i + 1, text, 1 + (size_t)i % 300, text, 300 - (size_t)i % 300), 0);
+    cr_assert_eq(db_corpus_finish(db, id, 2000, 0), 0, "%s", sl_errmsg());
+    cr_assert_eq(db_commit(db), 0);
+    cr_assert_eq(db_begin(db), 0);
+    struct set_ctx c = {.db = db};
+    cr_assert_eq(db_pairs_foreach(db, "train", set_tokens_cb, &c), 0, "%s", sl_errmsg());
+    cr_assert_eq(db_commit(db), 0);
+    cr_assert_eq(c.n, 2000);
+    db_close(db);
+    free(path);
+}
