@@ -473,6 +473,24 @@ static int migrate(struct db *db)
     }
 }
 
+/* Sets the journal mode; returns 1 when it took effect. Best effort: another connection keeps the
+ * database in WAL mode (the busy timeout is dropped meanwhile, so nothing waits for it). */
+static int set_journal_mode(struct db *db, const char *mode)
+{
+    char sql[64];
+    sqlite3_stmt *st = NULL;
+    int ok = 0;
+    snprintf(sql, sizeof sql, "PRAGMA journal_mode = %s", mode);
+    sqlite3_busy_timeout(db->h, 0);
+    if (sqlite3_prepare_v2(db->h, sql, -1, &st, NULL) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW) {
+        const char *now = (const char *)sqlite3_column_text(st, 0);
+        ok = now && sqlite3_stricmp(now, mode) == 0;
+    }
+    sqlite3_finalize(st);
+    sqlite3_busy_timeout(db->h, 10000);
+    return ok;
+}
+
 int db_open(const char *path, int flags, struct db **out)
 {
     *out = NULL;
@@ -503,14 +521,9 @@ int db_open(const char *path, int flags, struct db **out)
      * before WAL is switched on: a later precheck always sees it in the header. */
     if ((rc = migrate(db)))
         goto fail;
-    sqlite3_stmt *st = NULL;
-    if (sqlite3_prepare_v2(db->h, "PRAGMA journal_mode = WAL", -1, &st, NULL) != SQLITE_OK ||
-        sqlite3_step(st) != SQLITE_ROW) {
-        sqlite3_finalize(st);
-        rc = dberr(db, "switching to WAL mode");
-        goto fail;
-    }
-    sqlite3_finalize(st);
+    /* Best effort: a database that another connection holds in rollback mode (a bulk import in
+     * progress) stays so for now; everything works in either mode. */
+    set_journal_mode(db, "WAL");
     rc = exec(db, "PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;", "setting up the connection");
     if (rc)
         goto fail;
@@ -544,24 +557,6 @@ int db_rollback(struct db *db)
     if (sqlite3_get_autocommit(db->h))
         return 0; /* nothing open (SQLite may have rolled back already) */
     return exec(db, "ROLLBACK", "rolling back");
-}
-
-/* Sets the journal mode; returns 1 when it took effect. Best effort: another connection keeps the
- * database in WAL mode (the busy timeout is dropped meanwhile, so nothing waits for it). */
-static int set_journal_mode(struct db *db, const char *mode)
-{
-    char sql[64];
-    sqlite3_stmt *st = NULL;
-    int ok = 0;
-    snprintf(sql, sizeof sql, "PRAGMA journal_mode = %s", mode);
-    sqlite3_busy_timeout(db->h, 0);
-    if (sqlite3_prepare_v2(db->h, sql, -1, &st, NULL) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW) {
-        const char *now = (const char *)sqlite3_column_text(st, 0);
-        ok = now && sqlite3_stricmp(now, mode) == 0;
-    }
-    sqlite3_finalize(st);
-    sqlite3_busy_timeout(db->h, 10000);
-    return ok;
 }
 
 int db_bulk_mode(struct db *db, int on)

@@ -97,6 +97,8 @@ Test(db, fresh_database_has_application_id_and_schema_version)
     cr_assert_eq(be32_at(b + 68), (uint32_t)DB_APPLICATION_ID);
     cr_assert_eq(be32_at(b + 60), 1u);
     cr_assert_eq(be32_at(b + 60), (uint32_t)DB_SCHEMA_VERSION);
+    cr_assert_eq(b[18], 2, "not in WAL mode"); /* file format write/read versions: 2 = WAL */
+    cr_assert_eq(b[19], 2);
     free(b);
     /* reopening (without DB_CREATE) works and keeps the version */
     struct db *db = NULL;
