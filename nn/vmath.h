@@ -21,7 +21,7 @@ static inline float vm_expf(float x)
     const float shifter = 12582912.0f;
     float t = x * 1.44269504088896341f + shifter;
     float n = t - shifter;
-    int32_t ti;
+    uint32_t ti;
     memcpy(&ti, &t, sizeof ti);
     /* r = x - n·ln2, ln2 split in a part exact in float times n and a correction */
     float r = x - n * 0.693145751953125f;
@@ -35,8 +35,8 @@ static inline float vm_expf(float x)
     p = p * r + 0.5f;
     p = p * r + 1.0f;
     p = p * r + 1.0f;
-    /* 2^n: exponent bits (n + 127) << 23; ti - 0x4B400000 is n as an integer */
-    int32_t e = (ti - 0x4B400000 + 127) << 23;
+    /* 2^n: exponent bits (n + 127) << 23; ti - 0x4B400000 is n as an integer (unsigned: NaN bits wrap) */
+    uint32_t e = (ti - 0x4B400000u + 127u) << 23;
     float s;
     memcpy(&s, &e, sizeof s);
     return p * s;
