@@ -19,7 +19,7 @@ int s2s_greedy(struct s2s_decoder *d, const int32_t *src, const int32_t *src_len
     const size_t V = s2s_decoder_model(d)->cfg.V_tgt;
     int32_t *prev = malloc(B * sizeof *prev);  /* (M) token fed at the next step */
     int32_t *sent = malloc(B * sizeof *sent);  /* (M) sentence of each live row */
-    int32_t *keep = malloc(B * sizeof *keep);  /* (M) rows that stay live */
+    size_t *keep = malloc(B * sizeof *keep);   /* (M) rows that stay live */
     float *lp = malloc(B * V * sizeof *lp);    /* (M, V) */
     int rc = 0;
     if (!prev || !sent || !keep || !lp) {
@@ -35,7 +35,7 @@ int s2s_greedy(struct s2s_decoder *d, const int32_t *src, const int32_t *src_len
         sent[i] = (int32_t)i;
     }
     for (size_t t = 0; t < max_len && M > 0; t++) {
-        rc = s2s_decoder_step(d, prev, lp);
+        rc = s2s_decoder_step(d, prev, M, lp);
         if (rc)
             goto done;
         size_t live = 0;
@@ -52,7 +52,7 @@ int s2s_greedy(struct s2s_decoder *d, const int32_t *src, const int32_t *src_len
                 continue;
             out[b * max_len + t] = (int32_t)best;
             out_len[b] = (int32_t)(t + 1);
-            keep[live] = (int32_t)i;
+            keep[live] = i;
             prev[live] = (int32_t)best;
             sent[live] = (int32_t)b;
             live++;

@@ -265,14 +265,14 @@ int s2s_decode_step(const struct s2s_model *m, const float *w, struct s2s_worksp
     return 0;
 }
 
-void s2s_state_gather(const struct s2s_model *m, const float *h, const float *c, size_t M_in, const int32_t *rows,
+void s2s_state_gather(const struct s2s_model *m, const float *h, const float *c, size_t M_in, const size_t *rows,
                       size_t M, float *h_out, float *c_out)
 {
     const size_t H = m->cfg.H;
     for (size_t l = 0; l < m->cfg.L; l++)
         for (size_t i = 0; i < M; i++) {
-            memcpy(h_out + (l * M + i) * H, h + (l * M_in + (size_t)rows[i]) * H, H * sizeof(float));
-            memcpy(c_out + (l * M + i) * H, c + (l * M_in + (size_t)rows[i]) * H, H * sizeof(float));
+            memcpy(h_out + (l * M + i) * H, h + (l * M_in + rows[i]) * H, H * sizeof(float));
+            memcpy(c_out + (l * M + i) * H, c + (l * M_in + rows[i]) * H, H * sizeof(float));
         }
 }
 
@@ -344,16 +344,18 @@ int s2s_decoder_start(struct s2s_decoder *d, const int32_t *src, const int32_t *
     return 0;
 }
 
-int s2s_decoder_step(struct s2s_decoder *d, const int32_t *prev, float *logprobs)
+int s2s_decoder_step(struct s2s_decoder *d, const int32_t *prev, size_t M, float *logprobs)
 {
+    if (M != d->M)
+        return sl_err(SL_EINVAL, "decoding step for %zu rows, but %zu hypotheses are live", M, d->M);
     return s2s_decode_step(d->m, d->w, d->ws, prev, d->M, d->h, d->c, logprobs);
 }
 
-int s2s_decoder_reorder(struct s2s_decoder *d, const int32_t *rows, size_t M_new)
+int s2s_decoder_reorder(struct s2s_decoder *d, const size_t *rows, size_t M_new)
 {
     for (size_t i = 0; i < M_new; i++)
-        if (rows[i] < 0 || (size_t)rows[i] >= d->M)
-            return sl_err(SL_EINVAL, "reorder: row %d outside [0, %zu)", (int)rows[i], d->M);
+        if (rows[i] >= d->M)
+            return sl_err(SL_EINVAL, "reorder: row %zu outside [0, %zu)", rows[i], d->M);
     if (M_new > d->cap) { /* grow, keeping the current state */
         size_t n = d->m->cfg.L * d->M * d->m->cfg.H;
         float *h = malloc(n * sizeof(float)), *c = malloc(n * sizeof(float));

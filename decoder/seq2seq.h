@@ -87,8 +87,8 @@ int s2s_encode(const struct s2s_model *m, const float *w, struct s2s_workspace *
  * (L, M, H) in place. OUT: logprobs (M, V_tgt), log-softmax of the next token. */
 int s2s_decode_step(const struct s2s_model *m, const float *w, struct s2s_workspace *ws, const int32_t *prev,
                     size_t M, float *h, float *c, float *logprobs);
-/* h_out, c_out (L, M, H): row i is row rows[i] of h, c (L, M_in, H). The outputs must not alias inputs. */
-void s2s_state_gather(const struct s2s_model *m, const float *h, const float *c, size_t M_in, const int32_t *rows,
+/* h_out, c_out (L, M, H): row i is row rows[i] (< M_in) of h, c (L, M_in, H). Outputs must not alias inputs. */
+void s2s_state_gather(const struct s2s_model *m, const float *h, const float *c, size_t M_in, const size_t *rows,
                       size_t M, float *h_out, float *c_out);
 
 /* Decoding state of M hypotheses, for greedy and beam search; owns its workspace and state buffers.
@@ -98,10 +98,12 @@ void s2s_decoder_free(struct s2s_decoder *d);
 /* Encodes src (B, S) and starts M = B·K hypotheses: row b·K + k starts from source b's state. */
 int s2s_decoder_start(struct s2s_decoder *d, const int32_t *src, const int32_t *src_len, size_t B, size_t S,
                       size_t K);
-/* Advances every hypothesis by prev (M). OUT: logprobs (M, V_tgt). */
-int s2s_decoder_step(struct s2s_decoder *d, const int32_t *prev, float *logprobs);
-/* New hypothesis i continues old hypothesis rows[i] (i < M_new; rows in [0, M)); M becomes M_new. */
-int s2s_decoder_reorder(struct s2s_decoder *d, const int32_t *rows, size_t M_new);
+/* Advances the M hypotheses (M must equal s2s_decoder_rows(d)) by prev (M). OUT: logprobs (M, V_tgt).
+ * Same shape as struct beam_model's step (decoder/beam.h): wrap it with a cast of ctx. */
+int s2s_decoder_step(struct s2s_decoder *d, const int32_t *prev, size_t M, float *logprobs);
+/* New hypothesis i continues old hypothesis rows[i] (i < M_new; rows in [0, M)); M becomes M_new.
+ * M_new may exceed M (the buffers grow). Same shape as struct beam_model's reorder. */
+int s2s_decoder_reorder(struct s2s_decoder *d, const size_t *rows, size_t M_new);
 /* The model d decodes with (borrowed). */
 const struct s2s_model *s2s_decoder_model(const struct s2s_decoder *d);
 /* Current number of hypotheses. */

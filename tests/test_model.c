@@ -388,31 +388,32 @@ Test(model, decoder_start_replicates_and_reorder_gathers)
             }
     int32_t prev[6] = {1, 3, 1, 4, 1, 5};
     float lp[6 * 8];
-    cr_assert_eq(s2s_decoder_step(d, prev, lp), 0);
+    cr_assert_eq(s2s_decoder_step(d, prev, 6, lp), 0);
+    cr_assert_eq(s2s_decoder_step(d, prev, 5, lp), SL_EINVAL);
     float before[2 * 6 * 4];
     s2s_decoder_state(d, &dh, &dc);
     memcpy(before, dh, sizeof before);
     /* shrink to 4 rows, then grow to 9 (beyond the first capacity) */
-    int32_t rows[4] = {5, 0, 0, 3};
+    size_t rows[4] = {5, 0, 0, 3};
     cr_assert_eq(s2s_decoder_reorder(d, rows, 4), 0);
     s2s_decoder_state(d, &dh, &dc);
     for (size_t l = 0; l < L; l++)
         for (size_t i = 0; i < 4; i++)
             for (size_t j = 0; j < H; j++)
-                cr_assert_eq(dh[(l * 4 + i) * H + j], before[(l * M + (size_t)rows[i]) * H + j]);
-    int32_t rows9[9] = {3, 2, 1, 0, 0, 1, 2, 3, 3};
+                cr_assert_eq(dh[(l * 4 + i) * H + j], before[(l * M + rows[i]) * H + j]);
+    size_t rows9[9] = {3, 2, 1, 0, 0, 1, 2, 3, 3};
     cr_assert_eq(s2s_decoder_reorder(d, rows9, 9), 0);
     s2s_decoder_state(d, &dh, &dc);
     cr_assert_eq(s2s_decoder_rows(d), 9);
     for (size_t l = 0; l < L; l++)
         for (size_t i = 0; i < 9; i++)
             for (size_t j = 0; j < H; j++)
-                cr_assert_eq(dh[(l * 9 + i) * H + j], before[(l * M + (size_t)rows[rows9[i]]) * H + j]);
-    int32_t bad[1] = {9};
+                cr_assert_eq(dh[(l * 9 + i) * H + j], before[(l * M + rows[rows9[i]]) * H + j]);
+    size_t bad[1] = {9};
     cr_assert_eq(s2s_decoder_reorder(d, bad, 1), SL_EINVAL);
     int32_t prev9[9] = {1, 1, 1, 1, 1, 1, 1, 1, 1};
     float lp9[9 * 8];
-    cr_assert_eq(s2s_decoder_step(d, prev9, lp9), 0);
+    cr_assert_eq(s2s_decoder_step(d, prev9, 9, lp9), 0);
     (void)V;
     s2s_decoder_free(d);
     s2s_decoder_free(NULL);
