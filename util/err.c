@@ -6,6 +6,7 @@
 #include <string.h>
 
 #define ERR_CAP 1024
+#pragma GCC diagnostic ignored "-Wformat-truncation" /* a long message is cut, by design */
 static _Thread_local char err_msg[ERR_CAP];
 
 int sl_err(int code, const char *fmt, ...)

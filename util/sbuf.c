@@ -38,6 +38,8 @@ int sbuf_reserve(struct sbuf *b, size_t extra)
     char *p = realloc(b->data, cap);
     if (!p)
         return sl_err(SL_ENOMEM, "out of memory (buffer of %zu bytes)", cap);
+    if (!b->data)
+        p[0] = '\0';
     b->data = p;
     b->cap = cap;
     return 0;
