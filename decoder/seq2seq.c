@@ -172,6 +172,14 @@ size_t s2s_workspace_bytes(const struct s2s_workspace *ws) { return ws->batch.ca
 
 /* ---- loss ---- */
 
+size_t s2s_batch_tokens(const struct s2s_batch *bt)
+{
+    size_t n = 0;
+    for (size_t b = 0; b < bt->B; b++)
+        n += (size_t)(bt->tgt_len[b] > 0 ? bt->tgt_len[b] : 0) + 1;
+    return n;
+}
+
 static int load_batch(struct s2s_workspace *ws, const struct s2s_model *m, const struct s2s_batch *bt)
 {
     int rc = prepare_batch(ws, m, bt->B, bt->S, bt->T, 1);

@@ -69,6 +69,8 @@ void s2s_workspace_free(struct s2s_workspace *ws);
 /* Bytes currently held. */
 size_t s2s_workspace_bytes(const struct s2s_workspace *ws);
 
+/* Tokens the loss counts for bt: sum of tgt_len[b] + 1 (EOS included); lengths are not validated. */
+size_t s2s_batch_tokens(const struct s2s_batch *bt);
 /* Training: forward and backward with dropout cfg.dropout (masks drawn from r; r may be NULL when the
  * dropout is 0). Accumulates (+=) the gradient of grad_scale · loss_sum into g (table layout).
  * OUT: *loss_sum (sum of token cross-entropies, nats), *n_tokens. SL_EINVAL for bad ids or lengths

@@ -224,6 +224,29 @@ Test(model, gradients_accumulate_and_scale)
     fixture_free(&f);
 }
 
+Test(model, empty_sources_and_targets_work)
+{
+    struct fixture f;
+    fixture_make(&f, 1, 0.0f, 0.5f);
+    int32_t zero[3] = {0, 0, 0};
+    struct s2s_batch bt = {3, 0, 0, f.src, zero, f.tgt, zero};
+    cr_assert_eq(s2s_batch_tokens(&bt), 3);
+    double l, rows[3];
+    size_t n;
+    cr_assert_eq(s2s_loss_forward_backward(&f.m, f.w, f.g, f.ws, &bt, 1.0f, NULL, &l, &n), 0);
+    cr_assert_eq(n, 3);
+    cr_assert(isfinite(l) && l > 0);
+    /* all three rows are the same empty pair: the same loss, -log p(EOS | BOS, zero state) */
+    cr_assert_eq(s2s_loss_forward(&f.m, f.w, f.ws, &bt, &l, &n, rows), 0);
+    cr_assert_float_eq(rows[0], rows[2], 1e-6);
+    cr_assert_float_eq(rows[0] * 3, l, 1e-6);
+    /* no source: the encoder's state stays zero, so its LSTM weights get no gradient */
+    for (size_t k = 0; k < f.m.table.views[1].size; k++)
+        cr_assert_eq(f.g[f.m.enc.W[0] + k], 0.0f);
+    cr_assert_gt(clip_norm(f.g + f.m.out.W, 8 * 4), 0.0);
+    fixture_free(&f);
+}
+
 Test(model, padded_batch_equals_rows_alone_and_reversal_equals_reversed_input)
 {
     struct fixture f;
