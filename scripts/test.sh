@@ -10,7 +10,7 @@ passed=0; failed=0
 run_suite() { # label builddir [criterion args...]
   local label=$1 dir=$2; shift 2
   for t in "$dir"/tests/test_*; do
-    [ -x "$t" ] || continue
+    [ -f "$t" ] && [ -x "$t" ] || continue
     echo "== $label: $(basename "$t")"
     local log; log=$(mktemp)
     "$t" --jobs=2 "$@" 2>&1 | tee "$log"
