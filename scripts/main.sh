@@ -18,7 +18,7 @@ while [ $# -gt 0 ]; do
   esac
 done
 DATA=work/data-$LANG_T
-SEQ=build/seqlite
+SEQ=build/tools/seqlite
 stage() { printf '\n== %s: %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 
 stage "setup: install missing packages, build"
