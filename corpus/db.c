@@ -59,6 +59,7 @@
 #include "util/sbuf.h"
 
 #include <errno.h>
+#include <math.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1061,4 +1062,666 @@ int db_merges_foreach(struct db *db, int64_t vocab_id,
 done:
     sqlite3_finalize(st);
     return rc;
+}
+
+/* ---- run, train_log, metric, translation ---- */
+
+/* A one-off statement (finalised by the caller). */
+static int stmt_new(struct db *db, const char *sql, const char *what, sqlite3_stmt **st)
+{
+    *st = NULL;
+    if (sqlite3_prepare_v2(db->h, sql, -1, st, NULL) != SQLITE_OK)
+        return dberr(db, what);
+    return 0;
+}
+
+static void bind_id_or_null(sqlite3_stmt *st, int i, int64_t v)
+{
+    if (v > 0)
+        sqlite3_bind_int64(st, i, v);
+    else
+        sqlite3_bind_null(st, i);
+}
+
+static void bind_real_or_null(sqlite3_stmt *st, int i, double v)
+{
+    if (v == v)
+        sqlite3_bind_double(st, i, v);
+    else
+        sqlite3_bind_null(st, i);
+}
+
+static double column_real_or_nan(sqlite3_stmt *st, int i)
+{
+    return sqlite3_column_type(st, i) == SQLITE_NULL ? (double)NAN : sqlite3_column_double(st, i);
+}
+
+int db_run_create(struct db *db, const struct db_run *r, int64_t *id)
+{
+    sqlite3_stmt *st;
+    int rc = stmt_new(db,
+                      "INSERT INTO run (name, src_vocab_id, tgt_vocab_id, seed, layers, emb, hidden, dropout,"
+                      " batch, batch_tokens, lr, clip, epochs, steps, max_len, reverse_source, threads,"
+                      " valid_every, save_every, keep, config)"
+                      " VALUES (coalesce(?1, 'run-' || hex(randomblob(6))), ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9,"
+                      " ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21)",
+                      "creating a run", &st);
+    if (rc)
+        return rc;
+    int auto_name = !r->name[0];
+    if (!auto_name)
+        sqlite3_bind_text(st, 1, r->name, -1, SQLITE_STATIC);
+    bind_id_or_null(st, 2, r->src_vocab_id);
+    bind_id_or_null(st, 3, r->tgt_vocab_id);
+    sqlite3_bind_int64(st, 4, r->seed);
+    sqlite3_bind_int64(st, 5, r->layers);
+    sqlite3_bind_int64(st, 6, r->emb);
+    sqlite3_bind_int64(st, 7, r->hidden);
+    sqlite3_bind_double(st, 8, r->dropout);
+    sqlite3_bind_int64(st, 9, r->batch);
+    bind_id_or_null(st, 10, r->batch_tokens);
+    sqlite3_bind_double(st, 11, r->lr);
+    sqlite3_bind_double(st, 12, r->clip);
+    sqlite3_bind_int64(st, 13, r->epochs);
+    bind_id_or_null(st, 14, r->steps);
+    sqlite3_bind_int64(st, 15, r->max_len);
+    sqlite3_bind_int(st, 16, r->reverse_source ? 1 : 0);
+    sqlite3_bind_int64(st, 17, r->threads);
+    sqlite3_bind_int64(st, 18, r->valid_every);
+    sqlite3_bind_int64(st, 19, r->save_every);
+    sqlite3_bind_int64(st, 20, r->keep);
+    sqlite3_bind_text(st, 21, r->config ? r->config : "{}", -1, SQLITE_STATIC);
+    int s = sqlite3_step(st);
+    sqlite3_finalize(st);
+    if (s == SQLITE_CONSTRAINT_UNIQUE)
+        return sl_err(SL_EEXIST, "%s: a run named '%s' exists already", db->path, r->name);
+    if (s == SQLITE_CONSTRAINT_FOREIGNKEY)
+        return sl_err(SL_ENOTFOUND, "%s: the run's vocabulary does not exist", db->path);
+    if (s != SQLITE_DONE)
+        return dberr(db, "creating a run");
+    *id = sqlite3_last_insert_rowid(db->h);
+    if (auto_name) {
+        char sql[96];
+        snprintf(sql, sizeof sql, "UPDATE run SET name = 'run-%lld' WHERE id = %lld", (long long)*id,
+                 (long long)*id);
+        if (sqlite3_exec(db->h, sql, NULL, NULL, NULL) != SQLITE_OK)
+            return dberr(db, "naming a run");
+    }
+    return 0;
+}
+
+int db_run_get(struct db *db, int64_t id, struct db_run *out)
+{
+    memset(out, 0, sizeof *out);
+    sqlite3_stmt *st;
+    int rc = stmt_new(db,
+                      "SELECT id, name, status, src_vocab_id, tgt_vocab_id, seed, layers, emb, hidden, dropout,"
+                      " batch, batch_tokens, lr, clip, epochs, steps, max_len, reverse_source, threads,"
+                      " valid_every, save_every, keep, config, steps_done, started_at, ended_at"
+                      " FROM run WHERE id = ?1",
+                      "reading a run", &st);
+    if (rc)
+        return rc;
+    sqlite3_bind_int64(st, 1, id);
+    int s = sqlite3_step(st);
+    if (s == SQLITE_ROW) {
+        out->id = sqlite3_column_int64(st, 0);
+        copy_text(out->name, sizeof out->name, sqlite3_column_text(st, 1));
+        copy_text(out->status, sizeof out->status, sqlite3_column_text(st, 2));
+        out->src_vocab_id = sqlite3_column_int64(st, 3);
+        out->tgt_vocab_id = sqlite3_column_int64(st, 4);
+        out->seed = sqlite3_column_int64(st, 5);
+        out->layers = sqlite3_column_int64(st, 6);
+        out->emb = sqlite3_column_int64(st, 7);
+        out->hidden = sqlite3_column_int64(st, 8);
+        out->dropout = sqlite3_column_double(st, 9);
+        out->batch = sqlite3_column_int64(st, 10);
+        out->batch_tokens = sqlite3_column_int64(st, 11);
+        out->lr = sqlite3_column_double(st, 12);
+        out->clip = sqlite3_column_double(st, 13);
+        out->epochs = sqlite3_column_int64(st, 14);
+        out->steps = sqlite3_column_int64(st, 15);
+        out->max_len = sqlite3_column_int64(st, 16);
+        out->reverse_source = sqlite3_column_int(st, 17);
+        out->threads = sqlite3_column_int64(st, 18);
+        out->valid_every = sqlite3_column_int64(st, 19);
+        out->save_every = sqlite3_column_int64(st, 20);
+        out->keep = sqlite3_column_int64(st, 21);
+        out->config = strdup(text_or_empty((const char *)sqlite3_column_text(st, 22)));
+        out->steps_done = sqlite3_column_int64(st, 23);
+        copy_text(out->started_at, sizeof out->started_at, sqlite3_column_text(st, 24));
+        copy_text(out->ended_at, sizeof out->ended_at, sqlite3_column_text(st, 25));
+        if (!out->config)
+            rc = sl_err(SL_ENOMEM, "out of memory");
+    } else if (s == SQLITE_DONE) {
+        rc = sl_err(SL_ENOTFOUND, "%s: no run with id %lld", db->path, (long long)id);
+    } else {
+        rc = dberr(db, "reading a run");
+    }
+    sqlite3_finalize(st);
+    return rc;
+}
+
+void db_run_clear(struct db_run *r)
+{
+    if (!r)
+        return;
+    free(r->config);
+    memset(r, 0, sizeof *r);
+}
+
+/* One integer from a query with an optional integer parameter ?1; SL_ENOTFOUND (message missing)
+ * when it returns no row or NULL. */
+static int one_int(struct db *db, const char *sql, int64_t p1, int64_t *v, const char *missing)
+{
+    sqlite3_stmt *st;
+    int rc = stmt_new(db, sql, "querying", &st);
+    if (rc)
+        return rc;
+    if (sqlite3_bind_parameter_count(st) >= 1)
+        sqlite3_bind_int64(st, 1, p1);
+    int s = sqlite3_step(st);
+    if (s == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL)
+        *v = sqlite3_column_int64(st, 0);
+    else if (s == SQLITE_ROW || s == SQLITE_DONE)
+        rc = sl_err(SL_ENOTFOUND, "%s: %s", db->path, missing);
+    else
+        rc = dberr(db, "querying");
+    sqlite3_finalize(st);
+    return rc;
+}
+
+int db_run_latest(struct db *db, int64_t *id)
+{
+    return one_int(db, "SELECT max(id) FROM run", 0, id, "no training run (run seqlite train first)");
+}
+
+int db_run_update(struct db *db, int64_t id, const char *status, int64_t steps_done, int64_t threads,
+                  const char *message)
+{
+    sqlite3_stmt *st;
+    int rc = stmt_new(db,
+                      "UPDATE run SET status = ?2, steps_done = ?3, message = coalesce(?4, message),"
+                      " threads = CASE WHEN ?5 > 0 THEN ?5 ELSE threads END,"
+                      " ended_at = CASE WHEN ?2 = 'running' THEN NULL ELSE " NOW " END WHERE id = ?1",
+                      "updating a run", &st);
+    if (rc)
+        return rc;
+    sqlite3_bind_int64(st, 1, id);
+    sqlite3_bind_text(st, 2, status, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 3, steps_done);
+    if (message)
+        sqlite3_bind_text(st, 4, message, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 5, threads);
+    int s = sqlite3_step(st);
+    int changed = sqlite3_changes(db->h);
+    sqlite3_finalize(st);
+    if (s == SQLITE_CONSTRAINT_CHECK)
+        return sl_err(SL_EINVAL, "%s: bad run status '%s'", db->path, status);
+    if (s != SQLITE_DONE)
+        return dberr(db, "updating a run");
+    if (changed != 1)
+        return sl_err(SL_ENOTFOUND, "%s: no run with id %lld", db->path, (long long)id);
+    return 0;
+}
+
+int db_train_log_insert(struct db *db, int64_t run_id, const struct db_train_log *l)
+{
+    sqlite3_stmt *st;
+    int rc = stmt_new(db,
+                      "INSERT OR REPLACE INTO train_log (run_id, step, epoch, loss, ppl, lr, grad_norm,"
+                      " src_tok_s, tgt_tok_s, elapsed_s) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                      "storing a log line", &st);
+    if (rc)
+        return rc;
+    sqlite3_bind_int64(st, 1, run_id);
+    sqlite3_bind_int64(st, 2, l->step);
+    sqlite3_bind_int64(st, 3, l->epoch);
+    bind_real_or_null(st, 4, l->loss);
+    bind_real_or_null(st, 5, l->ppl);
+    bind_real_or_null(st, 6, l->lr);
+    bind_real_or_null(st, 7, l->grad_norm);
+    bind_real_or_null(st, 8, l->src_tok_s);
+    bind_real_or_null(st, 9, l->tgt_tok_s);
+    bind_real_or_null(st, 10, l->elapsed_s);
+    int s = sqlite3_step(st);
+    sqlite3_finalize(st);
+    if (s == SQLITE_CONSTRAINT_FOREIGNKEY)
+        return sl_err(SL_ENOTFOUND, "%s: no run with id %lld", db->path, (long long)run_id);
+    if (s != SQLITE_DONE)
+        return dberr(db, "storing a log line");
+    return 0;
+}
+
+int db_train_log_foreach(struct db *db, int64_t run_id, int (*cb)(void *ctx, const struct db_train_log *l),
+                         void *ctx)
+{
+    sqlite3_stmt *st;
+    int rc = stmt_new(db,
+                      "SELECT step, epoch, loss, ppl, lr, grad_norm, src_tok_s, tgt_tok_s, elapsed_s"
+                      " FROM train_log WHERE run_id = ?1 ORDER BY step",
+                      "reading the training log", &st);
+    if (rc)
+        return rc;
+    sqlite3_bind_int64(st, 1, run_id);
+    int s;
+    while ((s = sqlite3_step(st)) == SQLITE_ROW) {
+        struct db_train_log l = {
+            .step = sqlite3_column_int64(st, 0),
+            .epoch = sqlite3_column_int64(st, 1),
+            .loss = column_real_or_nan(st, 2),
+            .ppl = column_real_or_nan(st, 3),
+            .lr = column_real_or_nan(st, 4),
+            .grad_norm = column_real_or_nan(st, 5),
+            .src_tok_s = column_real_or_nan(st, 6),
+            .tgt_tok_s = column_real_or_nan(st, 7),
+            .elapsed_s = column_real_or_nan(st, 8),
+        };
+        if ((rc = cb(ctx, &l)))
+            goto done;
+    }
+    if (s != SQLITE_DONE)
+        rc = dberr(db, "reading the training log");
+done:
+    sqlite3_finalize(st);
+    return rc;
+}
+
+int db_metric_insert(struct db *db, int64_t run_id, int64_t checkpoint_id, int64_t step, const char *split,
+                     const char *name, double value, const char *signature)
+{
+    sqlite3_stmt *st;
+    int rc = stmt_new(db,
+                      "INSERT INTO metric (run_id, checkpoint_id, step, split, name, value, signature)"
+                      " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                      "storing a metric", &st);
+    if (rc)
+        return rc;
+    bind_id_or_null(st, 1, run_id);
+    bind_id_or_null(st, 2, checkpoint_id);
+    sqlite3_bind_int64(st, 3, step);
+    if (split)
+        sqlite3_bind_text(st, 4, split, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 5, name, -1, SQLITE_STATIC);
+    bind_real_or_null(st, 6, value);
+    if (signature)
+        sqlite3_bind_text(st, 7, signature, -1, SQLITE_STATIC);
+    int s = sqlite3_step(st);
+    sqlite3_finalize(st);
+    if (s == SQLITE_CONSTRAINT_FOREIGNKEY)
+        return sl_err(SL_ENOTFOUND, "%s: metric: no run %lld or checkpoint %lld", db->path, (long long)run_id,
+                      (long long)checkpoint_id);
+    if (s != SQLITE_DONE)
+        return dberr(db, "storing a metric");
+    return 0;
+}
+
+int db_metric_latest(struct db *db, int64_t run_id, const char *split, const char *name, double *value,
+                     int64_t *step)
+{
+    sqlite3_stmt *st;
+    int rc = stmt_new(db,
+                      "SELECT value, step FROM metric WHERE run_id = ?1 AND split IS ?2 AND name = ?3"
+                      " ORDER BY id DESC LIMIT 1",
+                      "reading a metric", &st);
+    if (rc)
+        return rc;
+    sqlite3_bind_int64(st, 1, run_id);
+    if (split)
+        sqlite3_bind_text(st, 2, split, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 3, name, -1, SQLITE_STATIC);
+    int s = sqlite3_step(st);
+    if (s == SQLITE_ROW) {
+        *value = column_real_or_nan(st, 0);
+        if (step)
+            *step = sqlite3_column_int64(st, 1);
+    } else if (s == SQLITE_DONE) {
+        rc = sl_err(SL_ENOTFOUND, "%s: run %lld has no metric '%s'", db->path, (long long)run_id, name);
+    } else {
+        rc = dberr(db, "reading a metric");
+    }
+    sqlite3_finalize(st);
+    return rc;
+}
+
+int db_translation_insert(struct db *db, int64_t checkpoint_id, int64_t corpus_id, int64_t pair_id, int beam,
+                          double length_penalty, const char *hypothesis, double score)
+{
+    sqlite3_stmt *st;
+    int rc = stmt_new(db,
+                      "INSERT INTO translation (checkpoint_id, corpus_id, pair_id, beam, length_penalty,"
+                      " hypothesis, score) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                      "storing a translation", &st);
+    if (rc)
+        return rc;
+    bind_id_or_null(st, 1, checkpoint_id);
+    bind_id_or_null(st, 2, corpus_id);
+    bind_id_or_null(st, 3, pair_id);
+    sqlite3_bind_int(st, 4, beam);
+    sqlite3_bind_double(st, 5, length_penalty);
+    sqlite3_bind_text(st, 6, hypothesis, -1, SQLITE_STATIC);
+    bind_real_or_null(st, 7, score);
+    int s = sqlite3_step(st);
+    sqlite3_finalize(st);
+    if (s == SQLITE_CONSTRAINT_FOREIGNKEY)
+        return sl_err(SL_ENOTFOUND, "%s: translation: no such checkpoint, corpus or pair", db->path);
+    if (s != SQLITE_DONE)
+        return dberr(db, "storing a translation");
+    return 0;
+}
+
+/* ---- checkpoint, tensor ---- */
+
+int db_ckpt_insert(struct db *db, const struct db_checkpoint *c, int64_t *id)
+{
+    sqlite3_stmt *st;
+    int rc = stmt_new(db,
+                      "INSERT INTO checkpoint (run_id, step, epoch, src_vocab_id, tgt_vocab_id, valid_ppl,"
+                      " valid_bleu, is_best, rng_state, data_pos) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9,"
+                      " json_object('epoch', ?10, 'batch', ?11))",
+                      "storing a checkpoint", &st);
+    if (rc)
+        return rc;
+    sqlite3_bind_int64(st, 1, c->run_id);
+    sqlite3_bind_int64(st, 2, c->step);
+    sqlite3_bind_int64(st, 3, c->epoch);
+    bind_id_or_null(st, 4, c->src_vocab_id);
+    bind_id_or_null(st, 5, c->tgt_vocab_id);
+    bind_real_or_null(st, 6, c->valid_ppl);
+    bind_real_or_null(st, 7, c->valid_bleu);
+    sqlite3_bind_int(st, 8, c->is_best ? 1 : 0);
+    if (c->has_rng)
+        sqlite3_bind_blob(st, 9, c->rng_state, (int)sizeof c->rng_state, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 10, c->pos_epoch);
+    sqlite3_bind_int64(st, 11, c->pos_batch);
+    int s = sqlite3_step(st);
+    sqlite3_finalize(st);
+    if (s == SQLITE_CONSTRAINT_FOREIGNKEY)
+        return sl_err(SL_ENOTFOUND, "%s: checkpoint: no run %lld or no such vocabulary", db->path,
+                      (long long)c->run_id);
+    if (s != SQLITE_DONE)
+        return dberr(db, "storing a checkpoint");
+    *id = sqlite3_last_insert_rowid(db->h);
+    return 0;
+}
+
+int db_ckpt_get(struct db *db, int64_t id, struct db_checkpoint *out)
+{
+    memset(out, 0, sizeof *out);
+    sqlite3_stmt *st;
+    int rc = stmt_new(db,
+                      "SELECT id, run_id, step, epoch, src_vocab_id, tgt_vocab_id, valid_ppl, valid_bleu,"
+                      " is_best, rng_state, json_extract(data_pos, '$.epoch'), json_extract(data_pos, '$.batch')"
+                      " FROM checkpoint WHERE id = ?1",
+                      "reading a checkpoint", &st);
+    if (rc)
+        return rc;
+    sqlite3_bind_int64(st, 1, id);
+    int s = sqlite3_step(st);
+    if (s == SQLITE_ROW) {
+        out->id = sqlite3_column_int64(st, 0);
+        out->run_id = sqlite3_column_int64(st, 1);
+        out->step = sqlite3_column_int64(st, 2);
+        out->epoch = sqlite3_column_int64(st, 3);
+        out->src_vocab_id = sqlite3_column_int64(st, 4);
+        out->tgt_vocab_id = sqlite3_column_int64(st, 5);
+        out->valid_ppl = column_real_or_nan(st, 6);
+        out->valid_bleu = column_real_or_nan(st, 7);
+        out->is_best = sqlite3_column_int(st, 8);
+        if (sqlite3_column_type(st, 9) != SQLITE_NULL) {
+            if (sqlite3_column_bytes(st, 9) != (int)sizeof out->rng_state) {
+                rc = sl_err(SL_ECORRUPT, "%s: checkpoint %lld: rng_state has %d bytes, not %zu", db->path,
+                            (long long)id, sqlite3_column_bytes(st, 9), sizeof out->rng_state);
+            } else {
+                memcpy(out->rng_state, sqlite3_column_blob(st, 9), sizeof out->rng_state);
+                out->has_rng = 1;
+            }
+        }
+        out->pos_epoch = sqlite3_column_int64(st, 10);
+        out->pos_batch = sqlite3_column_int64(st, 11);
+    } else if (s == SQLITE_DONE) {
+        rc = sl_err(SL_ENOTFOUND, "%s: no checkpoint with id %lld", db->path, (long long)id);
+    } else {
+        rc = dberr(db, "reading a checkpoint");
+    }
+    sqlite3_finalize(st);
+    return rc;
+}
+
+int db_ckpt_find(struct db *db, int64_t run_id, const char *which, int64_t *id)
+{
+    int best = strcmp(which, "best") == 0;
+    if (!best && strcmp(which, "last") != 0)
+        return sl_err(SL_EINVAL, "checkpoint '%s': expected last, best or an id", which);
+    const char *sql = best ? "SELECT max(id) FROM checkpoint WHERE is_best = 1 AND (?1 = 0 OR run_id = ?1)"
+                           : "SELECT max(id) FROM checkpoint WHERE ?1 = 0 OR run_id = ?1";
+    char missing[160];
+    if (run_id)
+        snprintf(missing, sizeof missing, "run %lld has no %scheckpoint", (long long)run_id,
+                 best ? "best " : "");
+    else
+        snprintf(missing, sizeof missing, "no %scheckpoint (train a model first: seqlite train %s)",
+                 best ? "best " : "", db->path);
+    return one_int(db, sql, run_id, id, missing);
+}
+
+int db_ckpt_set_best(struct db *db, int64_t id)
+{
+    sqlite3_stmt *st;
+    int rc = stmt_new(db,
+                      "UPDATE checkpoint SET is_best = (id = ?1)"
+                      " WHERE run_id = (SELECT run_id FROM checkpoint WHERE id = ?1)",
+                      "marking the best checkpoint", &st);
+    if (rc)
+        return rc;
+    sqlite3_bind_int64(st, 1, id);
+    int s = sqlite3_step(st);
+    sqlite3_finalize(st);
+    return s == SQLITE_DONE ? 0 : dberr(db, "marking the best checkpoint");
+}
+
+int db_ckpt_best_ppl(struct db *db, int64_t run_id, int64_t except_id, double *ppl)
+{
+    sqlite3_stmt *st;
+    int rc = stmt_new(db, "SELECT min(valid_ppl) FROM checkpoint WHERE run_id = ?1 AND id != ?2",
+                      "reading checkpoints", &st);
+    if (rc)
+        return rc;
+    sqlite3_bind_int64(st, 1, run_id);
+    sqlite3_bind_int64(st, 2, except_id);
+    int s = sqlite3_step(st);
+    if (s == SQLITE_ROW)
+        *ppl = column_real_or_nan(st, 0);
+    else
+        rc = dberr(db, "reading checkpoints");
+    sqlite3_finalize(st);
+    return rc;
+}
+
+static int run_delete(struct db *db, const char *sql, int64_t a, int64_t b, const char *what)
+{
+    sqlite3_stmt *st;
+    int rc = stmt_new(db, sql, what, &st);
+    if (rc)
+        return rc;
+    sqlite3_bind_int64(st, 1, a);
+    sqlite3_bind_int64(st, 2, b);
+    int s = sqlite3_step(st);
+    sqlite3_finalize(st);
+    return s == SQLITE_DONE ? 0 : dberr(db, what);
+}
+
+int db_ckpt_prune(struct db *db, int64_t run_id, int64_t keep)
+{
+    return run_delete(db,
+                      "DELETE FROM checkpoint WHERE run_id = ?1 AND is_best = 0 AND id NOT IN"
+                      " (SELECT id FROM checkpoint WHERE run_id = ?1 ORDER BY step DESC, id DESC LIMIT ?2)",
+                      run_id, keep, "pruning checkpoints");
+}
+
+int db_ckpt_delete_after(struct db *db, int64_t run_id, int64_t step)
+{
+    return run_delete(db, "DELETE FROM checkpoint WHERE run_id = ?1 AND step > ?2", run_id, step,
+                      "deleting checkpoints");
+}
+
+/* The tensor BLOB format is little-endian float32 whatever the host. */
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+#define DB_HOST_BE 1
+#else
+#define DB_HOST_BE 0
+#endif
+
+static void f32_swap(void *p, size_t n)
+{
+    unsigned char *b = p;
+    for (size_t i = 0; i < n; i++, b += 4) {
+        unsigned char t0 = b[0], t1 = b[1];
+        b[0] = b[3];
+        b[1] = b[2];
+        b[2] = t1;
+        b[3] = t0;
+    }
+}
+
+int db_tensor_insert(struct db *db, int64_t ckpt_id, const char *name, int ndim, const size_t *shape,
+                     const float *data, size_t n)
+{
+    char shp[128];
+    size_t len = 0, prod = 1;
+    len += (size_t)snprintf(shp, sizeof shp, "[");
+    for (int i = 0; i < ndim && len < sizeof shp; i++) {
+        len += (size_t)snprintf(shp + len, sizeof shp - len, "%s%zu", i ? "," : "", shape[i]);
+        prod *= shape[i];
+    }
+    if (len + 2 > sizeof shp || prod != n || ndim < 1)
+        return sl_err(SL_EINVAL, "tensor %s: shape does not match its %zu floats", name, n);
+    snprintf(shp + len, sizeof shp - len, "]");
+    sqlite3_stmt *st;
+    int rc = stmt_new(db, "INSERT INTO tensor (checkpoint_id, name, shape, dtype, data) VALUES (?1, ?2, ?3, 'f32', ?4)",
+                      "storing a tensor", &st);
+    if (rc)
+        return rc;
+    sqlite3_bind_int64(st, 1, ckpt_id);
+    sqlite3_bind_text(st, 2, name, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 3, shp, -1, SQLITE_STATIC);
+    float *swapped = NULL;
+    if (DB_HOST_BE) {
+        swapped = malloc(n * sizeof *swapped);
+        if (!swapped) {
+            sqlite3_finalize(st);
+            return sl_err(SL_ENOMEM, "out of memory");
+        }
+        memcpy(swapped, data, n * sizeof *data);
+        f32_swap(swapped, n);
+        data = swapped;
+    }
+    sqlite3_bind_blob64(st, 4, n ? (const void *)data : "", (sqlite3_uint64)n * 4, SQLITE_STATIC);
+    int s = sqlite3_step(st);
+    sqlite3_finalize(st);
+    free(swapped);
+    if (s == SQLITE_CONSTRAINT_PRIMARYKEY)
+        return sl_err(SL_EEXIST, "%s: checkpoint %lld has a tensor %s already", db->path, (long long)ckpt_id, name);
+    if (s == SQLITE_CONSTRAINT_FOREIGNKEY)
+        return sl_err(SL_ENOTFOUND, "%s: no checkpoint with id %lld", db->path, (long long)ckpt_id);
+    if (s != SQLITE_DONE)
+        return dberr(db, "storing a tensor");
+    return 0;
+}
+
+/* Parses a JSON array of non-negative integers ("[4, 256]"); returns the number of dims or -1. */
+static int parse_shape(const char *s, size_t *dims, int max)
+{
+    int n = 0;
+    while (*s == ' ')
+        s++;
+    if (*s++ != '[')
+        return -1;
+    for (;;) {
+        while (*s == ' ')
+            s++;
+        if (*s == ']' && n == 0)
+            break;
+        if (*s < '0' || *s > '9' || n == max)
+            return -1;
+        size_t v = 0;
+        while (*s >= '0' && *s <= '9') {
+            if (v > ((size_t)-1 - 9) / 10)
+                return -1;
+            v = v * 10 + (size_t)(*s++ - '0');
+        }
+        dims[n++] = v;
+        while (*s == ' ')
+            s++;
+        if (*s == ',') {
+            s++;
+            continue;
+        }
+        if (*s == ']')
+            break;
+        return -1;
+    }
+    s++;
+    while (*s == ' ')
+        s++;
+    return *s ? -1 : n;
+}
+
+int db_tensor_read(struct db *db, int64_t ckpt_id, const char *name, int ndim, const size_t *shape,
+                   float *dst, size_t n)
+{
+    sqlite3_stmt *st;
+    int rc = stmt_new(db, "SELECT shape, dtype, data FROM tensor WHERE checkpoint_id = ?1 AND name = ?2",
+                      "reading a tensor", &st);
+    if (rc)
+        return rc;
+    sqlite3_bind_int64(st, 1, ckpt_id);
+    sqlite3_bind_text(st, 2, name, -1, SQLITE_STATIC);
+    int s = sqlite3_step(st);
+    if (s == SQLITE_DONE) {
+        rc = sl_err(SL_ENOTFOUND, "%s: checkpoint %lld has no tensor %s", db->path, (long long)ckpt_id, name);
+        goto done;
+    }
+    if (s != SQLITE_ROW) {
+        rc = dberr(db, "reading a tensor");
+        goto done;
+    }
+    const char *shp = (const char *)sqlite3_column_text(st, 0);
+    const char *dtype = (const char *)sqlite3_column_text(st, 1);
+    size_t got[8];
+    int gn = parse_shape(text_or_empty(shp), got, 8);
+    int same = gn == ndim;
+    for (int i = 0; same && i < ndim; i++)
+        same = got[i] == shape[i];
+    if (!dtype || strcmp(dtype, "f32") != 0) {
+        rc = sl_err(SL_ECORRUPT, "%s: checkpoint %lld, tensor %s: dtype '%s', expected f32", db->path,
+                    (long long)ckpt_id, name, text_or_empty(dtype));
+        goto done;
+    }
+    if (!same) {
+        rc = sl_err(SL_ECORRUPT,
+                    "%s: checkpoint %lld, tensor %s: shape %s does not match the model (made with another "
+                    "configuration?)",
+                    db->path, (long long)ckpt_id, name, text_or_empty(shp));
+        goto done;
+    }
+    const void *blob = sqlite3_column_blob(st, 2);
+    size_t bytes = (size_t)sqlite3_column_bytes(st, 2);
+    if (bytes != n * 4 || (n && !blob)) {
+        rc = sl_err(SL_ECORRUPT, "%s: checkpoint %lld, tensor %s: %zu bytes of data, expected %zu (4 per float)",
+                    db->path, (long long)ckpt_id, name, bytes, n * 4);
+        goto done;
+    }
+    if (n)
+        memcpy(dst, blob, bytes);
+    if (DB_HOST_BE)
+        f32_swap(dst, n);
+done:
+    sqlite3_finalize(st);
+    return rc;
+}
+
+int db_tensor_count(struct db *db, int64_t ckpt_id, int64_t *n)
+{
+    return one_int(db, "SELECT count(*) FROM tensor WHERE checkpoint_id = ?1", ckpt_id, n, "no tensors");
 }

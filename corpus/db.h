@@ -118,4 +118,93 @@ int db_merges_foreach(struct db *db, int64_t vocab_id,
                       int (*cb)(void *ctx, int64_t rank, int64_t left, int64_t right, int64_t result),
                       void *ctx);
 
+/* ---- run, train_log, metric, translation ---- */
+
+/* A run row. Integers that are NULL in the database read as 0 (batch_tokens, steps: no limit). */
+struct db_run {
+    int64_t id;
+    char name[64];
+    char status[16];           /* running|done|stopped|failed */
+    int64_t src_vocab_id, tgt_vocab_id;
+    int64_t seed, layers, emb, hidden;
+    double dropout;
+    int64_t batch, batch_tokens;
+    double lr, clip;
+    int64_t epochs, steps, max_len;
+    int reverse_source;
+    int64_t threads, valid_every, save_every, keep;
+    char *config;              /* JSON text (malloc'd when read: release with db_run_clear) */
+    int64_t steps_done;
+    char started_at[32], ended_at[32];
+};
+
+/* Creates a run (status 'running'; name NULL or "": "run-<id>"). Uses every field but id, status,
+ * steps_done and the times. SL_EEXIST when the name is taken. */
+int db_run_create(struct db *db, const struct db_run *r, int64_t *id /* OUT */);
+/* Reads run id (SL_ENOTFOUND if absent). */
+int db_run_get(struct db *db, int64_t id, struct db_run *out /* OUT */);
+void db_run_clear(struct db_run *r);
+/* The newest run (SL_ENOTFOUND: "no training run"). */
+int db_run_latest(struct db *db, int64_t *id /* OUT */);
+/* Sets status, steps_done and message (NULL keeps it); a status other than 'running' also sets
+ * ended_at, 'running' clears it. Updates threads when threads > 0. */
+int db_run_update(struct db *db, int64_t id, const char *status, int64_t steps_done, int64_t threads,
+                  const char *message);
+
+struct db_train_log {
+    int64_t step, epoch;
+    double loss, ppl, lr, grad_norm, src_tok_s, tgt_tok_s, elapsed_s;
+};
+/* Stores one log line (replaces a line of the same step: a resumed run logs it again). */
+int db_train_log_insert(struct db *db, int64_t run_id, const struct db_train_log *l);
+/* Calls cb for the log lines of run_id in step order. Nonzero from cb stops. */
+int db_train_log_foreach(struct db *db, int64_t run_id,
+                         int (*cb)(void *ctx, const struct db_train_log *l), void *ctx);
+/* Stores a metric (checkpoint_id 0: NULL; signature may be NULL). */
+int db_metric_insert(struct db *db, int64_t run_id, int64_t checkpoint_id, int64_t step, const char *split,
+                     const char *name, double value, const char *signature);
+/* The newest value of metric name for (run_id, split) (SL_ENOTFOUND if none). */
+int db_metric_latest(struct db *db, int64_t run_id, const char *split, const char *name,
+                     double *value /* OUT */, int64_t *step /* OUT, may be NULL */);
+/* Stores one system output (hypothesis NUL-terminated; pair_id 0: NULL). */
+int db_translation_insert(struct db *db, int64_t checkpoint_id, int64_t corpus_id, int64_t pair_id, int beam,
+                          double length_penalty, const char *hypothesis, double score);
+
+/* ---- checkpoint, tensor ---- */
+
+struct db_checkpoint {
+    int64_t id, run_id, step, epoch;
+    int64_t src_vocab_id, tgt_vocab_id;
+    double valid_ppl;          /* NAN: NULL */
+    double valid_bleu;         /* NAN: NULL */
+    int is_best;
+    int has_rng;
+    unsigned char rng_state[32];
+    int64_t pos_epoch, pos_batch; /* data_pos {"epoch":E,"batch":I}: the next batch to train */
+};
+
+/* Creates a checkpoint row from c (all but id). */
+int db_ckpt_insert(struct db *db, const struct db_checkpoint *c, int64_t *id /* OUT */);
+int db_ckpt_get(struct db *db, int64_t id, struct db_checkpoint *out /* OUT */);
+/* which: "last" or "best" (highest id with is_best, else SL_ENOTFOUND); run_id 0: any run. */
+int db_ckpt_find(struct db *db, int64_t run_id, const char *which, int64_t *id /* OUT */);
+/* Makes id the only best checkpoint of its run. */
+int db_ckpt_set_best(struct db *db, int64_t id);
+/* Lowest valid_ppl among the run's checkpoints other than except_id (NAN when none measured). */
+int db_ckpt_best_ppl(struct db *db, int64_t run_id, int64_t except_id, double *ppl /* OUT */);
+/* Deletes the run's checkpoints that are neither among its newest keep nor the best. */
+int db_ckpt_prune(struct db *db, int64_t run_id, int64_t keep);
+/* Deletes the run's checkpoints with step > step (a resumed run rewrites its future). */
+int db_ckpt_delete_after(struct db *db, int64_t run_id, int64_t step);
+/* Stores tensor name of checkpoint ckpt_id: n floats (written little-endian) of shape
+ * (shape[0], ..., shape[ndim-1]). */
+int db_tensor_insert(struct db *db, int64_t ckpt_id, const char *name, int ndim, const size_t *shape,
+                     const float *data, size_t n);
+/* Reads tensor name of ckpt_id into dst after checking dtype, shape == (shape[0..ndim)) and byte size.
+ * SL_ENOTFOUND when absent, SL_ECORRUPT naming checkpoint and tensor when it does not match. */
+int db_tensor_read(struct db *db, int64_t ckpt_id, const char *name, int ndim, const size_t *shape,
+                   float *dst, size_t n);
+/* Number of tensors of ckpt_id. */
+int db_tensor_count(struct db *db, int64_t ckpt_id, int64_t *n /* OUT */);
+
 #endif
