@@ -1,0 +1,481 @@
+/* train/translate.c: the translation engine (see translate.h).
+ * One run: (1) serial: validate and encode every line into src_ids, sort the decodable lines by
+ * source length, size every buffer the parallel part needs (worker source matrices, the token slots
+ * of every hypothesis); (2) OpenMP over sub-batches: each worker fills its (N, S) source matrix,
+ * starts its s2s_decoder and runs its beam_search, whose model callbacks wrap s2s_decoder_step /
+ * s2s_decoder_reorder and force EOS for rows whose sentence reached its own length limit (a row ->
+ * sentence map follows the reorders); the hypotheses' tokens are copied to the line's slots;
+ * (3) serial: decode the tokens with the target BPE into text, in input order.
+ * No allocation in the parallel part except inside s2s_decoder_start when a sub-batch is larger
+ * than any before (its buffers grow once, then are reused).
+ * ref: decoder/beam.h (callbacks, GNMT length penalty), decoder/seq2seq.h. */
+#include "train/translate.h"
+
+#include "decoder/beam.h"
+#include "nn/gemm.h"
+#include "util/err.h"
+#include "util/sbuf.h"
+
+#include <math.h>
+#include <omp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+/* One worker: a decoder, a beam search and their buffers. */
+struct tr_worker {
+    struct translator *t;
+    struct s2s_decoder *dec;
+    struct beam_search *bs;
+    size_t *row_sent, *row_tmp; /* (batch * K) sentence (within the sub-batch) of each row */
+    size_t *limit;              /* (batch) max tokens of each sentence */
+    size_t step;                /* step() calls so far in this run: the index of the token produced */
+    int32_t *src, *src_len;     /* (batch, S_cap), (batch) */
+    size_t S_cap;
+    int rc;
+    char msg[512];
+};
+
+/* A raw hypothesis: tokens in the line's slot. */
+struct tr_raw {
+    size_t len;
+    double score, logprob;
+    int finished;
+};
+
+struct tr_sort {
+    size_t n_src, line;
+};
+
+struct translator {
+    const struct s2s_model *m;
+    const float *w;
+    const struct bpe *sb, *tb;
+    struct translate_opts o;
+    size_t n_workers;
+    struct tr_worker *wk;
+    /* per run, sized for cap lines */
+    size_t cap;
+    struct translate_result *res; /* (cap) */
+    size_t *src_off;              /* (cap) offset of line i's source ids in src_ids */
+    size_t *out_off;              /* (cap) offset of line i's nbest token slots in out_tok */
+    size_t *limit;                /* (cap) max tokens of line i */
+    struct tr_raw *raw;           /* (cap * nbest) */
+    struct translate_hyp *hyps;   /* (cap * nbest) */
+    size_t *text_off;             /* (cap * nbest) */
+    struct tr_sort *order;        /* (cap) decodable lines, longest first */
+    int32_t *src_ids;
+    size_t src_ids_cap;
+    int32_t *out_tok;
+    size_t out_tok_cap;
+    struct tok_ids ids;
+    struct sbuf text, tmp;
+    /* totals */
+    size_t tot_lines, tot_src, tot_tgt;
+    double tot_seconds;
+};
+
+void translate_opts_default(struct translate_opts *o)
+{
+    memset(o, 0, sizeof *o);
+    o->beam = 5;
+    o->nbest = 1;
+    o->alpha = 0.6f;
+    o->max_len_ratio = 2.0;
+    o->max_len_extra = 10;
+    o->max_len_cap = 256;
+    o->batch = 32;
+    o->threads = 0;
+    o->src_eos = 1;
+}
+
+static size_t max_tokens(const struct translate_opts *o, size_t n_src)
+{
+    double r = o->max_len_ratio * (double)n_src;
+    size_t n = r >= (double)o->max_len_cap ? o->max_len_cap : (size_t)r;
+    n += o->max_len_extra;
+    if (n > o->max_len_cap)
+        n = o->max_len_cap;
+    return n ? n : 1;
+}
+
+/* ---- beam_model callbacks ---- */
+
+static int cb_step(void *ctx, const int32_t *prev, size_t M, float *logprobs)
+{
+    struct tr_worker *w = ctx;
+    int rc = s2s_decoder_step(w->dec, prev, M, logprobs);
+    if (rc)
+        return rc;
+    size_t V = w->t->m->cfg.V_tgt;
+    for (size_t r = 0; r < M; r++) {
+        if (w->step < w->limit[w->row_sent[r]])
+            continue;
+        /* this sentence has max_tokens tokens: only EOS may follow (its own log-probability kept) */
+        float *z = logprobs + r * V;
+        float eos = z[S2S_EOS];
+        for (size_t v = 0; v < V; v++)
+            z[v] = -INFINITY;
+        z[S2S_EOS] = isfinite(eos) ? eos : 0.0f;
+    }
+    w->step++;
+    return 0;
+}
+
+static int cb_reorder(void *ctx, const size_t *src, size_t M)
+{
+    struct tr_worker *w = ctx;
+    for (size_t r = 0; r < M; r++)
+        w->row_tmp[r] = w->row_sent[src[r]];
+    size_t *x = w->row_sent;
+    w->row_sent = w->row_tmp;
+    w->row_tmp = x;
+    return s2s_decoder_reorder(w->dec, src, M);
+}
+
+/* ---- creation ---- */
+
+static void worker_free(struct tr_worker *w)
+{
+    s2s_decoder_free(w->dec);
+    beam_search_free(w->bs);
+    free(w->row_sent);
+    free(w->row_tmp);
+    free(w->limit);
+    free(w->src);
+    free(w->src_len);
+}
+
+struct translator *translator_create(const struct s2s_model *m, const float *w, const struct bpe *src,
+                                     const struct bpe *tgt, const struct translate_opts *opts)
+{
+    struct translate_opts o;
+    if (opts)
+        o = *opts;
+    else
+        translate_opts_default(&o);
+    if (!m || !w || !src || !tgt) {
+        sl_err(SL_EINVAL, "translator: model, parameters and both BPE models are needed");
+        return NULL;
+    }
+    if (o.beam < 1 || o.beam > 1000 || o.nbest < 1 || o.nbest > o.beam || !(o.alpha >= 0.0f) ||
+        isinf(o.alpha) || !(o.max_len_ratio >= 0.0) || isinf(o.max_len_ratio) || o.max_len_cap < 1 ||
+        o.max_len_cap > 100000 || o.batch < 1 || o.batch > 100000 || o.threads < 0 || o.threads > 1024) {
+        sl_err(SL_EINVAL, "translator: bad options (beam %zu, nbest %zu, alpha %g, max_len_ratio %g, "
+               "max_len_cap %zu, batch %zu, threads %d)", o.beam, o.nbest, (double)o.alpha, o.max_len_ratio,
+               o.max_len_cap, o.batch, o.threads);
+        return NULL;
+    }
+    if (bpe_size(src) > m->cfg.V_src || m->cfg.V_tgt > bpe_size(tgt)) {
+        sl_err(SL_EINVAL, "translator: vocabularies do not match the model (source BPE %zu tokens, model "
+               "V_src %zu; target BPE %zu tokens, model V_tgt %zu)", bpe_size(src), m->cfg.V_src,
+               bpe_size(tgt), m->cfg.V_tgt);
+        return NULL;
+    }
+    if (o.threads == 0)
+        o.threads = omp_get_max_threads();
+    struct translator *t = calloc(1, sizeof *t);
+    if (!t) {
+        sl_err(SL_ENOMEM, "translator: out of memory");
+        return NULL;
+    }
+    t->m = m, t->w = w, t->sb = src, t->tb = tgt, t->o = o;
+    tok_ids_init(&t->ids);
+    sbuf_init(&t->text);
+    sbuf_init(&t->tmp);
+    t->n_workers = (size_t)o.threads;
+    if (!(t->wk = calloc(t->n_workers, sizeof *t->wk)))
+        goto nomem;
+    size_t K = o.beam, NB = o.batch;
+    for (size_t i = 0; i < t->n_workers; i++) {
+        struct tr_worker *wk = &t->wk[i];
+        wk->t = t;
+        if (!(wk->dec = s2s_decoder_create(m, w)) ||
+            !(wk->bs = beam_search_create(NB, K, m->cfg.V_tgt, o.max_len_cap + 1)))
+            goto fail;
+        if (!(wk->row_sent = malloc(NB * K * sizeof *wk->row_sent)) ||
+            !(wk->row_tmp = malloc(NB * K * sizeof *wk->row_tmp)) || !(wk->limit = malloc(NB * sizeof *wk->limit)) ||
+            !(wk->src_len = malloc(NB * sizeof *wk->src_len)))
+            goto nomem;
+    }
+    return t;
+nomem:
+    sl_err(SL_ENOMEM, "translator: out of memory (%zu threads, batch %zu, beam %zu)", t->n_workers, o.batch,
+           o.beam);
+fail:
+    translator_free(t);
+    return NULL;
+}
+
+void translator_free(struct translator *t)
+{
+    if (!t)
+        return;
+    for (size_t i = 0; t->wk && i < t->n_workers; i++)
+        worker_free(&t->wk[i]);
+    free(t->wk);
+    free(t->res);
+    free(t->src_off);
+    free(t->out_off);
+    free(t->limit);
+    free(t->raw);
+    free(t->hyps);
+    free(t->text_off);
+    free(t->order);
+    free(t->src_ids);
+    free(t->out_tok);
+    tok_ids_free(&t->ids);
+    sbuf_free(&t->text);
+    sbuf_free(&t->tmp);
+    free(t);
+}
+
+const struct translate_opts *translator_opts(const struct translator *t) { return &t->o; }
+
+const struct translate_result *translator_result(const struct translator *t, size_t i) { return &t->res[i]; }
+
+void translator_totals(const struct translator *t, size_t *lines, size_t *src_tokens, size_t *tgt_tokens,
+                       double *seconds)
+{
+    if (lines)
+        *lines = t->tot_lines;
+    if (src_tokens)
+        *src_tokens = t->tot_src;
+    if (tgt_tokens)
+        *tgt_tokens = t->tot_tgt;
+    if (seconds)
+        *seconds = t->tot_seconds;
+}
+
+/* ---- one run ---- */
+
+static int grow(void **p, size_t *cap, size_t need, size_t elem)
+{
+    if (need <= *cap)
+        return 0;
+    size_t c = *cap ? *cap : 64;
+    while (c < need)
+        c *= 2;
+    void *q = realloc(*p, c * elem);
+    if (!q)
+        return sl_err(SL_ENOMEM, "translator: out of memory (%zu elements)", c);
+    *p = q;
+    *cap = c;
+    return 0;
+}
+
+static int reserve_lines(struct translator *t, size_t n)
+{
+    if (n <= t->cap)
+        return 0;
+    size_t c = t->cap ? t->cap : 16, nb = t->o.nbest;
+    while (c < n)
+        c *= 2;
+#define RE(field, count)                                                  \
+    do {                                                                  \
+        void *q = realloc(t->field, (count) * sizeof *t->field);          \
+        if (!q)                                                           \
+            return sl_err(SL_ENOMEM, "translator: out of memory (%zu lines)", c); \
+        t->field = q;                                                     \
+    } while (0)
+    RE(res, c);
+    RE(src_off, c);
+    RE(out_off, c);
+    RE(limit, c);
+    RE(order, c);
+    RE(raw, c * nb);
+    RE(hyps, c * nb);
+    RE(text_off, c * nb);
+#undef RE
+    t->cap = c;
+    return 0;
+}
+
+static int cmp_sort(const void *a, const void *b)
+{
+    const struct tr_sort *x = a, *y = b;
+    if (x->n_src != y->n_src)
+        return x->n_src > y->n_src ? -1 : 1; /* longest first: the slowest sub-batches start first */
+    return x->line < y->line ? -1 : x->line > y->line;
+}
+
+/* Decodes sorted lines order[a..b) with worker w. */
+static int run_chunk(struct tr_worker *w, size_t a, size_t b)
+{
+    struct translator *t = w->t;
+    const struct translate_opts *o = &t->o;
+    size_t N = b - a, K = o->beam, eos = o->src_eos ? 1 : 0;
+    size_t S = t->order[a].n_src + eos; /* the longest: order is longest first */
+    size_t T = 0;
+    for (size_t j = 0; j < N; j++) {
+        const struct tr_sort *s = &t->order[a + j];
+        const int32_t *ids = t->src_ids + t->src_off[s->line];
+        int32_t *row = w->src + j * S;
+        memcpy(row, ids, s->n_src * sizeof *row);
+        if (eos)
+            row[s->n_src] = S2S_EOS;
+        for (size_t x = s->n_src + eos; x < S; x++)
+            row[x] = S2S_PAD;
+        w->src_len[j] = (int32_t)(s->n_src + eos);
+        w->limit[j] = t->limit[s->line];
+        if (w->limit[j] + 1 > T)
+            T = w->limit[j] + 1;
+        for (size_t k = 0; k < K; k++)
+            w->row_sent[j * K + k] = j;
+    }
+    int rc = s2s_decoder_start(w->dec, w->src, w->src_len, N, S, K);
+    if (rc)
+        return rc;
+    w->step = 0;
+    struct beam_model bm = {
+        .ctx = w, .V = t->m->cfg.V_tgt, .bos = S2S_BOS, .eos = S2S_EOS, .pad = S2S_PAD,
+        .step = cb_step, .reorder = cb_reorder,
+    };
+    struct beam_opts bo = {.nbest = o->nbest, .max_len = T, .alpha = o->alpha, .fixed_length = 0};
+    if ((rc = beam_search_run(w->bs, &bm, N, &bo)) != 0)
+        return rc;
+    for (size_t j = 0; j < N; j++) {
+        size_t line = t->order[a + j].line, cnt = 0;
+        const struct beam_hyp *h = beam_search_nbest(w->bs, j, &cnt);
+        struct translate_result *r = &t->res[line];
+        r->n_hyps = cnt;
+        for (size_t k = 0; k < cnt; k++) {
+            struct tr_raw *x = &t->raw[line * o->nbest + k];
+            size_t len = h[k].len <= t->limit[line] ? h[k].len : t->limit[line];
+            memcpy(t->out_tok + t->out_off[line] + k * t->limit[line], h[k].tokens, len * sizeof(int32_t));
+            x->len = len;
+            x->score = h[k].score;
+            x->logprob = h[k].logprob;
+            x->finished = h[k].finished;
+        }
+    }
+    return 0;
+}
+
+/* Appends text to t->text with '\n' and '\r' turned into spaces and invalid UTF-8 repaired. */
+static int put_text(struct translator *t, const char *s, size_t n)
+{
+    size_t at = t->text.len;
+    int rc = tok_utf8_check(s, n, NULL) == 0 ? sbuf_append(&t->text, s, n) : tok_utf8_repair(s, n, &t->text);
+    if (rc)
+        return rc;
+    for (size_t i = at; i < t->text.len; i++)
+        if (t->text.data[i] == '\n' || t->text.data[i] == '\r')
+            t->text.data[i] = ' ';
+    return sbuf_putc(&t->text, '\0'); /* each hypothesis NUL-terminated inside the buffer */
+}
+
+int translator_run(struct translator *t, const char *const *lines, const size_t *lens, size_t n)
+{
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    const struct translate_opts *o = &t->o;
+    size_t nb = o->nbest, eos = o->src_eos ? 1 : 0;
+    int rc = reserve_lines(t, n);
+    if (rc)
+        return rc;
+    sl_err_clear();
+    /* (1) encode */
+    size_t n_ids = 0, n_dec = 0, n_out = 0;
+    for (size_t i = 0; i < n; i++) {
+        struct translate_result *r = &t->res[i];
+        memset(r, 0, sizeof *r);
+        r->hyps = t->hyps + i * nb;
+        t->src_off[i] = n_ids;
+        t->limit[i] = 0;
+        if (lens[i] == 0)
+            continue;
+        size_t bad = 0;
+        if (tok_utf8_check(lines[i], lens[i], &bad) != 0) {
+            r->status = SL_EUTF8;
+            r->bad_off = bad;
+            continue;
+        }
+        if ((rc = bpe_encode(t->sb, lines[i], lens[i], &t->ids)) != 0)
+            return sl_err_prefix(rc, "line %zu", i + 1);
+        if (t->ids.n == 0)
+            continue;
+        if ((rc = grow((void **)&t->src_ids, &t->src_ids_cap, n_ids + t->ids.n, sizeof *t->src_ids)) != 0)
+            return rc;
+        memcpy(t->src_ids + n_ids, t->ids.ids, t->ids.n * sizeof *t->ids.ids);
+        n_ids += t->ids.n;
+        r->n_src_tokens = t->ids.n;
+        t->limit[i] = max_tokens(o, t->ids.n);
+        t->out_off[i] = n_out;
+        n_out += nb * t->limit[i];
+        t->order[n_dec].n_src = t->ids.n;
+        t->order[n_dec].line = i;
+        n_dec++;
+    }
+    qsort(t->order, n_dec, sizeof *t->order, cmp_sort);
+    if ((rc = grow((void **)&t->out_tok, &t->out_tok_cap, n_out ? n_out : 1, sizeof *t->out_tok)) != 0)
+        return rc;
+    /* worker source matrices: the longest sub-batch is the first one */
+    size_t S_max = n_dec ? t->order[0].n_src + eos : 1;
+    for (size_t i = 0; i < t->n_workers; i++) {
+        struct tr_worker *w = &t->wk[i];
+        if ((rc = grow((void **)&w->src, &w->S_cap, o->batch * S_max, sizeof *w->src)) != 0)
+            return rc;
+        w->rc = 0;
+    }
+    /* (2) decode the sub-batches */
+    size_t n_chunks = (n_dec + o->batch - 1) / o->batch;
+    int old_threads = gemm_get_threads();
+    gemm_set_threads(1);
+    int nth = (int)(t->n_workers < n_chunks ? t->n_workers : n_chunks);
+    if (nth <= 1) {
+        for (size_t c = 0; c < n_chunks && !t->wk[0].rc; c++) {
+            size_t a = c * o->batch, b = a + o->batch < n_dec ? a + o->batch : n_dec;
+            t->wk[0].rc = run_chunk(&t->wk[0], a, b);
+        }
+        if (t->wk[0].rc)
+            snprintf(t->wk[0].msg, sizeof t->wk[0].msg, "%s", sl_errmsg());
+    } else {
+#pragma omp parallel for schedule(dynamic, 1) num_threads(nth)
+        for (size_t c = 0; c < n_chunks; c++) {
+            struct tr_worker *w = &t->wk[omp_get_thread_num()];
+            if (w->rc)
+                continue;
+            size_t a = c * o->batch, b = a + o->batch < n_dec ? a + o->batch : n_dec;
+            w->rc = run_chunk(w, a, b);
+            if (w->rc)
+                snprintf(w->msg, sizeof w->msg, "%s", sl_errmsg());
+        }
+    }
+    gemm_set_threads(old_threads);
+    for (size_t i = 0; i < t->n_workers; i++)
+        if (t->wk[i].rc)
+            return sl_err(t->wk[i].rc, "%s", t->wk[i].msg);
+    /* (3) detokenise in input order */
+    sbuf_reset(&t->text);
+    for (size_t i = 0; i < n; i++) {
+        struct translate_result *r = &t->res[i];
+        for (size_t k = 0; k < r->n_hyps; k++) {
+            const struct tr_raw *x = &t->raw[i * nb + k];
+            const int32_t *tok = t->out_tok + t->out_off[i] + k * t->limit[i];
+            if ((rc = bpe_decode(t->tb, tok, x->len, &t->tmp)) != 0)
+                return sl_err_prefix(rc, "line %zu", i + 1);
+            t->text_off[i * nb + k] = t->text.len;
+            if ((rc = put_text(t, t->tmp.data, t->tmp.len)) != 0)
+                return rc;
+            struct translate_hyp *h = &t->hyps[i * nb + k];
+            h->len = t->text.len - 1 - t->text_off[i * nb + k];
+            h->n_tokens = x->len;
+            h->score = x->score;
+            h->logprob = x->logprob;
+            h->finished = x->finished;
+        }
+        if (r->n_hyps) {
+            t->tot_lines++;
+            t->tot_src += r->n_src_tokens;
+            t->tot_tgt += t->hyps[i * nb].n_tokens;
+        }
+    }
+    for (size_t i = 0; i < n; i++)
+        for (size_t k = 0; k < t->res[i].n_hyps; k++)
+            t->hyps[i * nb + k].text = t->text.data + t->text_off[i * nb + k];
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    t->tot_seconds += (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);
+    return 0;
+}
