@@ -2,6 +2,8 @@
  * Forward: one GEMM for the input part of all T·B rows, then per step one (B, H)·(H, 4H) GEMM and the
  * pointwise cell. Backward: per step the pointwise cell backward (dh, dc -> dG in place of the gates) and
  * one (B, 4H)·(4H, H) GEMM for dh_{t-1}; then dx, dW and db for all steps as big GEMMs over T·B rows.
+ * TODO: padded rows still go through the per-step GEMMs; with rows sorted by length (PyTorch's packed
+ * sequences) each step could multiply only its live prefix of rows.
  * ref: Graves 2013 "Generating sequences with RNNs" (LSTM gradients); karpathy/llm.c (backward layout). */
 #include "nn/lstm.h"
 
