@@ -5,6 +5,7 @@
 #include <criterion/criterion.h>
 
 #include <math.h>
+#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -336,4 +337,331 @@ Test(translate, nbest_order_and_length_limit)
     }
     translator_free(t);
     fixture_free(&f);
+}
+
+/* ---- the command line (seqlite translate / eval) on a database with a random-model checkpoint ---- */
+
+#include <signal.h>
+#include <sqlite3.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "corpus/db.h"
+#include "corpus/vocab_store.h"
+#include "tests/helpers.h"
+#include "train/checkpoint.h"
+
+/* n lines of generated sentences into dir/name.src and dir/name.tgt (target = source reversed by words). */
+static void write_pairs(const char *dir, const char *name, size_t n, uint64_t seed)
+{
+    struct rng r;
+    rng_seed(&r, seed);
+    struct sbuf s, t;
+    sbuf_init(&s);
+    sbuf_init(&t);
+    for (size_t i = 0; i < n; i++) {
+        size_t k = 1 + rng_below(&r, 6), w[8];
+        for (size_t j = 0; j < k; j++) {
+            w[j] = rng_below(&r, N_WORDS);
+            sbuf_printf(&s, "%s%s", j ? " " : "", words[w[j]]);
+        }
+        for (size_t j = 0; j < k; j++)
+            sbuf_printf(&t, "%s%s", j ? " " : "", words[w[k - 1 - j]]);
+        sbuf_putc(&s, '\n');
+        sbuf_putc(&t, '\n');
+    }
+    char fn[64];
+    snprintf(fn, sizeof fn, "%s.src", name);
+    char *p = th_path(dir, fn);
+    cr_assert_eq(th_write_file(p, s.data, s.len), 0);
+    free(p);
+    snprintf(fn, sizeof fn, "%s.tgt", name);
+    p = th_path(dir, fn);
+    cr_assert_eq(th_write_file(p, t.data, t.len), 0);
+    free(p);
+    sbuf_free(&s);
+    sbuf_free(&t);
+}
+
+static int runf(char **out, char **err, const char *in, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static int runf(char **out, char **err, const char *in, const char *fmt, ...)
+{
+    char args[2048];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(args, sizeof args, fmt, ap);
+    va_end(ap);
+    return th_run(args, in, out, err);
+}
+
+static size_t count_lines(const char *s)
+{
+    size_t n = 0;
+    for (; s && *s; s++)
+        n += *s == '\n';
+    return n;
+}
+
+/* A database with train + test corpora, a vocabulary and (with_ckpt) a checkpoint of a random model
+ * whose EOS bias ends some hypotheses early. Returns the db path (malloc'd). */
+static char *make_db(const char *dir, int with_ckpt)
+{
+    write_pairs(dir, "train", 120, 1);
+    write_pairs(dir, "test", 12, 2);
+    char *db_path = th_path(dir, "m.db");
+    char *err = NULL;
+    cr_assert_eq(runf(NULL, &err, NULL, "import '%s' '%s/train.src' '%s/train.tgt'", db_path, dir, dir), 0, "%s", err);
+    free(err);
+    cr_assert_eq(runf(NULL, &err, NULL, "import '%s' '%s/test.src' '%s/test.tgt' --split test", db_path, dir, dir),
+                 0, "%s", err);
+    free(err);
+    cr_assert_eq(runf(NULL, &err, NULL, "vocab '%s' --size 300 --min-count 1", db_path), 0, "%s", err);
+    free(err);
+    if (!with_ckpt)
+        return db_path;
+    struct db *db;
+    cr_assert_eq(db_open(db_path, 0, &db), 0);
+    int64_t vid;
+    struct bpe *b;
+    cr_assert_eq(corpus_vocab_load_latest(db, "src", &b, &vid), 0, "%s", sl_errmsg());
+    struct db_run run;
+    memset(&run, 0, sizeof run);
+    run.src_vocab_id = run.tgt_vocab_id = vid;
+    run.seed = 1, run.layers = 1, run.emb = 12, run.hidden = 16, run.batch = 8, run.lr = 0.001, run.clip = 5;
+    run.epochs = 1, run.max_len = 64, run.reverse_source = 1, run.threads = 1, run.keep = 3;
+    run.config = "{\"src_eos\":1}";
+    int64_t run_id;
+    cr_assert_eq(db_run_create(db, &run, &run_id), 0, "%s", sl_errmsg());
+    struct s2s_config cfg = {.V_src = bpe_size(b), .V_tgt = bpe_size(b), .E = 12, .H = 16, .L = 1,
+                             .reverse_source = 1};
+    struct s2s_model m;
+    cr_assert_eq(s2s_model_init(&m, &cfg), 0);
+    float *w = param_buf_create(m.table.total);
+    struct rng r;
+    rng_seed(&r, 3);
+    s2s_params_init(&m, w, &r);
+    w[param_table_find(&m.table, "out.b")->offset + S2S_EOS] += 1.0f;
+    struct ckpt_save_req req = {.run_id = run_id, .step = 10, .src_vocab_id = vid, .tgt_vocab_id = vid,
+                                .model = &m, .w = w, .valid_ppl = NAN, .keep = 3};
+    int64_t ck;
+    cr_assert_eq(ckpt_save(db, &req, &ck), 0, "%s", sl_errmsg());
+    param_buf_free(w);
+    s2s_model_free(&m);
+    bpe_free(b);
+    db_close(db);
+    return db_path;
+}
+
+static int64_t count_rows(const char *db_path, const char *sql)
+{
+    sqlite3 *h;
+    cr_assert_eq(sqlite3_open_v2(db_path, &h, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    sqlite3_stmt *st;
+    cr_assert_eq(sqlite3_prepare_v2(h, sql, -1, &st, NULL), SQLITE_OK, "%s", sqlite3_errmsg(h));
+    cr_assert_eq(sqlite3_step(st), SQLITE_ROW);
+    int64_t n = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    sqlite3_close(h);
+    return n;
+}
+
+Test(translate_cli, alignment_errors_and_options)
+{
+    char *dir = th_tmpdir();
+    char *db = make_db(dir, 1);
+    char *in = th_path(dir, "in.txt");
+    const char text[] = "der hund läuft\n\nab\xff\ndie katze\r\n \nkind spielt mit ball\n";
+    cr_assert_eq(th_write_file(in, text, sizeof text - 1), 0);
+    char *out = NULL, *err = NULL;
+    cr_assert_eq(runf(&out, &err, in, "translate '%s' --beam 3", db), 1, "%s", err);
+    cr_assert_eq(count_lines(out), 6, "%s", out);
+    cr_assert(strstr(err, "line 3: invalid UTF-8 at byte 3"), "%s", err);
+    cr_assert(strstr(err, "1 line had invalid UTF-8"), "%s", err);
+    /* line 2 (empty) and line 3 (invalid) are empty output lines */
+    const char *l2 = strchr(out, '\n') + 1;
+    cr_assert_eq(l2[0], '\n');
+    cr_assert_eq(l2[1], '\n');
+    free(out), free(err);
+
+    /* the same without the invalid line: exit 0; --batch / --threads do not change the output */
+    const char ok[] = "der hund läuft\n\ndie katze\nkind spielt mit ball\nrot grün baum haus und ein kind\n";
+    cr_assert_eq(th_write_file(in, ok, sizeof ok - 1), 0);
+    char *o1 = NULL, *o2 = NULL;
+    cr_assert_eq(runf(&o1, &err, in, "translate '%s' --batch 1 --threads 1", db), 0, "%s", err);
+    cr_assert(strstr(err, "sentences/s"), "%s", err);
+    free(err);
+    cr_assert_eq(runf(&o2, NULL, in, "translate '%s' --batch 64 --threads 2 --checkpoint last", db), 0);
+    cr_assert_eq(count_lines(o1), 5);
+    cr_assert_str_eq(o1, o2);
+    free(o2);
+    /* --scores: text TAB score, same text */
+    cr_assert_eq(runf(&o2, NULL, in, "translate '%s' --scores", db), 0);
+    cr_assert_eq(count_lines(o2), 5);
+    const char *a = o1, *b = o2;
+    for (int i = 0; i < 5; i++) {
+        const char *tab = strchr(b, '\t'), *nl = strchr(a, '\n');
+        cr_assert_not_null(tab);
+        cr_assert_eq((size_t)(tab - b), (size_t)(nl - a), "line %d", i + 1);
+        cr_assert_eq(strncmp(a, b, (size_t)(nl - a)), 0);
+        char *end;
+        double sc = strtod(tab + 1, &end);
+        cr_assert_eq(*end, '\n');
+        cr_assert_leq(sc, 0.0);
+        a = nl + 1;
+        b = end + 1;
+    }
+    free(o2);
+    /* n-best: 3 lines per non-empty line, Moses format, best first = the 1-best output */
+    cr_assert_eq(runf(&o2, NULL, in, "translate '%s' --beam 4 --nbest 3", db), 0);
+    cr_assert_eq(count_lines(o2), 3 + 1 + 3 + 3 + 3, "%s", o2);
+    cr_assert_eq(strncmp(o2, "0 ||| ", 6), 0, "%s", o2);
+    char first[256];
+    const char *nl = strchr(o1, '\n');
+    snprintf(first, sizeof first, "0 ||| %.*s ||| ", (int)(nl - o1), o1);
+    char *o3 = NULL;
+    cr_assert_eq(runf(&o3, NULL, in, "translate '%s' --beam 4", db), 0);
+    nl = strchr(o3, '\n');
+    snprintf(first, sizeof first, "0 ||| %.*s ||| ", (int)(nl - o3), o3);
+    cr_assert_eq(strncmp(o2, first, strlen(first)), 0, "%s\nvs\n%s", o2, first);
+    cr_assert(strstr(o2, "\n1 |||  ||| 0\n"), "%s", o2);
+    free(o1), free(o2), free(o3);
+
+    /* usage errors */
+    cr_assert_eq(runf(NULL, NULL, in, "translate '%s' --beam 0", db), 2);
+    cr_assert_eq(runf(NULL, NULL, in, "translate '%s' --beam 2 --nbest 3", db), 2);
+    cr_assert_eq(runf(NULL, NULL, in, "translate"), 2);
+    cr_assert_eq(runf(NULL, NULL, in, "eval '%s' --split dev", db), 2);
+    /* missing database, a checkpoint that does not exist */
+    cr_assert_eq(runf(NULL, &err, in, "translate '%s/none.db'", dir), 1);
+    cr_assert(strstr(err, "no trained model"), "%s", err);
+    free(err);
+    cr_assert_eq(runf(NULL, &err, in, "translate '%s' --checkpoint 99", db), 1);
+    free(err);
+    free(in);
+    free(db);
+    th_rmdir(dir);
+    free(dir);
+}
+
+Test(translate_cli, no_model)
+{
+    char *dir = th_tmpdir();
+    char *db = make_db(dir, 0);
+    char *err = NULL;
+    cr_assert_eq(runf(NULL, &err, NULL, "translate '%s'", db), 1);
+    cr_assert(strstr(err, "no trained model: run seqlite train"), "%s", err);
+    free(err);
+    cr_assert_eq(runf(NULL, &err, NULL, "eval '%s'", db), 1);
+    cr_assert(strstr(err, "no trained model: run seqlite train"), "%s", err);
+    free(err);
+    /* not a seqlite database */
+    char *junk = th_path(dir, "junk.db");
+    cr_assert_eq(th_write_file(junk, "hello\n", 6), 0);
+    cr_assert_eq(runf(NULL, &err, NULL, "translate '%s'", junk), 1);
+    cr_assert_neq(err[0], '\0');
+    free(err);
+    free(junk);
+    free(db);
+    th_rmdir(dir);
+    free(dir);
+}
+
+Test(translate_cli, eval_stores_rows_and_matches_score)
+{
+    char *dir = th_tmpdir();
+    char *db = make_db(dir, 1);
+    char *out = NULL, *err = NULL;
+    cr_assert_eq(runf(&out, &err, NULL, "eval '%s' --beam 2", db), 0, "%s", err);
+    cr_assert_eq(count_lines(out), 2, "%s", out);
+    cr_assert_eq(strncmp(out, "BLEU|nrefs:1|case:mixed|eff:no|tok:13a|smooth:exp|version:seqlite-", 66), 0, "%s", out);
+    cr_assert(strstr(out, "\nchrF2|nrefs:1|"), "%s", out);
+    cr_assert(strstr(err, "sentences/s"), "%s", err);
+    free(err);
+    cr_assert_eq(count_rows(db, "SELECT count(*) FROM translation WHERE beam = 2 AND pair_id IS NOT NULL"
+                                " AND corpus_id = (SELECT id FROM corpus WHERE split = 'test')"), 12);
+    cr_assert_eq(count_rows(db, "SELECT count(*) FROM metric WHERE split = 'test' AND name IN ('bleu','chrf')"
+                                " AND signature LIKE 'nrefs:1|%' AND checkpoint_id IS NOT NULL"), 2);
+    /* the stored hypotheses, scored by seqlite score against test.tgt, give the same lines */
+    sqlite3 *h;
+    cr_assert_eq(sqlite3_open_v2(db, &h, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    sqlite3_stmt *st;
+    cr_assert_eq(sqlite3_prepare_v2(h, "SELECT hypothesis FROM translation ORDER BY pair_id", -1, &st, NULL), 0);
+    struct sbuf hyp;
+    sbuf_init(&hyp);
+    while (sqlite3_step(st) == SQLITE_ROW)
+        sbuf_printf(&hyp, "%s\n", (const char *)sqlite3_column_text(st, 0));
+    sqlite3_finalize(st);
+    sqlite3_close(h);
+    char *hp = th_path(dir, "hyp.txt");
+    cr_assert_eq(th_write_file(hp, hyp.data, hyp.len), 0);
+    char *sc = NULL;
+    cr_assert_eq(runf(&sc, NULL, hp, "score '%s/test.tgt'", dir), 0);
+    cr_assert_str_eq(sc, out);
+    /* and so does seqlite translate of test.src */
+    char *tr = NULL, *src = th_path(dir, "test.src");
+    cr_assert_eq(runf(&tr, NULL, src, "translate '%s' --beam 2", db), 0);
+    free(src);
+    cr_assert_str_eq(tr, hyp.data);
+    /* --limit */
+    free(out);
+    cr_assert_eq(runf(&out, NULL, NULL, "eval '%s' --beam 1 --limit 5", db), 0);
+    cr_assert_eq(count_rows(db, "SELECT count(*) FROM translation WHERE beam = 1"), 5);
+    free(tr), free(sc), free(hp), free(out);
+    sbuf_free(&hyp);
+    free(db);
+    th_rmdir(dir);
+    free(dir);
+}
+
+/* --unbuffered through two pipes: each answer arrives before the next line is written. */
+Test(translate_cli, unbuffered_pipe)
+{
+    char *dir = th_tmpdir();
+    char *db = make_db(dir, 1);
+    /* the expected answers, from a buffered run */
+    char *in = th_path(dir, "in.txt");
+    const char lines[] = "der hund\n\ndie katze spielt\n";
+    cr_assert_eq(th_write_file(in, lines, sizeof lines - 1), 0);
+    char *expect = NULL;
+    cr_assert_eq(runf(&expect, NULL, in, "translate '%s'", db), 0);
+    int to[2], from[2];
+    cr_assert_eq(pipe(to), 0);
+    cr_assert_eq(pipe(from), 0);
+    pid_t pid = fork();
+    cr_assert_neq(pid, -1);
+    if (pid == 0) {
+        dup2(to[0], 0);
+        dup2(from[1], 1);
+        close(to[0]), close(to[1]), close(from[0]), close(from[1]);
+        execl(SEQLITE_BIN, SEQLITE_BIN, "translate", db, "--unbuffered", (char *)NULL);
+        _exit(127);
+    }
+    close(to[0]);
+    close(from[1]);
+    FILE *r = fdopen(from[0], "r");
+    const char *send[] = {"der hund\n", "\n", "die katze spielt\n"};
+    struct sbuf got, line;
+    sbuf_init(&got);
+    sbuf_init(&line);
+    for (int i = 0; i < 3; i++) {
+        cr_assert_eq(write(to[1], send[i], strlen(send[i])), (ssize_t)strlen(send[i]));
+        /* the pipe stays open: a buffered reader would wait here for more input (and the test hang) */
+        cr_assert_eq(sbuf_getline(&line, r), 1, "no answer to line %d", i + 1);
+        sbuf_printf(&got, "%s\n", line.data ? line.data : "");
+    }
+    close(to[1]);
+    cr_assert_eq(sbuf_getline(&line, r), 0);
+    fclose(r);
+    int st;
+    cr_assert_eq(waitpid(pid, &st, 0), pid);
+    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    cr_assert_str_eq(got.data, expect);
+    sbuf_free(&got);
+    sbuf_free(&line);
+    free(expect);
+    free(in);
+    free(db);
+    th_rmdir(dir);
+    free(dir);
 }
