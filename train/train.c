@@ -1,0 +1,826 @@
+/* train/train.c: the training loop (see train.h).
+ * One step: the batch (B rows) is cut into K = shards contiguous row ranges; shard k's gradient of
+ * (loss_sum_k / n_tokens_of_the_whole_batch) goes to its own buffer gs[k] (zeroed by the thread that
+ * computes it); then g = ((gs[0] + gs[1]) + gs[2]) + ... element by element (parallel over chunks),
+ * global-norm clipping (a double sum in index order), and Adam (parallel over chunks; elementwise).
+ * Every sum has a fixed order, so the thread count never changes a bit of the result.
+ * Data position: (epoch, batch index); batch_plan_epoch(e) is a pure function of (data, options, seed,
+ * e), so a checkpoint's (step, epoch, batch) plus parameters and Adam moments resume exactly.
+ * All SQLite calls happen on the calling thread, outside the parallel regions.
+ * ref: Sutskever, Vinyals & Le 2014; Kingma & Ba 2015; Pascanu et al. 2013 (clipping). */
+#include "train/train.h"
+
+#include "corpus/batch.h"
+#include "corpus/db.h"
+#include "corpus/vocab_store.h"
+#include "decoder/seq2seq.h"
+#include "nn/adam.h"
+#include "nn/clip.h"
+#include "nn/gemm.h"
+#include "nn/params.h"
+#include "train/checkpoint.h"
+#include "util/err.h"
+#include "util/rng.h"
+
+#include <math.h>
+#include <omp.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define CHUNK ((size_t)1 << 15) /* floats per reduction / Adam chunk */
+#define SRC_EOS 0               /* sources are not terminated by EOS (the lengths say where they end) */
+
+/* One shard of a batch, in the s2s_batch layout (targets without BOS / EOS). */
+struct shard {
+    int32_t *src;     /* (cap_rows, cap_s) */
+    int32_t *tgt;     /* (cap_rows, cap_t) */
+    int32_t *src_len; /* (cap_rows) */
+    int32_t *tgt_len; /* (cap_rows) */
+    struct s2s_batch bt;
+    double loss;
+    size_t n_tokens;
+    int rc;
+    char err[256];
+};
+
+struct trainer {
+    struct db *db;
+    struct train_opts o; /* resolved: no unset values */
+    int64_t run_id, src_vocab_id, tgt_vocab_id;
+    struct bpe *src_bpe, *tgt_bpe;
+    struct batch_data *train, *valid;
+    struct batch_plan *plan, *vplan;
+    struct batch *batch, *vbatch;
+    struct s2s_model model;
+    int model_ok;
+    size_t N;                  /* floats per buffer */
+    float *w, *m, *v;          /* (N) */
+    float **gs;                /* (K) per-shard gradients (N) each; gs[0] receives the sum */
+    struct shard *sh;          /* (K) */
+    size_t K;
+    size_t cap_rows, cap_s, cap_t;
+    int nthreads;
+    struct s2s_workspace **ws; /* (nws) one per thread */
+    int nws;
+    size_t ws_B, ws_S, ws_T;   /* the size the workspaces were made for */
+    int64_t step, epoch, bidx; /* optimizer steps done; next batch = bidx of epoch */
+    double valid_ppl;
+    int64_t valid_step;        /* step of the last validation (-1 none) */
+    int64_t saved_step;        /* step of the last checkpoint (-1 none) */
+    int64_t last_ckpt;
+};
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static uint64_t mix64(uint64_t z)
+{
+    z += 0x9e3779b97f4a7c15ULL;
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+}
+
+/* The dropout stream of shard k at step t (1-based). */
+static uint64_t shard_seed(uint64_t seed, int64_t t, size_t k)
+{
+    return mix64(mix64(mix64(seed) ^ (uint64_t)t) ^ (uint64_t)k);
+}
+
+void train_opts_init(struct train_opts *o)
+{
+    memset(o, 0, sizeof *o);
+    o->layers = o->emb = o->hidden = TRAIN_UNSET;
+    o->dropout = NAN;
+    o->batch = o->batch_tokens = TRAIN_UNSET;
+    o->epochs = o->steps = TRAIN_UNSET;
+    o->lr = o->clip = NAN;
+    o->seed = o->threads = o->reverse_source = TRAIN_UNSET;
+    o->valid_every = o->save_every = o->log_every = TRAIN_UNSET;
+    o->max_len = o->keep = o->shards = o->valid_max = TRAIN_UNSET;
+    o->time_limit_min = NAN;
+}
+
+/* ---- options ---- */
+
+static void def_i(int64_t *x, int64_t d)
+{
+    if (*x == TRAIN_UNSET)
+        *x = d;
+}
+
+static void def_d(double *x, double d)
+{
+    if (isnan(*x))
+        *x = d;
+}
+
+/* A given option must match the run's value on resume. */
+static int same_i(const char *flag, int64_t *x, int64_t run_value, int64_t run_id)
+{
+    if (*x != TRAIN_UNSET && *x != run_value)
+        return sl_err(SL_EINVAL, "--%s %lld conflicts with run %lld (%s %lld); resume without it", flag,
+                      (long long)*x, (long long)run_id, flag, (long long)run_value);
+    *x = run_value;
+    return 0;
+}
+
+static int same_d(const char *flag, double *x, double run_value, int64_t run_id)
+{
+    if (!isnan(*x) && *x != run_value)
+        return sl_err(SL_EINVAL, "--%s %g conflicts with run %lld (%s %g); resume without it", flag, *x,
+                      (long long)run_id, flag, run_value);
+    *x = run_value;
+    return 0;
+}
+
+/* An integer field "key":N of the run's config JSON (written by this file), or def. */
+static int64_t config_int(const char *json, const char *key, int64_t def)
+{
+    char pat[64];
+    snprintf(pat, sizeof pat, "\"%s\":", key);
+    const char *p = json ? strstr(json, pat) : NULL;
+    if (!p)
+        return def;
+    return strtoll(p + strlen(pat), NULL, 10);
+}
+
+static void defaults(struct train_opts *o)
+{
+    def_i(&o->layers, 2);
+    def_i(&o->emb, 256);
+    def_i(&o->hidden, 256);
+    def_d(&o->dropout, 0.2);
+    def_i(&o->batch_tokens, 0);
+    def_i(&o->batch, o->batch_tokens > 0 ? o->batch_tokens : 64);
+    def_i(&o->steps, 0);
+    def_i(&o->epochs, 10);
+    def_d(&o->lr, 0.001);
+    def_d(&o->clip, 5.0);
+    def_i(&o->seed, 1);
+    def_i(&o->reverse_source, 1);
+    def_i(&o->valid_every, 500);
+    def_i(&o->save_every, 500);
+    def_i(&o->log_every, 50);
+    def_i(&o->max_len, 64);
+    def_i(&o->keep, 3);
+    def_i(&o->shards, 4);
+    def_i(&o->valid_max, 0);
+    def_i(&o->threads, 0);
+}
+
+static int check_opts(const struct train_opts *o)
+{
+    if (o->layers < 1 || o->layers > NN_MAX_LAYERS)
+        return sl_err(SL_EINVAL, "layers %lld outside 1..%d", (long long)o->layers, NN_MAX_LAYERS);
+    if (o->emb < 1 || o->hidden < 1 || o->emb > 65536 || o->hidden > 65536)
+        return sl_err(SL_EINVAL, "emb / hidden outside 1..65536");
+    if (!(o->dropout >= 0 && o->dropout < 1))
+        return sl_err(SL_EINVAL, "dropout %g outside [0, 1)", o->dropout);
+    if (o->batch < 1 || o->batch_tokens < 0)
+        return sl_err(SL_EINVAL, "batch must be at least 1 sentence");
+    if (!(o->lr > 0 && o->lr < 10) || !(o->clip > 0))
+        return sl_err(SL_EINVAL, "lr must be in (0, 10) and clip positive");
+    if (o->epochs < 1 || o->steps < 0 || o->max_len < 1 || o->keep < 1 || o->shards < 1 || o->shards > 256 ||
+        o->valid_every < 0 || o->save_every < 0 || o->log_every < 1 || o->threads < 0 || o->valid_max < 0)
+        return sl_err(SL_EINVAL, "bad training limits (epochs, steps, max_len, keep, shards, intervals)");
+    return 0;
+}
+
+/* Fills the run row from resolved options. */
+static void run_row(const struct trainer *t, struct db_run *r, char *config, size_t cap)
+{
+    const struct train_opts *o = &t->o;
+    memset(r, 0, sizeof *r);
+    snprintf(r->name, sizeof r->name, "%s", o->name ? o->name : "");
+    r->src_vocab_id = t->src_vocab_id;
+    r->tgt_vocab_id = t->tgt_vocab_id;
+    r->seed = o->seed;
+    r->layers = o->layers;
+    r->emb = o->emb;
+    r->hidden = o->hidden;
+    r->dropout = o->dropout;
+    r->batch = o->batch;
+    r->batch_tokens = o->batch_tokens;
+    r->lr = o->lr;
+    r->clip = o->clip;
+    r->epochs = o->epochs;
+    r->steps = o->steps;
+    r->max_len = o->max_len;
+    r->reverse_source = (int)o->reverse_source;
+    r->threads = t->nthreads;
+    r->valid_every = o->valid_every;
+    r->save_every = o->save_every;
+    r->keep = o->keep;
+    snprintf(config, cap,
+             "{\"layers\":%lld,\"emb\":%lld,\"hidden\":%lld,\"dropout\":%.17g,\"batch\":%lld,"
+             "\"batch_tokens\":%lld,\"epochs\":%lld,\"steps\":%lld,\"lr\":%.17g,\"clip\":%.17g,\"seed\":%lld,"
+             "\"reverse_source\":%lld,\"valid_every\":%lld,\"save_every\":%lld,\"log_every\":%lld,"
+             "\"max_len\":%lld,\"keep\":%lld,\"shards\":%lld,\"valid_max\":%lld,\"src_eos\":%d,"
+             "\"optimizer\":\"adam\",\"beta1\":0.9,\"beta2\":0.999,\"eps\":1e-8}",
+             (long long)o->layers, (long long)o->emb, (long long)o->hidden, o->dropout, (long long)o->batch,
+             (long long)o->batch_tokens, (long long)o->epochs, (long long)o->steps, o->lr, o->clip,
+             (long long)o->seed, (long long)o->reverse_source, (long long)o->valid_every,
+             (long long)o->save_every, (long long)o->log_every, (long long)o->max_len, (long long)o->keep,
+             (long long)o->shards, (long long)o->valid_max, SRC_EOS);
+    r->config = config;
+}
+
+/* Resume: the run's options, checking the given ones against them. */
+static int resume_opts(struct trainer *t, struct train_opts *o)
+{
+    int64_t id;
+    struct db_run r;
+    int rc = db_run_latest(t->db, &id);
+    if (rc)
+        return sl_err_prefix(rc, "--resume");
+    if ((rc = db_run_get(t->db, id, &r)))
+        return rc;
+    t->run_id = id;
+    t->src_vocab_id = r.src_vocab_id;
+    t->tgt_vocab_id = r.tgt_vocab_id;
+    int64_t log_every = config_int(r.config, "log_every", 50), shards = config_int(r.config, "shards", 4);
+    int64_t valid_max = config_int(r.config, "valid_max", 0);
+    if ((rc = same_i("layers", &o->layers, r.layers, id)) || (rc = same_i("emb", &o->emb, r.emb, id)) ||
+        (rc = same_i("hidden", &o->hidden, r.hidden, id)) || (rc = same_d("dropout", &o->dropout, r.dropout, id)) ||
+        (rc = same_i("batch", &o->batch, r.batch, id)) ||
+        (rc = same_i("batch-tokens", &o->batch_tokens, r.batch_tokens, id)) ||
+        (rc = same_d("lr", &o->lr, r.lr, id)) || (rc = same_d("clip", &o->clip, r.clip, id)) ||
+        (rc = same_i("seed", &o->seed, r.seed, id)) ||
+        (rc = same_i("reverse-source", &o->reverse_source, r.reverse_source, id)) ||
+        (rc = same_i("max-len", &o->max_len, r.max_len, id)) || (rc = same_i("shards", &o->shards, shards, id)) ||
+        (rc = same_i("valid-max", &o->valid_max, valid_max, id)))
+        goto done;
+    /* these may change on resume */
+    def_i(&o->valid_every, r.valid_every);
+    def_i(&o->save_every, r.save_every);
+    def_i(&o->keep, r.keep);
+    def_i(&o->log_every, log_every);
+    if (o->steps == TRAIN_UNSET && o->epochs == TRAIN_UNSET) {
+        o->steps = r.steps;
+        o->epochs = r.epochs;
+    }
+    if (o->name && strcmp(o->name, r.name) != 0)
+        rc = sl_err(SL_EINVAL, "--name %s conflicts with run %lld (%s)", o->name, (long long)id, r.name);
+done:
+    db_run_clear(&r);
+    return rc;
+}
+
+/* ---- buffers ---- */
+
+static int alloc_shards(struct trainer *t)
+{
+    t->K = (size_t)t->o.shards;
+    t->cap_rows = t->batch->cap_rows;
+    if (t->vbatch && t->vbatch->cap_rows > t->cap_rows)
+        t->cap_rows = t->vbatch->cap_rows;
+    t->cap_s = (size_t)t->o.max_len + SRC_EOS;
+    t->cap_t = (size_t)t->o.max_len;
+    t->sh = calloc(t->K, sizeof *t->sh);
+    t->gs = calloc(t->K, sizeof *t->gs);
+    if (!t->sh || !t->gs)
+        return sl_err(SL_ENOMEM, "out of memory");
+    for (size_t k = 0; k < t->K; k++) {
+        struct shard *s = &t->sh[k];
+        s->src = malloc(t->cap_rows * t->cap_s * sizeof *s->src);
+        s->tgt = malloc(t->cap_rows * t->cap_t * sizeof *s->tgt);
+        s->src_len = malloc(t->cap_rows * sizeof *s->src_len);
+        s->tgt_len = malloc(t->cap_rows * sizeof *s->tgt_len);
+        t->gs[k] = param_buf_create(t->N);
+        if (!s->src || !s->tgt || !s->src_len || !s->tgt_len || !t->gs[k])
+            return sl_err(SL_ENOMEM, "out of memory (%zu gradient buffers of %zu floats)", t->K, t->N);
+    }
+    return 0;
+}
+
+/* Cuts batch b into the K shards (contiguous rows; empty shards when B < K). */
+static int split_batch(struct trainer *t, const struct batch *b)
+{
+    size_t B = b->B, K = t->K;
+    size_t need_B = 0, need_S = 0, need_T = 0;
+    for (size_t k = 0; k < K; k++) {
+        struct shard *s = &t->sh[k];
+        size_t r0 = k * B / K, r1 = (k + 1) * B / K, n = r1 - r0, S = 0, T = 0;
+        for (size_t r = r0; r < r1; r++) {
+            size_t ns = (size_t)b->src_len[r], nt = (size_t)b->tgt_len[r] - 2;
+            S = ns > S ? ns : S;
+            T = nt > T ? nt : T;
+        }
+        if (n > t->cap_rows || S > t->cap_s || T > t->cap_t)
+            return sl_err(SL_EINVAL, "batch larger than the shard buffers");
+        memset(s->src, 0, n * S * sizeof *s->src);
+        memset(s->tgt, 0, n * T * sizeof *s->tgt);
+        for (size_t i = 0; i < n; i++) {
+            size_t r = r0 + i, ns = (size_t)b->src_len[r], nt = (size_t)b->tgt_len[r] - 2;
+            memcpy(s->src + i * S, b->src + r * b->S, ns * sizeof *s->src);
+            memcpy(s->tgt + i * T, b->tgt + r * b->T + 1, nt * sizeof *s->tgt); /* drop BOS and EOS */
+            s->src_len[i] = (int32_t)ns;
+            s->tgt_len[i] = (int32_t)nt;
+        }
+        s->bt = (struct s2s_batch){.B = n, .S = S, .T = T, .src = s->src, .src_len = s->src_len,
+                                   .tgt = s->tgt, .tgt_len = s->tgt_len};
+        need_B = n > need_B ? n : need_B;
+        need_S = S > need_S ? S : need_S;
+        need_T = T > need_T ? T : need_T;
+    }
+    if (need_B > t->ws_B || need_S > t->ws_S || need_T > t->ws_T) {
+        /* grow every workspace here, outside the parallel region */
+        t->ws_B = need_B > t->ws_B ? need_B : t->ws_B;
+        t->ws_S = need_S > t->ws_S ? need_S : t->ws_S;
+        t->ws_T = need_T > t->ws_T ? need_T : t->ws_T;
+        for (int i = 0; i < t->nws; i++) {
+            s2s_workspace_free(t->ws[i]);
+            t->ws[i] = s2s_workspace_create(&t->model, t->ws_B, t->ws_S, t->ws_T);
+            if (!t->ws[i])
+                return SL_ENOMEM;
+        }
+    }
+    return 0;
+}
+
+/* ---- steps ---- */
+
+/* Forward + backward of every shard (gs[k] = d(loss_k)/dw / total), summed into gs[0].
+ * OUT: loss_sum, tokens. */
+static int grad_step(struct trainer *t, size_t total, double *loss_sum)
+{
+    const size_t K = t->K, N = t->N;
+    const float scale = 1.0f / (float)total;
+    const uint64_t seed = (uint64_t)t->o.seed;
+    const int64_t tstep = t->step + 1;
+    const float dropout = t->model.cfg.dropout;
+#pragma omp parallel for num_threads(t->nthreads) schedule(static, 1)
+    for (size_t k = 0; k < K; k++) {
+        struct shard *s = &t->sh[k];
+        struct s2s_workspace *ws = t->ws[omp_get_thread_num() % t->nws];
+        memset(t->gs[k], 0, N * sizeof(float));
+        s->loss = 0;
+        s->n_tokens = 0;
+        s->rc = 0;
+        if (s->bt.B == 0)
+            continue;
+        struct rng r;
+        rng_seed(&r, shard_seed(seed, tstep, k));
+        s->rc = s2s_loss_forward_backward(&t->model, t->w, t->gs[k], ws, &s->bt, scale, dropout > 0 ? &r : NULL,
+                                          &s->loss, &s->n_tokens);
+        if (s->rc)
+            snprintf(s->err, sizeof s->err, "%s", sl_errmsg());
+    }
+    double sum = 0;
+    for (size_t k = 0; k < K; k++) {
+        if (t->sh[k].rc)
+            return sl_err(t->sh[k].rc, "step %lld, shard %zu: %s", (long long)tstep, k, t->sh[k].err);
+        sum += t->sh[k].loss;
+    }
+    *loss_sum = sum;
+    size_t nchunks = (N + CHUNK - 1) / CHUNK;
+    float **gs = t->gs;
+#pragma omp parallel for num_threads(t->nthreads) schedule(static)
+    for (size_t c = 0; c < nchunks; c++) {
+        size_t lo = c * CHUNK, hi = lo + CHUNK < N ? lo + CHUNK : N;
+        float *g0 = gs[0];
+        for (size_t k = 1; k < K; k++) {
+            const float *gk = gs[k];
+            for (size_t i = lo; i < hi; i++)
+                g0[i] += gk[i];
+        }
+    }
+    return 0;
+}
+
+static void adam_update(struct trainer *t)
+{
+    const size_t N = t->N, nchunks = (N + CHUNK - 1) / CHUNK;
+    const struct adam_hparams hp = adam_defaults((float)t->o.lr);
+    const long step = (long)(t->step + 1);
+    float *w = t->w, *g = t->gs[0], *m = t->m, *v = t->v;
+#pragma omp parallel for num_threads(t->nthreads) schedule(static)
+    for (size_t c = 0; c < nchunks; c++) {
+        size_t lo = c * CHUNK, len = lo + CHUNK < N ? CHUNK : N - lo;
+        adam_step(w + lo, g + lo, m + lo, v + lo, len, &hp, step);
+    }
+}
+
+/* Validation perplexity over the valid plan (epoch 0, in order). */
+static int validate(struct trainer *t, double *ppl)
+{
+    double sum = 0;
+    size_t tokens = 0;
+    size_t nb = batch_plan_count(t->vplan);
+    for (size_t i = 0; i < nb; i++) {
+        int rc = batch_plan_fill(t->vplan, i, t->vbatch);
+        if (!rc)
+            rc = split_batch(t, t->vbatch);
+        if (rc)
+            return rc;
+#pragma omp parallel for num_threads(t->nthreads) schedule(static, 1)
+        for (size_t k = 0; k < t->K; k++) {
+            struct shard *s = &t->sh[k];
+            s->loss = 0;
+            s->n_tokens = 0;
+            s->rc = 0;
+            if (s->bt.B == 0)
+                continue;
+            s->rc = s2s_loss_forward(&t->model, t->w, t->ws[omp_get_thread_num() % t->nws], &s->bt, &s->loss,
+                                     &s->n_tokens, NULL);
+            if (s->rc)
+                snprintf(s->err, sizeof s->err, "%s", sl_errmsg());
+        }
+        for (size_t k = 0; k < t->K; k++) {
+            if (t->sh[k].rc)
+                return sl_err(t->sh[k].rc, "validation: %s", t->sh[k].err);
+            sum += t->sh[k].loss;
+            tokens += t->sh[k].n_tokens;
+        }
+    }
+    *ppl = tokens ? exp(sum / (double)tokens) : NAN;
+    return 0;
+}
+
+static void emit(struct trainer *t, struct train_progress *p)
+{
+    if (t->o.progress)
+        t->o.progress(t->o.progress_ctx, p);
+}
+
+static void note(struct trainer *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void note(struct trainer *t, const char *fmt, ...)
+{
+    char buf[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof buf, fmt, ap);
+    va_end(ap);
+    struct train_progress p = {.event = TRAIN_EV_NOTE, .run_id = t->run_id, .step = t->step, .note = buf};
+    emit(t, &p);
+}
+
+static int save(struct trainer *t)
+{
+    struct rng r;
+    rng_seed(&r, shard_seed((uint64_t)t->o.seed, t->step, (size_t)-1));
+    struct ckpt_save_req q = {
+        .run_id = t->run_id,
+        .step = t->step,
+        .epoch = t->epoch,
+        .batch = t->bidx,
+        .src_vocab_id = t->src_vocab_id,
+        .tgt_vocab_id = t->tgt_vocab_id,
+        .model = &t->model,
+        .w = t->w,
+        .m = t->m,
+        .v = t->v,
+        .valid_ppl = t->valid_step == t->step ? t->valid_ppl : NAN,
+        .rng = &r,
+        .keep = t->o.keep,
+    };
+    int64_t id;
+    int rc = ckpt_save(t->db, &q, &id);
+    if (!rc)
+        rc = db_run_update(t->db, t->run_id, "running", t->step, 0, NULL);
+    if (rc)
+        return rc;
+    t->saved_step = t->step;
+    t->last_ckpt = id;
+    struct train_progress p = {.event = TRAIN_EV_SAVE, .run_id = t->run_id, .epoch = t->epoch, .step = t->step,
+                               .checkpoint_id = id};
+    emit(t, &p);
+    return 0;
+}
+
+static int do_validate(struct trainer *t)
+{
+    if (!t->vplan || t->valid_step == t->step)
+        return 0;
+    int rc = validate(t, &t->valid_ppl);
+    if (rc)
+        return rc;
+    t->valid_step = t->step;
+    if ((rc = db_metric_insert(t->db, t->run_id, 0, t->step, "valid", "ppl", t->valid_ppl, "teacher-forced")))
+        return rc;
+    struct train_progress p = {.event = TRAIN_EV_VALID, .run_id = t->run_id, .epoch = t->epoch,
+                               .step = t->step, .valid_ppl = t->valid_ppl};
+    emit(t, &p);
+    return 0;
+}
+
+/* ---- setup ---- */
+
+static int load_data(struct trainer *t)
+{
+    struct corpus_vocab_encoder enc = {.src = t->src_bpe, .tgt = t->tgt_bpe};
+    tok_ids_init(&enc.ids);
+    int rc = 0;
+    t->train = batch_data_create((size_t)t->o.max_len);
+    t->valid = batch_data_create((size_t)t->o.max_len);
+    if (!t->train || !t->valid) {
+        rc = SL_ENOMEM;
+        goto done;
+    }
+    if ((rc = batch_data_load(t->train, t->db, "train", corpus_vocab_encode, &enc)))
+        goto done;
+    if (t->train->n == 0) {
+        rc = sl_err(SL_ENOTFOUND, "%s: no training pairs (import a train split first; %zu dropped as longer than "
+                    "--max-len %lld)", db_path(t->db), t->train->n_long, (long long)t->o.max_len);
+        goto done;
+    }
+    if ((rc = batch_data_load(t->valid, t->db, "valid", corpus_vocab_encode, &enc)))
+        goto done;
+    if (t->o.valid_max > 0 && t->valid->n > (size_t)t->o.valid_max)
+        t->valid->n = (size_t)t->o.valid_max; /* the first valid_max pairs (import order) */
+done:
+    tok_ids_free(&enc.ids);
+    return rc;
+}
+
+static int setup(struct trainer *t)
+{
+    int rc;
+    if (t->o.resume) {
+        if ((rc = corpus_vocab_load(t->db, t->src_vocab_id, &t->src_bpe)))
+            return rc;
+        if (t->tgt_vocab_id == t->src_vocab_id)
+            t->tgt_bpe = t->src_bpe;
+        else if ((rc = corpus_vocab_load(t->db, t->tgt_vocab_id, &t->tgt_bpe)))
+            return rc;
+    } else {
+        if ((rc = corpus_vocab_load_latest(t->db, "src", &t->src_bpe, &t->src_vocab_id)))
+            return rc;
+        if ((rc = corpus_vocab_latest(t->db, "tgt", &t->tgt_vocab_id)))
+            return rc;
+        if (t->tgt_vocab_id == t->src_vocab_id)
+            t->tgt_bpe = t->src_bpe;
+        else if ((rc = corpus_vocab_load(t->db, t->tgt_vocab_id, &t->tgt_bpe)))
+            return rc;
+    }
+    if ((rc = load_data(t)))
+        return rc;
+    struct batch_opts bo = {.max_sents = (size_t)t->o.batch, .max_tokens = (size_t)t->o.batch_tokens,
+                            .seed = (uint64_t)t->o.seed, .src_eos = SRC_EOS};
+    t->plan = batch_plan_create(t->train, &bo);
+    if (!t->plan || !(t->batch = batch_create(t->plan)))
+        return SL_ENOMEM;
+    if (t->valid->n > 0) {
+        t->vplan = batch_plan_create(t->valid, &bo);
+        if (!t->vplan || !(t->vbatch = batch_create(t->vplan)) || (rc = batch_plan_epoch(t->vplan, 0)))
+            return rc ? rc : SL_ENOMEM;
+    }
+    struct s2s_config cfg = {
+        .V_src = bpe_size(t->src_bpe),
+        .V_tgt = bpe_size(t->tgt_bpe),
+        .E = (size_t)t->o.emb,
+        .H = (size_t)t->o.hidden,
+        .L = (size_t)t->o.layers,
+        .dropout = (float)t->o.dropout,
+        .reverse_source = (int)t->o.reverse_source,
+    };
+    if ((rc = s2s_model_init(&t->model, &cfg)))
+        return rc;
+    t->model_ok = 1;
+    t->N = t->model.table.total;
+    t->w = param_buf_create(t->N);
+    t->m = param_buf_create(t->N);
+    t->v = param_buf_create(t->N);
+    if (!t->w || !t->m || !t->v)
+        return sl_err(SL_ENOMEM, "out of memory (model of %zu floats)", t->N);
+    if ((rc = alloc_shards(t)))
+        return rc;
+    t->nthreads = t->o.threads > 0 ? (int)t->o.threads : omp_get_num_procs();
+    if (t->nthreads < 1)
+        t->nthreads = 1;
+    t->nws = t->nthreads < (int)t->K ? t->nthreads : (int)t->K;
+    t->ws = calloc((size_t)t->nws, sizeof *t->ws);
+    if (!t->ws)
+        return SL_ENOMEM;
+    /* sized for a typical shard; split_batch grows them (serially) when a shard needs more */
+    t->ws_B = (t->cap_rows + t->K - 1) / t->K;
+    t->ws_S = t->cap_s;
+    t->ws_T = t->cap_t;
+    if (t->o.batch_tokens > 0) {
+        t->ws_S = t->ws_T = 1;
+        t->ws_B = 1;
+    }
+    for (int i = 0; i < t->nws; i++)
+        if (!(t->ws[i] = s2s_workspace_create(&t->model, t->ws_B, t->ws_S, t->ws_T)))
+            return SL_ENOMEM;
+    return 0;
+}
+
+static void teardown(struct trainer *t)
+{
+    for (int i = 0; t->ws && i < t->nws; i++)
+        s2s_workspace_free(t->ws[i]);
+    free(t->ws);
+    for (size_t k = 0; t->sh && k < t->K; k++) {
+        free(t->sh[k].src);
+        free(t->sh[k].tgt);
+        free(t->sh[k].src_len);
+        free(t->sh[k].tgt_len);
+    }
+    free(t->sh);
+    for (size_t k = 0; t->gs && k < t->K; k++)
+        param_buf_free(t->gs[k]);
+    free(t->gs);
+    param_buf_free(t->w);
+    param_buf_free(t->m);
+    param_buf_free(t->v);
+    if (t->model_ok)
+        s2s_model_free(&t->model);
+    batch_free(t->batch);
+    batch_free(t->vbatch);
+    batch_plan_free(t->plan);
+    batch_plan_free(t->vplan);
+    batch_data_free(t->train);
+    batch_data_free(t->valid);
+    if (t->tgt_bpe != t->src_bpe)
+        bpe_free(t->tgt_bpe);
+    bpe_free(t->src_bpe);
+}
+
+/* ---- the loop ---- */
+
+int train_run(struct db *db, const struct train_opts *opts, struct train_result *out)
+{
+    memset(out, 0, sizeof *out);
+    out->valid_ppl = NAN;
+    snprintf(out->status, sizeof out->status, "failed");
+    struct trainer t;
+    memset(&t, 0, sizeof t);
+    t.db = db;
+    t.o = *opts;
+    t.valid_step = t.saved_step = -1;
+    t.valid_ppl = NAN;
+    int rc = 0, started = 0;
+    const double t0 = now_s();
+    if (t.o.resume && (rc = resume_opts(&t, &t.o)))
+        goto done;
+    defaults(&t.o);
+    if ((rc = check_opts(&t.o)) || (rc = setup(&t)))
+        goto done;
+    gemm_set_threads(1); /* every model call below runs inside OpenMP threads */
+    if (t.o.resume) {
+        int64_t cid;
+        struct ckpt_info ci;
+        if ((rc = ckpt_find(db, t.run_id, "last", &cid)) || (rc = ckpt_info_get(db, cid, &ci)) ||
+            (rc = ckpt_state_load(db, cid, &t.model, t.w, t.m, t.v)))
+            goto done;
+        t.step = ci.step;
+        t.epoch = ci.epoch;
+        t.bidx = ci.batch;
+        t.saved_step = t.step;
+        t.last_ckpt = cid;
+        if (!isnan(ci.valid_ppl)) {
+            t.valid_ppl = ci.valid_ppl;
+            t.valid_step = t.step;
+        }
+        if ((rc = db_ckpt_delete_after(db, t.run_id, t.step)) ||
+            (rc = db_run_update(db, t.run_id, "running", t.step, t.nthreads, "")))
+            goto done;
+        note(&t, "resuming run %lld from checkpoint %lld (step %lld, epoch %lld, batch %lld)", (long long)t.run_id,
+             (long long)cid, (long long)t.step, (long long)t.epoch + 1, (long long)t.bidx);
+    } else {
+        struct rng r;
+        rng_seed(&r, (uint64_t)t.o.seed);
+        s2s_params_init(&t.model, t.w, &r);
+        struct db_run row;
+        char config[1024];
+        run_row(&t, &row, config, sizeof config);
+        if ((rc = db_run_create(db, &row, &t.run_id)))
+            goto done;
+    }
+    started = 1;
+    out->run_id = t.run_id;
+    if ((rc = batch_plan_epoch(t.plan, (uint64_t)t.epoch)))
+        goto done;
+    const size_t per_epoch = batch_plan_count(t.plan);
+    const int64_t total_steps = t.o.steps > 0 ? t.o.steps : t.o.epochs * (int64_t)per_epoch;
+    if (!t.vplan)
+        note(&t, "no valid split: validation perplexity is skipped (import one with --split valid)");
+    if (t.train->n_long || batch_plan_n_over(t.plan))
+        note(&t, "%zu training pairs longer than --max-len %lld left out", t.train->n_long + batch_plan_n_over(t.plan),
+             (long long)t.o.max_len);
+    note(&t, "run %lld: %zu pairs, %zu batches per epoch, %zu parameters, %d threads, %zu shards", (long long)t.run_id,
+         t.train->n, per_epoch, param_table_count(&t.model.table), t.nthreads, t.K);
+
+    const double limit_s = t.o.time_limit_min > 0 ? 60.0 * t.o.time_limit_min : 0;
+    const int64_t step0 = t.step;
+    double int_loss = 0, int_t0 = now_s();
+    size_t int_tok = 0, int_src = 0, int_tgt = 0, all_src = 0, all_tgt = 0;
+    double gnorm = 0;
+    int stopped = 0;
+    for (;;) {
+        if (t.bidx >= (int64_t)per_epoch) {
+            t.epoch++;
+            t.bidx = 0;
+            if ((rc = batch_plan_epoch(t.plan, (uint64_t)t.epoch)))
+                goto done;
+        }
+        if (t.o.steps > 0 ? t.step >= t.o.steps : t.epoch >= t.o.epochs)
+            break;
+        if ((t.o.stop && *t.o.stop) || (limit_s > 0 && now_s() - t0 >= limit_s)) {
+            stopped = 1;
+            break;
+        }
+        if ((rc = batch_plan_fill(t.plan, (size_t)t.bidx, t.batch)) || (rc = split_batch(&t, t.batch)))
+            goto done;
+        size_t total = t.batch->n_tgt_tokens - t.batch->B; /* each row: its tokens and EOS */
+        double loss_sum = 0;
+        if ((rc = grad_step(&t, total, &loss_sum)))
+            goto done;
+        gnorm = clip_global(t.gs[0], t.N, t.o.clip);
+        if (!isfinite(loss_sum) || !isfinite(gnorm)) {
+            rc = sl_err(SL_ENUM,
+                        "step %lld: the loss became %s (gradient norm %g): training diverged; try a smaller "
+                        "--lr; the last good checkpoint (%lld) is kept",
+                        (long long)t.step + 1, isfinite(loss_sum) ? "finite but the gradient not" : "NaN/Inf",
+                        gnorm, (long long)t.last_ckpt);
+            goto done;
+        }
+        adam_update(&t);
+        t.step++;
+        t.bidx++;
+        int_loss += loss_sum;
+        int_tok += total;
+        int_src += t.batch->n_src_tokens;
+        int_tgt += total;
+        all_src += t.batch->n_src_tokens;
+        all_tgt += total;
+        out->steps_done = t.step;
+        int last = t.o.steps > 0 ? t.step >= t.o.steps
+                                 : (t.bidx >= (int64_t)per_epoch && t.epoch + 1 >= t.o.epochs);
+        if (t.step % t.o.log_every == 0 || last) {
+            double now = now_s(), dt = now - int_t0;
+            double rate = (double)(t.step - step0) / (now - t0);
+            double eta = rate > 0 ? (double)(total_steps - t.step) / rate : -1;
+            if (limit_s > 0 && (eta < 0 || eta > limit_s - (now - t0)))
+                eta = limit_s - (now - t0);
+            struct train_progress p = {
+                .event = TRAIN_EV_LOG, .run_id = t.run_id, .epoch = t.epoch, .step = t.step,
+                .total_steps = total_steps, .loss = int_loss / (double)int_tok,
+                .ppl = exp(int_loss / (double)int_tok), .lr = t.o.lr, .grad_norm = gnorm,
+                .src_tok_s = dt > 0 ? (double)int_src / dt : 0, .tgt_tok_s = dt > 0 ? (double)int_tgt / dt : 0,
+                .elapsed_s = now - t0, .eta_s = eta,
+            };
+            struct db_train_log l = {.step = t.step, .epoch = t.epoch, .loss = p.loss, .ppl = p.ppl, .lr = p.lr,
+                                     .grad_norm = gnorm, .src_tok_s = p.src_tok_s, .tgt_tok_s = p.tgt_tok_s,
+                                     .elapsed_s = p.elapsed_s};
+            if ((rc = db_train_log_insert(db, t.run_id, &l)))
+                goto done;
+            emit(&t, &p);
+            out->last_loss = p.loss;
+            int_loss = 0;
+            int_tok = int_src = int_tgt = 0;
+            int_t0 = now_s();
+        }
+        if (t.o.valid_every > 0 && t.step % t.o.valid_every == 0 && (rc = do_validate(&t)))
+            goto done;
+        if (t.o.save_every > 0 && t.step % t.o.save_every == 0 && (rc = save(&t)))
+            goto done;
+    }
+    if ((rc = do_validate(&t)))
+        goto done;
+    if (t.saved_step != t.step && (rc = save(&t)))
+        goto done;
+    snprintf(out->status, sizeof out->status, "%s", stopped ? "stopped" : "done");
+    {
+        char msg[160];
+        snprintf(msg, sizeof msg, "%s after %lld steps", stopped ? ((t.o.stop && *t.o.stop) ? "stopped on request"
+                                                                                          : "stopped at the time limit")
+                                                              : "finished",
+                 (long long)t.step);
+        rc = db_run_update(db, t.run_id, out->status, t.step, 0, msg);
+    }
+    {
+        double el = now_s() - t0;
+        out->src_tok_s = el > 0 ? (double)all_src / el : 0;
+        out->tgt_tok_s = el > 0 ? (double)all_tgt / el : 0;
+    }
+done:
+    out->elapsed_s = now_s() - t0;
+    out->steps_done = t.step;
+    out->epoch = t.epoch;
+    out->valid_ppl = t.valid_ppl;
+    out->last_checkpoint_id = t.last_ckpt;
+    if (started && t.run_id) {
+        int64_t best;
+        if (db_ckpt_find(db, t.run_id, "best", &best) == 0)
+            out->best_checkpoint_id = best;
+    }
+    if (rc && started) {
+        /* keep the message of the failure; the run row says failed */
+        char msg[512];
+        snprintf(msg, sizeof msg, "%s", sl_errmsg());
+        db_run_update(db, t.run_id, "failed", t.saved_step >= 0 ? t.saved_step : 0, 0, msg);
+        sl_err(rc, "%s", msg);
+    }
+    teardown(&t);
+    return rc;
+}

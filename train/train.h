@@ -1,0 +1,87 @@
+/* train/train.h: the training loop. Loads the train (and valid) split with the newest vocabulary,
+ * builds or resumes a run, and takes Adam steps on length-bucketed batches until the step / epoch /
+ * time limit or a stop request, saving checkpoints and logging to the database (train_log, metric,
+ * checkpoint rows; only from the calling thread).
+ * Data parallelism: each batch is cut into `shards` row ranges (independent of the thread count);
+ * OpenMP threads compute the shards' gradients into per-shard buffers, which are summed in shard order
+ * (parallel over parameter chunks), so a run gives bit-identical losses with any number of threads.
+ * Dropout masks of shard k at step t come from an rng seeded by (seed, t, k), so a resumed run
+ * repeats an uninterrupted one exactly (parameters, Adam moments, step and data position restored).
+ * ref: Sutskever, Vinyals & Le 2014 (reversed sources, clipping at 5); Kingma & Ba 2015 (Adam). */
+#ifndef SL_TRAIN_TRAIN_H
+#define SL_TRAIN_TRAIN_H
+
+#include <signal.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct db;
+
+#define TRAIN_UNSET (-1) /* an integer option not given (the default applies, or on resume the run's) */
+
+enum train_event {
+    TRAIN_EV_LOG = 0,   /* a periodic progress line */
+    TRAIN_EV_VALID = 1, /* validation perplexity measured (valid_ppl) */
+    TRAIN_EV_SAVE = 2,  /* a checkpoint was saved (checkpoint_id) */
+    TRAIN_EV_NOTE = 3,  /* a message for the user (note) */
+};
+
+struct train_progress {
+    enum train_event event;
+    int64_t run_id;
+    int64_t epoch, step, total_steps; /* epoch 0-based; step = optimizer steps done */
+    double loss, ppl;                 /* mean per target token since the last log line */
+    double lr, grad_norm;             /* grad_norm before clipping, last step */
+    double src_tok_s, tgt_tok_s;      /* throughput since the last log line */
+    double elapsed_s, eta_s;          /* eta_s < 0: unknown */
+    double valid_ppl;                 /* TRAIN_EV_VALID */
+    int64_t checkpoint_id;            /* TRAIN_EV_SAVE */
+    const char *note;                 /* TRAIN_EV_NOTE (borrowed, valid during the call) */
+};
+
+/* Options. Integers TRAIN_UNSET and doubles NAN mean "not given". On resume, the given model and data
+ * options must equal the run's (SL_EINVAL otherwise); epochs, steps, time_limit_min, threads may
+ * change. */
+struct train_opts {
+    const char *name;                 /* run name (NULL: "run-<id>") */
+    int64_t layers, emb, hidden;      /* 2, 256, 256 */
+    double dropout;                   /* 0.2 */
+    int64_t batch, batch_tokens;      /* 64 sentences; 0 tokens (no budget) */
+    int64_t epochs, steps;            /* 10 epochs; steps 0: no step limit (else it wins) */
+    double lr, clip;                  /* 0.001, 5.0 */
+    int64_t seed;                     /* 1 */
+    int64_t threads;                  /* 0: omp_get_max_threads() */
+    int64_t reverse_source;           /* 1 */
+    int64_t valid_every, save_every;  /* 500, 500 steps (0: only at the end) */
+    int64_t log_every;                /* 50 steps (also written to train_log) */
+    int64_t max_len;                  /* 64 tokens per side */
+    int64_t keep;                     /* 3 checkpoints */
+    int64_t shards;                   /* 4 */
+    int64_t valid_max;                /* validation pairs used (0: all; default 0) */
+    double time_limit_min;            /* NAN or <= 0: none */
+    int resume;                       /* continue the newest run */
+    volatile sig_atomic_t *stop;      /* polled between steps: nonzero = save and stop (may be NULL) */
+    void (*progress)(void *ctx, const struct train_progress *p); /* may be NULL */
+    void *progress_ctx;
+};
+
+struct train_result {
+    int64_t run_id;
+    int64_t steps_done, epoch;
+    int64_t last_checkpoint_id, best_checkpoint_id; /* 0 when none */
+    double last_loss;                 /* mean loss of the last logged interval */
+    double valid_ppl;                 /* last validation perplexity (NAN when none) */
+    double src_tok_s, tgt_tok_s;      /* mean throughput over this invocation */
+    double elapsed_s;
+    char status[16];                  /* done|stopped|failed */
+};
+
+/* Everything unset (see struct train_opts). */
+void train_opts_init(struct train_opts *o);
+/* Trains (see the file comment). Returns 0 when the run finished or stopped on request / time limit
+ * (out->status says which), SL_ENUM when the loss became NaN/Inf (run 'failed', the last good
+ * checkpoint kept), SL_EINVAL for bad options, SL_ENOTFOUND without vocabulary / train pairs / run to
+ * resume, other codes for database or memory errors. *out is filled as far as known in every case. */
+int train_run(struct db *db, const struct train_opts *o, struct train_result *out /* OUT */);
+
+#endif
