@@ -665,3 +665,95 @@ Test(translate_cli, unbuffered_pipe)
     th_rmdir(dir);
     free(dir);
 }
+
+/* ---- learning end to end: import, vocab, train a tiny copy model, eval, translate, score ---- */
+
+static void write_copy(const char *dir, const char *name, size_t n, uint64_t seed)
+{
+    static const char *w10[] = {"haus", "katze", "der", "hund", "baum", "grün", "kind", "ball", "rot", "mit"};
+    struct rng r;
+    rng_seed(&r, seed);
+    struct sbuf s;
+    sbuf_init(&s);
+    for (size_t i = 0; i < n; i++) {
+        size_t k = 1 + rng_below(&r, 4);
+        for (size_t j = 0; j < k; j++)
+            sbuf_printf(&s, "%s%s", j ? " " : "", w10[rng_below(&r, 10)]);
+        sbuf_putc(&s, '\n');
+    }
+    char fn[64];
+    for (int side = 0; side < 2; side++) {
+        snprintf(fn, sizeof fn, "%s.%s", name, side ? "tgt" : "src");
+        char *p = th_path(dir, fn);
+        cr_assert_eq(th_write_file(p, s.data, s.len), 0);
+        free(p);
+    }
+    sbuf_free(&s);
+}
+
+/* The number after " = " on the line of out that starts with name. */
+static double metric_value(const char *out, const char *name)
+{
+    const char *p = strstr(out, name);
+    cr_assert_not_null(p, "%s", out);
+    p = strstr(p, " = ");
+    cr_assert_not_null(p);
+    return strtod(p + 3, NULL);
+}
+
+Test(learn_e2e, train_then_translate_eval_score, .timeout = 120)
+{
+    char *dir = th_tmpdir();
+    write_copy(dir, "train", 300, 11);
+    write_copy(dir, "valid", 30, 12);
+    write_copy(dir, "test", 30, 13);
+    char *db = th_path(dir, "copy.db");
+    char *out = NULL, *err = NULL;
+    cr_assert_eq(runf(NULL, &err, NULL, "import '%s' '%s/train.src' '%s/train.tgt'", db, dir, dir), 0, "%s", err);
+    free(err);
+    cr_assert_eq(runf(NULL, NULL, NULL, "import '%s' '%s/valid.src' '%s/valid.tgt' --split valid", db, dir, dir), 0);
+    cr_assert_eq(runf(NULL, NULL, NULL, "import '%s' '%s/test.src' '%s/test.tgt' --split test", db, dir, dir), 0);
+    cr_assert_eq(runf(NULL, NULL, NULL, "vocab '%s' --size 300 --min-count 1", db), 0);
+    /* before training: no model */
+    cr_assert_eq(runf(NULL, NULL, NULL, "eval '%s'", db), 1);
+    cr_assert_eq(runf(NULL, &err, NULL,
+                      "train '%s' --layers 1 --emb 32 --hidden 64 --steps 500 --batch 32 --lr 0.01 --dropout 0 "
+                      "--valid-every 0 --save-every 0 --log-every 500",
+                      db),
+                 0, "%s", err);
+    free(err);
+    cr_assert_eq(runf(&out, &err, NULL, "eval '%s' --beam 5", db), 0, "%s", err);
+    double bleu = metric_value(out, "BLEU|"), chrf = metric_value(out, "chrF2|");
+    cr_assert_gt(chrf, 60.0, "%s", out); /* a random model scores below 20 */
+    cr_assert_gt(bleu, 15.0, "%s", out);
+    cr_assert_eq(count_rows(db, "SELECT count(*) FROM translation"), 30);
+    cr_assert_eq(count_rows(db, "SELECT count(*) FROM metric WHERE split = 'test' AND name IN ('bleu','chrf')"), 2);
+    free(err);
+    /* translate the test sources (plus an empty and an invalid line) and score them: same numbers */
+    char *src = th_path(dir, "test.src");
+    size_t n;
+    char *text = th_read_file(src, &n);
+    struct sbuf in;
+    sbuf_init(&in);
+    sbuf_append(&in, text, n);
+    sbuf_append(&in, "\n\xfe\xff\n", 4);
+    char *inp = th_path(dir, "in.txt");
+    cr_assert_eq(th_write_file(inp, in.data, in.len), 0);
+    char *tr = NULL;
+    cr_assert_eq(runf(&tr, &err, inp, "translate '%s' --batch 7", db), 1, "%s", err);
+    cr_assert(strstr(err, "line 32: invalid UTF-8 at byte 1"), "%s", err);
+    cr_assert_eq(count_lines(tr), 32);
+    size_t tl = strlen(tr);
+    cr_assert(tl >= 2 && tr[tl - 1] == '\n' && tr[tl - 2] == '\n'); /* lines 31 and 32 are empty */
+    tr[tl - 2] = '\0';
+    char *hp = th_path(dir, "hyp.txt");
+    cr_assert_eq(th_write_file(hp, tr, strlen(tr)), 0);
+    char *sc = NULL;
+    cr_assert_eq(runf(&sc, NULL, hp, "score '%s/test.tgt'", dir), 0);
+    cr_assert_str_eq(sc, out);
+    free(sc), free(hp), free(tr), free(err), free(inp), free(text), free(src), free(out);
+    sbuf_free(&in);
+    free(db);
+    th_rmdir(dir);
+    free(dir);
+}
