@@ -1,8 +1,8 @@
 /* tools/cmd_eval.c: `seqlite eval DB`: translates the stored pairs of one split with a checkpoint
  * (train/translate.h), scores them against the stored references with BLEU and chrF as sacreBLEU 2.x
  * does (hypotheses and references rstripped, as `seqlite score`), and stores, in one transaction,
- * every hypothesis (translation rows) and both scores with their signatures (metric rows). Prints
- * sacreBLEU's text line per metric on stdout and the speed on stderr.
+ * every hypothesis with its log-probability (translation rows) and both scores with their
+ * signatures (metric rows). Prints sacreBLEU's text line per metric on stdout, the speed on stderr.
  * ref: eval/metric.h (output format), corpus/db.h (translation, metric rows). */
 #include "tools/cli.h"
 
@@ -226,7 +226,7 @@ static int run(int argc, char **argv)
             const struct translate_result *res = translator_result(t, i);
             const char *hyp = res->n_hyps ? res->hyps[0].text : "";
             size_t hl = res->n_hyps ? evtext_rstrip(hyp, res->hyps[0].len) : 0;
-            double score = res->n_hyps ? res->hyps[0].score : 0.0;
+            double score = res->n_hyps ? res->hyps[0].logprob : 0.0; /* the column holds log p(hyp) */
             if (res->status)
                 n_bad++;
             const char *ref = p.buf.data + p.tgt_off[a + i];
