@@ -162,6 +162,10 @@ static int run(int argc, char **argv)
     struct sbuf out;
     sbuf_init(&out);
     const char **ptr = NULL;
+    struct sbuf hyps; /* every hypothesis, NUL-terminated, at hyp_off[i] */
+    sbuf_init(&hyps);
+    size_t *hyp_off = NULL;
+    double *hyp_lp = NULL; /* (p.n) log p(hypothesis) */
     struct timespec t0;
 
     rc = db_open(pos[0], 0, &db);
@@ -206,11 +210,12 @@ static int run(int argc, char **argv)
         cli_fail(&cmd_eval, "out of memory");
         goto cleanup;
     }
-    if ((rc = db_begin(db)) != 0) {
-        cli_fail_status(&cmd_eval, rc);
+    /* the hypotheses are kept until the end: the write transaction is short, so a training run
+     * writing to the same database is not held up by the decoding */
+    if (!(hyp_off = malloc(p.n * sizeof *hyp_off)) || !(hyp_lp = malloc(p.n * sizeof *hyp_lp))) {
+        cli_fail(&cmd_eval, "out of memory");
         goto cleanup;
     }
-    in_tx = 1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     double t_decode = 0;
     size_t n_bad = 0;
@@ -231,10 +236,11 @@ static int run(int argc, char **argv)
                 n_bad++;
             const char *ref = p.buf.data + p.tgt_off[a + i];
             size_t rl = evtext_rstrip(ref, p.tgt_len[a + i]);
-            int64_t pid = p.pair_id[a + i], cid = 0;
-            if ((rc = corpus_of(db, &rg, pid, &cid)) != 0 ||
-                (rc = db_translation_insert(db, ck.checkpoint_id, cid, pid, (int)beam, alpha, hyp, score)) != 0) {
-                cli_fail_status(&cmd_eval, rc);
+            int64_t pid = p.pair_id[a + i];
+            hyp_off[a + i] = hyps.len;
+            hyp_lp[a + i] = score;
+            if (sbuf_append(&hyps, hyp, res->n_hyps ? res->hyps[0].len : 0) || sbuf_putc(&hyps, '\0')) {
+                cli_fail(&cmd_eval, "out of memory");
                 goto cleanup;
             }
             if (rl == 0)
@@ -247,6 +253,20 @@ static int run(int argc, char **argv)
     }
     translator_totals(t, NULL, NULL, NULL, &t_decode);
     double wall = elapsed(&t0);
+    if ((rc = db_begin(db)) != 0) {
+        cli_fail_status(&cmd_eval, rc);
+        goto cleanup;
+    }
+    in_tx = 1;
+    for (size_t i = 0; i < p.n; i++) {
+        int64_t cid = 0;
+        if ((rc = corpus_of(db, &rg, p.pair_id[i], &cid)) != 0 ||
+            (rc = db_translation_insert(db, ck.checkpoint_id, cid, p.pair_id[i], (int)beam, alpha,
+                                        hyps.data + hyp_off[i], hyp_lp[i])) != 0) {
+            cli_fail_status(&cmd_eval, rc);
+            goto cleanup;
+        }
+    }
     if ((rc = bleu_report(bleu, &mb)) != 0 || (rc = chrf_report(chrf, &mc)) != 0 ||
         (rc = db_metric_insert(db, ck.run_id, ck.checkpoint_id, ck.step, split, "bleu", mb.score,
                                mb.signature.data)) != 0 ||
@@ -285,6 +305,9 @@ cleanup:
     if (in_tx)
         db_rollback(db);
     free(ptr);
+    free(hyp_off);
+    free(hyp_lp);
+    sbuf_free(&hyps);
     metric_result_free(&mb);
     metric_result_free(&mc);
     sbuf_free(&out);
