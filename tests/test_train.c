@@ -1,0 +1,622 @@
+/* tests/test_train.c: checkpoints (round trip, corrupt rows, pruning, SQL view of the rows), the training
+ * loop (1 vs 2 threads bit-identical, resume equals uninterrupted, stop request, bad options) and the
+ * `seqlite train` command. Each test builds a tiny database (synthetic copy-task pairs, a 300-token
+ * vocabulary) in a temporary directory. The learn_ suite trains a small model to copy (slower). */
+#include <criterion/criterion.h>
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "corpus/db.h"
+#include "corpus/vocab_store.h"
+#include "nn/params.h"
+#include "tests/helpers.h"
+#include "train/checkpoint.h"
+#include "train/train.h"
+#include "util/err.h"
+#include "util/rng.h"
+
+static const char *const WORDS[] = {"red", "blue", "green", "cat", "dog", "sun", "moon", "tree", "fish", "bird",
+                                    "rock", "star"};
+#define NWORDS 12
+
+/* A sentence of 2..max_words words drawn from r. */
+static void sentence(struct rng *r, char *buf, size_t cap, int max_words)
+{
+    int n = 2 + (int)rng_below(r, (uint64_t)(max_words - 1));
+    size_t len = 0;
+    buf[0] = 0;
+    for (int i = 0; i < n; i++)
+        len += (size_t)snprintf(buf + len, cap - len, "%s%s", i ? " " : "", WORDS[rng_below(r, NWORDS)]);
+}
+
+static void add_corpus(struct db *db, const char *name, const char *split, int n, uint64_t seed, int max_words)
+{
+    struct rng r;
+    rng_seed(&r, seed);
+    int64_t cid;
+    cr_assert_eq(db_begin(db), 0);
+    cr_assert_eq(db_corpus_create(db, name, split, "xx", "yy", "a.xx", "a.yy", &cid), 0, "%s", sl_errmsg());
+    char buf[256];
+    for (int i = 0; i < n; i++) {
+        sentence(&r, buf, sizeof buf, max_words);
+        /* copy task: the target is the source */
+        cr_assert_eq(db_pair_insert(db, cid, i + 1, buf, strlen(buf), buf, strlen(buf)), 0);
+    }
+    cr_assert_eq(db_corpus_finish(db, cid, n, 0), 0, "%s", sl_errmsg());
+    cr_assert_eq(db_commit(db), 0);
+}
+
+/* dir/name: n train pairs, 20 valid pairs, a joint vocabulary of 300 tokens. */
+static char *make_db(const char *dir, const char *name, int n, int with_vocab)
+{
+    char *path = th_path(dir, name);
+    struct db *db;
+    cr_assert_eq(db_open(path, DB_CREATE, &db), 0, "%s", sl_errmsg());
+    add_corpus(db, "train", "train", n, 7, 6);
+    add_corpus(db, "valid", "valid", 20, 8, 6);
+    if (with_vocab) {
+        struct corpus_vocab_opts vo = {.size = 300, .mode = CORPUS_VOCAB_JOINT, .min_count = 1, .norm = TOK_NORM_NFKC};
+        struct corpus_vocab_result vr;
+        cr_assert_eq(corpus_vocab_learn(db, &vo, &vr), 0, "%s", sl_errmsg());
+    }
+    db_close(db);
+    return path;
+}
+
+static void tiny_opts(struct train_opts *o)
+{
+    train_opts_init(o);
+    o->layers = 2;
+    o->emb = 8;
+    o->hidden = 12;
+    o->dropout = 0.1; /* dropout on: the per-shard streams must resume exactly too */
+    o->batch = 10;
+    o->lr = 0.01;
+    o->log_every = 1;
+    o->valid_every = 0;
+    o->save_every = 0;
+    o->shards = 3;
+    o->threads = 1;
+}
+
+struct losses {
+    double v[64];
+    int64_t step[64];
+    int n;
+};
+
+static int collect(void *ctx, const struct db_train_log *l)
+{
+    struct losses *L = ctx;
+    if (L->n < 64) {
+        L->v[L->n] = l->loss;
+        L->step[L->n] = l->step;
+        L->n++;
+    }
+    return 0;
+}
+
+static void read_losses(struct db *db, int64_t run_id, struct losses *L)
+{
+    memset(L, 0, sizeof *L);
+    cr_assert_eq(db_train_log_foreach(db, run_id, collect, L), 0, "%s", sl_errmsg());
+}
+
+/* Trains path with o; returns the run's losses and (malloc'd) final parameters. */
+static float *train_and_read(const char *path, const struct train_opts *o, struct losses *L, size_t *n,
+                             struct train_result *res)
+{
+    struct db *db;
+    cr_assert_eq(db_open(path, 0, &db), 0);
+    struct train_result r;
+    int rc = train_run(db, o, &r);
+    cr_assert_eq(rc, 0, "train_run: %s", sl_errmsg());
+    if (res)
+        *res = r;
+    read_losses(db, r.run_id, L);
+    struct ckpt_model m;
+    cr_assert_eq(ckpt_model_load(db, "last", &m), 0, "%s", sl_errmsg());
+    *n = m.model.table.total;
+    float *w = malloc(*n * sizeof *w);
+    memcpy(w, m.w, *n * sizeof *w);
+    ckpt_model_free(&m);
+    db_close(db);
+    return w;
+}
+
+TestSuite(train, .timeout = 120);
+
+Test(train, threads_1_and_2_identical)
+{
+    char *dir = th_tmpdir();
+    char *a = make_db(dir, "a.db", 60, 1), *b = make_db(dir, "b.db", 60, 1);
+    struct train_opts o;
+    tiny_opts(&o);
+    o.steps = 5;
+    struct losses La, Lb;
+    size_t na, nb;
+    float *wa = train_and_read(a, &o, &La, &na, NULL);
+    o.threads = 2;
+    float *wb = train_and_read(b, &o, &Lb, &nb, NULL);
+    cr_assert_eq(La.n, 5);
+    cr_assert_eq(Lb.n, 5);
+    for (int i = 0; i < 5; i++)
+        cr_assert(La.v[i] == Lb.v[i], "step %d: %.17g vs %.17g", i + 1, La.v[i], Lb.v[i]);
+    cr_assert(La.v[4] < La.v[0], "the loss goes down (%g -> %g)", La.v[0], La.v[4]);
+    cr_assert_eq(na, nb);
+    cr_assert(memcmp(wa, wb, na * sizeof *wa) == 0, "final parameters differ");
+    free(wa), free(wb), free(a), free(b);
+    th_rmdir(dir);
+    free(dir);
+}
+
+Test(train, shards_change_result_but_not_threads)
+{
+    /* the shard count is part of the computation: another count gives (slightly) other numbers */
+    char *dir = th_tmpdir();
+    char *a = make_db(dir, "a.db", 60, 1), *b = make_db(dir, "b.db", 60, 1);
+    struct train_opts o;
+    tiny_opts(&o);
+    o.steps = 3;
+    o.dropout = 0;
+    struct losses La, Lb;
+    size_t na, nb;
+    float *wa = train_and_read(a, &o, &La, &na, NULL);
+    o.shards = 1;
+    float *wb = train_and_read(b, &o, &Lb, &nb, NULL);
+    /* step 1 has the same parameters: the same loss up to summation order */
+    cr_assert(fabs(La.v[0] - Lb.v[0]) < 1e-5 * fabs(La.v[0]));
+    cr_assert(memcmp(wa, wb, na * sizeof *wa) != 0);
+    free(wa), free(wb), free(a), free(b);
+    th_rmdir(dir);
+    free(dir);
+}
+
+Test(train, resume_equals_uninterrupted)
+{
+    char *dir = th_tmpdir();
+    char *a = make_db(dir, "a.db", 45, 1), *b = make_db(dir, "b.db", 45, 1);
+    struct train_opts o;
+    tiny_opts(&o);
+    o.threads = 2;
+    o.steps = 8; /* 45 pairs / 10 per batch = 5 batches: crosses an epoch boundary */
+    struct losses La, Lb;
+    size_t na, nb;
+    float *wa = train_and_read(a, &o, &La, &na, NULL);
+    o.steps = 3;
+    free(train_and_read(b, &o, &Lb, &nb, NULL));
+    cr_assert_eq(Lb.n, 3);
+    struct train_opts r;
+    train_opts_init(&r);
+    r.resume = 1;
+    r.steps = 8;
+    r.threads = 1; /* another thread count on resume is allowed and changes nothing */
+    struct train_result res;
+    float *wb = train_and_read(b, &r, &Lb, &nb, &res);
+    cr_assert_eq(res.steps_done, 8);
+    cr_assert_str_eq(res.status, "done");
+    cr_assert_eq(La.n, 8);
+    cr_assert_eq(Lb.n, 8);
+    for (int i = 0; i < 8; i++)
+        cr_assert(La.v[i] == Lb.v[i], "step %lld: %.17g vs %.17g", (long long)La.step[i], La.v[i], Lb.v[i]);
+    cr_assert_eq(na, nb);
+    cr_assert(memcmp(wa, wb, na * sizeof *wa) == 0, "final parameters differ after resume");
+    /* the run row: one run, done, 8 steps */
+    struct db *db;
+    cr_assert_eq(db_open(b, 0, &db), 0);
+    struct db_run run;
+    cr_assert_eq(db_run_get(db, res.run_id, &run), 0);
+    cr_assert_eq(res.run_id, 1);
+    cr_assert_str_eq(run.status, "done");
+    cr_assert_eq(run.steps_done, 8);
+    cr_assert_eq(run.hidden, 12);
+    cr_assert_eq(run.reverse_source, 1);
+    db_run_clear(&run);
+    db_close(db);
+    free(wa), free(wb), free(a), free(b);
+    th_rmdir(dir);
+    free(dir);
+}
+
+Test(train, resume_conflicting_option_is_refused)
+{
+    char *dir = th_tmpdir();
+    char *a = make_db(dir, "a.db", 30, 1);
+    struct train_opts o;
+    tiny_opts(&o);
+    o.steps = 2;
+    struct losses L;
+    size_t n;
+    free(train_and_read(a, &o, &L, &n, NULL));
+    struct db *db;
+    cr_assert_eq(db_open(a, 0, &db), 0);
+    struct train_opts r;
+    train_opts_init(&r);
+    r.resume = 1;
+    r.hidden = 64;
+    struct train_result res;
+    cr_assert_eq(train_run(db, &r, &res), SL_EINVAL);
+    cr_assert(strstr(sl_errmsg(), "--hidden 64 conflicts"), "%s", sl_errmsg());
+    db_close(db);
+    free(a);
+    th_rmdir(dir);
+    free(dir);
+}
+
+static volatile sig_atomic_t stop_now;
+
+static void stop_after_2(void *ctx, const struct train_progress *p)
+{
+    (void)ctx;
+    if (p->event == TRAIN_EV_LOG && p->step >= 2)
+        stop_now = 1;
+}
+
+Test(train, stop_request_saves_and_marks_stopped)
+{
+    char *dir = th_tmpdir();
+    char *a = make_db(dir, "a.db", 30, 1);
+    struct train_opts o;
+    tiny_opts(&o);
+    o.steps = 50;
+    stop_now = 0;
+    o.stop = &stop_now;
+    o.progress = stop_after_2;
+    struct db *db;
+    cr_assert_eq(db_open(a, 0, &db), 0);
+    struct train_result r;
+    cr_assert_eq(train_run(db, &o, &r), 0, "%s", sl_errmsg());
+    cr_assert_str_eq(r.status, "stopped");
+    cr_assert_eq(r.steps_done, 2);
+    struct db_run run;
+    cr_assert_eq(db_run_get(db, r.run_id, &run), 0);
+    cr_assert_str_eq(run.status, "stopped");
+    cr_assert_eq(run.steps_done, 2);
+    cr_assert(run.ended_at[0]);
+    db_run_clear(&run);
+    struct ckpt_info ci;
+    cr_assert_eq(ckpt_info_get(db, r.last_checkpoint_id, &ci), 0);
+    cr_assert_eq(ci.step, 2);
+    cr_assert_eq(ci.batch, 2);
+    /* valid ppl measured at the end and stored as a metric */
+    double v;
+    int64_t step;
+    cr_assert_eq(db_metric_latest(db, r.run_id, "valid", "ppl", &v, &step), 0);
+    cr_assert_eq(step, 2);
+    cr_assert(v > 1 && v == r.valid_ppl);
+    db_close(db);
+    free(a);
+    th_rmdir(dir);
+    free(dir);
+}
+
+Test(train, no_vocabulary_or_bad_options)
+{
+    char *dir = th_tmpdir();
+    char *a = make_db(dir, "a.db", 10, 0);
+    struct db *db;
+    cr_assert_eq(db_open(a, 0, &db), 0);
+    struct train_opts o;
+    tiny_opts(&o);
+    struct train_result r;
+    cr_assert_eq(train_run(db, &o, &r), SL_ENOTFOUND);
+    cr_assert(strstr(sl_errmsg(), "vocab"), "%s", sl_errmsg());
+    tiny_opts(&o);
+    o.dropout = 1.5;
+    cr_assert_eq(train_run(db, &o, &r), SL_EINVAL);
+    tiny_opts(&o);
+    o.resume = 1;
+    cr_assert_eq(train_run(db, &o, &r), SL_ENOTFOUND, "no run to resume");
+    db_close(db);
+    free(a);
+    th_rmdir(dir);
+    free(dir);
+}
+
+/* ---- checkpoints ---- */
+
+struct ck_fixture {
+    char *dir, *path;
+    struct db *db;
+    int64_t run_id, vocab_id;
+    struct s2s_model model;
+    float *w, *m, *v;
+};
+
+static void ck_setup(struct ck_fixture *f)
+{
+    f->dir = th_tmpdir();
+    f->path = make_db(f->dir, "c.db", 20, 1);
+    cr_assert_eq(db_open(f->path, 0, &f->db), 0);
+    cr_assert_eq(corpus_vocab_latest(f->db, "src", &f->vocab_id), 0);
+    struct db_vocab voc;
+    cr_assert_eq(db_vocab_get(f->db, f->vocab_id, &voc), 0);
+    struct s2s_config cfg = {.V_src = (size_t)voc.size, .V_tgt = (size_t)voc.size, .E = 4, .H = 6, .L = 2,
+                             .reverse_source = 1};
+    db_vocab_clear(&voc);
+    cr_assert_eq(s2s_model_init(&f->model, &cfg), 0);
+    size_t N = f->model.table.total;
+    f->w = param_buf_create(N), f->m = param_buf_create(N), f->v = param_buf_create(N);
+    struct rng r;
+    rng_seed(&r, 3);
+    s2s_params_init(&f->model, f->w, &r);
+    for (size_t i = 0; i < f->model.table.n; i++) {
+        const struct param_view *pv = &f->model.table.views[i];
+        param_init_uniform(f->m + pv->offset, pv->size, 1.0f, &r);
+        param_init_uniform(f->v + pv->offset, pv->size, 2.0f, &r);
+    }
+    struct db_run run;
+    memset(&run, 0, sizeof run);
+    run.src_vocab_id = run.tgt_vocab_id = f->vocab_id;
+    run.layers = 2, run.emb = 4, run.hidden = 6, run.reverse_source = 1, run.batch = 8, run.epochs = 1;
+    run.keep = 2;
+    cr_assert_eq(db_run_create(f->db, &run, &f->run_id), 0, "%s", sl_errmsg());
+}
+
+static void ck_teardown(struct ck_fixture *f)
+{
+    param_buf_free(f->w), param_buf_free(f->m), param_buf_free(f->v);
+    s2s_model_free(&f->model);
+    db_close(f->db);
+    th_rmdir(f->dir);
+    free(f->dir), free(f->path);
+}
+
+static int64_t ck_save(struct ck_fixture *f, int64_t step, double ppl, int64_t keep)
+{
+    struct rng r;
+    rng_seed(&r, (uint64_t)step);
+    struct ckpt_save_req q = {.run_id = f->run_id, .step = step, .epoch = 1, .batch = step + 10,
+                              .src_vocab_id = f->vocab_id, .tgt_vocab_id = f->vocab_id, .model = &f->model,
+                              .w = f->w, .m = f->m, .v = f->v, .valid_ppl = ppl, .rng = &r, .keep = keep};
+    int64_t id;
+    cr_assert_eq(ckpt_save(f->db, &q, &id), 0, "%s", sl_errmsg());
+    return id;
+}
+
+/* Runs sqlite3 on the database, returns its output (malloc'd) or NULL when sqlite3 is not installed. */
+static char *sql(const char *path, const char *query)
+{
+    if (system("command -v sqlite3 >/dev/null 2>&1") != 0)
+        return NULL;
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd, "sqlite3 '%s' \"%s\"", path, query);
+    FILE *p = popen(cmd, "r");
+    cr_assert(p);
+    char *buf = calloc(1, 4096);
+    size_t n = fread(buf, 1, 4095, p);
+    buf[n] = 0;
+    pclose(p);
+    return buf;
+}
+
+Test(train, checkpoint_round_trip_bit_exact)
+{
+    struct ck_fixture f;
+    ck_setup(&f);
+    int64_t id = ck_save(&f, 7, 12.5, 3);
+    size_t N = f.model.table.total;
+    float *w = param_buf_create(N), *m = param_buf_create(N), *v = param_buf_create(N);
+    cr_assert_eq(ckpt_state_load(f.db, id, &f.model, w, m, v), 0, "%s", sl_errmsg());
+    cr_assert(memcmp(w, f.w, N * 4) == 0);
+    cr_assert(memcmp(m, f.m, N * 4) == 0);
+    cr_assert(memcmp(v, f.v, N * 4) == 0);
+    struct ckpt_info ci;
+    cr_assert_eq(ckpt_info_get(f.db, id, &ci), 0);
+    cr_assert_eq(ci.step, 7);
+    cr_assert_eq(ci.batch, 17);
+    cr_assert_eq(ci.epoch, 1);
+    cr_assert_eq(ci.is_best, 1);
+    cr_assert(ci.valid_ppl == 12.5);
+    struct rng r;
+    rng_seed(&r, 7);
+    cr_assert(ci.has_rng && memcmp(&ci.rng, &r, sizeof r) == 0);
+    /* the model loader rebuilds the configuration from the run row and loads the vocabulary */
+    struct ckpt_model cm;
+    cr_assert_eq(ckpt_model_load(f.db, "last", &cm), 0, "%s", sl_errmsg());
+    cr_assert_eq(cm.checkpoint_id, id);
+    cr_assert_eq(cm.model.cfg.H, 6);
+    cr_assert_eq(cm.model.cfg.L, 2);
+    cr_assert_eq(cm.model.cfg.reverse_source, 1);
+    cr_assert_eq(cm.model.table.total, N);
+    cr_assert(memcmp(cm.w, f.w, N * 4) == 0);
+    cr_assert_eq(cm.src_bpe, cm.tgt_bpe, "joint vocabulary shared");
+    cr_assert_eq((int64_t)bpe_size(cm.src_bpe), (int64_t)f.model.cfg.V_src);
+    ckpt_model_free(&cm);
+    cr_assert_eq(ckpt_model_load(f.db, "best", &cm), 0);
+    cr_assert_eq(cm.checkpoint_id, id);
+    ckpt_model_free(&cm);
+    char ids[32];
+    snprintf(ids, sizeof ids, "%lld", (long long)id);
+    cr_assert_eq(ckpt_model_load(f.db, ids, &cm), 0);
+    ckpt_model_free(&cm);
+    cr_assert_eq(ckpt_model_load(f.db, "999", &cm), SL_ENOTFOUND);
+    cr_assert_eq(ckpt_model_load(f.db, "newest", &cm), SL_EINVAL);
+    /* what a user sees with SQL */
+    char q[512];
+    snprintf(q, sizeof q,
+             "SELECT count(*), sum(length(data)) FROM tensor WHERE checkpoint_id = %lld AND name NOT LIKE 'adam.%%';"
+             "SELECT shape FROM tensor WHERE checkpoint_id = %lld AND name = 'dec.lstm1.W';"
+             "SELECT step, is_best, json_extract(data_pos, '$.batch') FROM checkpoint WHERE id = %lld",
+             (long long)id, (long long)id, (long long)id);
+    char *out = sql(f.path, q);
+    if (out) {
+        char want[256];
+        snprintf(want, sizeof want, "%zu|%zu\n[24,12]\n7|1|17\n", f.model.table.n, param_table_count(&f.model.table) * 4);
+        cr_assert_str_eq(out, want);
+        free(out);
+    }
+    param_buf_free(w), param_buf_free(m), param_buf_free(v);
+    ck_teardown(&f);
+}
+
+Test(train, corrupt_tensor_rows_are_refused)
+{
+    struct ck_fixture f;
+    ck_setup(&f);
+    /* a checkpoint whose enc.emb has a shape of another model */
+    struct db_checkpoint c;
+    memset(&c, 0, sizeof c);
+    c.run_id = f.run_id, c.step = 1, c.src_vocab_id = c.tgt_vocab_id = f.vocab_id;
+    c.valid_ppl = c.valid_bleu = NAN;
+    int64_t id;
+    cr_assert_eq(db_ckpt_insert(f.db, &c, &id), 0);
+    for (size_t i = 0; i < f.model.table.n; i++) {
+        const struct param_view *pv = &f.model.table.views[i];
+        size_t shape[2] = {pv->shape[0], pv->shape[1]};
+        if (i == 0)
+            shape[1] -= 1;
+        cr_assert_eq(db_tensor_insert(f.db, id, pv->name, pv->ndim, shape, f.w + pv->offset,
+                                      shape[0] * (pv->ndim > 1 ? shape[1] : 1)),
+                     0, "%s", sl_errmsg());
+    }
+    size_t N = f.model.table.total;
+    float *w = param_buf_create(N);
+    cr_assert_eq(ckpt_state_load(f.db, id, &f.model, w, NULL, NULL), SL_ECORRUPT);
+    char want[64];
+    snprintf(want, sizeof want, "checkpoint %lld, tensor enc.emb: shape", (long long)id);
+    cr_assert(strstr(sl_errmsg(), want), "%s", sl_errmsg());
+    /* no Adam moments in this one */
+    cr_assert_eq(ckpt_model_load(f.db, "last", &(struct ckpt_model){0}), SL_ECORRUPT);
+    /* a good checkpoint, then a BLOB of the wrong size (only with the sqlite3 tool) */
+    int64_t good = ck_save(&f, 2, NAN, 5);
+    cr_assert_eq(ckpt_state_load(f.db, good, &f.model, w, f.m, NULL), 0);
+    cr_assert_eq(ckpt_state_load(f.db, id, &f.model, w, f.m, NULL), SL_ECORRUPT);
+    char q[160];
+    snprintf(q, sizeof q, "UPDATE tensor SET data = zeroblob(12) WHERE checkpoint_id = %lld AND name = 'out.b'",
+             (long long)good);
+    char *out = sql(f.path, q);
+    if (out) {
+        free(out);
+        cr_assert_eq(ckpt_state_load(f.db, good, &f.model, w, NULL, NULL), SL_ECORRUPT);
+        snprintf(want, sizeof want, "checkpoint %lld, tensor out.b: 12 bytes", (long long)good);
+        cr_assert(strstr(sl_errmsg(), want), "%s", sl_errmsg());
+    }
+    param_buf_free(w);
+    ck_teardown(&f);
+}
+
+Test(train, prune_keeps_newest_and_best)
+{
+    struct ck_fixture f;
+    ck_setup(&f);
+    int64_t a = ck_save(&f, 1, 50.0, 2);
+    int64_t b = ck_save(&f, 2, 20.0, 2); /* best */
+    int64_t c = ck_save(&f, 3, 30.0, 2);
+    int64_t d = ck_save(&f, 4, NAN, 2);
+    int64_t e = ck_save(&f, 5, 25.0, 2);
+    struct db_checkpoint row;
+    cr_assert_eq(db_ckpt_get(f.db, a, &row), SL_ENOTFOUND);
+    cr_assert_eq(db_ckpt_get(f.db, c, &row), SL_ENOTFOUND);
+    cr_assert_eq(db_ckpt_get(f.db, b, &row), 0);
+    cr_assert_eq(row.is_best, 1);
+    cr_assert_eq(db_ckpt_get(f.db, d, &row), 0);
+    cr_assert_eq(row.is_best, 0);
+    cr_assert(isnan(row.valid_ppl));
+    cr_assert_eq(db_ckpt_get(f.db, e, &row), 0);
+    cr_assert_eq(row.is_best, 0);
+    int64_t id;
+    cr_assert_eq(ckpt_find(f.db, f.run_id, "best", &id), 0);
+    cr_assert_eq(id, b);
+    cr_assert_eq(ckpt_find(f.db, 0, "last", &id), 0);
+    cr_assert_eq(id, e);
+    int64_t n;
+    cr_assert_eq(db_tensor_count(f.db, a, &n), 0);
+    cr_assert_eq(n, 0, "tensors of a deleted checkpoint cascade");
+    cr_assert_eq(db_tensor_count(f.db, b, &n), 0);
+    cr_assert_eq(n, (int64_t)(3 * f.model.table.n));
+    int64_t g = ck_save(&f, 6, 10.0, 2); /* a new best: b loses the mark and is pruned */
+    cr_assert_eq(db_ckpt_get(f.db, b, &row), SL_ENOTFOUND);
+    cr_assert_eq(ckpt_find(f.db, f.run_id, "best", &id), 0);
+    cr_assert_eq(id, g);
+    ck_teardown(&f);
+}
+
+/* ---- CLI ---- */
+
+Test(train, cli_usage_and_errors)
+{
+    char *dir = th_tmpdir();
+    char *novocab = make_db(dir, "n.db", 10, 0);
+    char *err = NULL, args[512];
+    snprintf(args, sizeof args, "train %s --lr 50", novocab);
+    cr_assert_eq(th_run(args, NULL, NULL, &err), 2);
+    cr_assert(strstr(err, "--lr"), "%s", err);
+    free(err);
+    snprintf(args, sizeof args, "train %s --frobnicate", novocab);
+    cr_assert_eq(th_run(args, NULL, NULL, &err), 2);
+    free(err);
+    snprintf(args, sizeof args, "train %s --hidden 0", novocab);
+    cr_assert_eq(th_run(args, NULL, NULL, &err), 2);
+    free(err);
+    snprintf(args, sizeof args, "train %s --reverse-source --no-reverse-source", novocab);
+    cr_assert_eq(th_run(args, NULL, NULL, &err), 2);
+    free(err);
+    cr_assert_eq(th_run("train", NULL, NULL, &err), 2);
+    free(err);
+    snprintf(args, sizeof args, "train %s --steps 2", novocab);
+    cr_assert_eq(th_run(args, NULL, NULL, &err), 1);
+    cr_assert(strstr(err, "seqlite vocab"), "%s", err);
+    free(err);
+    snprintf(args, sizeof args, "train %s/missing.db", dir);
+    cr_assert_eq(th_run(args, NULL, NULL, &err), 1);
+    free(err);
+    /* a tiny real run, then a resume with a conflicting flag */
+    char *ok = make_db(dir, "ok.db", 30, 1);
+    char *out = NULL;
+    snprintf(args, sizeof args,
+             "train %s --layers 1 --emb 8 --hidden 8 --batch 10 --steps 3 --log-every 1 --threads 2", ok);
+    cr_assert_eq(th_run(args, NULL, &out, &err), 0, "%s", err);
+    cr_assert(strstr(out, "run 1: done after 3 steps"), "%s", out);
+    cr_assert(strstr(err, "step 3/3 loss"), "%s", err);
+    cr_assert(strstr(err, "valid ppl"), "%s", err);
+    free(out), free(err);
+    snprintf(args, sizeof args, "train %s --resume --hidden 16", ok);
+    cr_assert_eq(th_run(args, NULL, NULL, &err), 2);
+    cr_assert(strstr(err, "conflicts with run 1"), "%s", err);
+    free(err);
+    snprintf(args, sizeof args, "train %s --resume --steps 5", ok);
+    cr_assert_eq(th_run(args, NULL, &out, &err), 0, "%s", err);
+    cr_assert(strstr(out, "run 1: done after 5 steps"), "%s", out);
+    free(out), free(err);
+    free(novocab), free(ok);
+    th_rmdir(dir);
+    free(dir);
+}
+
+/* ---- learning ---- */
+
+TestSuite(learn_train, .timeout = 300);
+
+Test(learn_train, copy_task_reaches_low_loss)
+{
+    char *dir = th_tmpdir();
+    char *a = make_db(dir, "a.db", 400, 1);
+    struct train_opts o;
+    train_opts_init(&o);
+    o.layers = 1;
+    o.emb = 32;
+    o.hidden = 96;
+    o.dropout = 0;
+    o.batch = 32;
+    o.lr = 0.01;
+    o.steps = 1000;
+    o.log_every = 50;
+    o.valid_every = 0;
+    o.save_every = 0;
+    o.threads = 2;
+    struct losses L;
+    size_t n;
+    struct train_result r;
+    free(train_and_read(a, &o, &L, &n, &r));
+    cr_log_info("copy task: first loss %.3f, last %.4f, valid ppl %.4f", L.v[0], L.v[L.n - 1], r.valid_ppl);
+    cr_assert(L.v[0] > 2.0, "the first 50 steps average well above the end: %g", L.v[0]);
+    cr_assert(L.v[L.n - 1] < 0.1, "last loss %g", L.v[L.n - 1]);
+    cr_assert(r.valid_ppl < 2.0, "valid ppl %g (unseen sentences)", r.valid_ppl);
+    free(a);
+    th_rmdir(dir);
+    free(dir);
+}
