@@ -10,6 +10,10 @@
 
 #include "encoder/encoder.h"
 #include "nn/arena.h"
+#include "nn/embed.h"
+#include "nn/gemm.h"
+#include "nn/lstm.h"
+#include "nn/proj.h"
 #include "util/err.h"
 
 #ifndef S2S_CHUNK
@@ -32,6 +36,11 @@ struct s2s_decoder {
     struct s2s_workspace *ws;
     size_t M, cap;
     float *h, *c, *h2, *c2; /* (L, cap, H) */
+    /* The decoder's weights packed for few-row products (nn/gemm.h), refreshed by s2s_decoder_start:
+     * dec.lstm<l>.W at pk + pk_lstm[l], out.W at pk + pk_out. */
+    float *pk;
+    size_t pk_lstm[NN_MAX_LAYERS], pk_out;
+    float *scr; /* (cap) rows of step scratch: x (E) + lstm_step_packed_floats */
 };
 
 /* ---- model ---- */
@@ -286,6 +295,14 @@ void s2s_state_gather(const struct s2s_model *m, const float *h, const float *c,
 
 /* ---- decoding state ---- */
 
+static size_t max_in(const struct s2s_model *m) { return m->cfg.E > m->cfg.H ? m->cfg.E : m->cfg.H; }
+
+/* Floats of packed-step scratch for M rows: embeddings (M, E), then one layer's step. */
+static size_t step_scratch_floats(const struct s2s_model *m, size_t M)
+{
+    return M * m->cfg.E + lstm_step_packed_floats(M, max_in(m), m->cfg.H);
+}
+
 static int decoder_grow(struct s2s_decoder *d, size_t M)
 {
     if (M <= d->cap)
@@ -299,8 +316,14 @@ static int decoder_grow(struct s2s_decoder *d, size_t M)
             free(p[k]);
         return sl_err(SL_ENOMEM, "out of memory for %zu decoding rows", M);
     }
-    free(d->h), free(d->c), free(d->h2), free(d->c2);
-    d->h = p[0], d->c = p[1], d->h2 = p[2], d->c2 = p[3];
+    float *scr = malloc(step_scratch_floats(d->m, M) * sizeof(float));
+    if (!scr) {
+        for (int k = 0; k < 4; k++)
+            free(p[k]);
+        return sl_err(SL_ENOMEM, "out of memory for %zu decoding rows", M);
+    }
+    free(d->h), free(d->c), free(d->h2), free(d->c2), free(d->scr);
+    d->h = p[0], d->c = p[1], d->h2 = p[2], d->c2 = p[3], d->scr = scr;
     d->cap = M;
     d->M = 0; /* contents are gone */
     return 0;
@@ -315,8 +338,21 @@ struct s2s_decoder *s2s_decoder_create(const struct s2s_model *m, const float *w
     }
     d->m = m;
     d->w = w;
+    const size_t H = m->cfg.H;
+    size_t n = 0;
+    for (size_t l = 0; l < m->cfg.L; l++) {
+        d->pk_lstm[l] = n;
+        n += gemm_packed_floats((l ? H : m->cfg.E) + H, 4 * H);
+    }
+    d->pk_out = n;
+    n += gemm_packed_floats(H, m->cfg.V_tgt);
+    d->pk = param_buf_create(n);
     d->ws = s2s_workspace_create(m, 1, 1, 1);
-    if (!d->ws) {
+    if (!d->ws || !d->pk) {
+        if (d->ws)
+            sl_err(SL_ENOMEM, "out of memory for the packed decoder weights");
+        s2s_workspace_free(d->ws);
+        param_buf_free(d->pk);
         free(d);
         return NULL;
     }
@@ -328,7 +364,8 @@ void s2s_decoder_free(struct s2s_decoder *d)
     if (!d)
         return;
     s2s_workspace_free(d->ws);
-    free(d->h), free(d->c), free(d->h2), free(d->c2);
+    free(d->h), free(d->c), free(d->h2), free(d->c2), free(d->scr);
+    param_buf_free(d->pk);
     free(d);
 }
 
@@ -343,6 +380,12 @@ int s2s_decoder_start(struct s2s_decoder *d, const int32_t *src, const int32_t *
     if (rc)
         return rc;
     const size_t H = d->m->cfg.H, M = B * K;
+    const struct s2s_model *m = d->m;
+    for (size_t l = 0; l < m->cfg.L; l++) {
+        const size_t IH = (l ? H : m->cfg.E) + H;
+        gemm_pack_b(GEMM_T, IH, 4 * H, d->w + m->dec.W[l], IH, d->pk + d->pk_lstm[l]);
+    }
+    gemm_pack_b(GEMM_T, H, m->cfg.V_tgt, d->w + m->out.W, H, d->pk + d->pk_out);
     for (size_t l = 0; l < d->m->cfg.L; l++)
         for (size_t i = 0; i < M; i++) {
             memcpy(d->h + (l * M + i) * H, d->h2 + (l * B + i / K) * H, H * sizeof(float));
@@ -356,7 +399,25 @@ int s2s_decoder_step(struct s2s_decoder *d, const int32_t *prev, size_t M, float
 {
     if (M != d->M)
         return sl_err(SL_EINVAL, "decoding step for %zu rows, but %zu hypotheses are live", M, d->M);
-    return s2s_decode_step(d->m, d->w, d->ws, prev, d->M, d->h, d->c, logprobs);
+    const struct s2s_model *m = d->m;
+    const size_t H = m->cfg.H, E = m->cfg.E, MH = M * H;
+    for (size_t i = 0; i < M; i++)
+        if (prev[i] < 0 || (size_t)prev[i] >= m->cfg.V_tgt)
+            return sl_err(SL_EINVAL, "decoding row %zu: previous token %d outside [0, %zu)", i, (int)prev[i],
+                          m->cfg.V_tgt);
+    if (M == 0)
+        return 0;
+    /* as stack_step + dec_logprobs, with the packed weights */
+    float *x = d->scr, *cell = d->scr + M * E; /* (M, E); lstm_step_packed_floats */
+    embed_forward(d->w + m->dec.emb, m->cfg.V_tgt, E, prev, M, x);
+    for (size_t l = 0; l < m->cfg.L; l++) {
+        const float *in = l == 0 ? x : d->h + (l - 1) * MH; /* (M, I_l) */
+        lstm_step_forward_packed(d->pk + d->pk_lstm[l], d->w + m->dec.b[l], in, M, l ? H : E, H, d->h + l * MH,
+                                 d->c + l * MH, cell);
+    }
+    proj_logprobs_packed(d->pk + d->pk_out, d->w + m->out.b, d->h + (m->cfg.L - 1) * MH, M, H, m->cfg.V_tgt,
+                         logprobs);
+    return 0;
 }
 
 int s2s_decoder_reorder(struct s2s_decoder *d, const size_t *rows, size_t M_new)

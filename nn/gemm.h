@@ -20,4 +20,17 @@ int gemm_get_threads(void);
 /* Name of the OpenBLAS kernel in use ("Haswell", "Cooperlake", ...). Static string. */
 const char *gemm_corename(void);
 
+/* Pre-packed right operand (nn/gemm_packed.c), for products with few rows and a weight reused across
+ * calls (time steps): OpenBLAS repacks its operands on every call, which costs about a third of a
+ * 32-row product. op(B) (K, N) is packed into ceil(N / GEMM_PANEL) panels of (K, GEMM_PANEL) floats,
+ * zero-padded. Single-threaded (whatever gemm_set_threads says); AVX2+FMA when the CPU has it. */
+#define GEMM_PANEL 16
+/* Floats gemm_pack_b writes for op(B) of shape (K, N). */
+size_t gemm_packed_floats(size_t K, size_t N);
+/* P (gemm_packed_floats(K, N)) = op(B) packed; B is stored (K, N) if tb == GEMM_N else (N, K), stride ldb. */
+void gemm_pack_b(enum gemm_trans tb, size_t K, size_t N, const float *B, size_t ldb, float *P);
+/* C (M, N) = A (M, K) · op(B) + beta · C with op(B) packed in P. */
+void gemm_run_packed(size_t M, size_t N, size_t K, const float *A, size_t lda, const float *P, float beta,
+                     float *C, size_t ldc);
+
 #endif

@@ -181,3 +181,19 @@ void lstm_step_forward(const float *W, const float *b, const float *x, size_t M,
     for (size_t r = 0; r < M; r++)
         cell_forward(gates + r * G, b, gates + r * G, c + r * H, c + r * H, h + r * H, tc + r * H, H);
 }
+
+size_t lstm_step_packed_floats(size_t M, size_t I, size_t H) { return M * (I + H) + 5 * M * H; }
+
+void lstm_step_forward_packed(const float *P, const float *b, const float *x, size_t M, size_t I, size_t H,
+                              float *h, float *c, float *scratch)
+{
+    const size_t G = 4 * H, IH = I + H;
+    float *xh = scratch, *gates = scratch + M * IH, *tc = gates + M * G; /* (M, I+H), (M, 4H), (M, H) */
+    for (size_t r = 0; r < M; r++) {
+        memcpy(xh + r * IH, x + r * I, I * sizeof(float));
+        memcpy(xh + r * IH + I, h + r * H, H * sizeof(float));
+    }
+    gemm_run_packed(M, G, IH, xh, IH, P, 0.0f, gates, G);
+    for (size_t r = 0; r < M; r++)
+        cell_forward(gates + r * G, b, gates + r * G, c + r * H, c + r * H, h + r * H, tc + r * H, H);
+}

@@ -42,5 +42,10 @@ void lstm_backward(const float *W, const float *x, const int32_t *lens, size_t T
 size_t lstm_step_floats(size_t M, size_t H);
 void lstm_step_forward(const float *W, const float *b, const float *x, size_t M, size_t I, size_t H,
                        float *h, float *c, float *scratch);
+/* The same step with W pre-packed: P = gemm_pack_b(GEMM_T, I+H, 4H, W, I+H) (nn/gemm.h), one fused
+ * [x | h] product. scratch: lstm_step_packed_floats(M, I, H) floats. */
+size_t lstm_step_packed_floats(size_t M, size_t I, size_t H);
+void lstm_step_forward_packed(const float *P, const float *b, const float *x, size_t M, size_t I, size_t H,
+                              float *h, float *c, float *scratch);
 
 #endif

@@ -97,9 +97,9 @@ void proj_xent_forward_backward(const float *W, const float *b, const float *Y, 
     xent_chunks(W, b, Y, labels, N, H, V, scale, dW, db, dY, scratch, chunk, loss_sum, n_tokens, NULL);
 }
 
-void proj_logprobs(const float *W, const float *b, const float *Y, size_t M, size_t H, size_t V, float *out)
+/* out (M, V) holds logits without the bias: add it and take the log-softmax of every row. */
+static void logsoftmax_rows(const float *b, size_t M, size_t V, float *out)
 {
-    gemm_run(GEMM_N, GEMM_T, M, V, H, 1.0f, Y, H, W, H, 0.0f, out, V);
     for (size_t r = 0; r < M; r++) {
         float *z = out + r * V;
         float mx = -INFINITY;
@@ -117,4 +117,17 @@ void proj_logprobs(const float *W, const float *b, const float *Y, size_t M, siz
         for (size_t k = 0; k < V; k++)
             z[k] -= lse;
     }
+}
+
+void proj_logprobs(const float *W, const float *b, const float *Y, size_t M, size_t H, size_t V, float *out)
+{
+    gemm_run(GEMM_N, GEMM_T, M, V, H, 1.0f, Y, H, W, H, 0.0f, out, V);
+    logsoftmax_rows(b, M, V, out);
+}
+
+void proj_logprobs_packed(const float *P, const float *b, const float *Y, size_t M, size_t H, size_t V,
+                          float *out)
+{
+    gemm_run_packed(M, V, H, Y, H, P, 0.0f, out, V);
+    logsoftmax_rows(b, M, V, out);
 }

@@ -25,5 +25,8 @@ void proj_xent_forward_backward(const float *W, const float *b, const float *Y, 
                                 float *scratch, size_t chunk, double *loss_sum, size_t *n_tokens);
 /* out (M, V) = log_softmax(Y W^T + b) for Y (M, H). */
 void proj_logprobs(const float *W, const float *b, const float *Y, size_t M, size_t H, size_t V, float *out);
+/* The same with W pre-packed: P = gemm_pack_b(GEMM_T, H, V, W, H) (nn/gemm.h). */
+void proj_logprobs_packed(const float *P, const float *b, const float *Y, size_t M, size_t H, size_t V,
+                          float *out);
 
 #endif
