@@ -18,11 +18,16 @@ struct lstm_acts {
     float *h;     /* (T+1, B, H): h[0] = h0, h[t+1] = state after step t; h + B*H is the (T, B, H) output */
     float *c;     /* (T+1, B, H) */
     float *tc;    /* (T, B, H): tanh(c_t) at real steps */
+    float *pk;    /* NULL, or lstm_pack_floats(H) floats of scratch: the recurrent weight is then packed once
+                   * per pass for the per-step products (nn/gemm.h) when BLAS runs one thread */
 };
+
+/* Floats of lstm_acts.pk for hidden size H. */
+size_t lstm_pack_floats(size_t H);
 
 /* Floats lstm_acts_carve needs for (T, B, H); a multiple of 16. */
 size_t lstm_acts_floats(size_t T, size_t B, size_t H);
-/* Points the arrays of a into buf (lstm_acts_floats(T, B, H) floats, 64-byte aligned). */
+/* Points the arrays of a into buf (lstm_acts_floats(T, B, H) floats, 64-byte aligned); a->pk = NULL. */
 void lstm_acts_carve(struct lstm_acts *a, float *buf, size_t T, size_t B, size_t H);
 /* Floats of scratch lstm_backward needs: 3·B·H. */
 size_t lstm_scratch_floats(size_t B, size_t H);

@@ -32,6 +32,9 @@ void stack_acts_carve(struct stack_acts *a, struct arena *ar, const struct stack
     a->dxa = arena_take(ar, TB * max_sz(E, H) * sizeof(float));
     a->dxb = arena_take(ar, TB * max_sz(E, H) * sizeof(float));
     a->scratch = arena_take(ar, lstm_scratch_floats(B, H) * sizeof(float));
+    a->pk = arena_take(ar, lstm_pack_floats(H) * sizeof(float));
+    for (size_t l = 0; l < lay->L; l++)
+        a->layer[l].pk = a->pk; /* the layers run one after the other */
 }
 
 void stack_forward(const struct stack_layout *lay, const float *w, struct stack_acts *a, const float *h0,

@@ -38,6 +38,7 @@ struct stack_acts {
     struct lstm_acts layer[NN_MAX_LAYERS];
     float *dxa, *dxb;                 /* (T, B, max(E, H)) backward ping-pong */
     float *scratch;                   /* lstm_scratch_floats(B, H) */
+    float *pk;                        /* lstm_pack_floats(H): packed recurrent weight, shared by the layers */
 };
 
 /* Takes the arrays of a for (T, B) from ar (see nn/arena.h for the measure-then-carve protocol). */
