@@ -407,7 +407,9 @@ int s2s_decoder_step(struct s2s_decoder *d, const int32_t *prev, size_t M, float
                           m->cfg.V_tgt);
     if (M == 0)
         return 0;
-    /* as stack_step + dec_logprobs, with the packed weights */
+    if (gemm_get_threads() > 1) /* multi-threaded BLAS: OpenBLAS splits each product across its threads */
+        return s2s_decode_step(m, d->w, d->ws, prev, M, d->h, d->c, logprobs);
+    /* as stack_step + dec_logprobs, with the packed weights (single-threaded) */
     float *x = d->scr, *cell = d->scr + M * E; /* (M, E); lstm_step_packed_floats */
     embed_forward(d->w + m->dec.emb, m->cfg.V_tgt, E, prev, M, x);
     for (size_t l = 0; l < m->cfg.L; l++) {
