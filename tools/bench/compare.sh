@@ -1,0 +1,139 @@
+#!/bin/sh
+# tools/bench/compare.sh -- seqlite vs the PyTorch peer (shared/bench/peer_torch.py), side by side.
+# Builds seqlite (release) and sgemm_peak, then runs seqlite and the peer alternately (A B A B ...) for every
+# config / mode / thread count / OpenBLAS kernel and prints a markdown table of medians, with % of the
+# roofline (GEMM FLOPs of flops.md / sgemm 2048^3 GFLOP/s measured here at that thread count and kernel).
+#
+#   sh tools/bench/compare.sh [--quick] [--pairs N] [--cores "Haswell Cooperlake"] [--threads "1 2"]
+#                             [--configs "tiny base"] [--modes "train greedy beam"] [--out FILE.jsonl]
+#   --quick   base train + greedy + beam at 1 and 2 threads, Haswell only, 1 pair      (~3-4 min here)
+#   default   tiny and base, train/greedy/beam, 1 and 2 threads, Haswell and Cooperlake, 3 pairs
+#             (~30 min on this 2-core machine; each pair costs about as much as a quick run per kernel)
+# Env: BUILD (default <repo>/build-bench), PY (default /usr/bin/python3), PEER_DIR (default the
+# shared/bench folder next to the repo), SEQLITE_ARGS (extra flags for seqlite bench, e.g. "--shards 4").
+# Runs during which other processes kept more than 0.25 cores busy are kept but flagged in the table.
+# ref: shared/bench/README.md (method), shared/bench/run_peer.sh.
+set -eu
+REPO=$(cd "$(dirname "$0")/../.." && pwd)
+BUILD=${BUILD:-$REPO/build-bench}
+PY=${PY:-/usr/bin/python3}
+PEER_DIR=${PEER_DIR:-$REPO/../shared/bench}
+SEQLITE_ARGS=${SEQLITE_ARGS:-}
+PAIRS=3 CORES="Haswell Cooperlake" THREADS="1 2" CONFIGS="tiny base" MODES="train greedy beam"
+OUT=${OUT:-$BUILD/compare.jsonl}
+while [ $# -gt 0 ]; do
+  case $1 in
+    --quick) PAIRS=1 CORES=Haswell CONFIGS=base ;;
+    --pairs) PAIRS=$2; shift ;;
+    --cores) CORES=$2; shift ;;
+    --threads) THREADS=$2; shift ;;
+    --configs) CONFIGS=$2; shift ;;
+    --modes) MODES=$2; shift ;;
+    --out) OUT=$2; shift ;;
+    -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
+    *) echo "compare.sh: unknown option $1" >&2; exit 2 ;;
+  esac
+  shift
+done
+START=$(date +%s)
+
+# ---- what it needs ----
+if ! $PY -c 'import torch' 2>/dev/null; then
+  echo "installing python3-torch (Debian package; large)..." >&2
+  apt-get install -y -q python3-torch >&2
+fi
+[ -f "$PEER_DIR/peer_torch.py" ] || { echo "compare.sh: no peer_torch.py in $PEER_DIR" >&2; exit 1; }
+[ -d "$BUILD" ] || meson setup "$BUILD" "$REPO" --buildtype=release >&2
+ninja -C "$BUILD" tools/seqlite >&2
+SEQLITE=$BUILD/tools/seqlite
+cc -O2 -o "$BUILD/sgemm_peak" "$PEER_DIR/sgemm_peak.c" -lopenblas
+: > "$OUT"
+
+# ---- roofline: sgemm 2048^3 at each kernel and thread count (the first table row only) ----
+PEAKS=$BUILD/compare_peaks.txt
+: > "$PEAKS"
+for c in $CORES; do
+  # columns: name(2 words) M N K tA tB MFLOP then (med best) per thread count
+  line=$(OPENBLAS_CORETYPE=$c "$BUILD/sgemm_peak" $THREADS | head -3 | tail -1)
+  i=0
+  for t in $THREADS; do
+    med=$(echo "$line" | awk -v k=$((9 + 2 * i)) '{print $k}')
+    echo "$c $t $med" >> "$PEAKS"
+    i=$((i + 1))
+  done
+done
+echo "sgemm 2048^3 GFLOP/s (kernel threads median):" >&2; cat "$PEAKS" >&2
+
+# ---- runs, alternating seqlite and the peer ----
+args_for() { # config mode -> flags
+  case $1-$2 in
+    tiny-train) echo "--config tiny --steps 60 --warmup 5" ;;
+    base-train) echo "--config base --steps 8 --warmup 2" ;;
+    *-greedy) echo "--config $1 --batch 32 --sentences 64" ;;
+    *-beam) echo "--config $1 --batch 32 --sentences 64 --beam 5" ;;
+  esac
+}
+for p in $(seq "$PAIRS"); do
+  for c in $CORES; do
+    for t in $THREADS; do
+      for cfg in $CONFIGS; do
+        for m in $MODES; do
+          a=$(args_for "$cfg" "$m")
+          echo "pair $p: $c $t threads $cfg $m" >&2
+          OPENBLAS_CORETYPE=$c "$SEQLITE" bench "$m" $a --threads "$t" $SEQLITE_ARGS |
+            sed 's/^{/{"impl": "seqlite", "config": "'"$cfg"'", /' >> "$OUT"
+          (cd "$PEER_DIR" && OPENBLAS_CORETYPE=$c $PY peer_torch.py "$m" $a --threads "$t") |
+            sed 's/^{/{"impl": "peer", "config": "'"$cfg"'", /' >> "$OUT"
+        done
+      done
+    done
+  done
+done
+
+# ---- table ----
+$PY - "$OUT" "$PEAKS" <<'PYEOF'
+import json, statistics as st, sys, collections
+peaks = {}
+for line in open(sys.argv[2]):
+    c, t, g = line.split()
+    peaks[c, int(t)] = float(g)
+runs = collections.defaultdict(list)
+for line in open(sys.argv[1]):
+    j = json.loads(line)
+    runs[j["config"], j["mode"], j["threads"], j["blas"], j["impl"]].append(j)
+
+def gflop_per_unit(j):  # flops.md: GEMM FLOPs per training step / per decoded sentence
+    G, W = 4 * j["hidden"], (j["emb"] + j["hidden"]) + (j["layers"] - 1) * 2 * j["hidden"]
+    B, S, T, H, V = j["batch"], j["src_len"], j["tgt_len"], j["hidden"], j["tgt_vocab"]
+    if j["mode"] == "train":
+        return 3 * (2 * B * S * G * W + 2 * B * T * G * W + 2 * B * T * H * V) / 1e9
+    K = j.get("beam", 1) if j["mode"] == "beam" else 1
+    return (2 * S * G * W + T * (2 * K * G * W + 2 * K * H * V)) / 1e9
+
+def rate(j):
+    return j["steps_per_s"] if j["mode"] == "train" else j["sentences_per_s"]
+
+print("| config | mode | threads | kernel | seqlite tok/s | peer tok/s | ratio | seqlite % roofline | "
+      "peer % roofline | RSS MiB seqlite / peer | runs | others' cores max |")
+print("|---|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+order = {"tiny": 0, "base": 1, "train": 0, "greedy": 1, "beam": 2}
+keys = sorted({k[:4] for k in runs}, key=lambda k: (order.get(k[0], 9), order.get(k[1], 9), k[3], k[2]))
+for cfg, mode, th, blas in keys:
+    a, b = runs.get((cfg, mode, th, blas, "seqlite"), []), runs.get((cfg, mode, th, blas, "peer"), [])
+    if not a or not b:
+        continue
+    ta, tb = st.median(r["tgt_tokens_per_s"] for r in a), st.median(r["tgt_tokens_per_s"] for r in b)
+    peak = peaks.get((blas, th))
+    def roof(rs):
+        if not peak:
+            return "-"
+        return "%.0f%%" % (100 * st.median(rate(r) for r in rs) * gflop_per_unit(rs[0]) / peak)
+    ra, rb = st.median(r["peak_rss_mib"] for r in a), st.median(r["peak_rss_mib"] for r in b)
+    oth = max(r.get("others_cores", 0) for r in a + b)
+    print(f"| {cfg} | {mode} | {th} | {blas} | {ta:.0f} | {tb:.0f} | {ta / tb:.2f} | {roof(a)} | {roof(b)} | "
+          f"{ra:.0f} / {rb:.0f} | {len(a)}+{len(b)} | {oth:.2f}{' (noisy)' if oth > 0.25 else ''} |")
+print()
+print("roofline: sgemm 2048^3 median GFLOP/s per (kernel, threads): " +
+      ", ".join(f"{c} {t}T {g:g}" for (c, t), g in sorted(peaks.items())))
+PYEOF
+echo "compare.sh: $(( $(date +%s) - START )) s; raw runs in $OUT" >&2
