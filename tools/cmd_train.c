@@ -179,7 +179,7 @@ const struct cli_cmd cmd_train = {
              "  --batch-tokens N    padded tokens per batch instead (rows x longest side)\n"
              "  --epochs N          passes over the data (default 10)\n"
              "  --steps N           stop after N updates instead\n"
-             "  --lr X              Adam learning rate (default 0.001)\n"
+             "  --lr X              Adam learning rate (default 0.003)\n"
              "  --clip X            gradient norm clip (default 5)\n"
              "  --seed N            initialisation, batching and dropout seed (default 1)\n"
              "  --threads N         OpenMP threads (default: all cores); results do not depend on it\n"

@@ -7,6 +7,8 @@
  * (parallel over parameter chunks), so a run gives bit-identical losses with any number of threads.
  * Dropout masks of shard k at step t come from an rng seeded by (seed, t, k), so a resumed run
  * repeats an uninterrupted one exactly (parameters, Adam moments, step and data position restored).
+ * Defaults (E 256, H 256, L 2, 64 sentences, Adam 0.003) were measured on 48k en-de pairs with an 8k joint
+ * BPE: ~0.4 s per step on 2 cores, so a 15-minute run takes ~2000 steps (~2.7 epochs).
  * ref: Sutskever, Vinyals & Le 2014 (reversed sources, clipping at 5); Kingma & Ba 2015 (Adam). */
 #ifndef SL_TRAIN_TRAIN_H
 #define SL_TRAIN_TRAIN_H
@@ -48,7 +50,7 @@ struct train_opts {
     double dropout;                   /* 0.2 */
     int64_t batch, batch_tokens;      /* 64 sentences; 0 tokens (no budget) */
     int64_t epochs, steps;            /* 10 epochs; steps 0: no step limit (else it wins) */
-    double lr, clip;                  /* 0.001, 5.0 */
+    double lr, clip;                  /* 0.003, 5.0 */
     int64_t seed;                     /* 1 */
     int64_t threads;                  /* 0: omp_get_max_threads() */
     int64_t reverse_source;           /* 1 */
