@@ -49,6 +49,8 @@ static void add_corpus(struct db *db, const char *name, const char *split, int n
     cr_assert_eq(db_commit(db), 0);
 }
 
+static int no_valid; /* make_db leaves out the valid split */
+
 /* dir/name: n train pairs, 20 valid pairs, a joint vocabulary of 300 tokens. */
 static char *make_db(const char *dir, const char *name, int n, int with_vocab)
 {
@@ -56,7 +58,8 @@ static char *make_db(const char *dir, const char *name, int n, int with_vocab)
     struct db *db;
     cr_assert_eq(db_open(path, DB_CREATE, &db), 0, "%s", sl_errmsg());
     add_corpus(db, "train", "train", n, 7, 6);
-    add_corpus(db, "valid", "valid", 20, 8, 6);
+    if (!no_valid)
+        add_corpus(db, "valid", "valid", 20, 8, 6);
     if (with_vocab) {
         struct corpus_vocab_opts vo = {.size = 300, .mode = CORPUS_VOCAB_JOINT, .min_count = 1, .norm = TOK_NORM_NFKC};
         struct corpus_vocab_result vr;
@@ -287,6 +290,50 @@ Test(train, stop_request_saves_and_marks_stopped)
     cr_assert_eq(db_metric_latest(db, r.run_id, "valid", "ppl", &v, &step), 0);
     cr_assert_eq(step, 2);
     cr_assert(v > 1 && v == r.valid_ppl);
+    db_close(db);
+    free(a);
+    th_rmdir(dir);
+    free(dir);
+}
+
+struct notes {
+    int n_valid, saw_skip_note;
+};
+
+static void count_events(void *ctx, const struct train_progress *p)
+{
+    struct notes *n = ctx;
+    n->n_valid += p->event == TRAIN_EV_VALID;
+    n->saw_skip_note |= p->event == TRAIN_EV_NOTE && strstr(p->note, "no valid split") != NULL;
+}
+
+Test(train, without_valid_split_validation_is_skipped)
+{
+    char *dir = th_tmpdir();
+    no_valid = 1;
+    char *a = make_db(dir, "a.db", 30, 1);
+    no_valid = 0;
+    struct train_opts o;
+    tiny_opts(&o);
+    o.steps = 4;
+    o.valid_every = 2;
+    struct notes n = {0, 0};
+    o.progress = count_events;
+    o.progress_ctx = &n;
+    struct db *db;
+    cr_assert_eq(db_open(a, 0, &db), 0);
+    struct train_result r;
+    cr_assert_eq(train_run(db, &o, &r), 0, "%s", sl_errmsg());
+    cr_assert_str_eq(r.status, "done");
+    cr_assert(isnan(r.valid_ppl));
+    cr_assert_eq(n.n_valid, 0);
+    cr_assert(n.saw_skip_note);
+    double v;
+    cr_assert_eq(db_metric_latest(db, r.run_id, "valid", "ppl", &v, NULL), SL_ENOTFOUND);
+    /* the final checkpoint exists; without validation "best" falls back to the newest */
+    int64_t id;
+    cr_assert_eq(ckpt_find(db, r.run_id, "best", &id), 0);
+    cr_assert_eq(id, r.last_checkpoint_id);
     db_close(db);
     free(a);
     th_rmdir(dir);
