@@ -658,13 +658,14 @@ int train_run(struct db *db, const struct train_opts *opts, struct train_result 
     t.o = *opts;
     t.valid_step = t.saved_step = -1;
     t.valid_ppl = NAN;
-    int rc = 0, started = 0;
+    int rc = 0, started = 0, gemm_threads = 0;
     const double t0 = now_s();
     if (t.o.resume && (rc = resume_opts(&t, &t.o)))
         goto done;
     defaults(&t.o);
     if ((rc = check_opts(&t.o)) || (rc = setup(&t)))
         goto done;
+    gemm_threads = gemm_get_threads();
     gemm_set_threads(1); /* every model call below runs inside OpenMP threads */
     if (t.o.resume) {
         int64_t cid;
@@ -821,6 +822,8 @@ done:
         db_run_update(db, t.run_id, "failed", t.saved_step >= 0 ? t.saved_step : 0, 0, msg);
         sl_err(rc, "%s", msg);
     }
+    if (gemm_threads > 0)
+        gemm_set_threads(gemm_threads);
     teardown(&t);
     return rc;
 }
