@@ -22,9 +22,9 @@ const char *gemm_corename(void);
 
 /* Pre-packed right operand (nn/gemm_packed.c), for products with few rows and a weight reused across
  * calls (time steps): OpenBLAS repacks its operands on every call, which costs about a third of a
- * 32-row product. op(B) (K, N) is packed into ceil(N / GEMM_PANEL) panels of (K, GEMM_PANEL) floats,
- * zero-padded. Single-threaded (whatever gemm_set_threads says); AVX2+FMA when the CPU has it. */
-#define GEMM_PANEL 16
+ * 32-row product. op(B) (K, N) is packed into zero-padded panels of (K, 16) floats (AVX2) or (K, 32)
+ * (AVX-512, used when OpenBLAS runs AVX-512 kernels). Single-threaded (whatever gemm_set_threads says). */
+#define GEMM_PANEL_MAX 32
 /* Floats gemm_pack_b writes for op(B) of shape (K, N). */
 size_t gemm_packed_floats(size_t K, size_t N);
 /* P (gemm_packed_floats(K, N)) = op(B) packed; B is stored (K, N) if tb == GEMM_N else (N, K), stride ldb. */

@@ -3,8 +3,9 @@
  * repacks the whole weight on every call; the profile of greedy decoding showed its packing routine
  * (sgemm_incopy) at 32% of the time. Packing a weight once per batch (decoding) or once per layer and
  * pass (training's recurrent products) removes that cost.
- * Kernels: 6 rows x 16 columns of C in 12 AVX2 registers, or 12 rows x 16 in 12 AVX-512 registers (used
- * only when OpenBLAS runs AVX-512 kernels too); k blocked by 256 so a 16 KiB panel block stays in L1;
+ * Kernels: 6 rows x 16 columns of C in 12 AVX2 registers (16-wide panels), or 12 rows x 32 in 24 AVX-512
+ * registers (32-wide panels; used only when OpenBLAS runs AVX-512 kernels too); k blocked so a 16 KiB
+ * panel block stays in L1;
  * chosen at run time (__builtin_cpu_supports), with a portable loop as fallback. Single-threaded.
  * Measured (1 thread, M = 32, N = 2048, K = 768, NT): OpenBLAS Haswell 46-54 GFLOP/s, this AVX2 62-67.
  * ref: Goto & van de Geijn 2008 (packing, register blocking); OpenBLAS Haswell sgemm 6x16 micro-kernel. */
@@ -20,35 +21,41 @@
 #define HAVE_X86 0
 #endif
 
-#define PANEL GEMM_PANEL
-#define KC 256
+#define PANEL 16     /* AVX2 / portable panel width */
+#define PANEL512 32  /* AVX-512 panel width (two registers per row) */
+#define KC 256       /* k block: 16 KiB of a 16-wide panel */
+#define KC512 128    /* 16 KiB of a 32-wide panel */
 #define MR 6
 #define MR512 12
 
-size_t gemm_packed_floats(size_t K, size_t N) { return (N + PANEL - 1) / PANEL * PANEL * K; }
+static int isa_level(void);
+
+size_t gemm_packed_floats(size_t K, size_t N) { return (N + GEMM_PANEL_MAX - 1) / GEMM_PANEL_MAX * GEMM_PANEL_MAX * K; }
+
+static size_t panel_width(void) { return isa_level() == 2 ? PANEL512 : PANEL; }
 
 void gemm_pack_b(enum gemm_trans tb, size_t K, size_t N, const float *B, size_t ldb, float *P)
 {
-    const size_t np = (N + PANEL - 1) / PANEL;
+    const size_t pw = panel_width(), np = (N + pw - 1) / pw;
     for (size_t j = 0; j < np; j++) {
-        float *pj = P + j * PANEL * K; /* (K, 16) */
-        const size_t n0 = j * PANEL, nn = N - n0 < PANEL ? N - n0 : PANEL;
+        float *pj = P + j * pw * K; /* (K, pw) */
+        const size_t n0 = j * pw, nn = N - n0 < pw ? N - n0 : pw;
         if (tb == GEMM_T) { /* op(B)(k, n) = B[n * ldb + k] */
-            if (nn < PANEL)
-                memset(pj, 0, PANEL * K * sizeof(float));
+            if (nn < pw)
+                memset(pj, 0, pw * K * sizeof(float));
             for (size_t c = 0; c < nn; c++) {
                 const float *src = B + (n0 + c) * ldb;
                 for (size_t k = 0; k < K; k++)
-                    pj[k * PANEL + c] = src[k];
+                    pj[k * pw + c] = src[k];
             }
         } else { /* op(B)(k, n) = B[k * ldb + n] */
             for (size_t k = 0; k < K; k++) {
                 const float *src = B + k * ldb + n0;
                 size_t c = 0;
                 for (; c < nn; c++)
-                    pj[k * PANEL + c] = src[c];
-                for (; c < PANEL; c++)
-                    pj[k * PANEL + c] = 0.0f;
+                    pj[k * pw + c] = src[c];
+                for (; c < pw; c++)
+                    pj[k * pw + c] = 0.0f;
             }
         }
     }
@@ -124,25 +131,33 @@ __attribute__((target("avx2,fma"))) static void tile_avx2(size_t mr, size_t nn, 
     }
 }
 
-/* AVX-512 tile, mr <= 12 rows of one 16-float register each (masked at the column edge). */
+/* AVX-512 tile, mr <= 12 rows x 32 columns in 24 registers (masked at the column edge, nn <= 32). */
 __attribute__((target("avx512f"), always_inline)) static inline void
 tile_avx512_mr(const size_t mr, size_t nn, size_t kc, const float *A, size_t lda, const float *pb, float *C,
                size_t ldc, int load)
 {
-    __m512 acc[MR512];
-    const __mmask16 msk = (__mmask16)((1u << nn) - 1u);
+    __m512 c0[MR512], c1[MR512];
+    const __mmask16 m0 = (__mmask16)(nn >= 16 ? 0xFFFFu : (1u << nn) - 1u);
+    const __mmask16 m1 = (__mmask16)(nn <= 16 ? 0u : (1u << (nn - 16)) - 1u);
 #pragma GCC unroll 12
-    for (size_t r = 0; r < mr; r++)
-        acc[r] = load ? _mm512_maskz_loadu_ps(msk, C + r * ldc) : _mm512_setzero_ps();
+    for (size_t r = 0; r < mr; r++) {
+        c0[r] = load ? _mm512_maskz_loadu_ps(m0, C + r * ldc) : _mm512_setzero_ps();
+        c1[r] = load ? _mm512_maskz_loadu_ps(m1, C + r * ldc + 16) : _mm512_setzero_ps();
+    }
     for (size_t k = 0; k < kc; k++) {
-        __m512 b = _mm512_loadu_ps(pb + k * PANEL);
+        __m512 b0 = _mm512_loadu_ps(pb + k * PANEL512), b1 = _mm512_loadu_ps(pb + k * PANEL512 + 16);
 #pragma GCC unroll 12
-        for (size_t r = 0; r < mr; r++)
-            acc[r] = _mm512_fmadd_ps(_mm512_set1_ps(A[r * lda + k]), b, acc[r]);
+        for (size_t r = 0; r < mr; r++) {
+            __m512 a = _mm512_set1_ps(A[r * lda + k]);
+            c0[r] = _mm512_fmadd_ps(a, b0, c0[r]);
+            c1[r] = _mm512_fmadd_ps(a, b1, c1[r]);
+        }
     }
 #pragma GCC unroll 12
-    for (size_t r = 0; r < mr; r++)
-        _mm512_mask_storeu_ps(C + r * ldc, msk, acc[r]);
+    for (size_t r = 0; r < mr; r++) {
+        _mm512_mask_storeu_ps(C + r * ldc, m0, c0[r]);
+        _mm512_mask_storeu_ps(C + r * ldc + 16, m1, c1[r]);
+    }
 }
 
 __attribute__((target("avx512f"))) static void tile_avx512(size_t mr, size_t nn, size_t kc, const float *A,
@@ -188,6 +203,8 @@ static int isa_level(void)
     v = lv;
     return v;
 }
+#else
+static int isa_level(void) { return 0; }
 #endif
 
 void gemm_run_packed(size_t M, size_t N, size_t K, const float *A, size_t lda, const float *P, float beta,
@@ -203,19 +220,19 @@ void gemm_run_packed(size_t M, size_t N, size_t K, const float *A, size_t lda, c
             return;
         beta = 1.0f;
     }
-    const size_t np = (N + PANEL - 1) / PANEL;
+    const size_t pw = panel_width(), np = (N + pw - 1) / pw, kcb = pw == PANEL512 ? KC512 : KC;
 #if HAVE_X86
     const int isa = isa_level();
     const size_t mstep = isa == 2 ? MR512 : MR;
 #else
     const size_t mstep = MR;
 #endif
-    for (size_t k0 = 0; k0 < K; k0 += KC) {
-        const size_t kc = K - k0 < KC ? K - k0 : KC;
+    for (size_t k0 = 0; k0 < K; k0 += kcb) {
+        const size_t kc = K - k0 < kcb ? K - k0 : kcb;
         const int load = k0 > 0 || beta != 0.0f;
         for (size_t j = 0; j < np; j++) {
-            const size_t n0 = j * PANEL, nn = N - n0 < PANEL ? N - n0 : PANEL;
-            const float *pb = P + j * PANEL * K + k0 * PANEL; /* (kc, 16) */
+            const size_t n0 = j * pw, nn = N - n0 < pw ? N - n0 : pw;
+            const float *pb = P + j * pw * K + k0 * pw; /* (kc, pw) */
             for (size_t i = 0; i < M; i += mstep) {
                 const size_t mr = M - i < mstep ? M - i : mstep;
                 const float *a = A + i * lda + k0;
