@@ -43,10 +43,13 @@ void gemm_pack_b(enum gemm_trans tb, size_t K, size_t N, const float *B, size_t 
         if (tb == GEMM_T) { /* op(B)(k, n) = B[n * ldb + k] */
             if (nn < pw)
                 memset(pj, 0, pw * K * sizeof(float));
-            for (size_t c = 0; c < nn; c++) {
-                const float *src = B + (n0 + c) * ldb;
-                for (size_t k = 0; k < K; k++)
-                    pj[k * pw + c] = src[k];
+            for (size_t k0 = 0; k0 < K; k0 += 64) { /* blocks of 64 k: the panel block stays in L1 */
+                const size_t k1 = K - k0 < 64 ? K : k0 + 64;
+                for (size_t c = 0; c < nn; c++) {
+                    const float *src = B + (n0 + c) * ldb;
+                    for (size_t k = k0; k < k1; k++)
+                        pj[k * pw + c] = src[k];
+                }
             }
         } else { /* op(B)(k, n) = B[k * ldb + n] */
             for (size_t k = 0; k < K; k++) {
