@@ -60,7 +60,10 @@ int bench_config(struct bench_opts *o, const char *name)
 }
 
 /* sum over layers of (I_l + H) */
-static double lstm_width(const struct bench_opts *o) { return (double)(o->E + o->H) + (double)(o->L - 1) * 2.0 * (double)o->H; }
+static double lstm_width(const struct bench_opts *o)
+{
+    return (double)(o->E + o->H) + (double)(o->L - 1) * 2.0 * (double)o->H;
+}
 
 double bench_train_flops(const struct bench_opts *o)
 {
@@ -73,7 +76,8 @@ double bench_decode_flops(const struct bench_opts *o, size_t n)
 {
     const double G = 4.0 * (double)o->H, W = lstm_width(o), N = (double)n;
     const double M = N * (double)(o->mode == BENCH_BEAM ? o->K : 1);
-    return 2.0 * N * (double)o->S * G * W + (double)o->T * (2.0 * M * G * W + 2.0 * M * (double)o->H * (double)o->V_tgt);
+    return 2.0 * N * (double)o->S * G * W +
+           (double)o->T * (2.0 * M * G * W + 2.0 * M * (double)o->H * (double)o->V_tgt);
 }
 
 static void rand_ids(struct rng *r, int32_t *x, size_t n, size_t V)
