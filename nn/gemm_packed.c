@@ -230,11 +230,12 @@ void gemm_run_packed(size_t M, size_t N, size_t K, const float *A, size_t lda, c
 #else
     const size_t mstep = MR;
 #endif
-    for (size_t k0 = 0; k0 < K; k0 += kcb) {
-        const size_t kc = K - k0 < kcb ? K - k0 : kcb;
-        const int load = k0 > 0 || beta != 0.0f;
-        for (size_t j = 0; j < np; j++) {
-            const size_t n0 = j * pw, nn = N - n0 < pw ? N - n0 : pw;
+    /* panel-major: the (M, pw) column of C stays in L1/L2 across the k blocks, A (M, K) stays in L2 */
+    for (size_t j = 0; j < np; j++) {
+        const size_t n0 = j * pw, nn = N - n0 < pw ? N - n0 : pw;
+        for (size_t k0 = 0; k0 < K; k0 += kcb) {
+            const size_t kc = K - k0 < kcb ? K - k0 : kcb;
+            const int load = k0 > 0 || beta != 0.0f;
             const float *pb = P + j * pw * K + k0 * pw; /* (kc, pw) */
             for (size_t i = 0; i < M; i += mstep) {
                 const size_t mr = M - i < mstep ? M - i : mstep;
