@@ -10,10 +10,10 @@
 #   --ref-peaks  use the quiet-machine sgemm 2048^3 medians of shared/bench/README.md (Haswell 56 / 104,
 #             Cooperlake 86 / 172 GFLOP/s at 1 / 2 threads) instead of measuring them (on a busy machine)
 #   default   tiny and base, train/greedy/beam, 1 and 2 threads, Haswell and Cooperlake, 3 pairs
-#             (~30 min on this 2-core machine; each pair costs about as much as a quick run per kernel)
+#             (~5 min per pair here: --pairs 1 took 298 s, so the default 3 pairs ~15 min)
 # Env: BUILD (default <repo>/build-bench), PY (default /usr/bin/python3), PEER_DIR (default the
 # shared/bench folder next to the repo), SEQLITE_ARGS (extra flags for seqlite bench, e.g. "--shards 4").
-# Runs during which other processes kept more than 0.25 cores busy are kept but flagged in the table.
+# Medians use the runs during which other processes kept at most 0.25 cores busy (all runs, starred, if none).
 # ref: shared/bench/README.md (method), shared/bench/run_peer.sh.
 set -eu
 REPO=$(cd "$(dirname "$0")/../.." && pwd)
@@ -123,15 +123,20 @@ def gflop_per_unit(j):  # flops.md: GEMM FLOPs per training step / per decoded s
 def rate(j):
     return j["steps_per_s"] if j["mode"] == "train" else j["sentences_per_s"]
 
+def pick(rs):  # runs with at most 0.25 cores of other load, else all of them
+    clean = [r for r in rs if r.get("others_cores", 0) <= 0.25]
+    return (clean, "") if clean else (rs, "*")
+
 print("| config | mode | threads | kernel | seqlite tok/s | peer tok/s | ratio | seqlite % roofline | "
-      "peer % roofline | RSS MiB seqlite / peer | runs | others' cores max |")
-print("|---|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+      "peer % roofline | RSS MiB seqlite / peer | clean runs seqlite, peer |")
+print("|---|---|---:|---|---:|---:|---:|---:|---:|---:|---:|")
 order = {"tiny": 0, "base": 1, "train": 0, "greedy": 1, "beam": 2}
 keys = sorted({k[:4] for k in runs}, key=lambda k: (order.get(k[0], 9), order.get(k[1], 9), k[3], k[2]))
 for cfg, mode, th, blas in keys:
-    a, b = runs.get((cfg, mode, th, blas, "seqlite"), []), runs.get((cfg, mode, th, blas, "peer"), [])
-    if not a or not b:
+    a0, b0 = runs.get((cfg, mode, th, blas, "seqlite"), []), runs.get((cfg, mode, th, blas, "peer"), [])
+    if not a0 or not b0:
         continue
+    (a, fa), (b, fb) = pick(a0), pick(b0)
     ta, tb = st.median(r["tgt_tokens_per_s"] for r in a), st.median(r["tgt_tokens_per_s"] for r in b)
     peak = peaks.get((blas, th))
     def roof(rs):
@@ -139,10 +144,10 @@ for cfg, mode, th, blas in keys:
             return "-"
         return "%.0f%%" % (100 * st.median(rate(r) for r in rs) * gflop_per_unit(rs[0]) / peak)
     ra, rb = st.median(r["peak_rss_mib"] for r in a), st.median(r["peak_rss_mib"] for r in b)
-    oth = max(r.get("others_cores", 0) for r in a + b)
-    print(f"| {cfg} | {mode} | {th} | {blas} | {ta:.0f} | {tb:.0f} | {ta / tb:.2f} | {roof(a)} | {roof(b)} | "
-          f"{ra:.0f} / {rb:.0f} | {len(a)}+{len(b)} | {oth:.2f}{' (noisy)' if oth > 0.25 else ''} |")
+    print(f"| {cfg} | {mode} | {th} | {blas} | {ta:.0f}{fa} | {tb:.0f}{fb} | {ta / tb:.2f} | {roof(a)} | {roof(b)} | "
+          f"{ra:.0f} / {rb:.0f} | {len(a) if not fa else 0}/{len(a0)}, {len(b) if not fb else 0}/{len(b0)} |")
 print()
+print("\\* no run without other load (more than 0.25 cores busy elsewhere): median of all runs.")
 print("roofline: sgemm 2048^3 median GFLOP/s per (kernel, threads): " +
       ", ".join(f"{c} {t}T {g:g}" for (c, t), g in sorted(peaks.items())))
 PYEOF
