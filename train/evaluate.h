@@ -1,0 +1,51 @@
+/* train/evaluate.h: translating the stored pairs of a split and scoring the hypotheses against the
+ * stored targets with BLEU and chrF2 as sacreBLEU 2.x does (both sides rstripped, as `seqlite score`;
+ * empty references skipped). The one code path behind `seqlite eval` and training's validation BLEU.
+ * Pairs are translated EVAL_ROUND at a time (translator_run sorts each round by length), so memory
+ * holds the split's texts and the best hypotheses, not a round's decoder states for every pair.
+ * ref: eval/metric.h (results, signatures), train/translate.h (the decoding). */
+#ifndef SL_TRAIN_EVALUATE_H
+#define SL_TRAIN_EVALUATE_H
+
+#include "eval/metric.h"
+#include "util/sbuf.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct db;
+struct translator;
+
+/* The pairs of a split, in import order: texts in one buffer. */
+struct eval_set {
+    struct sbuf buf;
+    int64_t *pair_id;                         /* (n) */
+    size_t *src_off, *src_len, *tgt_off, *tgt_len; /* (n) into buf */
+    size_t n, cap, limit;
+};
+
+/* Reads the first `limit` pairs (0: all) of split into s (initialised here). 0, or a database / memory
+ * error (s is then empty; eval_set_free is harmless). n == 0 is not an error. */
+int eval_set_load(struct db *db, const char *split, size_t limit, struct eval_set *s /* OUT */);
+void eval_set_free(struct eval_set *s);
+
+/* What one evaluation gives. */
+struct eval_out {
+    struct metric_result bleu, chrf;
+    size_t n_bad;     /* sources with invalid UTF-8 (scored as empty hypotheses) */
+    /* with keep_hyps: the best hypothesis of pair i, NUL-terminated, at hyps.data + hyp_off[i], and
+     * its log-probability (EOS included when finished; 0 for an empty hypothesis) in hyp_lp[i] */
+    int keep_hyps;
+    struct sbuf hyps;
+    size_t *hyp_off;  /* (n) */
+    double *hyp_lp;   /* (n) */
+};
+
+void eval_out_init(struct eval_out *o, int keep_hyps);
+void eval_out_free(struct eval_out *o);
+/* Translates every source of s with t and scores the best hypotheses (o: from eval_out_init; a second
+ * call on the same o replaces its results). 0, or SL_ENOMEM / a model error for the whole set, with a
+ * message naming the pairs. */
+int eval_translate(struct translator *t, const struct eval_set *s, struct eval_out *o);
+
+#endif
