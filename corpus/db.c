@@ -443,7 +443,7 @@ static int migrate(struct db *db)
 {
     for (;;) {
         uint32_t app_id;
-        int64_t version, n_schema;
+        int64_t version = 0, n_schema = 0;
         int rc = read_identity(db, &app_id, &version, &n_schema);
         if (!rc)
             rc = check_identity(db->path, app_id, version, n_schema);
@@ -588,7 +588,7 @@ int db_bulk_mode(struct db *db, int on)
 int db_corpus_create(struct db *db, const char *name, const char *split, const char *src_lang,
                      const char *tgt_lang, const char *src_path, const char *tgt_path, int64_t *id)
 {
-    sqlite3_stmt *st;
+    sqlite3_stmt *st = NULL;
     int rc = prep(db, Q_CORPUS_CREATE, &st);
     if (rc)
         return rc;
@@ -614,7 +614,7 @@ int db_corpus_create(struct db *db, const char *name, const char *split, const c
 
 int db_corpus_finish(struct db *db, int64_t id, int64_t n_pairs, int64_t n_skipped)
 {
-    sqlite3_stmt *st;
+    sqlite3_stmt *st = NULL;
     int rc = prep(db, Q_CORPUS_FINISH, &st);
     if (rc)
         return rc;
@@ -679,7 +679,7 @@ static char *dup_or_null(const char *s, int *oom)
 int db_corpus_get(struct db *db, const char *name, struct db_corpus *out)
 {
     memset(out, 0, sizeof *out);
-    sqlite3_stmt *st;
+    sqlite3_stmt *st = NULL;
     int rc = prep(db, Q_CORPUS_GET, &st);
     if (rc)
         return rc;
@@ -804,7 +804,7 @@ done:
 
 int db_pair_set_tokens(struct db *db, int64_t pair_id, int64_t n_src, int64_t n_tgt)
 {
-    sqlite3_stmt *st;
+    sqlite3_stmt *st = NULL;
     int rc = prep(db, Q_PAIR_SET_TOKENS, &st);
     if (rc)
         return rc;
@@ -820,7 +820,7 @@ int db_pair_set_tokens(struct db *db, int64_t pair_id, int64_t n_src, int64_t n_
 
 int db_pair_get(struct db *db, int64_t pair_id, int64_t *corpus_id, int64_t *line)
 {
-    sqlite3_stmt *st;
+    sqlite3_stmt *st = NULL;
     int rc = prep(db, Q_PAIR_GET, &st);
     if (rc)
         return rc;
@@ -840,7 +840,7 @@ int db_pair_get(struct db *db, int64_t pair_id, int64_t *corpus_id, int64_t *lin
 
 int db_split_count(struct db *db, const char *split, int64_t *n)
 {
-    sqlite3_stmt *st;
+    sqlite3_stmt *st = NULL;
     int rc = prep(db, Q_SPLIT_COUNT, &st);
     if (rc)
         return rc;
@@ -858,7 +858,7 @@ int db_split_count(struct db *db, const char *split, int64_t *n)
 int db_vocab_insert(struct db *db, const char *kind, const char *side, const char *normalization,
                     const char *settings_json, int64_t size, int64_t *id)
 {
-    sqlite3_stmt *st;
+    sqlite3_stmt *st = NULL;
     int rc = prep(db, Q_VOCAB_INSERT, &st);
     if (rc)
         return rc;
@@ -902,7 +902,7 @@ int db_token_display(const char *bytes, size_t len, struct sbuf *b)
 int db_token_insert(struct db *db, int64_t vocab_id, int64_t token_id, const char *bytes, size_t len,
                     int64_t count, const char *kind)
 {
-    sqlite3_stmt *st;
+    sqlite3_stmt *st = NULL;
     int rc = prep(db, Q_TOKEN_INSERT, &st);
     if (rc)
         return rc;
@@ -933,7 +933,7 @@ int db_token_insert(struct db *db, int64_t vocab_id, int64_t token_id, const cha
 int db_merge_insert(struct db *db, int64_t vocab_id, int64_t rank, int64_t left, int64_t right,
                     int64_t result)
 {
-    sqlite3_stmt *st;
+    sqlite3_stmt *st = NULL;
     int rc = prep(db, Q_MERGE_INSERT, &st);
     if (rc)
         return rc;
@@ -962,7 +962,7 @@ static void copy_text(char *dst, size_t cap, const unsigned char *src)
 int db_vocab_get(struct db *db, int64_t vocab_id, struct db_vocab *out)
 {
     memset(out, 0, sizeof *out);
-    sqlite3_stmt *st;
+    sqlite3_stmt *st = NULL;
     int rc = prep(db, Q_VOCAB_GET, &st);
     if (rc)
         return rc;
@@ -996,7 +996,7 @@ void db_vocab_clear(struct db_vocab *v)
 
 int db_vocab_latest(struct db *db, const char *side, int64_t *id)
 {
-    sqlite3_stmt *st;
+    sqlite3_stmt *st = NULL;
     int rc = prep(db, Q_VOCAB_LATEST, &st);
     if (rc)
         return rc;
@@ -1098,7 +1098,7 @@ static double column_real_or_nan(sqlite3_stmt *st, int i)
 
 int db_run_create(struct db *db, const struct db_run *r, int64_t *id)
 {
-    sqlite3_stmt *st;
+    sqlite3_stmt *st = NULL;
     int rc = stmt_new(db,
                       "INSERT INTO run (name, src_vocab_id, tgt_vocab_id, seed, layers, emb, hidden, dropout,"
                       " batch, batch_tokens, lr, clip, epochs, steps, max_len, reverse_source, threads,"
@@ -1153,7 +1153,7 @@ int db_run_create(struct db *db, const struct db_run *r, int64_t *id)
 int db_run_get(struct db *db, int64_t id, struct db_run *out)
 {
     memset(out, 0, sizeof *out);
-    sqlite3_stmt *st;
+    sqlite3_stmt *st = NULL;
     int rc = stmt_new(db,
                       "SELECT id, name, status, src_vocab_id, tgt_vocab_id, seed, layers, emb, hidden, dropout,"
                       " batch, batch_tokens, lr, clip, epochs, steps, max_len, reverse_source, threads,"
@@ -1214,7 +1214,7 @@ void db_run_clear(struct db_run *r)
  * when it returns no row or NULL. */
 static int one_int(struct db *db, const char *sql, int64_t p1, int64_t *v, const char *missing)
 {
-    sqlite3_stmt *st;
+    sqlite3_stmt *st = NULL;
     int rc = stmt_new(db, sql, "querying", &st);
     if (rc)
         return rc;
@@ -1239,7 +1239,7 @@ int db_run_latest(struct db *db, int64_t *id)
 int db_run_update(struct db *db, int64_t id, const char *status, int64_t steps_done, int64_t threads,
                   const char *message)
 {
-    sqlite3_stmt *st;
+    sqlite3_stmt *st = NULL;
     int rc = stmt_new(db,
                       "UPDATE run SET status = ?2, steps_done = ?3, message = coalesce(?4, message),"
                       " threads = CASE WHEN ?5 > 0 THEN ?5 ELSE threads END,"
@@ -1267,7 +1267,7 @@ int db_run_update(struct db *db, int64_t id, const char *status, int64_t steps_d
 
 int db_train_log_insert(struct db *db, int64_t run_id, const struct db_train_log *l)
 {
-    sqlite3_stmt *st;
+    sqlite3_stmt *st = NULL;
     int rc = stmt_new(db,
                       "INSERT OR REPLACE INTO train_log (run_id, step, epoch, loss, ppl, lr, grad_norm,"
                       " src_tok_s, tgt_tok_s, elapsed_s) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
@@ -1296,7 +1296,7 @@ int db_train_log_insert(struct db *db, int64_t run_id, const struct db_train_log
 int db_train_log_foreach(struct db *db, int64_t run_id, int (*cb)(void *ctx, const struct db_train_log *l),
                          void *ctx)
 {
-    sqlite3_stmt *st;
+    sqlite3_stmt *st = NULL;
     int rc = stmt_new(db,
                       "SELECT step, epoch, loss, ppl, lr, grad_norm, src_tok_s, tgt_tok_s, elapsed_s"
                       " FROM train_log WHERE run_id = ?1 ORDER BY step",
@@ -1330,7 +1330,7 @@ done:
 int db_metric_insert(struct db *db, int64_t run_id, int64_t checkpoint_id, int64_t step, const char *split,
                      const char *name, double value, const char *signature)
 {
-    sqlite3_stmt *st;
+    sqlite3_stmt *st = NULL;
     int rc = stmt_new(db,
                       "INSERT INTO metric (run_id, checkpoint_id, step, split, name, value, signature)"
                       " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
@@ -1359,7 +1359,7 @@ int db_metric_insert(struct db *db, int64_t run_id, int64_t checkpoint_id, int64
 int db_metric_latest(struct db *db, int64_t run_id, const char *split, const char *name, double *value,
                      int64_t *step)
 {
-    sqlite3_stmt *st;
+    sqlite3_stmt *st = NULL;
     int rc = stmt_new(db,
                       "SELECT value, step FROM metric WHERE run_id = ?1 AND split IS ?2 AND name = ?3"
                       " ORDER BY id DESC LIMIT 1",
@@ -1387,7 +1387,7 @@ int db_metric_latest(struct db *db, int64_t run_id, const char *split, const cha
 int db_translation_insert(struct db *db, int64_t checkpoint_id, int64_t corpus_id, int64_t pair_id, int beam,
                           double length_penalty, const char *hypothesis, double score)
 {
-    sqlite3_stmt *st;
+    sqlite3_stmt *st = NULL;
     int rc = stmt_new(db,
                       "INSERT INTO translation (checkpoint_id, corpus_id, pair_id, beam, length_penalty,"
                       " hypothesis, score) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
@@ -1414,7 +1414,7 @@ int db_translation_insert(struct db *db, int64_t checkpoint_id, int64_t corpus_i
 
 int db_ckpt_insert(struct db *db, const struct db_checkpoint *c, int64_t *id)
 {
-    sqlite3_stmt *st;
+    sqlite3_stmt *st = NULL;
     int rc = stmt_new(db,
                       "INSERT INTO checkpoint (run_id, step, epoch, src_vocab_id, tgt_vocab_id, valid_ppl,"
                       " valid_bleu, is_best, rng_state, data_pos) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9,"
@@ -1448,7 +1448,7 @@ int db_ckpt_insert(struct db *db, const struct db_checkpoint *c, int64_t *id)
 int db_ckpt_get(struct db *db, int64_t id, struct db_checkpoint *out)
 {
     memset(out, 0, sizeof *out);
-    sqlite3_stmt *st;
+    sqlite3_stmt *st = NULL;
     int rc = stmt_new(db,
                       "SELECT id, run_id, step, epoch, src_vocab_id, tgt_vocab_id, valid_ppl, valid_bleu,"
                       " is_best, rng_state, json_extract(data_pos, '$.epoch'), json_extract(data_pos, '$.batch')"
@@ -1507,7 +1507,7 @@ int db_ckpt_find(struct db *db, int64_t run_id, const char *which, int64_t *id)
 
 int db_ckpt_set_best(struct db *db, int64_t id)
 {
-    sqlite3_stmt *st;
+    sqlite3_stmt *st = NULL;
     int rc = stmt_new(db,
                       "UPDATE checkpoint SET is_best = (id = ?1)"
                       " WHERE run_id = (SELECT run_id FROM checkpoint WHERE id = ?1)",
@@ -1520,10 +1520,12 @@ int db_ckpt_set_best(struct db *db, int64_t id)
     return s == SQLITE_DONE ? 0 : dberr(db, "marking the best checkpoint");
 }
 
-int db_ckpt_best_ppl(struct db *db, int64_t run_id, int64_t except_id, double *ppl)
+int db_ckpt_best_score(struct db *db, int64_t run_id, int64_t except_id, int by_bleu, double *out)
 {
-    sqlite3_stmt *st;
-    int rc = stmt_new(db, "SELECT min(valid_ppl) FROM checkpoint WHERE run_id = ?1 AND id != ?2",
+    sqlite3_stmt *st = NULL;
+    int rc = stmt_new(db,
+                      by_bleu ? "SELECT max(valid_bleu) FROM checkpoint WHERE run_id = ?1 AND id != ?2"
+                              : "SELECT min(valid_ppl) FROM checkpoint WHERE run_id = ?1 AND id != ?2",
                       "reading checkpoints", &st);
     if (rc)
         return rc;
@@ -1531,7 +1533,7 @@ int db_ckpt_best_ppl(struct db *db, int64_t run_id, int64_t except_id, double *p
     sqlite3_bind_int64(st, 2, except_id);
     int s = sqlite3_step(st);
     if (s == SQLITE_ROW)
-        *ppl = column_real_or_nan(st, 0);
+        *out = column_real_or_nan(st, 0);
     else
         rc = dberr(db, "reading checkpoints");
     sqlite3_finalize(st);
@@ -1540,7 +1542,7 @@ int db_ckpt_best_ppl(struct db *db, int64_t run_id, int64_t except_id, double *p
 
 static int run_delete(struct db *db, const char *sql, int64_t a, int64_t b, const char *what)
 {
-    sqlite3_stmt *st;
+    sqlite3_stmt *st = NULL;
     int rc = stmt_new(db, sql, what, &st);
     if (rc)
         return rc;
@@ -1597,7 +1599,7 @@ int db_tensor_insert(struct db *db, int64_t ckpt_id, const char *name, int ndim,
     if (len + 2 > sizeof shp || prod != n || ndim < 1)
         return sl_err(SL_EINVAL, "tensor %s: shape does not match its %zu floats", name, n);
     snprintf(shp + len, sizeof shp - len, "]");
-    sqlite3_stmt *st;
+    sqlite3_stmt *st = NULL;
     int rc = stmt_new(db, "INSERT INTO tensor (checkpoint_id, name, shape, dtype, data) VALUES (?1, ?2, ?3, 'f32', ?4)",
                       "storing a tensor", &st);
     if (rc)
@@ -1670,7 +1672,7 @@ static int parse_shape(const char *s, size_t *dims, int max)
 int db_tensor_read(struct db *db, int64_t ckpt_id, const char *name, int ndim, const size_t *shape,
                    float *dst, size_t n)
 {
-    sqlite3_stmt *st;
+    sqlite3_stmt *st = NULL;
     int rc = stmt_new(db, "SELECT shape, dtype, data FROM tensor WHERE checkpoint_id = ?1 AND name = ?2",
                       "reading a tensor", &st);
     if (rc)

@@ -190,8 +190,9 @@ int db_ckpt_get(struct db *db, int64_t id, struct db_checkpoint *out /* OUT */);
 int db_ckpt_find(struct db *db, int64_t run_id, const char *which, int64_t *id /* OUT */);
 /* Makes id the only best checkpoint of its run. */
 int db_ckpt_set_best(struct db *db, int64_t id);
-/* Lowest valid_ppl among the run's checkpoints other than except_id (NAN when none measured). */
-int db_ckpt_best_ppl(struct db *db, int64_t run_id, int64_t except_id, double *ppl /* OUT */);
+/* The best validation score among the run's checkpoints other than except_id: the lowest valid_ppl,
+ * or with by_bleu the highest valid_bleu (NAN when none measured). */
+int db_ckpt_best_score(struct db *db, int64_t run_id, int64_t except_id, int by_bleu, double *out /* OUT */);
 /* Deletes the run's checkpoints that are neither among its newest keep nor the best. */
 int db_ckpt_prune(struct db *db, int64_t run_id, int64_t keep);
 /* Deletes the run's checkpoints with step > step (a resumed run rewrites its future). */

@@ -757,3 +757,71 @@ Test(learn_e2e, train_then_translate_eval_score, .timeout = 120)
     th_rmdir(dir);
     free(dir);
 }
+
+/* A number from a one-row query (NAN for NULL). */
+static double query_real(const char *db_path, const char *sql)
+{
+    sqlite3 *h;
+    cr_assert_eq(sqlite3_open_v2(db_path, &h, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    sqlite3_stmt *st;
+    cr_assert_eq(sqlite3_prepare_v2(h, sql, -1, &st, NULL), SQLITE_OK, "%s", sqlite3_errmsg(h));
+    cr_assert_eq(sqlite3_step(st), SQLITE_ROW);
+    double v = sqlite3_column_type(st, 0) == SQLITE_NULL ? NAN : sqlite3_column_double(st, 0);
+    sqlite3_finalize(st);
+    sqlite3_close(h);
+    return v;
+}
+
+/* Validation BLEU during training: metric rows at every validation, the checkpoint's valid_bleu,
+ * the best checkpoint by BLEU, and the same score as `seqlite eval` gives for that checkpoint. */
+Test(learn_e2e, validation_bleu_is_eval_bleu, .timeout = 120)
+{
+    char *dir = th_tmpdir();
+    write_copy(dir, "train", 300, 21);
+    write_copy(dir, "valid", 40, 22);
+    char *db = th_path(dir, "vb.db");
+    char *out = NULL, *err = NULL;
+    cr_assert_eq(runf(NULL, NULL, NULL, "import '%s' '%s/train.src' '%s/train.tgt'", db, dir, dir), 0);
+    cr_assert_eq(runf(NULL, NULL, NULL, "import '%s' '%s/valid.src' '%s/valid.tgt' --split valid", db, dir, dir), 0);
+    cr_assert_eq(runf(NULL, NULL, NULL, "vocab '%s' --size 300 --min-count 1", db), 0);
+    cr_assert_eq(runf(NULL, &err, NULL, "train '%s' --steps 10 --best-by bleu --valid-bleu 0", db), 2);
+    cr_assert(strstr(err, "--valid-bleu"), "%s", err);
+    free(err);
+    cr_assert_eq(runf(NULL, &err, NULL, "train '%s' --steps 10 --best-by wer", db), 2);
+    free(err);
+    cr_assert_eq(runf(&out, &err, NULL,
+                      "train '%s' --layers 1 --emb 32 --hidden 64 --steps 400 --batch 32 --lr 0.01 --dropout 0 "
+                      "--valid-every 100 --save-every 100 --log-every 100 --keep 1 --valid-bleu 30 --best-by bleu",
+                      db),
+                 0, "%s", err);
+    cr_assert(strstr(err, "step 400: valid ppl"), "%s", err);
+    cr_assert(strstr(err, "on 30 sentences"), "%s", err);
+    free(out), free(err);
+    cr_assert_eq(count_rows(db, "SELECT count(*) FROM metric WHERE split = 'valid' AND name = 'bleu'"), 4);
+    cr_assert_eq(count_rows(db, "SELECT count(*) FROM metric WHERE split = 'valid' AND name = 'chrf'"), 4);
+    cr_assert_eq(count_rows(db, "SELECT count(*) FROM metric WHERE split = 'valid' AND name = 'bleu' AND signature "
+                                "LIKE 'nrefs:1|case:mixed|eff:no|tok:13a|smooth:exp|version:seqlite-%'"),
+                 4);
+    /* every kept checkpoint holds the BLEU measured at its step */
+    cr_assert_eq(count_rows(db, "SELECT count(*) FROM checkpoint c JOIN metric m ON m.run_id = c.run_id AND "
+                                "m.step = c.step AND m.name = 'bleu' AND m.split = 'valid' WHERE c.valid_bleu = "
+                                "m.value"),
+                 count_rows(db, "SELECT count(*) FROM checkpoint"));
+    /* the best is the first checkpoint of highest BLEU, and it is kept (keep 1 keeps only the newest else) */
+    double best = query_real(db, "SELECT max(value) FROM metric WHERE name = 'bleu' AND split = 'valid'");
+    int64_t best_step = count_rows(db, "SELECT min(step) FROM metric WHERE name = 'bleu' AND split = 'valid' AND "
+                                       "value = (SELECT max(value) FROM metric WHERE name = 'bleu')");
+    cr_assert_eq(count_rows(db, "SELECT step FROM checkpoint WHERE is_best = 1"), best_step);
+    cr_assert_gt(best, 15.0); /* it learned something */
+    /* seqlite eval of the last checkpoint, greedy, on the same 30 pairs: the same BLEU and chrF */
+    double last_bleu = query_real(db, "SELECT value FROM metric WHERE name = 'bleu' AND split = 'valid' AND step = 400");
+    double last_chrf = query_real(db, "SELECT value FROM metric WHERE name = 'chrf' AND split = 'valid' AND step = 400");
+    cr_assert_eq(runf(&out, &err, NULL, "eval '%s' --split valid --checkpoint last --beam 1 --limit 30", db), 0, "%s",
+                 err);
+    cr_assert_float_eq(metric_value(out, "BLEU|"), round(last_bleu * 10) / 10, 1e-9, "%s vs %f", out, last_bleu);
+    cr_assert_float_eq(metric_value(out, "chrF2|"), round(last_chrf * 10) / 10, 1e-9, "%s vs %f", out, last_chrf);
+    free(out), free(err);
+    free(db);
+    th_rmdir(dir);
+    free(dir);
+}

@@ -66,7 +66,13 @@ static void progress(void *ctx, const struct train_progress *p)
         break;
     case TRAIN_EV_VALID:
         end_line(v);
-        fprintf(stderr, "step %lld: valid ppl %.3f\n", (long long)p->step, p->valid_ppl);
+        if (isnan(p->valid_bleu))
+            fprintf(stderr, "step %lld: valid ppl %.3f (%.1f s)\n", (long long)p->step, p->valid_ppl,
+                    p->valid_seconds);
+        else
+            fprintf(stderr, "step %lld: valid ppl %.3f, BLEU %.2f, chrF2 %.2f on %lld sentences (%.1f s)\n",
+                    (long long)p->step, p->valid_ppl, p->valid_bleu, p->valid_chrf, (long long)p->valid_sents,
+                    p->valid_seconds);
         break;
     case TRAIN_EV_SAVE:
         end_line(v);
@@ -86,6 +92,7 @@ static int run(int argc, char **argv)
     train_opts_init(&o);
     int rev = 0, no_rev = 0, resume = 0;
     double time_limit = NAN;
+    const char *best_by = NULL;
     const struct cli_opt opts[] = {
         {"layers", CLI_INT, &o.layers, 1, 8},
         {"emb", CLI_INT, &o.emb, 1, 8192},
@@ -105,6 +112,9 @@ static int run(int argc, char **argv)
         {"save-every", CLI_INT, &o.save_every, 0, 1e12},
         {"log-every", CLI_INT, &o.log_every, 1, 1e12},
         {"valid-max", CLI_INT, &o.valid_max, 0, 1e12},
+        {"valid-bleu", CLI_INT, &o.valid_bleu, 0, 1e9},
+        {"valid-beam", CLI_INT, &o.valid_beam, 1, 100},
+        {"best-by", CLI_STR, &best_by, 0, 0},
         {"max-len", CLI_INT, &o.max_len, 1, 4096},
         {"time-limit", CLI_DOUBLE, &time_limit, 0.001, 1e7},
         {"resume", CLI_BOOL, &resume, 0, 0},
@@ -128,6 +138,11 @@ static int run(int argc, char **argv)
         o.reverse_source = rev ? 1 : 0;
     if (o.name && (!*o.name || strlen(o.name) >= 64))
         return cli_usage_error(&cmd_train, "--name must have 1 to 63 bytes");
+    if (best_by) {
+        if (strcmp(best_by, "ppl") && strcmp(best_by, "bleu"))
+            return cli_usage_error(&cmd_train, "--best-by: '%s' is not ppl or bleu", best_by);
+        o.best_by_bleu = strcmp(best_by, "bleu") == 0;
+    }
     o.time_limit_min = time_limit;
     o.resume = resume;
     o.stop = &stop_flag;
@@ -150,10 +165,10 @@ static int run(int argc, char **argv)
         return cli_usage_error(&cmd_train, "%s", sl_errmsg());
     if (rc)
         return cli_fail_status(&cmd_train, rc);
-    printf("run %lld: %s after %lld steps (epoch %lld), valid ppl %.3f, checkpoint %lld, best %lld, %.0f/%.0f "
-           "src/tgt tok/s, %.1f s\n",
+    printf("run %lld: %s after %lld steps (epoch %lld), valid ppl %.3f, valid BLEU %.2f, checkpoint %lld, best "
+           "%lld, %.0f/%.0f src/tgt tok/s, %.1f s\n",
            (long long)r.run_id, r.status, (long long)r.steps_done, (long long)r.epoch + 1, r.valid_ppl,
-           (long long)r.last_checkpoint_id, (long long)r.best_checkpoint_id, r.src_tok_s, r.tgt_tok_s, r.elapsed_s);
+           r.valid_bleu, (long long)r.last_checkpoint_id, (long long)r.best_checkpoint_id, r.src_tok_s, r.tgt_tok_s, r.elapsed_s);
     fflush(stdout);
     if (stop_flag) {
         fprintf(stderr, "stopped: checkpoint %lld saved; continue with: seqlite train %s --resume\n",
@@ -169,7 +184,8 @@ const struct cli_cmd cmd_train = {
     .usage = "usage: seqlite train DB [options]\n"
              "       seqlite train DB --resume [--steps N | --epochs N] [--time-limit M] [--threads T]\n"
              "  Trains on the train split of DB with its newest vocabulary; validates on the valid split\n"
-             "  (perplexity); saves checkpoints in DB. Progress on stderr, a summary line on stdout.\n"
+             "  (perplexity, and BLEU / chrF of greedy translations as seqlite eval computes them);\n"
+             "  saves checkpoints in DB. Progress on stderr, a summary line on stdout.\n"
              "  Ctrl-C saves a checkpoint and stops (continue with --resume).\n"
              "  --layers N          LSTM layers (default 2)\n"
              "  --emb N             embedding width (default 256)\n"
@@ -186,8 +202,13 @@ const struct cli_cmd cmd_train = {
              "  --shards N          pieces each batch is cut into (default 4); results depend on it\n"
              "  --reverse-source    read sources backwards (default); --no-reverse-source: forwards\n"
              "  --max-len N         leave out pairs with a side longer than N tokens (default 64)\n"
-             "  --valid-every N     validation perplexity every N steps (default 500; 0: at the end)\n"
-             "  --valid-max N       validate on the first N valid pairs only (default all)\n"
+             "  --valid-every N     validation every N steps (default 500; 0: at the end)\n"
+             "  --valid-max N       perplexity on the first N valid pairs only (default all)\n"
+             "  --valid-bleu N      BLEU and chrF on the first N valid pairs, translated (default 200;\n"
+             "                      0: none)\n"
+             "  --valid-beam K      beam for those translations (default 1: greedy)\n"
+             "  --best-by M         ppl (default: lowest validation perplexity) or bleu (highest BLEU):\n"
+             "                      the checkpoint kept as best, which translate and eval use\n"
              "  --save-every N      checkpoint every N steps (default 500; 0: at the end)\n"
              "  --log-every N       progress line and train_log row every N steps (default 50)\n"
              "  --keep N            newest checkpoints kept, besides the best (default 3)\n"

@@ -61,7 +61,7 @@ int ckpt_save(struct db *db, const struct ckpt_save_req *q, int64_t *id)
     c.src_vocab_id = q->src_vocab_id;
     c.tgt_vocab_id = q->tgt_vocab_id;
     c.valid_ppl = q->valid_ppl;
-    c.valid_bleu = NAN;
+    c.valid_bleu = q->has_bleu ? q->valid_bleu : NAN;
     c.pos_epoch = q->epoch;
     c.pos_batch = q->batch;
     if (q->rng) {
@@ -82,9 +82,11 @@ int ckpt_save(struct db *db, const struct ckpt_save_req *q, int64_t *id)
         goto fail;
     if (q->v && (rc = save_views(db, cid, &q->model->table, "adam.v.", q->v)))
         goto fail;
-    if ((rc = db_ckpt_best_ppl(db, q->run_id, cid, &best)))
+    if ((rc = db_ckpt_best_score(db, q->run_id, cid, q->best_by_bleu, &best)))
         goto fail;
-    if (isfinite(q->valid_ppl) && (isnan(best) || q->valid_ppl < best) && (rc = db_ckpt_set_best(db, cid)))
+    const double score = q->best_by_bleu ? c.valid_bleu : q->valid_ppl;
+    const int better = isfinite(score) && (isnan(best) || (q->best_by_bleu ? score > best : score < best));
+    if (better && (rc = db_ckpt_set_best(db, cid)))
         goto fail;
     if ((rc = db_ckpt_prune(db, q->run_id, q->keep)) || (rc = db_commit(db)))
         goto fail;
@@ -150,6 +152,7 @@ int ckpt_info_get(struct db *db, int64_t id, struct ckpt_info *out)
     out->src_vocab_id = c.src_vocab_id;
     out->tgt_vocab_id = c.tgt_vocab_id;
     out->valid_ppl = c.valid_ppl;
+    out->valid_bleu = c.valid_bleu;
     out->is_best = c.is_best;
     out->has_rng = c.has_rng;
     if (c.has_rng)
@@ -243,6 +246,7 @@ int ckpt_model_load(struct db *db, const char *which, struct ckpt_model *out)
     out->src_eos = strstr(run.config ? run.config : "", "\"src_eos\":1") != NULL;
     out->max_len = run.max_len;
     out->valid_ppl = info.valid_ppl;
+    out->valid_bleu = info.valid_bleu;
     db_run_clear(&run);
     return 0;
 fail:

@@ -6,7 +6,8 @@
  * and the tensor). A checkpoint names its vocab ids and the run row holds the model configuration, so
  * ckpt_model_load rebuilds exactly the model and vocabularies it was trained with.
  * Saving is one transaction that also prunes: the newest `keep` checkpoints of the run and its best
- * (lowest validation perplexity) stay, the others are deleted (their tensors cascade).
+ * (lowest validation perplexity, or highest validation BLEU when the run keeps the best by BLEU)
+ * stay, the others are deleted (their tensors cascade).
  * ref: the safetensors convention (name, dtype, shape, raw little-endian data). */
 #ifndef SL_TRAIN_CHECKPOINT_H
 #define SL_TRAIN_CHECKPOINT_H
@@ -30,6 +31,7 @@ struct ckpt_model {
     int src_eos;                     /* 1: training sources ended with S2S_EOS: append it to every source */
     int64_t max_len;                 /* longest side (tokens) kept in training */
     double valid_ppl;                /* validation perplexity at save time (NAN when not measured) */
+    double valid_bleu;               /* validation BLEU at save time (NAN when not measured) */
 };
 
 /* Loads checkpoint `which`: "last" (newest of any run), "best" (the best of the newest run that has
@@ -50,7 +52,10 @@ struct ckpt_save_req {
     int64_t src_vocab_id, tgt_vocab_id;
     const struct s2s_model *model;
     const float *w, *m, *v;          /* (model->table.total) each */
-    double valid_ppl;                /* NAN when not measured: never becomes the best then */
+    double valid_ppl;                /* NAN when not measured: never becomes the best by ppl then */
+    int has_bleu;                    /* valid_bleu was measured at this step */
+    double valid_bleu;               /* validation BLEU (with has_bleu) */
+    int best_by_bleu;                /* the best checkpoint is the one of highest valid_bleu (else lowest ppl) */
     const struct rng *rng;           /* state stored in checkpoint.rng_state (NULL: none) */
     int64_t keep;                    /* >= 1: newest checkpoints of the run to keep (plus the best) */
 };
@@ -61,7 +66,8 @@ int ckpt_save(struct db *db, const struct ckpt_save_req *req, int64_t *id /* OUT
 /* The checkpoint row, as read back. */
 struct ckpt_info {
     int64_t id, run_id, step, epoch, batch, src_vocab_id, tgt_vocab_id;
-    double valid_ppl; /* NAN when not measured */
+    double valid_ppl;  /* NAN when not measured */
+    double valid_bleu; /* NAN when not measured */
     int is_best;
     int has_rng;
     struct rng rng;

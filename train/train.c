@@ -19,6 +19,8 @@
 #include "nn/gemm.h"
 #include "nn/params.h"
 #include "train/checkpoint.h"
+#include "train/evaluate.h"
+#include "train/translate.h"
 #include "util/err.h"
 #include "util/rng.h"
 
@@ -68,7 +70,11 @@ struct trainer {
     size_t ws_B, ws_S, ws_T;   /* the size the workspaces were made for */
     int64_t step, epoch, bidx; /* optimizer steps done; next batch = bidx of epoch */
     double valid_ppl;
+    double valid_bleu;         /* NAN when not measured at valid_step */
     int64_t valid_step;        /* step of the last validation (-1 none) */
+    struct eval_set bleu_set;  /* the valid pairs translated for BLEU / chrF */
+    struct translator *tr;     /* for them (NULL: no validation BLEU) */
+    struct eval_out bleu_out;
     int64_t saved_step;        /* step of the last checkpoint (-1 none) */
     int64_t last_ckpt;
 };
@@ -105,6 +111,7 @@ void train_opts_init(struct train_opts *o)
     o->seed = o->threads = o->reverse_source = TRAIN_UNSET;
     o->valid_every = o->save_every = o->log_every = TRAIN_UNSET;
     o->max_len = o->keep = o->shards = o->valid_max = TRAIN_UNSET;
+    o->valid_bleu = o->valid_beam = o->best_by_bleu = TRAIN_UNSET;
     o->time_limit_min = NAN;
 }
 
@@ -141,6 +148,15 @@ static int same_d(const char *flag, double *x, double run_value, int64_t run_id)
     return 0;
 }
 
+static int same_best_by(int64_t *x, int64_t run_value, int64_t run_id)
+{
+    if (*x != TRAIN_UNSET && *x != run_value)
+        return sl_err(SL_EINVAL, "--best-by %s conflicts with run %lld (best by %s); resume without it",
+                      *x ? "bleu" : "ppl", (long long)run_id, run_value ? "bleu" : "ppl");
+    *x = run_value;
+    return 0;
+}
+
 /* An integer field "key":N of the run's config JSON (written by this file), or def. */
 static int64_t config_int(const char *json, const char *key, int64_t def)
 {
@@ -173,6 +189,9 @@ static void defaults(struct train_opts *o)
     def_i(&o->keep, 3);
     def_i(&o->shards, 4);
     def_i(&o->valid_max, 0);
+    def_i(&o->valid_bleu, 200);
+    def_i(&o->valid_beam, 1);
+    def_i(&o->best_by_bleu, 0);
     def_i(&o->threads, 0);
 }
 
@@ -191,6 +210,10 @@ static int check_opts(const struct train_opts *o)
     if (o->epochs < 1 || o->steps < 0 || o->max_len < 1 || o->keep < 1 || o->shards < 1 || o->shards > 256 ||
         o->valid_every < 0 || o->save_every < 0 || o->log_every < 1 || o->threads < 0 || o->valid_max < 0)
         return sl_err(SL_EINVAL, "bad training limits (epochs, steps, max_len, keep, shards, intervals)");
+    if (o->valid_bleu < 0 || o->valid_beam < 1 || o->valid_beam > 100 || (o->best_by_bleu != 0 && o->best_by_bleu != 1))
+        return sl_err(SL_EINVAL, "bad validation options (valid-bleu >= 0, valid-beam 1..100)");
+    if (o->best_by_bleu && o->valid_bleu == 0)
+        return sl_err(SL_EINVAL, "keeping the best checkpoint by BLEU needs --valid-bleu N > 0");
     return 0;
 }
 
@@ -224,12 +247,14 @@ static void run_row(const struct trainer *t, struct db_run *r, char *config, siz
              "\"batch_tokens\":%lld,\"epochs\":%lld,\"steps\":%lld,\"lr\":%.17g,\"clip\":%.17g,\"seed\":%lld,"
              "\"reverse_source\":%lld,\"valid_every\":%lld,\"save_every\":%lld,\"log_every\":%lld,"
              "\"max_len\":%lld,\"keep\":%lld,\"shards\":%lld,\"valid_max\":%lld,\"src_eos\":%d,"
+             "\"valid_bleu\":%lld,\"valid_beam\":%lld,\"best_by_bleu\":%lld,"
              "\"optimizer\":\"adam\",\"beta1\":0.9,\"beta2\":0.999,\"eps\":1e-8}",
              (long long)o->layers, (long long)o->emb, (long long)o->hidden, o->dropout, (long long)o->batch,
              (long long)o->batch_tokens, (long long)o->epochs, (long long)o->steps, o->lr, o->clip,
              (long long)o->seed, (long long)o->reverse_source, (long long)o->valid_every,
              (long long)o->save_every, (long long)o->log_every, (long long)o->max_len, (long long)o->keep,
-             (long long)o->shards, (long long)o->valid_max, SRC_EOS);
+             (long long)o->shards, (long long)o->valid_max, SRC_EOS, (long long)o->valid_bleu,
+             (long long)o->valid_beam, (long long)o->best_by_bleu);
     r->config = config;
 }
 
@@ -248,6 +273,8 @@ static int resume_opts(struct trainer *t, struct train_opts *o)
     t->tgt_vocab_id = r.tgt_vocab_id;
     int64_t log_every = config_int(r.config, "log_every", 50), shards = config_int(r.config, "shards", 4);
     int64_t valid_max = config_int(r.config, "valid_max", 0);
+    int64_t valid_bleu = config_int(r.config, "valid_bleu", 0), valid_beam = config_int(r.config, "valid_beam", 1);
+    int64_t best_by_bleu = config_int(r.config, "best_by_bleu", 0);
     if ((rc = same_i("layers", &o->layers, r.layers, id)) || (rc = same_i("emb", &o->emb, r.emb, id)) ||
         (rc = same_i("hidden", &o->hidden, r.hidden, id)) || (rc = same_d("dropout", &o->dropout, r.dropout, id)) ||
         (rc = same_i("batch", &o->batch, r.batch, id)) ||
@@ -256,7 +283,10 @@ static int resume_opts(struct trainer *t, struct train_opts *o)
         (rc = same_i("seed", &o->seed, r.seed, id)) ||
         (rc = same_i("reverse-source", &o->reverse_source, r.reverse_source, id)) ||
         (rc = same_i("max-len", &o->max_len, r.max_len, id)) || (rc = same_i("shards", &o->shards, shards, id)) ||
-        (rc = same_i("valid-max", &o->valid_max, valid_max, id)))
+        (rc = same_i("valid-max", &o->valid_max, valid_max, id)) ||
+        (rc = same_i("valid-bleu", &o->valid_bleu, valid_bleu, id)) ||
+        (rc = same_i("valid-beam", &o->valid_beam, valid_beam, id)) ||
+        (rc = same_best_by(&o->best_by_bleu, best_by_bleu, id)))
         goto done;
     /* these may change on resume */
     def_i(&o->valid_every, r.valid_every);
@@ -479,6 +509,9 @@ static int save(struct trainer *t)
         .m = t->m,
         .v = t->v,
         .valid_ppl = t->valid_step == t->step ? t->valid_ppl : NAN,
+        .has_bleu = t->valid_step == t->step && !isnan(t->valid_bleu),
+        .valid_bleu = t->valid_bleu,
+        .best_by_bleu = (int)t->o.best_by_bleu,
         .rng = &r,
         .keep = t->o.keep,
     };
@@ -496,19 +529,57 @@ static int save(struct trainer *t)
     return 0;
 }
 
+/* Validation: perplexity over the valid split, then (when asked) BLEU and chrF of the first
+ * --valid-bleu valid pairs translated with the current parameters (train/evaluate.h, as seqlite eval
+ * does); metric rows for each. */
 static int do_validate(struct trainer *t)
 {
     if (!t->vplan || t->valid_step == t->step)
         return 0;
+    const double v0 = now_s();
     int rc = validate(t, &t->valid_ppl);
     if (rc)
         return rc;
     t->valid_step = t->step;
+    t->valid_bleu = NAN;
     if ((rc = db_metric_insert(t->db, t->run_id, 0, t->step, "valid", "ppl", t->valid_ppl, "teacher-forced")))
         return rc;
     struct train_progress p = {.event = TRAIN_EV_VALID, .run_id = t->run_id, .epoch = t->epoch,
-                               .step = t->step, .valid_ppl = t->valid_ppl};
+                               .step = t->step, .valid_ppl = t->valid_ppl, .valid_bleu = NAN,
+                               .valid_chrf = NAN};
+    if (t->tr) {
+        if ((rc = eval_translate(t->tr, &t->bleu_set, &t->bleu_out)))
+            return sl_err_prefix(rc, "validation BLEU");
+        t->valid_bleu = t->bleu_out.bleu.score;
+        p.valid_bleu = t->bleu_out.bleu.score;
+        p.valid_chrf = t->bleu_out.chrf.score;
+        p.valid_sents = (int64_t)t->bleu_set.n;
+        if ((rc = db_metric_insert(t->db, t->run_id, 0, t->step, "valid", "bleu", p.valid_bleu,
+                                   t->bleu_out.bleu.signature.data)) ||
+            (rc = db_metric_insert(t->db, t->run_id, 0, t->step, "valid", "chrf", p.valid_chrf,
+                                   t->bleu_out.chrf.signature.data)))
+            return rc;
+    }
+    p.valid_seconds = now_s() - v0;
     emit(t, &p);
+    return 0;
+}
+
+/* The valid pairs and translator for validation BLEU (after the model and thread count are set). */
+static int setup_bleu(struct trainer *t)
+{
+    if (!t->vplan || t->o.valid_bleu == 0)
+        return 0;
+    int rc = eval_set_load(t->db, "valid", (size_t)t->o.valid_bleu, &t->bleu_set);
+    if (rc || t->bleu_set.n == 0)
+        return rc;
+    struct translate_opts to;
+    translate_opts_default(&to);
+    to.beam = (size_t)t->o.valid_beam;
+    to.threads = t->nthreads;
+    to.src_eos = SRC_EOS;
+    if (!(t->tr = translator_create(&t->model, t->w, t->src_bpe, t->tgt_bpe, &to)))
+        return sl_err_prefix(SL_ENOMEM, "validation BLEU");
     return 0;
 }
 
@@ -611,11 +682,14 @@ static int setup(struct trainer *t)
     for (int i = 0; i < t->nws; i++)
         if (!(t->ws[i] = s2s_workspace_create(&t->model, t->ws_B, t->ws_S, t->ws_T)))
             return SL_ENOMEM;
-    return 0;
+    return setup_bleu(t);
 }
 
 static void teardown(struct trainer *t)
 {
+    translator_free(t->tr);
+    eval_out_free(&t->bleu_out);
+    eval_set_free(&t->bleu_set);
     for (int i = 0; t->ws && i < t->nws; i++)
         s2s_workspace_free(t->ws[i]);
     free(t->ws);
@@ -650,14 +724,15 @@ static void teardown(struct trainer *t)
 int train_run(struct db *db, const struct train_opts *opts, struct train_result *out)
 {
     memset(out, 0, sizeof *out);
-    out->valid_ppl = NAN;
+    out->valid_ppl = out->valid_bleu = NAN;
     snprintf(out->status, sizeof out->status, "failed");
     struct trainer t;
     memset(&t, 0, sizeof t);
     t.db = db;
     t.o = *opts;
     t.valid_step = t.saved_step = -1;
-    t.valid_ppl = NAN;
+    t.valid_ppl = t.valid_bleu = NAN;
+    eval_out_init(&t.bleu_out, 0);
     int rc = 0, started = 0, gemm_threads = 0;
     const double t0 = now_s();
     if (t.o.resume && (rc = resume_opts(&t, &t.o)))
@@ -680,6 +755,7 @@ int train_run(struct db *db, const struct train_opts *opts, struct train_result 
         t.last_ckpt = cid;
         if (!isnan(ci.valid_ppl)) {
             t.valid_ppl = ci.valid_ppl;
+            t.valid_bleu = ci.valid_bleu;
             t.valid_step = t.step;
         }
         if ((rc = db_ckpt_delete_after(db, t.run_id, t.step)) ||
@@ -809,6 +885,7 @@ done:
     out->steps_done = t.step;
     out->epoch = t.epoch;
     out->valid_ppl = t.valid_ppl;
+    out->valid_bleu = t.valid_bleu;
     out->last_checkpoint_id = t.last_ckpt;
     if (started && t.run_id) {
         int64_t best;

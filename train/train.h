@@ -23,7 +23,7 @@ struct db;
 
 enum train_event {
     TRAIN_EV_LOG = 0,   /* a periodic progress line */
-    TRAIN_EV_VALID = 1, /* validation perplexity measured (valid_ppl) */
+    TRAIN_EV_VALID = 1, /* validation measured (valid_ppl; valid_bleu / valid_chrf when translated) */
     TRAIN_EV_SAVE = 2,  /* a checkpoint was saved (checkpoint_id) */
     TRAIN_EV_NOTE = 3,  /* a message for the user (note) */
 };
@@ -37,6 +37,9 @@ struct train_progress {
     double src_tok_s, tgt_tok_s;      /* throughput since the last log line */
     double elapsed_s, eta_s;          /* eta_s < 0: unknown */
     double valid_ppl;                 /* TRAIN_EV_VALID */
+    double valid_bleu, valid_chrf;    /* TRAIN_EV_VALID: NAN when not measured */
+    int64_t valid_sents;              /* TRAIN_EV_VALID: pairs translated for them */
+    double valid_seconds;             /* TRAIN_EV_VALID: time the validation took */
     int64_t checkpoint_id;            /* TRAIN_EV_SAVE */
     const char *note;                 /* TRAIN_EV_NOTE (borrowed, valid during the call) */
 };
@@ -60,6 +63,10 @@ struct train_opts {
     int64_t keep;                     /* 3 checkpoints */
     int64_t shards;                   /* 4 */
     int64_t valid_max;                /* validation pairs used (0: all; default 0) */
+    int64_t valid_bleu;               /* valid pairs translated for BLEU / chrF at each validation
+                                         (the first N in import order; default 200; 0: none) */
+    int64_t valid_beam;               /* beam for them (default 1: greedy) */
+    int64_t best_by_bleu;             /* keep the best checkpoint by BLEU (1) or perplexity (0, default) */
     double time_limit_min;            /* NAN or <= 0: none */
     int resume;                       /* continue the newest run */
     volatile sig_atomic_t *stop;      /* polled between steps: nonzero = save and stop (may be NULL) */
@@ -73,6 +80,7 @@ struct train_result {
     int64_t last_checkpoint_id, best_checkpoint_id; /* 0 when none */
     double last_loss;                 /* mean loss of the last logged interval */
     double valid_ppl;                 /* last validation perplexity (NAN when none) */
+    double valid_bleu;                /* last validation BLEU (NAN when none) */
     double src_tok_s, tgt_tok_s;      /* mean throughput over this invocation */
     double elapsed_s;
     char status[16];                  /* done|stopped|failed */
