@@ -97,3 +97,21 @@ int th_run(const char *args, const char *in_path, char **out, char **err)
     free(dir);
     return rc;
 }
+
+int th_gemm_isa(const char *isa)
+{
+    if (!isa) {
+        unsetenv("SEQLITE_GEMM_ISA");
+        return 1;
+    }
+    int ok = strcmp(isa, "generic") == 0;
+#if defined(__x86_64__) && defined(__GNUC__)
+    __builtin_cpu_init();
+    int avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    ok |= strcmp(isa, "avx2") == 0 && avx2;
+    ok |= strcmp(isa, "avx512") == 0 && avx2 && __builtin_cpu_supports("avx512f");
+#endif
+    if (ok)
+        setenv("SEQLITE_GEMM_ISA", isa, 1);
+    return ok;
+}

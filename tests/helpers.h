@@ -1,5 +1,6 @@
 /* tests/helpers.h: small shared helpers for the criterion tests (temporary files, running the
- * seqlite binary). Every test makes the data it needs; nothing is downloaded. */
+ * seqlite binary, choosing the packed GEMM kernels). Every test makes the data it needs; nothing is
+ * downloaded. */
 #ifndef SL_TESTS_HELPERS_H
 #define SL_TESTS_HELPERS_H
 
@@ -17,5 +18,10 @@ char *th_read_file(const char *path, size_t *len);
 /* Runs "SEQLITE_BIN args..." through /bin/sh with stdin from in_path (NULL: /dev/null), capturing
  * stdout and stderr into malloc'd strings (either may be NULL). Returns the exit status (or -1). */
 int th_run(const char *args, const char *in_path, char **out, char **err);
+/* Pins the packed GEMM kernels (nn/gemm_packed.c) to isa ("generic", "avx2" or "avx512") through
+ * SEQLITE_GEMM_ISA, or to the automatic choice (NULL). gemm_packed.c reads it once per process, at the
+ * first pack or packed product, so call this before (criterion runs each test in a process of its own).
+ * Returns 0, setting nothing, when this CPU cannot run isa. */
+int th_gemm_isa(const char *isa);
 
 #endif

@@ -1,7 +1,8 @@
 /* tests/test_lstm.c: nn/lstm and nn/stack — the LSTM layer against a naive double-precision reference
  * of the equations (with padding and an initial state), finite-difference gradient checks of the layer
- * (w.r.t. W, b, x, h0, c0, with variable lengths) and of the embedding + 2-layer stack with dropout,
- * and the single decoding step against the batch forward. */
+ * (w.r.t. W, b, x, h0, c0, with variable lengths; on the BLAS path and on the packed path of every ISA
+ * the CPU has, which must also match the BLAS path) and of the embedding + 2-layer stack with dropout
+ * (BLAS and packed), and the single decoding step against the batch forward. */
 #include <criterion/criterion.h>
 
 #include <math.h>
@@ -11,9 +12,11 @@
 #include <string.h>
 
 #include "nn/arena.h"
+#include "nn/gemm.h"
 #include "nn/lstm.h"
 #include "nn/params.h"
 #include "nn/stack.h"
+#include "tests/helpers.h"
 #include "util/rng.h"
 
 static void fill_uniform(float *x, size_t n, float a, struct rng *r)
@@ -164,18 +167,63 @@ static void layer_grads(struct layer_case *c, int with_state, float *dW, float *
     free(scratch);
 }
 
-Test(lstm, gradient_check_with_padding_and_initial_state)
+/* The layer gradient check, on the BLAS path (isa NULL: acts.pk unset) or on the packed path with the
+ * kernels of isa (the recurrent products take it when acts.pk is set, T > 1 and BLAS runs one thread),
+ * which must also give the forward states and the gradients of the BLAS path. */
+static void layer_gradcheck(const char *isa)
 {
+    if (isa && !th_gemm_isa(isa))
+        cr_skip_test("this CPU cannot run the %s kernels", isa);
     struct layer_case c;
     layer_case_make(&c, 2);
     const size_t G = 4 * c.H, nW = G * (c.I + c.H), nx = c.T * c.B * c.I, BH = c.B * c.H;
+    const size_t nh = (c.T + 1) * BH;
+    float *pk = NULL;
+    if (isa) {
+        gemm_set_threads(1);
+        cr_assert_eq(gemm_get_threads(), 1);
+        pk = param_buf_create(lstm_pack_floats(c.H));
+        c.a.pk = pk;
+    }
     float *dW = calloc(nW, sizeof(float)), *db = calloc(G, sizeof(float)), *dx = calloc(nx, sizeof(float));
     float *dh0 = calloc(BH, sizeof(float)), *dc0 = calloc(BH, sizeof(float));
     layer_grads(&c, 1, dW, db, dx, dh0, dc0);
+    if (isa) {
+        /* the packed path ran (it packed W into pk), and agrees with the BLAS path */
+        size_t nonzero = 0;
+        for (size_t k = 0; k < lstm_pack_floats(c.H); k++)
+            nonzero += pk[k] != 0.0f;
+        cr_assert_gt(nonzero, 0, "the packed path was not taken");
+        float *h1 = malloc(nh * sizeof(float)), *c1 = malloc(nh * sizeof(float));
+        layer_loss(&c);
+        memcpy(h1, c.a.h, nh * sizeof(float));
+        memcpy(c1, c.a.c, nh * sizeof(float));
+        c.a.pk = NULL;
+        layer_loss(&c);
+        for (size_t k = 0; k < nh; k++) {
+            cr_assert_float_eq(h1[k], c.a.h[k], 1e-6, "h[%zu] packed %g, BLAS %g", k, h1[k], c.a.h[k]);
+            cr_assert_float_eq(c1[k], c.a.c[k], 1e-6, "c[%zu] packed %g, BLAS %g", k, c1[k], c.a.c[k]);
+        }
+        float *rW = calloc(nW, sizeof(float)), *rb = calloc(G, sizeof(float)), *rx = calloc(nx, sizeof(float));
+        float *rh0 = calloc(BH, sizeof(float)), *rc0 = calloc(BH, sizeof(float));
+        layer_grads(&c, 1, rW, rb, rx, rh0, rc0);
+        for (size_t k = 0; k < nW; k++)
+            cr_assert(close_enough(dW[k], rW[k], 1e-6, 1e-5), "dW[%zu] packed %g, BLAS %g", k, dW[k], rW[k]);
+        for (size_t k = 0; k < G; k++)
+            cr_assert(close_enough(db[k], rb[k], 1e-6, 1e-5), "db[%zu] packed %g, BLAS %g", k, db[k], rb[k]);
+        for (size_t k = 0; k < nx; k++)
+            cr_assert(close_enough(dx[k], rx[k], 1e-6, 1e-5), "dx[%zu] packed %g, BLAS %g", k, dx[k], rx[k]);
+        for (size_t k = 0; k < BH; k++) {
+            cr_assert(close_enough(dh0[k], rh0[k], 1e-6, 1e-5), "dh0[%zu] packed %g, BLAS %g", k, dh0[k], rh0[k]);
+            cr_assert(close_enough(dc0[k], rc0[k], 1e-6, 1e-5), "dc0[%zu] packed %g, BLAS %g", k, dc0[k], rc0[k]);
+        }
+        free(h1), free(c1), free(rW), free(rb), free(rx), free(rh0), free(rc0);
+        c.a.pk = pk; /* the finite differences below run the packed forward too */
+    }
     int bad = check_layer(&c, c.W, dW, nW, "dW") + check_layer(&c, c.b, db, G, "db") +
               check_layer(&c, c.x, dx, nx, "dx") + check_layer(&c, c.h0, dh0, BH, "dh0") +
               check_layer(&c, c.c0, dc0, BH, "dc0");
-    cr_assert_eq(bad, 0);
+    cr_assert_eq(bad, 0, "%s path", isa ? isa : "BLAS");
     /* x at padded steps has no influence: exactly zero gradient */
     for (size_t t = 2; t < c.T; t++)
         for (size_t k = 0; k < c.I; k++)
@@ -195,8 +243,17 @@ Test(lstm, gradient_check_with_padding_and_initial_state)
     cr_assert_eq(check_layer(&c, c.W, dW, nW, "dW (broken on purpose)"), 1);
     quiet_checks = 0;
     free(dW), free(db), free(dx), free(dh0), free(dc0);
+    param_buf_free(pk);
     layer_case_free(&c);
 }
+
+Test(lstm, gradient_check_with_padding_and_initial_state) { layer_gradcheck(NULL); }
+
+Test(lstm, gradient_check_packed_generic) { layer_gradcheck("generic"); }
+
+Test(lstm, gradient_check_packed_avx2) { layer_gradcheck("avx2"); }
+
+Test(lstm, gradient_check_packed_avx512) { layer_gradcheck("avx512"); }
 
 Test(lstm, backward_accumulates_and_null_state_grads_are_allowed)
 {
@@ -338,28 +395,51 @@ static int check_stack(struct stack_case *s, float *x, const float *g, size_t n,
     return bad;
 }
 
-static void stack_gradcheck(float p)
+/* BLAS threads 1 sends the stack's recurrent products through the packed path (the stack always sets
+ * acts.pk), 2 through BLAS; the packed path must also give the gradients of the BLAS path. */
+static void stack_gradcheck(float p, int blas_threads)
 {
+    gemm_set_threads(blas_threads);
     struct stack_case s;
     stack_case_make(&s, p);
     const size_t LBH = s.lay.L * s.a.B * s.lay.H;
     float *dh0 = calloc(LBH, sizeof(float)), *dc0 = calloc(LBH, sizeof(float));
     stack_loss(&s);
     stack_backward(&s.lay, s.w, s.g, &s.a, s.rtop, s.rh, s.rc, dh0, dc0);
+    if (blas_threads == 1) {
+        gemm_set_threads(2);
+        if (gemm_get_threads() != 2) {
+            cr_log_warn("BLAS does not run 2 threads here: packed path not compared with BLAS");
+        } else {
+            float *g2 = param_buf_create(s.tab.total), *dh2 = calloc(LBH, sizeof(float)),
+                  *dc2 = calloc(LBH, sizeof(float));
+            stack_loss(&s);
+            stack_backward(&s.lay, s.w, g2, &s.a, s.rtop, s.rh, s.rc, dh2, dc2);
+            for (size_t k = 0; k < s.tab.total; k++)
+                cr_assert(close_enough(s.g[k], g2[k], 1e-6, 1e-5), "g[%zu] packed %g, BLAS %g", k, s.g[k], g2[k]);
+            for (size_t k = 0; k < LBH; k++)
+                cr_assert(close_enough(dh0[k], dh2[k], 1e-6, 1e-5) && close_enough(dc0[k], dc2[k], 1e-6, 1e-5),
+                          "dh0 / dc0 [%zu]", k);
+            param_buf_free(g2), free(dh2), free(dc2);
+        }
+        gemm_set_threads(1);
+    }
     int bad = 0;
     for (size_t i = 0; i < s.tab.n; i++) {
         const struct param_view *v = &s.tab.views[i];
         bad += check_stack(&s, s.w + v->offset, s.g + v->offset, v->size, 1, v->name);
     }
     bad += check_stack(&s, s.h0, dh0, LBH, 1, "dh0") + check_stack(&s, s.c0, dc0, LBH, 1, "dc0");
-    cr_assert_eq(bad, 0, "p = %g", p);
+    cr_assert_eq(bad, 0, "p = %g, BLAS threads %d", p, blas_threads);
     free(dh0), free(dc0);
     stack_case_free(&s);
 }
 
-Test(stack, gradient_check_two_layers_no_dropout) { stack_gradcheck(0.0f); }
+Test(stack, gradient_check_two_layers_no_dropout) { stack_gradcheck(0.0f, 2); }
 
-Test(stack, gradient_check_two_layers_with_dropout) { stack_gradcheck(0.3f); }
+Test(stack, gradient_check_two_layers_with_dropout) { stack_gradcheck(0.3f, 2); }
+
+Test(stack, gradient_check_two_layers_with_dropout_packed) { stack_gradcheck(0.3f, 1); }
 
 Test(stack, dropout_masks_depend_only_on_the_rng_state)
 {

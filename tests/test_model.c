@@ -1,8 +1,8 @@
 /* tests/test_model.c: the seq2seq model (encoder/, decoder/) — parameter table, bad input, finite-difference
  * gradient check of the whole loss (every parameter group, L = 2, padding, with and without reversed
- * source and dropout), padding and reversal invariances, greedy decoding against the single-step API and
- * the teacher-forced loss, decoder state reordering, and (suite learn_model) tiny models that learn to
- * copy and to reverse random sequences. */
+ * source and dropout; on the BLAS and on the packed GEMM path, which must agree), padding and reversal
+ * invariances, greedy decoding against the single-step API and the teacher-forced loss, decoder state
+ * reordering, and (suite learn_model) tiny models that learn to copy and to reverse random sequences. */
 #include <criterion/criterion.h>
 
 #include <math.h>
@@ -161,8 +161,11 @@ static double fixture_loss(struct fixture *f, float scale)
     return scale * loss;
 }
 
-static void gradcheck_model(int reverse, float dropout)
+/* blas_threads 1 sends the LSTMs' recurrent products through the packed path (nn/gemm_packed.c), 2
+ * through BLAS; the packed path must also give the loss and gradients of the BLAS path. */
+static void gradcheck_model(int reverse, float dropout, int blas_threads)
 {
+    gemm_set_threads(blas_threads);
     struct fixture f;
     fixture_make(&f, reverse, dropout, 0.5f);
     const float scale = 0.25f;
@@ -173,6 +176,22 @@ static void gradcheck_model(int reverse, float dropout)
     cr_assert_eq(s2s_loss_forward_backward(&f.m, f.w, f.g, f.ws, &f.bt, scale, &r, &loss, &n), 0);
     cr_assert_eq(n, 3 + 5 + 1);
     cr_assert_float_eq(scale * loss, fixture_loss(&f, scale), 1e-9);
+    if (blas_threads == 1) {
+        gemm_set_threads(2);
+        if (gemm_get_threads() != 2) {
+            cr_log_warn("BLAS does not run 2 threads here: packed path not compared with BLAS");
+        } else {
+            double loss2;
+            float *g2 = param_buf_create(f.m.table.total);
+            rng_seed(&r, f.drop_seed);
+            cr_assert_eq(s2s_loss_forward_backward(&f.m, f.w, g2, f.ws, &f.bt, scale, &r, &loss2, &n), 0);
+            cr_assert(close_enough(loss, loss2, 1e-7, 1e-6), "loss packed %.9g, BLAS %.9g", loss, loss2);
+            for (size_t k = 0; k < f.m.table.total; k++)
+                cr_assert(close_enough(f.g[k], g2[k], 1e-6, 1e-4), "g[%zu] packed %g, BLAS %g", k, f.g[k], g2[k]);
+            param_buf_free(g2);
+        }
+        gemm_set_threads(1);
+    }
     int bad = 0, checked = 0;
     const float eps = 5e-3f;
     for (size_t i = 0; i < f.m.table.n; i++) {
@@ -199,15 +218,20 @@ static void gradcheck_model(int reverse, float dropout)
     }
     cr_log_info("checked %d entries", checked);
     cr_assert_gt(checked, 350);
-    cr_assert_eq(bad, 0, "reverse %d dropout %g: %d of %d entries wrong", reverse, dropout, bad, checked);
+    cr_assert_eq(bad, 0, "reverse %d dropout %g BLAS threads %d: %d of %d entries wrong", reverse, dropout,
+                 blas_threads, bad, checked);
     fixture_free(&f);
 }
 
-Test(model, gradient_check_whole_loss) { gradcheck_model(0, 0.0f); }
+Test(model, gradient_check_whole_loss) { gradcheck_model(0, 0.0f, 2); }
 
-Test(model, gradient_check_whole_loss_reversed_source) { gradcheck_model(1, 0.0f); }
+Test(model, gradient_check_whole_loss_reversed_source) { gradcheck_model(1, 0.0f, 2); }
 
-Test(model, gradient_check_whole_loss_with_dropout) { gradcheck_model(1, 0.25f); }
+Test(model, gradient_check_whole_loss_with_dropout) { gradcheck_model(1, 0.25f, 2); }
+
+Test(model, gradient_check_whole_loss_packed) { gradcheck_model(0, 0.0f, 1); }
+
+Test(model, gradient_check_whole_loss_with_dropout_packed) { gradcheck_model(1, 0.25f, 1); }
 
 Test(model, gradients_accumulate_and_scale)
 {

@@ -1,5 +1,6 @@
-/* tests/test_nn.c: nn/ kernels — the parameter table and buffers, the GEMM wrapper against a naive
- * product, Adam and clipping against hand-computed values, dropout statistics and reproducibility,
+/* tests/test_nn.c: nn/ kernels — the parameter table and buffers, the GEMM wrapper and the packed GEMM
+ * (its layout, and its kernels for every ISA the CPU has, over tile, panel and k-block edges) against a
+ * naive product, Adam and clipping against hand-computed values, dropout statistics and reproducibility,
  * the fused projection + cross-entropy (hand-computed case and finite-difference gradient check), the
  * embedding, and the workspace arena. LSTM and the stack are in test_lstm.c. */
 #include <criterion/criterion.h>
@@ -18,6 +19,7 @@
 #include "nn/params.h"
 #include "nn/proj.h"
 #include "nn/vmath.h"
+#include "tests/helpers.h"
 #include "util/err.h"
 #include "util/rng.h"
 
@@ -152,6 +154,209 @@ Test(gemm, k_zero_scales_and_threads_are_settable)
     cr_assert_eq(gemm_get_threads(), 1);
     gemm_set_threads(before);
     cr_assert_not_null(gemm_corename());
+}
+
+/* ---- packed gemm (nn/gemm_packed.c) ----
+ * gemm_packed.c picks its kernels once per process, at the first pack or run, from the CPU and
+ * SEQLITE_GEMM_ISA; each test below pins one ISA (th_gemm_isa) before its first packed call. */
+
+/* Pins the packed kernels to isa (NULL: the automatic choice); skips the test when the CPU lacks it. */
+static void pin_isa(const char *isa)
+{
+    if (!th_gemm_isa(isa))
+        cr_skip_test("this CPU cannot run the %s kernels", isa);
+}
+
+/* The panel width gemm_pack_b uses: op(B) = [1; 2] (K 2, N 1) puts its 2 at P[width]. */
+static size_t packed_panel_width(void)
+{
+    float B[2] = {1, 2}, P[2 * GEMM_PANEL_MAX];
+    cr_assert_eq(gemm_packed_floats(2, 1), 2 * GEMM_PANEL_MAX);
+    gemm_pack_b(GEMM_N, 2, 1, B, 1, P);
+    for (size_t w = 1; w < 2 * GEMM_PANEL_MAX; w++)
+        if (P[w] == 2.0f)
+            return w;
+    return 0;
+}
+
+#define PK_GUARD 64          /* floats after the packed buffer that gemm_pack_b must not touch */
+#define PK_SENTINEL 12345.0f
+
+/* gemm_run_packed against a double-precision triple loop for every M x N x K below (M across the 6- and
+ * 12-row tiles, N across the 16- and 32-wide panels, K across the 128- and 256-deep k blocks), both
+ * storages of B and beta 0 (C holds NaN: it must not be read), 1 and 0.5. Strided A, B, C have NaN in
+ * their padding (never read); C's padding columns and one extra row must keep their bits. Tolerance 1e-5
+ * relative to Σ|a·b| + |beta·c| (float sums of up to 257 terms). Returns the number of failed cases. */
+static int packed_check_shapes(void)
+{
+    static const size_t Ms[] = {1, 2, 5, 6, 7, 12, 13, 33}, Ns[] = {1, 15, 16, 17, 31, 32, 33, 100},
+                        Ks[] = {1, 63, 64, 65, 200, 257}; /* 257: past a 256-deep k block */
+    static const float betas[] = {0.0f, 1.0f, 0.5f};
+    const size_t nM = sizeof Ms / sizeof *Ms, nN = sizeof Ns / sizeof *Ns, nK = sizeof Ks / sizeof *Ks;
+    const size_t maxM = 33, maxN = 100, maxK = 257, padA = 3, padB = 5, padC = 4;
+    float *A = malloc(maxM * (maxK + padA) * sizeof(float));
+    float *B = malloc((maxK + padB) * (maxN + padB) * sizeof(float));
+    float *C = malloc((maxM + 1) * (maxN + padC) * sizeof(float));
+    float *C0 = malloc((maxM + 1) * (maxN + padC) * sizeof(float));
+    float *P = malloc((gemm_packed_floats(maxK, maxN) + PK_GUARD) * sizeof(float));
+    cr_assert(A && B && C && C0 && P);
+    struct rng r;
+    rng_seed(&r, 23);
+    int bad = 0, cases = 0;
+    for (int tb = 0; tb < 2; tb++)
+        for (size_t kn = 0; kn < nK * nN; kn++) {
+            const size_t K = Ks[kn / nN], N = Ns[kn % nN];
+            /* B stored (K, N) or (N, K) with padding columns */
+            const size_t brows = tb ? N : K, bcols = tb ? K : N, ldb = bcols + padB;
+            for (size_t i = 0; i < brows; i++)
+                for (size_t j = 0; j < ldb; j++)
+                    B[i * ldb + j] = j < bcols ? (2.0f * rng_uniform(&r) - 1.0f) : NAN;
+            const size_t np = gemm_packed_floats(K, N);
+            for (size_t k = 0; k < np + PK_GUARD; k++)
+                P[k] = PK_SENTINEL;
+            gemm_pack_b(tb ? GEMM_T : GEMM_N, K, N, B, ldb, P);
+            for (size_t k = np; k < np + PK_GUARD; k++)
+                if (P[k] != PK_SENTINEL) {
+                    cr_log_error("tb %d K %zu N %zu: gemm_pack_b wrote P[%zu], past its %zu floats", tb, K, N, k,
+                                 np);
+                    bad++;
+                    break;
+                }
+            for (size_t mi = 0; mi < nM; mi++) {
+                const size_t M = Ms[mi], lda = K + padA, ldc = N + padC;
+                for (size_t i = 0; i < M; i++)
+                    for (size_t k = 0; k < lda; k++)
+                        A[i * lda + k] = k < K ? (2.0f * rng_uniform(&r) - 1.0f) : NAN;
+                for (size_t bi = 0; bi < sizeof betas / sizeof *betas; bi++) {
+                    const float beta = betas[bi];
+                    for (size_t i = 0; i <= M; i++) /* row M: outside C */
+                        for (size_t j = 0; j < ldc; j++)
+                            C[i * ldc + j] = (beta == 0.0f && i < M && j < N) ? NAN : 2.0f * rng_uniform(&r) - 1.0f;
+                    memcpy(C0, C, (M + 1) * ldc * sizeof(float));
+                    gemm_run_packed(M, N, K, A, lda, P, beta, C, ldc);
+                    cases++;
+                    int first = 1;
+                    for (size_t i = 0; i <= M && first; i++)
+                        for (size_t j = 0; j < ldc && first; j++) {
+                            const float got = C[i * ldc + j];
+                            if (i == M || j >= N) {
+                                if (memcmp(&got, &C0[i * ldc + j], sizeof got) != 0) {
+                                    cr_log_error("tb %d M %zu N %zu K %zu beta %g: C(%zu,%zu) outside the product "
+                                                 "changed from %g to %g", tb, M, N, K, beta, i, j, C0[i * ldc + j],
+                                                 got);
+                                    first = 0;
+                                }
+                                continue;
+                            }
+                            double s = 0, mag = 0;
+                            for (size_t k = 0; k < K; k++) {
+                                double p = (double)A[i * lda + k] * (tb ? B[j * ldb + k] : B[k * ldb + j]);
+                                s += p;
+                                mag += fabs(p);
+                            }
+                            if (beta != 0.0f) {
+                                s += (double)beta * C0[i * ldc + j];
+                                mag += fabs((double)beta * C0[i * ldc + j]);
+                            }
+                            if (!(fabs(got - s) <= 1e-5 * mag + 1e-7)) { /* NaN fails too */
+                                cr_log_error("tb %d M %zu N %zu K %zu beta %g: C(%zu,%zu) = %.9g, want %.9g", tb, M,
+                                             N, K, beta, i, j, got, s);
+                                first = 0;
+                            }
+                        }
+                    bad += !first;
+                }
+            }
+        }
+    cr_assert_eq(cases, 2 * 8 * 8 * 6 * 3);
+    free(A), free(B), free(C), free(C0), free(P);
+    return bad;
+}
+
+Test(gemm_packed, generic_kernel_matches_naive)
+{
+    pin_isa("generic");
+    cr_assert_eq(packed_panel_width(), 16);
+    cr_assert_eq(packed_check_shapes(), 0);
+}
+
+Test(gemm_packed, avx2_kernel_matches_naive)
+{
+    pin_isa("avx2");
+    cr_assert_eq(packed_panel_width(), 16);
+    cr_assert_eq(packed_check_shapes(), 0);
+}
+
+Test(gemm_packed, avx512_kernel_matches_naive)
+{
+    pin_isa("avx512");
+    cr_assert_eq(packed_panel_width(), 32, "SEQLITE_GEMM_ISA=avx512 did not select the 32-wide panels");
+    cr_assert_eq(packed_check_shapes(), 0);
+}
+
+Test(gemm_packed, automatic_choice_matches_naive_and_gemm_run)
+{
+    pin_isa(NULL);
+    size_t w = packed_panel_width();
+    cr_assert(w == 16 || w == 32, "panel width %zu", w);
+    cr_assert_eq(packed_check_shapes(), 0);
+    /* the packed product and the CBLAS one agree on a decoding-like shape, for both storages of B */
+    struct rng r;
+    rng_seed(&r, 29);
+    const size_t M = 32, N = 96, K = 80;
+    float *A = malloc(M * K * sizeof(float)), *B = malloc(K * N * sizeof(float));
+    float *P = malloc(gemm_packed_floats(K, N) * sizeof(float));
+    float *C1 = malloc(M * N * sizeof(float)), *C2 = malloc(M * N * sizeof(float));
+    fill_uniform(A, M * K, 1, &r);
+    fill_uniform(B, K * N, 1, &r);
+    for (int tb = 0; tb < 2; tb++) {
+        fill_uniform(C1, M * N, 1, &r);
+        memcpy(C2, C1, M * N * sizeof(float));
+        gemm_pack_b(tb ? GEMM_T : GEMM_N, K, N, B, tb ? K : N, P);
+        gemm_run_packed(M, N, K, A, K, P, 1.0f, C1, N);
+        gemm_run(GEMM_N, tb ? GEMM_T : GEMM_N, M, N, K, 1.0f, A, K, B, tb ? K : N, 1.0f, C2, N);
+        for (size_t k = 0; k < M * N; k++)
+            cr_assert(close_enough(C1[k], C2[k], 1e-5, 1e-5), "tb %d [%zu]: %g vs %g", tb, k, C1[k], C2[k]);
+    }
+    free(A), free(B), free(P), free(C1), free(C2);
+}
+
+Test(gemm_packed, pack_writes_zero_padded_panels)
+{
+    pin_isa(NULL);
+    const size_t w = packed_panel_width(), K = 3, N = w + 5, np = 2; /* a full panel and a partial one */
+    float B[3 * 64], Bt[64 * 3], P[2 * GEMM_PANEL_MAX * 3];
+    cr_assert_eq(gemm_packed_floats(K, N), GEMM_PANEL_MAX * K * (w == 32 ? 2 : 1));
+    for (size_t k = 0; k < K; k++)
+        for (size_t n = 0; n < N; n++)
+            B[k * N + n] = Bt[n * K + k] = (float)(1 + k * 100 + n); /* op(B)(k, n), never 0 */
+    for (int tb = 0; tb < 2; tb++) {
+        for (size_t i = 0; i < sizeof P / sizeof *P; i++)
+            P[i] = NAN;
+        gemm_pack_b(tb ? GEMM_T : GEMM_N, K, N, tb ? Bt : B, tb ? K : N, P);
+        for (size_t j = 0; j < np; j++) /* panel j: (K, w) floats at P + j·w·K */
+            for (size_t k = 0; k < K; k++)
+                for (size_t c = 0; c < w; c++) {
+                    const size_t n = j * w + c;
+                    const float want = n < N ? (float)(1 + k * 100 + n) : 0.0f;
+                    cr_assert_eq(P[j * w * K + k * w + c], want, "tb %d panel %zu k %zu c %zu", tb, j, k, c);
+                }
+    }
+}
+
+Test(gemm_packed, k_zero_scales_and_empty_shapes_are_no_ops)
+{
+    pin_isa(NULL);
+    float C[6] = {1, 2, 3, 4, NAN, 6};
+    float P[GEMM_PANEL_MAX] = {0};
+    gemm_run_packed(2, 2, 0, NULL, 1, P, 0.5f, C, 3); /* C (2, 2) with ldc 3 */
+    cr_assert(C[0] == 0.5f && C[1] == 1.0f && C[3] == 2.0f && isnan(C[4]) && C[2] == 3.0f && C[5] == 6.0f);
+    gemm_run_packed(2, 2, 0, NULL, 1, P, 0.0f, C, 3); /* beta 0 overwrites, even NaN */
+    cr_assert(C[0] == 0.0f && C[1] == 0.0f && C[3] == 0.0f && C[4] == 0.0f && C[2] == 3.0f && C[5] == 6.0f);
+    float D[2] = {7, 8};
+    gemm_run_packed(0, 2, 3, NULL, 1, P, 0.0f, D, 2);
+    gemm_run_packed(2, 0, 3, NULL, 1, P, 0.0f, D, 1);
+    cr_assert(D[0] == 7.0f && D[1] == 8.0f);
 }
 
 /* ---- adam, clip ---- */

@@ -281,9 +281,10 @@ static int beam_cb_step(void *ctx, const int32_t *prev, size_t M, float *logprob
 
 static int beam_cb_reorder(void *ctx, const size_t *src, size_t M) { return s2s_decoder_reorder(ctx, src, M); }
 
-/* Decodes one batch of B sources, every hypothesis for exactly T steps; adds its output ids to checksum. */
+/* Decodes one batch of B sources, every hypothesis for exactly T steps; adds the output ids of its first
+ * `counted` rows to checksum (the peer sums the outputs of the first --sentences sources only). */
 static int decode_batch(const struct bench_opts *o, const struct s2s_model *model, struct decoder_worker *dw,
-                        const int32_t *src, const int32_t *src_len)
+                        const int32_t *src, const int32_t *src_len, size_t counted)
 {
     const size_t B = o->B, V = o->V_tgt;
     if (o->mode == BENCH_BEAM) {
@@ -295,7 +296,7 @@ static int decode_batch(const struct bench_opts *o, const struct s2s_model *mode
         struct beam_opts bo = {.nbest = 1, .max_len = o->T, .alpha = 0.0f, .fixed_length = 1};
         if ((rc = beam_search_run(dw->bs, &bm, B, &bo)))
             return rc;
-        for (size_t j = 0; j < B; j++) {
+        for (size_t j = 0; j < counted; j++) {
             size_t cnt = 0;
             const struct beam_hyp *h = beam_search_nbest(dw->bs, j, &cnt);
             for (size_t k = 0; cnt > 0 && k < h[0].len; k++)
@@ -324,7 +325,8 @@ static int decode_batch(const struct bench_opts *o, const struct s2s_model *mode
             int32_t tok = dw->done[b] ? S2S_PAD : (int32_t)best;
             dw->done[b] |= tok == S2S_EOS;
             dw->prev[b] = tok;
-            dw->checksum += tok;
+            if (b < counted)
+                dw->checksum += tok;
         }
     }
     return 0;
@@ -368,7 +370,7 @@ static int run_decode(const struct bench_opts *o, const struct s2s_model *model,
 #pragma omp parallel for num_threads((int)nw) schedule(static, 1) if (nw > 1)
     for (size_t i = 0; i < nw; i++)
         for (size_t j = 0; j < o->warmup && !dw[i].rc; j++)
-            dw[i].rc = decode_batch(o, model, &dw[i], src + ((i + j) % nb) * B * S, len);
+            dw[i].rc = decode_batch(o, model, &dw[i], src + ((i + j) % nb) * B * S, len, B);
     for (size_t i = 0; i < nw; i++) {
         if ((rc = dw[i].rc))
             goto done;
@@ -379,7 +381,8 @@ static int run_decode(const struct bench_opts *o, const struct s2s_model *model,
     for (size_t j = 0; j < nb; j++) {
         struct decoder_worker *d = &dw[omp_get_thread_num()];
         if (!d->rc)
-            d->rc = decode_batch(o, model, d, src + j * B * S, len);
+            d->rc = decode_batch(o, model, d, src + j * B * S, len,
+                                 o->sentences - j * B < B ? o->sentences - j * B : B);
     }
     res->sec = now() - t0;
     res->checksum = 0;

@@ -887,18 +887,17 @@ done:
     out->valid_ppl = t.valid_ppl;
     out->valid_bleu = t.valid_bleu;
     out->last_checkpoint_id = t.last_ckpt;
+    char msg[512]; /* the failure's message: the queries below must not replace it */
+    snprintf(msg, sizeof msg, "%s", rc ? sl_errmsg() : "");
     if (started && t.run_id) {
         int64_t best;
         if (db_ckpt_find(db, t.run_id, "best", &best) == 0)
             out->best_checkpoint_id = best;
     }
-    if (rc && started) {
-        /* keep the message of the failure; the run row says failed */
-        char msg[512];
-        snprintf(msg, sizeof msg, "%s", sl_errmsg());
+    if (rc && started)
         db_run_update(db, t.run_id, "failed", t.saved_step >= 0 ? t.saved_step : 0, 0, msg);
+    if (rc)
         sl_err(rc, "%s", msg);
-    }
     if (gemm_threads > 0)
         gemm_set_threads(gemm_threads);
     teardown(&t);
