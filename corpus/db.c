@@ -54,8 +54,8 @@
  *      sqlite.org/fileformat.html (header offsets 60 user_version, 68 application_id). */
 #include "corpus/db.h"
 
-#include "corpus/import.h"
 #include "util/err.h"
+#include "util/utf8.h"
 #include "util/sbuf.h"
 
 #include <errno.h>
@@ -887,7 +887,7 @@ int db_token_display(const char *bytes, size_t len, struct sbuf *b)
     int rc = sbuf_reserve(b, len);
     size_t i = 0;
     while (!rc && i < len) {
-        size_t k = import_utf8_seqlen((const unsigned char *)bytes + i, len - i);
+        size_t k = utf8_seqlen((const unsigned char *)bytes + i, len - i);
         if (k && bytes[i] != '\0') {
             rc = sbuf_append(b, bytes + i, k);
             i += k;

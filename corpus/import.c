@@ -1,11 +1,13 @@
 /* corpus/import.c: streams two line-aligned files into one new corpus (see import.h). Memory is two
  * line buffers whatever the file size; the whole import is one BEGIN IMMEDIATE transaction rolled
- * back on any error, so a failed import leaves the database exactly as it was.
+ * back on any error, so a failed import leaves the database exactly as it was. Every line is checked
+ * with util/utf8.h (the project's one validator; its offsets name the bad byte in the message).
  * ref: Unicode 15 section 3.9 table 3-7 (the only well-formed UTF-8 byte sequences). */
 #include "corpus/import.h"
 
 #include "corpus/db.h"
 #include "util/err.h"
+#include "util/utf8.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -15,66 +17,6 @@
 
 #define PROGRESS_EVERY 100000
 #define FILE_BUFFER (1 << 20)
-
-size_t import_utf8_seqlen(const unsigned char *s, size_t n)
-{
-    unsigned c = s[0];
-    unsigned lo = 0x80, hi = 0xBF; /* allowed range of the second byte (table 3-7) */
-    if (c < 0x80)
-        return 1;
-    if (c < 0xC2) /* stray continuation byte, or C0/C1 (always overlong) */
-        return 0;
-    if (c < 0xE0)
-        return (n >= 2 && (s[1] & 0xC0) == 0x80) ? 2 : 0;
-    if (c < 0xF0) {
-        if (c == 0xE0)
-            lo = 0xA0; /* below: overlong */
-        else if (c == 0xED)
-            hi = 0x9F; /* above: UTF-16 surrogates D800-DFFF */
-        if (n < 3 || s[1] < lo || s[1] > hi || (s[2] & 0xC0) != 0x80)
-            return 0;
-        return 3;
-    }
-    if (c < 0xF5) {
-        if (c == 0xF0)
-            lo = 0x90; /* below: overlong */
-        else if (c == 0xF4)
-            hi = 0x8F; /* above: beyond U+10FFFF */
-        if (n < 4 || s[1] < lo || s[1] > hi || (s[2] & 0xC0) != 0x80 || (s[3] & 0xC0) != 0x80)
-            return 0;
-        return 4;
-    }
-    return 0; /* F5-FF: beyond U+10FFFF */
-}
-
-int import_utf8_check(const char *s, size_t n, size_t *bad)
-{
-    const unsigned char *p = (const unsigned char *)s;
-    size_t i = 0;
-    while (i < n) {
-        /* ASCII fast path: eight bytes at a time while no high bit is set */
-        if (i + 8 <= n) {
-            uint64_t w;
-            memcpy(&w, p + i, 8);
-            if (!(w & 0x8080808080808080ULL)) {
-                i += 8;
-                continue;
-            }
-        }
-        if (p[i] < 0x80) {
-            i++;
-            continue;
-        }
-        size_t k = import_utf8_seqlen(p + i, n - i);
-        if (!k) {
-            if (bad)
-                *bad = i;
-            return 0;
-        }
-        i += k;
-    }
-    return 1;
-}
 
 static const char *base_name(const char *path)
 {
@@ -207,7 +149,7 @@ static int clean_line(struct input *in, int64_t lineno, const char **text, size_
         return sl_err(SL_EINVAL, "%s: line %lld, byte %zu: NUL byte (not a text file?)", in->path,
                       (long long)lineno, (size_t)(nul - s) + shift + 1);
     size_t bad;
-    if (!import_utf8_check(s, n, &bad))
+    if (!utf8_valid(s, n, &bad))
         return sl_err(SL_EUTF8, "%s: line %lld, byte %zu: invalid UTF-8", in->path, (long long)lineno,
                       bad + shift + 1);
     *text = s;
@@ -230,7 +172,7 @@ static int check_label(const char *what, const char *s, size_t cap)
         return sl_err(SL_EINVAL, "%s is empty", what);
     if (n >= cap)
         return sl_err(SL_EINVAL, "%s is too long (%zu bytes, at most %zu)", what, n, cap - 1);
-    if (!import_utf8_check(s, n, NULL))
+    if (!utf8_valid(s, n, NULL))
         return sl_err(SL_EUTF8, "%s is not valid UTF-8", what);
     for (size_t i = 0; i < n; i++)
         if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)

@@ -1,5 +1,5 @@
-/* corpus/import.h: importing a parallel corpus (two line-aligned UTF-8 files) into the database, and
- * the strict UTF-8 validator it uses. An import is one transaction: on any error the database is
+/* corpus/import.h: importing a parallel corpus (two line-aligned UTF-8 files) into the database
+ * (lines are validated with util/utf8.h). An import is one transaction: on any error the database is
  * exactly as before. Lines are streamed (constant memory, no line-length limit); a UTF-8 BOM on line 1
  * and a trailing CR are stripped; a pair with an empty or all-whitespace side is skipped and counted.
  * ref: Unicode 15 section 3.9, table 3-7 (well-formed UTF-8 byte sequences). */
@@ -10,13 +10,6 @@
 #include <stdint.h>
 
 struct db;
-
-/* Length (1-4) of the well-formed UTF-8 sequence starting at s (n > 0 bytes available), or 0 when none
- * starts there (overlong form, surrogate, above U+10FFFF, stray continuation byte, truncated). */
-size_t import_utf8_seqlen(const unsigned char *s, size_t n);
-/* 1 when s[0..n) is well-formed UTF-8; else 0 and *bad (if not NULL) = offset of the first byte of the
- * first ill-formed sequence. */
-int import_utf8_check(const char *s, size_t n, size_t *bad /* OUT */);
 
 struct import_opts {
     const char *src_path, *tgt_path;  /* required */

@@ -96,13 +96,8 @@ void bleu_stats_add(struct bleu_stats *dst, const struct bleu_stats *src)
         dst->correct[k] += src->correct[k];
         dst->total[k] += src->total[k];
     }
-    if (src->nsegs) {
-        if (dst->nsegs == 0 || src->nrefs_min < dst->nrefs_min)
-            dst->nrefs_min = src->nrefs_min;
-        if (dst->nsegs == 0 || src->nrefs_max > dst->nrefs_max)
-            dst->nrefs_max = src->nrefs_max;
-    }
-    dst->nsegs += src->nsegs;
+    metric_nrefs_add(&dst->nsegs, &dst->nrefs_min, &dst->nrefs_max, src->nsegs, src->nrefs_min,
+                     src->nrefs_max);
 }
 
 void bleu_reset(struct bleu *b) { bleu_stats_zero(&b->st); }
@@ -128,34 +123,27 @@ static int read_words(struct bleu *b, const char *s, size_t n, size_t *nw)
         t = b->toks.data;
         tn = b->toks.len;
     }
-    /* split on Unicode whitespace; the char tokenizer makes every other code point a word */
-    size_t count = 0, i = 0;
-    while (i < tn) {
-        size_t at = i;
-        uint32_t c = evtext_next(t, tn, &i);
-        if (evtext_is_space(c))
-            continue;
-        size_t end = i;
-        if (b->o.tok != BLEU_TOK_CHAR) {
-            while (end < tn) {
-                size_t j = end;
-                if (evtext_is_space(evtext_next(t, tn, &j)))
-                    break;
-                end = j;
+    /* split on Unicode whitespace; the char tokenizer makes every code point of a word a word */
+    size_t count = 0, i = 0, word;
+    while (evtext_next_word(t, tn, &i, &word)) {
+        for (size_t at = word, end; at < i; at = end) {
+            end = i;
+            if (b->o.tok == BLEU_TOK_CHAR) {
+                end = at;
+                evtext_next(t, tn, &end);
             }
-            i = end;
+            if (count == b->ids_cap) {
+                size_t cap = b->ids_cap ? 2 * b->ids_cap : 256;
+                uint32_t *p = realloc(b->ids, cap * sizeof *p);
+                if (!p)
+                    return sl_err(SL_ENOMEM, "out of memory");
+                b->ids = p;
+                b->ids_cap = cap;
+            }
+            if ((rc = ngram_vocab_id(b->vocab, t + at, end - at, &b->ids[count])))
+                return rc;
+            count++;
         }
-        if (count == b->ids_cap) {
-            size_t cap = b->ids_cap ? 2 * b->ids_cap : 256;
-            uint32_t *p = realloc(b->ids, cap * sizeof *p);
-            if (!p)
-                return sl_err(SL_ENOMEM, "out of memory");
-            b->ids = p;
-            b->ids_cap = cap;
-        }
-        if ((rc = ngram_vocab_id(b->vocab, t + at, end - at, &b->ids[count])))
-            return rc;
-        count++;
     }
     *nw = count;
     return 0;
@@ -164,16 +152,10 @@ static int read_words(struct bleu *b, const char *s, size_t n, size_t *nw)
 int bleu_segment(struct bleu *b, const char *hyp, size_t hyp_len, const char *const *refs,
                  const size_t *ref_lens, size_t nrefs, struct bleu_stats *seg)
 {
-    size_t bad;
-    int rc;
     bleu_stats_zero(seg);
-    if (!evtext_valid(hyp, hyp_len, &bad))
-        return sl_err(SL_EUTF8, "hypothesis: invalid UTF-8 at byte %zu", bad + 1);
-    for (size_t r = 0; r < nrefs; r++) {
-        size_t rl = ref_lens ? ref_lens[r] : strlen(refs[r]);
-        if (!evtext_valid(refs[r], rl, &bad))
-            return sl_err(SL_EUTF8, "reference %zu: invalid UTF-8 at byte %zu", r + 1, bad + 1);
-    }
+    int rc = metric_check_utf8(hyp, hyp_len, refs, ref_lens, nrefs);
+    if (rc)
+        return rc;
     ngram_vocab_reset(b->vocab);
     size_t hyp_n;
     if ((rc = read_words(b, hyp, hyp_len, &hyp_n)) || (rc = ngram_set_hyp(b->counter, b->ids, hyp_n)))

@@ -90,13 +90,8 @@ void chrf_stats_add(struct chrf_stats *dst, const struct chrf_stats *src)
 {
     for (size_t i = 0; i < CHRF_MAX_STATS; i++)
         dst->v[i] += src->v[i];
-    if (src->nsegs) {
-        if (dst->nsegs == 0 || src->nrefs_min < dst->nrefs_min)
-            dst->nrefs_min = src->nrefs_min;
-        if (dst->nsegs == 0 || src->nrefs_max > dst->nrefs_max)
-            dst->nrefs_max = src->nrefs_max;
-    }
-    dst->nsegs += src->nsegs;
+    metric_nrefs_add(&dst->nsegs, &dst->nrefs_min, &dst->nrefs_max, src->nsegs, src->nrefs_min,
+                     src->nrefs_max);
 }
 
 static int grow(uint32_t **p, size_t *cap, size_t need)
@@ -144,30 +139,21 @@ static int read_line(struct chrf *c, const char *s, size_t n, size_t *nc, size_t
     /* words: at most one extra word per whitespace-separated token, so n + 1 ids suffice */
     if ((rc = grow(&c->words, &c->words_cap, n + 1)))
         return rc;
-    size_t w = 0;
+    size_t w = 0, at;
     i = 0;
-    while (i < n) {
-        size_t at = i;
-        if (evtext_is_space(evtext_next(s, n, &i)))
-            continue;
-        size_t end = i, ncp = 1;
-        while (end < n) {
-            size_t j = end;
-            if (evtext_is_space(evtext_next(s, n, &j)))
-                break;
-            end = j;
-            ncp++;
-        }
-        i = end;
+    while (evtext_next_word(s, n, &i, &at)) {
+        size_t end = i, second = at;
+        evtext_next(s, n, &second);
+        int multi = second < end; /* more than one code point: punctuation may split off */
         /* punctuation is ASCII, so checking the first / last byte checks the code point */
         size_t parts[2][2]; /* {offset, length} */
         size_t np = 1;
         parts[0][0] = at, parts[0][1] = end - at;
-        if (ncp > 1 && is_punct((unsigned char)s[end - 1])) {
+        if (multi && is_punct((unsigned char)s[end - 1])) {
             parts[0][1] = end - 1 - at;
             parts[1][0] = end - 1, parts[1][1] = 1;
             np = 2;
-        } else if (ncp > 1 && is_punct((unsigned char)s[at])) {
+        } else if (multi && is_punct((unsigned char)s[at])) {
             parts[0][1] = 1;
             parts[1][0] = at + 1, parts[1][1] = end - at - 1;
             np = 2;
@@ -196,16 +182,11 @@ static void put_triples(uint64_t *v, size_t order, const uint64_t *hyp_total, co
 int chrf_segment(struct chrf *c, const char *hyp, size_t hyp_len, const char *const *refs,
                  const size_t *ref_lens, size_t nrefs, struct chrf_stats *seg)
 {
-    size_t bad, nc, nw;
-    int rc;
+    size_t nc, nw;
     memset(seg, 0, sizeof *seg);
-    if (!evtext_valid(hyp, hyp_len, &bad))
-        return sl_err(SL_EUTF8, "hypothesis: invalid UTF-8 at byte %zu", bad + 1);
-    for (size_t r = 0; r < nrefs; r++) {
-        size_t rl = ref_lens ? ref_lens[r] : strlen(refs[r]);
-        if (!evtext_valid(refs[r], rl, &bad))
-            return sl_err(SL_EUTF8, "reference %zu: invalid UTF-8 at byte %zu", r + 1, bad + 1);
-    }
+    int rc = metric_check_utf8(hyp, hyp_len, refs, ref_lens, nrefs);
+    if (rc)
+        return rc;
     ngram_vocab_reset(c->vocab);
     if ((rc = read_line(c, hyp, hyp_len, &nc, &nw)) || (rc = ngram_set_hyp(c->cc, c->chars, nc)))
         return rc;

@@ -1,10 +1,12 @@
-/* eval/metric.c: text and JSON formatting of metric results (see metric.h).
+/* eval/metric.c: text and JSON formatting of metric results, and the per-segment steps BLEU and chrF
+ * share (see metric.h).
  * JSON numbers follow Python: float(f"{score:.{width}f}") printed by repr, i.e. the fixed-point
  * string without trailing zeros but with at least one decimal ("48.5", "100.0").
  * ref: sacrebleu/metrics/base.py. */
 #include "eval/metric.h"
 
 #include "util/err.h"
+#include "util/utf8.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -36,6 +38,32 @@ int metric_put_nrefs(struct sbuf *sig, size_t nrefs_min, size_t nrefs_max)
     if (nrefs_min != nrefs_max)
         return sbuf_printf(sig, "nrefs:var");
     return sbuf_printf(sig, "nrefs:%zu", nrefs_min);
+}
+
+void metric_nrefs_add(size_t *nsegs, size_t *nrefs_min, size_t *nrefs_max, size_t src_nsegs, size_t src_min,
+                      size_t src_max)
+{
+    if (src_nsegs) {
+        if (*nsegs == 0 || src_min < *nrefs_min)
+            *nrefs_min = src_min;
+        if (*nsegs == 0 || src_max > *nrefs_max)
+            *nrefs_max = src_max;
+    }
+    *nsegs += src_nsegs;
+}
+
+int metric_check_utf8(const char *hyp, size_t hyp_len, const char *const *refs, const size_t *ref_lens,
+                      size_t nrefs)
+{
+    size_t bad;
+    if (!utf8_valid(hyp, hyp_len, &bad))
+        return sl_err(SL_EUTF8, "hypothesis: invalid UTF-8 at byte %zu", bad + 1);
+    for (size_t r = 0; r < nrefs; r++) {
+        size_t rl = ref_lens ? ref_lens[r] : strlen(refs[r]);
+        if (!utf8_valid(refs[r], rl, &bad))
+            return sl_err(SL_EUTF8, "reference %zu: invalid UTF-8 at byte %zu", r + 1, bad + 1);
+    }
+    return 0;
 }
 
 int metric_format_text(const struct metric_result *r, int width, struct sbuf *out)

@@ -7,6 +7,7 @@
 #include "corpus/import.h"
 #include "tests/helpers.h"
 #include "util/err.h"
+#include "util/utf8.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,7 +32,7 @@ TestSuite(import_cli, .init = setup, .fini = teardown);
 static int bad_at(const char *s, size_t n)
 {
     size_t bad = 12345;
-    if (import_utf8_check(s, n, &bad))
+    if (utf8_valid(s, n, &bad))
         return -1;
     return (int)bad;
 }
@@ -47,10 +48,10 @@ Test(utf8, valid_sequences)
     cr_assert_eq(bad_at("\xf0\x9f\x98\x80", 4), -1);                 /* U+1F600 emoji */
     cr_assert_eq(bad_at("\xf4\x8f\xbf\xbf", 4), -1);                 /* U+10FFFF, the last */
     cr_assert_eq(bad_at("Gr\xc3\xbc\xc3\x9f" "e", 7), -1);
-    cr_assert_eq(import_utf8_seqlen((const unsigned char *)"\xf0\x9f\x98\x80", 4), 4);
-    cr_assert_eq(import_utf8_seqlen((const unsigned char *)"\xe2\x82\xac", 3), 3);
-    cr_assert_eq(import_utf8_seqlen((const unsigned char *)"\xc3\xa9", 2), 2);
-    cr_assert_eq(import_utf8_seqlen((const unsigned char *)"a", 1), 1);
+    cr_assert_eq(utf8_seqlen((const unsigned char *)"\xf0\x9f\x98\x80", 4), 4);
+    cr_assert_eq(utf8_seqlen((const unsigned char *)"\xe2\x82\xac", 3), 3);
+    cr_assert_eq(utf8_seqlen((const unsigned char *)"\xc3\xa9", 2), 2);
+    cr_assert_eq(utf8_seqlen((const unsigned char *)"a", 1), 1);
 }
 
 Test(utf8, overlong_forms)
@@ -84,7 +85,7 @@ Test(utf8, truncated_and_stray_bytes)
     /* after the ASCII fast path: the offset is exact */
     cr_assert_eq(bad_at("0123456789abcdef\x80", 17), 16);
     cr_assert_eq(bad_at("01234567\xc3\xa9" "89\xc3", 13), 12);
-    cr_assert_eq(import_utf8_seqlen((const unsigned char *)"\xe2\x82\xac", 2), 0);
+    cr_assert_eq(utf8_seqlen((const unsigned char *)"\xe2\x82\xac", 2), 0);
 }
 
 /* ---- defaults ---- */

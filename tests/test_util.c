@@ -1,10 +1,11 @@
-/* tests/test_util.c: util/ — error messages, the RNG, the byte buffer and line reader. */
+/* tests/test_util.c: util/ — error messages, the RNG, the byte buffer and line reader, UTF-8. */
 #include <criterion/criterion.h>
 
 #include "tests/helpers.h"
 #include "util/err.h"
 #include "util/rng.h"
 #include "util/sbuf.h"
+#include "util/utf8.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -107,4 +108,169 @@ Test(sbuf, printf_appends)
     cr_assert_str_eq(b.data, "12-ab!");
     cr_assert_eq(b.len, 6);
     sbuf_free(&b);
+}
+
+/* ---- util/utf8 ---- */
+
+/* utf8_valid's verdict: -1 when valid, else the offset it reports. */
+static long bad_at(const char *s, size_t n)
+{
+    size_t bad = 12345;
+    if (utf8_valid(s, n, &bad)) {
+        cr_assert_eq(bad, 12345, "bad offset written on success");
+        return -1;
+    }
+    return (long)bad;
+}
+
+/* Well-formedness by the definition (decode by the bit pattern, then range checks) rather than by
+ * table 3-7's byte ranges as utf8_seqlen does: the length of the sequence at s[0..n), or 0. */
+static size_t ref_seqlen(const unsigned char *s, size_t n)
+{
+    unsigned c = s[0];
+    size_t len = c < 0x80 ? 1 : (c & 0xE0) == 0xC0 ? 2 : (c & 0xF0) == 0xE0 ? 3 : (c & 0xF8) == 0xF0 ? 4 : 0;
+    if (len == 0 || len > n)
+        return 0;
+    uint32_t cp = len == 1 ? c : len == 2 ? (c & 0x1F) : len == 3 ? (c & 0x0F) : (c & 0x07);
+    for (size_t k = 1; k < len; k++) {
+        if ((s[k] & 0xC0) != 0x80)
+            return 0;
+        cp = (cp << 6) | (s[k] & 0x3F);
+    }
+    static const uint32_t min[5] = {0, 0, 0x80, 0x800, 0x10000};
+    if (cp < min[len] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
+        return 0;
+    return len;
+}
+
+/* One input and utf8_valid's expected verdict: -1 valid, else the offset of the first bad sequence. */
+struct utf8_case {
+    const char *s;
+    size_t n;
+    long want;
+    const char *what;
+};
+
+static void check_cases(const struct utf8_case *c, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        cr_assert_eq(bad_at(c[i].s, c[i].n), c[i].want, "%s: got %ld, want %ld", c[i].what,
+                     bad_at(c[i].s, c[i].n), c[i].want);
+}
+
+#define CASES(...)                                                                                     \
+    do {                                                                                               \
+        const struct utf8_case cases_[] = {__VA_ARGS__};                                               \
+        check_cases(cases_, sizeof cases_ / sizeof cases_[0]);                                         \
+    } while (0)
+
+Test(utf8, valid_boundaries_pass)
+{
+    const char *long_text = "Gr\xc3\xbc\xc3\x9f" "e, long enough for the word loop \xe2\x82\xac";
+    CASES({"", 0, -1, "empty"}, {"a\0b", 3, -1, "NUL is a code point"},
+          {"\x7f\xc2\x80\xdf\xbf", 5, -1, "U+007F U+0080 U+07FF"},
+          {"\xe0\xa0\x80\xed\x9f\xbf\xee\x80\x80\xef\xbf\xbf", 12, -1, "U+0800 U+D7FF U+E000 U+FFFF"},
+          {"\xf0\x90\x80\x80\xf4\x8f\xbf\xbf", 8, -1, "U+10000 U+10FFFF"},
+          {long_text, strlen(long_text), -1, "mixed text past the word loop"});
+}
+
+Test(utf8, overlong_forms_fail_at_their_lead_byte)
+{
+    CASES({"\xc0\x80", 2, 0, "NUL in two bytes"}, {"ab\xc1\xbf", 4, 2, "U+007F in two bytes"},
+          {"abc\xe0\x80\xaf", 6, 3, "'/' in three bytes"}, {"\xe0\x9f\xbf", 3, 0, "U+07FF in three bytes"},
+          {"0123456789\xf0\x80\x80\xaf", 14, 10, "'/' in four bytes"},
+          {"\xf0\x8f\xbf\xbf", 4, 0, "U+FFFF in four bytes"});
+}
+
+Test(utf8, surrogates_and_code_points_above_10ffff_fail)
+{
+    CASES({"x\xed\xa0\x80", 4, 1, "U+D800"}, {"\xc3\xa4\xed\xbf\xbf", 5, 2, "U+DFFF after U+00E4"},
+          {"\xf4\x90\x80\x80", 4, 0, "U+110000"}, {"abcdefgh\xf5\x80\x80\x80", 12, 8, "lead byte F5"},
+          {"\xf7\xbf\xbf\xbf", 4, 0, "U+1FFFFF"}, {"ok\xff", 3, 2, "byte FF"}, {"\xfe", 1, 0, "byte FE"});
+}
+
+Test(utf8, truncated_and_stray_bytes_fail_where_the_sequence_starts)
+{
+    CASES({"abc\xe2\x82", 5, 3, "euro sign cut at the end"}, {"\xf0\x9f\x98", 3, 0, "emoji cut at the end"},
+          {"\xc3", 1, 0, "lone two-byte lead"}, {"\xe2\x82x", 3, 0, "cut in the middle"},
+          {"a\x80", 2, 1, "stray continuation byte"}, {"\xbf", 1, 0, "lone continuation byte"},
+          {"\xc3\xa9\xa9", 3, 2, "one continuation byte too many"});
+    cr_assert_eq(utf8_seqlen((const unsigned char *)"\xe2\x82\xac", 2), 0, "n limits the read");
+}
+
+Test(utf8, offsets_are_exact_at_every_position_of_the_ascii_word_loop)
+{
+    char buf[64];
+    for (size_t pre = 0; pre < 40; pre++) {
+        memset(buf, 'a', pre);
+        memcpy(buf + pre, "\x80zzzzzzzzzz", 11);
+        cr_assert_eq(bad_at(buf, pre + 11), (long)pre, "prefix %zu", pre);
+        cr_assert_eq(utf8_ascii_len(buf, pre + 11), pre);
+        cr_assert_eq(bad_at(buf, pre), -1);
+        cr_assert_eq(utf8_ascii_len(buf, pre), pre);
+        /* a valid two-byte character first, then the bad byte after pre more ASCII bytes */
+        memcpy(buf, "\xc3\xa4", 2);
+        memset(buf + 2, 'b', pre);
+        buf[2 + pre] = (char)0xff;
+        cr_assert_eq(bad_at(buf, pre + 3), (long)(pre + 2), "after U+00E4, prefix %zu", pre);
+    }
+}
+
+Test(utf8, seqlen_matches_the_definition_for_every_short_sequence)
+{
+    unsigned char s[4];
+    /* every 1-, 2- and 3-byte string (lengths measured with n = that length) */
+    for (unsigned a = 0; a < 256; a++) {
+        s[0] = (unsigned char)a;
+        cr_assert_eq(utf8_seqlen(s, 1), ref_seqlen(s, 1), "%02x", a);
+        for (unsigned b = 0; b < 256; b++) {
+            s[1] = (unsigned char)b;
+            cr_assert_eq(utf8_seqlen(s, 2), ref_seqlen(s, 2), "%02x %02x", a, b);
+            if (a < 0xE0 || a > 0xEF)
+                continue; /* three-byte leads only: the rest is decided by two bytes */
+            for (unsigned c = 0; c < 256; c++) {
+                s[2] = (unsigned char)c;
+                if (utf8_seqlen(s, 3) != ref_seqlen(s, 3))
+                    cr_assert_fail("%02x %02x %02x", a, b, c);
+            }
+        }
+    }
+    /* four-byte leads with every second byte and edge values in the last two */
+    static const unsigned char edge[] = {0x00, 0x41, 0x7f, 0x80, 0x8f, 0x90, 0x9f, 0xa0, 0xbf, 0xc0, 0xff};
+    for (unsigned a = 0xF0; a < 0x100; a++)
+        for (unsigned b = 0; b < 256; b++)
+            for (size_t c = 0; c < sizeof edge; c++)
+                for (size_t d = 0; d < sizeof edge; d++) {
+                    s[0] = (unsigned char)a, s[1] = (unsigned char)b, s[2] = edge[c], s[3] = edge[d];
+                    if (utf8_seqlen(s, 4) != ref_seqlen(s, 4))
+                        cr_assert_fail("%02x %02x %02x %02x", a, b, s[2], s[3]);
+                }
+}
+
+Test(utf8, encode_decode_round_trip_every_scalar_value)
+{
+    char buf[4];
+    for (int32_t cp = 0; cp <= 0x10FFFF; cp++) {
+        if (cp == 0xD800)
+            cp = 0xE000;
+        size_t n = utf8_encode(cp, buf);
+        size_t want = cp < 0x80 ? 1 : cp < 0x800 ? 2 : cp < 0x10000 ? 3 : 4;
+        int32_t back = -1;
+        if (n != want || utf8_seqlen((const unsigned char *)buf, n) != n ||
+            utf8_decode((const unsigned char *)buf, n, &back) != n || back != cp)
+            cr_assert_fail("U+%04X: %zu bytes, decoded U+%04X", (unsigned)cp, n, (unsigned)back);
+    }
+    cr_assert_eq(bad_at("\xf0\x9f\x98\x80", 4), -1);
+}
+
+Test(utf8, decode_never_reads_past_n)
+{
+    int32_t cp = 0;
+    /* a lead byte announcing more bytes than there are is returned by itself */
+    cr_assert_eq(utf8_decode((const unsigned char *)"\xe2\x82\xac", 2, &cp), 1);
+    cr_assert_eq(cp, 0xE2);
+    cr_assert_eq(utf8_decode((const unsigned char *)"\xf0\x9f\x98\x80", 3, &cp), 1);
+    cr_assert_eq(cp, 0xF0);
+    cr_assert_eq(utf8_decode((const unsigned char *)"\xc3\xa4", 2, &cp), 2);
+    cr_assert_eq(cp, 0xE4);
 }

@@ -8,6 +8,7 @@
 
 #include "tokenizer/tok_hash.h"
 #include "util/err.h"
+#include "util/utf8.h"
 
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -17,7 +18,7 @@
 #define CACHE_MAX_IDS (1u << 22)
 
 struct bpe_tokrec {
-    size_t off; /* bytes at pool + off */
+    size_t off; /* bytes at pool.data + off */
     uint32_t len;
     uint8_t kind;
     int64_t count;
@@ -33,8 +34,7 @@ struct bpe {
     int finalized;
     struct bpe_tokrec *tok; /* (n_tok) */
     size_t n_tok, cap_tok;
-    char *pool;
-    size_t pool_len, pool_cap;
+    struct sbuf pool; /* token bytes, back to back */
     struct bpe_mrec *merge; /* (n_merge) by rank */
     size_t n_merge, cap_merge;
     struct tok_u64map pairs; /* (left << 32 | right) -> rank */
@@ -78,26 +78,6 @@ int bpe_kind_parse(const char *name, enum bpe_kind *out)
     return sl_err(SL_EINVAL, "unknown token kind '%s'", name ? name : "(null)");
 }
 
-/* Decoder for bytes already known to be valid UTF-8. */
-static inline int u8dec(const unsigned char *s, int32_t *cp)
-{
-    unsigned c = s[0];
-    if (c < 0x80) {
-        *cp = (int32_t)c;
-        return 1;
-    }
-    if (c < 0xE0) {
-        *cp = (int32_t)(((c & 0x1F) << 6) | (s[1] & 0x3F));
-        return 2;
-    }
-    if (c < 0xF0) {
-        *cp = (int32_t)(((c & 0x0F) << 12) | ((s[1] & 0x3F) << 6) | (s[2] & 0x3F));
-        return 3;
-    }
-    *cp = (int32_t)(((c & 0x07) << 18) | ((s[1] & 0x3F) << 12) | ((s[2] & 0x3F) << 6) | (s[3] & 0x3F));
-    return 4;
-}
-
 struct bpe *bpe_create(enum tok_norm norm)
 {
     struct bpe *b = calloc(1, sizeof *b);
@@ -107,6 +87,7 @@ struct bpe *bpe_create(enum tok_norm norm)
     }
     b->norm = norm;
     b->serial = atomic_fetch_add(&serial_next, 1);
+    sbuf_init(&b->pool);
     tok_u64map_init(&b->pairs);
     tok_u64map_init(&b->chars);
     return b;
@@ -117,7 +98,7 @@ void bpe_free(struct bpe *b)
     if (!b)
         return;
     free(b->tok);
-    free(b->pool);
+    sbuf_free(&b->pool);
     free(b->merge);
     tok_u64map_free(&b->pairs);
     tok_u64map_free(&b->chars);
@@ -145,7 +126,7 @@ int bpe_add_token(struct bpe *b, int32_t id, const char *bytes, size_t len, enum
         if (kind != BPE_KIND_NORMAL || len == 0 || len > UINT32_MAX)
             return sl_err(SL_ECORRUPT, "token %d must be a non-empty normal token", (int)id);
         size_t off;
-        if (tok_utf8_check(bytes, len, &off))
+        if (!utf8_valid(bytes, len, &off))
             return sl_err(SL_ECORRUPT, "token %d is not valid UTF-8 (byte %zu)", (int)id, off);
     }
     if (b->n_tok == b->cap_tok) {
@@ -156,23 +137,15 @@ int bpe_add_token(struct bpe *b, int32_t id, const char *bytes, size_t len, enum
         b->tok = t;
         b->cap_tok = cap;
     }
-    if (b->pool_len + len > b->pool_cap) {
-        size_t cap = b->pool_cap ? b->pool_cap : 4096;
-        while (cap < b->pool_len + len)
-            cap *= 2;
-        char *p = realloc(b->pool, cap);
-        if (!p)
-            return sl_err(SL_ENOMEM, "out of memory (%zu token bytes)", cap);
-        b->pool = p;
-        b->pool_cap = cap;
-    }
-    memcpy(b->pool + b->pool_len, bytes, len);
+    size_t off = b->pool.len;
+    int rc = sbuf_append(&b->pool, bytes, len);
+    if (rc)
+        return rc;
     struct bpe_tokrec *t = &b->tok[b->n_tok++];
-    t->off = b->pool_len;
+    t->off = off;
     t->len = (uint32_t)len;
     t->kind = (uint8_t)kind;
     t->count = count;
-    b->pool_len += len;
     return 0;
 }
 
@@ -187,8 +160,9 @@ int bpe_add_merge(struct bpe *b, int32_t rank, int32_t left, int32_t right, int3
         if (ids[k] < BPE_FIRST_LEARNED || (size_t)ids[k] >= b->n_tok)
             return sl_err(SL_ECORRUPT, "merge %d: token %d is not a learned token", (int)rank, (int)ids[k]);
     const struct bpe_tokrec *l = &b->tok[left], *r = &b->tok[right], *x = &b->tok[result];
-    if ((size_t)x->len != (size_t)l->len + r->len || memcmp(b->pool + x->off, b->pool + l->off, l->len) ||
-        memcmp(b->pool + x->off + l->len, b->pool + r->off, r->len))
+    const char *pool = b->pool.data;
+    if ((size_t)x->len != (size_t)l->len + r->len || memcmp(pool + x->off, pool + l->off, l->len) ||
+        memcmp(pool + x->off + l->len, pool + r->off, r->len))
         return sl_err(SL_ECORRUPT, "merge %d: token %d is not tokens %d and %d joined", (int)rank,
                       (int)result, (int)left, (int)right);
     int created = 0;
@@ -217,7 +191,7 @@ int bpe_finalize(struct bpe *b)
         return sl_err(SL_ECORRUPT, "vocabulary has %zu tokens; it needs the %d fixed ones and \"▁\"",
                       b->n_tok, BPE_FIRST_LEARNED);
     const struct bpe_tokrec *m = &b->tok[BPE_FIRST_LEARNED];
-    if (m->len != 3 || memcmp(b->pool + m->off, TOK_SPACE_MARK, 3) != 0)
+    if (m->len != 3 || memcmp(b->pool.data + m->off, TOK_SPACE_MARK, 3) != 0)
         return sl_err(SL_ECORRUPT, "token %d must be the space marker \"▁\"", BPE_FIRST_LEARNED);
     /* Base characters: single code point tokens that no merge produces. */
     char *is_result = calloc(b->n_tok, 1);
@@ -228,9 +202,9 @@ int bpe_finalize(struct bpe *b)
     int rc = 0;
     for (size_t id = BPE_FIRST_LEARNED; id < b->n_tok; id++) {
         const struct bpe_tokrec *t = &b->tok[id];
-        const unsigned char *s = (const unsigned char *)b->pool + t->off;
+        const unsigned char *s = (const unsigned char *)b->pool.data + t->off;
         int32_t cp;
-        if (is_result[id] || (size_t)u8dec(s, &cp) != t->len)
+        if (is_result[id] || utf8_decode(s, t->len, &cp) != t->len)
             continue;
         int created = 0;
         uint64_t *slot = tok_u64map_slot(&b->chars, (uint64_t)cp, id, &created);
@@ -258,7 +232,7 @@ const char *bpe_token(const struct bpe *b, int32_t id, size_t *len)
     if (id < 0 || (size_t)id >= b->n_tok)
         return NULL;
     *len = b->tok[id].len;
-    return b->pool + b->tok[id].off;
+    return b->pool.data + b->tok[id].off;
 }
 
 enum bpe_kind bpe_token_kind(const struct bpe *b, int32_t id) { return (enum bpe_kind)b->tok[id].kind; }
@@ -279,7 +253,7 @@ int bpe_token_surface(const struct bpe *b, int32_t id, struct sbuf *out)
     if (id < 0 || (size_t)id >= b->n_tok)
         return sl_err(SL_EINVAL, "token id %d out of range (vocabulary of %zu)", (int)id, b->n_tok);
     const struct bpe_tokrec *t = &b->tok[id];
-    const unsigned char *s = (const unsigned char *)b->pool + t->off;
+    const unsigned char *s = (const unsigned char *)b->pool.data + t->off;
     if (t->kind == BPE_KIND_BYTE)
         return sbuf_printf(out, "<0x%02X>", s[0]);
     if (t->kind == BPE_KIND_SPECIAL)
@@ -339,15 +313,15 @@ static size_t piece_encode(const struct bpe *b, const unsigned char *s, size_t l
     }
     for (size_t i = 0; i < len;) {
         int32_t cp;
-        int n = u8dec(s + i, &cp);
+        size_t n = utf8_decode(s + i, len - i, &cp);
         uint64_t id;
         if (tok_u64map_get(&b->chars, (uint64_t)cp, &id)) {
             sym[k++] = (int32_t)id;
         } else {
-            for (int j = 0; j < n; j++)
+            for (size_t j = 0; j < n; j++)
                 sym[k++] = BPE_BYTE0 + s[i + j];
         }
-        i += (size_t)n;
+        i += n;
     }
     while (k > 1) {
         uint64_t best = UINT64_MAX;
@@ -456,7 +430,7 @@ int bpe_decode(const struct bpe *b, const int32_t *ids, size_t n, struct sbuf *o
             return sl_err(SL_EINVAL, "id %d at position %zu is out of range (vocabulary of %zu)", (int)id,
                           i + 1, b->n_tok);
         const struct bpe_tokrec *t = &b->tok[id];
-        const char *s = b->pool + t->off;
+        const char *s = b->pool.data + t->off;
         if (t->kind == BPE_KIND_SPECIAL) {
             if (id == BPE_UNK && (rc = sbuf_append(out, "\xE2\x81\x87", 3)))
                 return rc;

@@ -13,6 +13,7 @@
 
 #include "tokenizer/tok_hash.h"
 #include "util/err.h"
+#include "util/utf8.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -211,25 +212,6 @@ static int cpcount_cmp(const void *x, const void *y)
     return (a->cp > b->cp) - (a->cp < b->cp);
 }
 
-static inline int u8dec(const unsigned char *s, int32_t *cp)
-{
-    unsigned c = s[0];
-    if (c < 0x80) {
-        *cp = (int32_t)c;
-        return 1;
-    }
-    if (c < 0xE0) {
-        *cp = (int32_t)(((c & 0x1F) << 6) | (s[1] & 0x3F));
-        return 2;
-    }
-    if (c < 0xF0) {
-        *cp = (int32_t)(((c & 0x0F) << 12) | ((s[1] & 0x3F) << 6) | (s[2] & 0x3F));
-        return 3;
-    }
-    *cp = (int32_t)(((c & 0x07) << 18) | ((s[1] & 0x3F) << 12) | ((s[2] & 0x3F) << 6) | (s[3] & 0x3F));
-    return 4;
-}
-
 /* Adds the fixed tokens: specials and the 256 byte tokens. */
 static int add_fixed(struct bpe *b)
 {
@@ -277,10 +259,10 @@ int bpe_learner_learn(struct bpe_learner *l, const struct bpe_learn_opts *o, str
     /* 1. character counts (weighted by piece count) and the total number of symbols */
     size_t total_sym = 0;
     for (size_t w = 0; w < nw; w++) {
-        const unsigned char *s = (const unsigned char *)wt->pool + wt->ent[w].off;
+        const unsigned char *s = (const unsigned char *)wt->pool.data + wt->ent[w].off;
         for (size_t i = 0; i < wt->ent[w].len;) {
             int32_t cp;
-            i += (size_t)u8dec(s + i, &cp);
+            i += utf8_decode(s + i, wt->ent[w].len - i, &cp);
             uint64_t *c = tok_u64map_slot(&cpmap, (uint64_t)cp, 0, NULL);
             if (!c) {
                 rc = sl_err(SL_ENOMEM, "out of memory (character counts)");
@@ -325,24 +307,8 @@ int bpe_learner_learn(struct bpe_learner *l, const struct bpe_learn_opts *o, str
     *slot = BPE_FIRST_LEARNED + 1;
     for (size_t i = 0; i < ncp; i++) {
         char u[4];
-        size_t n = 0;
         int32_t c = cps[i].cp;
-        /* encode UTF-8 */
-        if (c < 0x80) {
-            u[n++] = (char)c;
-        } else if (c < 0x800) {
-            u[n++] = (char)(0xC0 | (c >> 6));
-            u[n++] = (char)(0x80 | (c & 0x3F));
-        } else if (c < 0x10000) {
-            u[n++] = (char)(0xE0 | (c >> 12));
-            u[n++] = (char)(0x80 | ((c >> 6) & 0x3F));
-            u[n++] = (char)(0x80 | (c & 0x3F));
-        } else {
-            u[n++] = (char)(0xF0 | (c >> 18));
-            u[n++] = (char)(0x80 | ((c >> 12) & 0x3F));
-            u[n++] = (char)(0x80 | ((c >> 6) & 0x3F));
-            u[n++] = (char)(0x80 | (c & 0x3F));
-        }
+        size_t n = utf8_encode(c, u);
         int32_t id = (int32_t)bpe_size(b);
         if ((rc = bpe_add_token(b, id, u, n, BPE_KIND_NORMAL, cps[i].count)))
             goto done;
@@ -359,13 +325,13 @@ int bpe_learner_learn(struct bpe_learner *l, const struct bpe_learn_opts *o, str
     }
     size_t pos = 0;
     for (size_t w = 0; w < nw; w++) {
-        const unsigned char *s = (const unsigned char *)wt->pool + wt->ent[w].off;
+        const unsigned char *s = (const unsigned char *)wt->pool.data + wt->ent[w].off;
         words[w].off = pos;
         words[w].count = (int64_t)wt->ent[w].val;
         words[w].stamp = -1;
         for (size_t i = 0; i < wt->ent[w].len;) {
             int32_t cp;
-            i += (size_t)u8dec(s + i, &cp);
+            i += utf8_decode(s + i, wt->ent[w].len - i, &cp);
             uint64_t id = 0;
             tok_u64map_get(&cpmap, (uint64_t)cp, &id);
             sym[pos++] = (int32_t)id - 1;

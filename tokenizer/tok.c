@@ -1,11 +1,12 @@
-/* tokenizer/tok.c: UTF-8 validation, normalisation with utf8proc and pre-tokenisation (see tok.h
- * for the exact piece rules). All work happens in the caller's struct tok_pieces (no allocation
- * once its buffers are large enough).
+/* tokenizer/tok.c: UTF-8 validation (util/utf8.h, with the tokenizer's error message), normalisation
+ * with utf8proc and pre-tokenisation (see tok.h for the exact piece rules). All work happens in the
+ * caller's struct tok_pieces (no allocation once its buffers are large enough).
  * ref: UAX #15 (NFC/NFKC through utf8proc_decompose + utf8proc_normalize_utf32), UAX #44
  * (utf8proc_category), RFC 3629 (well-formed UTF-8). */
 #include "tokenizer/tok.h"
 
 #include "util/err.h"
+#include "util/utf8.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -39,96 +40,22 @@ int tok_norm_parse(const char *name, enum tok_norm *out)
     return 0;
 }
 
-/* Length (1..4) of the well-formed sequence at s, its code point in *cp; 0 when ill-formed. */
-static inline int utf8_dec(const unsigned char *s, size_t n, int32_t *cp)
+/* Validates s (util/utf8.h); *ascii = 1 when every byte is < 0x80 (the ASCII prefix is found once
+ * and serves both answers). */
+static int scan_utf8(const char *s, size_t len, int *ascii, size_t *bad_off)
 {
-    unsigned c = s[0];
-    if (c < 0x80) {
-        *cp = (int32_t)c;
-        return 1;
-    }
-    if (c < 0xC2)
-        return 0;
-    if (c < 0xE0) {
-        if (n < 2 || (s[1] & 0xC0) != 0x80)
-            return 0;
-        *cp = (int32_t)(((c & 0x1F) << 6) | (s[1] & 0x3F));
-        return 2;
-    }
-    if (c < 0xF0) {
-        if (n < 3 || (s[1] & 0xC0) != 0x80 || (s[2] & 0xC0) != 0x80)
-            return 0;
-        int32_t v = (int32_t)(((c & 0x0F) << 12) | ((s[1] & 0x3F) << 6) | (s[2] & 0x3F));
-        if (v < 0x800 || (v >= 0xD800 && v <= 0xDFFF))
-            return 0;
-        *cp = v;
-        return 3;
-    }
-    if (c < 0xF5) {
-        if (n < 4 || (s[1] & 0xC0) != 0x80 || (s[2] & 0xC0) != 0x80 || (s[3] & 0xC0) != 0x80)
-            return 0;
-        int32_t v = (int32_t)(((c & 0x07) << 18) | ((s[1] & 0x3F) << 12) | ((s[2] & 0x3F) << 6) |
-                              (s[3] & 0x3F));
-        if (v < 0x10000 || v > 0x10FFFF)
-            return 0;
-        *cp = v;
-        return 4;
-    }
-    return 0;
-}
-
-static inline size_t utf8_enc(int32_t c, char *out)
-{
-    unsigned char *o = (unsigned char *)out;
-    if (c < 0x80) {
-        o[0] = (unsigned char)c;
-        return 1;
-    }
-    if (c < 0x800) {
-        o[0] = (unsigned char)(0xC0 | (c >> 6));
-        o[1] = (unsigned char)(0x80 | (c & 0x3F));
-        return 2;
-    }
-    if (c < 0x10000) {
-        o[0] = (unsigned char)(0xE0 | (c >> 12));
-        o[1] = (unsigned char)(0x80 | ((c >> 6) & 0x3F));
-        o[2] = (unsigned char)(0x80 | (c & 0x3F));
-        return 3;
-    }
-    o[0] = (unsigned char)(0xF0 | (c >> 18));
-    o[1] = (unsigned char)(0x80 | ((c >> 12) & 0x3F));
-    o[2] = (unsigned char)(0x80 | ((c >> 6) & 0x3F));
-    o[3] = (unsigned char)(0x80 | (c & 0x3F));
-    return 4;
-}
-
-/* Validates s; *ascii = 1 when every byte is < 0x80. */
-static int utf8_scan(const char *s, size_t len, int *ascii, size_t *bad_off)
-{
-    const unsigned char *u = (const unsigned char *)s;
-    int all_ascii = 1;
-    size_t i = 0;
-    while (i < len) {
-        if (u[i] < 0x80) {
-            i++;
-            continue;
-        }
-        all_ascii = 0;
-        int32_t cp;
-        int k = utf8_dec(u + i, len - i, &cp);
-        if (k == 0) {
-            if (bad_off)
-                *bad_off = i;
-            return sl_err(SL_EUTF8, "invalid UTF-8 at byte %zu", i);
-        }
-        i += (size_t)k;
+    size_t a = utf8_ascii_len(s, len), bad;
+    if (a < len && !utf8_valid(s + a, len - a, &bad)) {
+        if (bad_off)
+            *bad_off = a + bad;
+        return sl_err(SL_EUTF8, "invalid UTF-8 at byte %zu", a + bad);
     }
     if (ascii)
-        *ascii = all_ascii;
+        *ascii = a == len;
     return 0;
 }
 
-int tok_utf8_check(const char *s, size_t len, size_t *bad_off) { return utf8_scan(s, len, NULL, bad_off); }
+int tok_utf8_check(const char *s, size_t len, size_t *bad_off) { return scan_utf8(s, len, NULL, bad_off); }
 
 int tok_utf8_repair(const char *s, size_t len, struct sbuf *out)
 {
@@ -136,11 +63,10 @@ int tok_utf8_repair(const char *s, size_t len, struct sbuf *out)
     size_t i = 0, run = 0; /* valid bytes not yet appended start at i - run */
     int rc = 0;
     while (i < len) {
-        int32_t cp;
-        int k = utf8_dec(u + i, len - i, &cp);
+        size_t k = utf8_seqlen(u + i, len - i);
         if (k) {
-            i += (size_t)k;
-            run += (size_t)k;
+            i += k;
+            run += k;
             continue;
         }
         if ((rc = sbuf_append(out, s + i - run, run)) || (rc = sbuf_append(out, "\xEF\xBF\xBD", 3)))
@@ -185,7 +111,7 @@ static int cps_reserve(struct tok_pieces *p, size_t n)
 static int to_cps(enum tok_norm norm, const char *s, size_t len, struct tok_pieces *p, size_t *ncp)
 {
     int ascii = 0, rc;
-    if ((rc = utf8_scan(s, len, &ascii, NULL)))
+    if ((rc = scan_utf8(s, len, &ascii, NULL)))
         return rc;
     if ((rc = cps_reserve(p, len + 1)))
         return rc;
@@ -195,7 +121,7 @@ static int to_cps(enum tok_norm norm, const char *s, size_t len, struct tok_piec
         size_t i = 0, n = 0;
         while (i < len) {
             int32_t cp = 0;
-            i += (size_t)utf8_dec(u + i, len - i, &cp);
+            i += utf8_decode(u + i, len - i, &cp);
             p->cps[n++] = cp;
         }
         *ncp = n;
@@ -234,7 +160,7 @@ int tok_normalize(enum tok_norm norm, const char *s, size_t len, struct sbuf *ou
     if ((rc = sbuf_reserve(out, n * 4)))
         goto done;
     for (size_t i = 0; i < n; i++)
-        out->len += utf8_enc(p.cps[i], out->data + out->len);
+        out->len += utf8_encode(p.cps[i], out->data + out->len);
     out->data[out->len] = '\0';
 done:
     tok_pieces_free(&p);
@@ -351,7 +277,7 @@ int tok_pretokenize(enum tok_norm norm, const char *s, size_t len, unsigned flag
     p->off[0] = 0;
     const int32_t *c = p->cps;
     char *t = p->text.data;
-#define PUT(cp) (p->text.len += utf8_enc((cp), t + p->text.len))
+#define PUT(cp) (p->text.len += utf8_encode((cp), t + p->text.len))
 #define MARK() (memcpy(t + p->text.len, TOK_SPACE_MARK, 3), p->text.len += 3)
     size_t i = 0;
     while (i < n) {

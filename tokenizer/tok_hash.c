@@ -111,13 +111,17 @@ uint64_t tok_hash_bytes(const void *p, size_t len)
     return mix64(h ^ len);
 }
 
-void tok_bmap_init(struct tok_bmap *m) { memset(m, 0, sizeof *m); }
+void tok_bmap_init(struct tok_bmap *m)
+{
+    memset(m, 0, sizeof *m);
+    sbuf_init(&m->pool);
+}
 
 void tok_bmap_free(struct tok_bmap *m)
 {
     free(m->ent);
     free(m->index);
-    free(m->pool);
+    sbuf_free(&m->pool);
     tok_bmap_init(m);
 }
 
@@ -126,7 +130,7 @@ void tok_bmap_clear(struct tok_bmap *m)
     if (m->index)
         memset(m->index, 0, m->cap * sizeof *m->index);
     m->n = 0;
-    m->pool_len = 0;
+    sbuf_reset(&m->pool);
 }
 
 long tok_bmap_find(const struct tok_bmap *m, const void *key, size_t len, uint64_t hash)
@@ -139,7 +143,7 @@ long tok_bmap_find(const struct tok_bmap *m, const void *key, size_t len, uint64
         if (e == 0)
             return -1;
         const struct tok_bmap_entry *x = &m->ent[e - 1];
-        if (x->hash == hash && x->len == len && memcmp(m->pool + x->off, key, len) == 0)
+        if (x->hash == hash && x->len == len && memcmp(m->pool.data + x->off, key, len) == 0)
             return (long)(e - 1);
     }
 }
@@ -183,24 +187,14 @@ long tok_bmap_insert(struct tok_bmap *m, const void *key, size_t len, uint64_t h
         m->ent = p;
         m->ent_cap = c;
     }
-    if (m->pool_len + len > m->pool_cap) {
-        size_t c = m->pool_cap ? m->pool_cap : 4096;
-        while (c < m->pool_len + len)
-            c *= 2;
-        char *p = realloc(m->pool, c);
-        if (!p)
-            return -1;
-        m->pool = p;
-        m->pool_cap = c;
-    }
-    if (len)
-        memcpy(m->pool + m->pool_len, key, len);
+    size_t off = m->pool.len;
+    if (sbuf_append(&m->pool, key, len))
+        return -1;
     struct tok_bmap_entry *x = &m->ent[m->n];
     x->hash = hash;
     x->val = val;
-    x->off = m->pool_len;
+    x->off = off;
     x->len = (uint32_t)len;
-    m->pool_len += len;
     size_t mask = m->cap - 1;
     size_t i = hash & mask;
     while (m->index[i])

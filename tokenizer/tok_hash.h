@@ -8,6 +8,8 @@
 #ifndef SL_TOKENIZER_TOK_HASH_H
 #define SL_TOKENIZER_TOK_HASH_H
 
+#include "util/sbuf.h"
+
 #include <stddef.h>
 #include <stdint.h>
 
@@ -31,7 +33,7 @@ uint64_t *tok_u64map_slot(struct tok_u64map *m, uint64_t key, uint64_t init, int
 struct tok_bmap_entry {
     uint64_t hash;
     uint64_t val;
-    size_t off; /* key bytes at pool + off */
+    size_t off; /* key bytes at pool.data + off */
     uint32_t len;
 };
 
@@ -40,8 +42,7 @@ struct tok_bmap {
     size_t n, ent_cap;
     uint32_t *index; /* (cap) entry index + 1, 0 = empty */
     size_t cap;      /* power of two, n <= cap / 2 */
-    char *pool;      /* key bytes */
-    size_t pool_len, pool_cap;
+    struct sbuf pool; /* key bytes */
 };
 
 uint64_t tok_hash_bytes(const void *p, size_t len);
