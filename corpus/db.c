@@ -1561,10 +1561,24 @@ int db_ckpt_prune(struct db *db, int64_t run_id, int64_t keep)
                       run_id, keep, "pruning checkpoints");
 }
 
-int db_ckpt_delete_after(struct db *db, int64_t run_id, int64_t step)
+int db_run_rewind(struct db *db, int64_t run_id, int64_t step)
 {
-    return run_delete(db, "DELETE FROM checkpoint WHERE run_id = ?1 AND step > ?2", run_id, step,
-                      "deleting checkpoints");
+    int rc = db_begin(db);
+    if (rc)
+        return rc;
+    if ((rc = run_delete(db, "DELETE FROM checkpoint WHERE run_id = ?1 AND step > ?2", run_id, step,
+                         "deleting checkpoints")) ||
+        (rc = run_delete(db, "DELETE FROM train_log WHERE run_id = ?1 AND step > ?2", run_id, step,
+                         "deleting training log rows")) ||
+        (rc = run_delete(db,
+                         "DELETE FROM metric WHERE run_id = ?1 AND step > ?2 AND split = 'valid' AND"
+                         " checkpoint_id IS NULL",
+                         run_id, step, "deleting validation metrics")) ||
+        (rc = db_commit(db))) {
+        db_rollback(db);
+        return rc;
+    }
+    return 0;
 }
 
 /* The tensor BLOB format is little-endian float32 whatever the host. */

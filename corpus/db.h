@@ -195,8 +195,9 @@ int db_ckpt_set_best(struct db *db, int64_t id);
 int db_ckpt_best_score(struct db *db, int64_t run_id, int64_t except_id, int by_bleu, double *out /* OUT */);
 /* Deletes the run's checkpoints that are neither among its newest keep nor the best. */
 int db_ckpt_prune(struct db *db, int64_t run_id, int64_t keep);
-/* Deletes the run's checkpoints with step > step (a resumed run rewrites its future). */
-int db_ckpt_delete_after(struct db *db, int64_t run_id, int64_t step);
+/* A resumed run rewrites its future: deletes run_id's checkpoints, train_log rows and training-written
+ * validation metric rows (split 'valid', no checkpoint) with step > step, in one transaction. */
+int db_run_rewind(struct db *db, int64_t run_id, int64_t step);
 /* Stores tensor name of checkpoint ckpt_id: n floats (written little-endian) of shape
  * (shape[0], ..., shape[ndim-1]). */
 int db_tensor_insert(struct db *db, int64_t ckpt_id, const char *name, int ndim, const size_t *shape,

@@ -9,9 +9,15 @@
 #include "util/err.h"
 #include "util/utf8.h"
 
+#include <fcntl.h>
+#include <signal.h>
+#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 static char *dir;
@@ -472,4 +478,75 @@ Test(import_cli, success_and_failures)
     free(tgt);
     free(dbp);
     free(fresh);
+}
+
+/* Bytes written to a pipe and not yet read (FIONREAD works on the write end on Linux). */
+static int ioctl_unread(int fd, int *n) { return ioctl(fd, FIONREAD, n); }
+
+static int64_t q_int(const char *path, const char *query)
+{
+    sqlite3 *h;
+    cr_assert_eq(sqlite3_open_v2(path, &h, SQLITE_OPEN_READWRITE, NULL), SQLITE_OK);
+    sqlite3_stmt *st;
+    cr_assert_eq(sqlite3_prepare_v2(h, query, -1, &st, NULL), SQLITE_OK, "%s", sqlite3_errmsg(h));
+    cr_assert_eq(sqlite3_step(st), SQLITE_ROW);
+    int64_t v = sqlite3_column_type(st, 0) == SQLITE_TEXT ? strcmp((const char *)sqlite3_column_text(st, 0), "ok")
+                                                         : sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    sqlite3_close(h);
+    return v;
+}
+
+/* An import killed with SIGKILL halfway through its input (fed through FIFOs, so it is surely
+ * mid-transaction) leaves the database as it was: no partial corpus, the name free, integrity ok. */
+Test(import_cli, killed_midway_leaves_nothing)
+{
+    char *src = WRITE("a.en", "one\ntwo\n");
+    char *tgt = WRITE("a.de", "eins\nzwei\n");
+    char *dbp = th_path(dir, "k.db");
+    char args[4096], *err = NULL;
+    snprintf(args, sizeof args, "import '%s' '%s' '%s' --name first", dbp, src, tgt);
+    cr_assert_eq(th_run(args, NULL, NULL, &err), 0, "%s", err);
+    free(err);
+    char *fs = th_path(dir, "s.fifo"), *ft = th_path(dir, "t.fifo");
+    cr_assert_eq(mkfifo(fs, 0600), 0);
+    cr_assert_eq(mkfifo(ft, 0600), 0);
+    pid_t pid = fork();
+    cr_assert(pid >= 0);
+    if (pid == 0) {
+        int fd = open("/dev/null", O_WRONLY);
+        dup2(fd, 2);
+        execl(SEQLITE_BIN, SEQLITE_BIN, "import", dbp, fs, ft, "--name", "second", (char *)NULL);
+        _exit(127);
+    }
+    FILE *a = fopen(fs, "w"), *b = fopen(ft, "w");
+    cr_assert(a && b);
+    for (int i = 0; i < 2000; i++) { /* ~20 KB a side: fits the pipe buffers */
+        fprintf(a, "line %d\n", i);
+        fprintf(b, "Zeile %d\n", i);
+    }
+    fflush(a);
+    fflush(b);
+    /* wait until the importer has read both pipes empty, then kill it while it waits for more */
+    for (int i = 0; i < 500; i++) {
+        int na = 0, nb = 0;
+        if (ioctl_unread(fileno(a), &na) == 0 && ioctl_unread(fileno(b), &nb) == 0 && na == 0 && nb == 0)
+            break;
+        usleep(10000);
+    }
+    usleep(100000);
+    cr_assert_eq(kill(pid, SIGKILL), 0);
+    int status;
+    cr_assert_eq(waitpid(pid, &status, 0), pid);
+    cr_assert(WIFSIGNALED(status));
+    fclose(a);
+    fclose(b);
+    cr_assert_eq(q_int(dbp, "PRAGMA integrity_check"), 0);
+    cr_assert_eq(q_int(dbp, "SELECT count(*) FROM corpus"), 1);
+    cr_assert_eq(q_int(dbp, "SELECT count(*) FROM pair"), 2);
+    snprintf(args, sizeof args, "import '%s' '%s' '%s' --name second", dbp, src, tgt);
+    cr_assert_eq(th_run(args, NULL, NULL, &err), 0, "%s", err);
+    free(err);
+    cr_assert_eq(q_int(dbp, "SELECT count(*) FROM pair"), 4);
+    free(fs), free(ft), free(dbp), free(src), free(tgt);
 }

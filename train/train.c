@@ -758,7 +758,7 @@ int train_run(struct db *db, const struct train_opts *opts, struct train_result 
             t.valid_bleu = ci.valid_bleu;
             t.valid_step = t.step;
         }
-        if ((rc = db_ckpt_delete_after(db, t.run_id, t.step)) ||
+        if ((rc = db_run_rewind(db, t.run_id, t.step)) ||
             (rc = db_run_update(db, t.run_id, "running", t.step, t.nthreads, "")))
             goto done;
         note(&t, "resuming run %lld from checkpoint %lld (step %lld, epoch %lld, batch %lld)", (long long)t.run_id,
