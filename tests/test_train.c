@@ -91,7 +91,7 @@ static void tiny_opts(struct train_opts *o)
 }
 
 struct losses {
-    double v[64];
+    double v[64], lr[64];
     int64_t step[64];
     int n;
 };
@@ -101,6 +101,7 @@ static int collect(void *ctx, const struct db_train_log *l)
     struct losses *L = ctx;
     if (L->n < 64) {
         L->v[L->n] = l->loss;
+        L->lr[L->n] = l->lr;
         L->step[L->n] = l->step;
         L->n++;
     }
@@ -191,6 +192,9 @@ Test(train, resume_equals_uninterrupted)
     tiny_opts(&o);
     o.threads = 2;
     o.steps = 8; /* 45 pairs / 10 per batch = 5 batches: crosses an epoch boundary */
+    o.lr_decay = 0.5; /* halved after steps 2, 4 and 6: the resume must follow the schedule */
+    o.lr_decay_start = 2;
+    o.lr_decay_every = 2;
     struct losses La, Lb;
     size_t na, nb;
     float *wa = train_and_read(a, &o, &La, &na, NULL);
@@ -208,8 +212,12 @@ Test(train, resume_equals_uninterrupted)
     cr_assert_str_eq(res.status, "done");
     cr_assert_eq(La.n, 8);
     cr_assert_eq(Lb.n, 8);
-    for (int i = 0; i < 8; i++)
+    static const double lr[8] = {0.01, 0.01, 0.005, 0.005, 0.0025, 0.0025, 0.00125, 0.00125};
+    for (int i = 0; i < 8; i++) {
         cr_assert(La.v[i] == Lb.v[i], "step %lld: %.17g vs %.17g", (long long)La.step[i], La.v[i], Lb.v[i]);
+        cr_assert_float_eq(La.lr[i], lr[i], 1e-12, "step %d: lr %g", i + 1, La.lr[i]);
+        cr_assert_float_eq(Lb.lr[i], lr[i], 1e-12, "step %d: lr %g after resume", i + 1, Lb.lr[i]);
+    }
     cr_assert_eq(na, nb);
     cr_assert(memcmp(wa, wb, na * sizeof *wa) == 0, "final parameters differ after resume");
     /* the run row: one run, done, 8 steps */

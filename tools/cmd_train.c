@@ -104,6 +104,9 @@ static int run(int argc, char **argv)
         {"steps", CLI_INT, &o.steps, 1, 1e12},
         {"lr", CLI_DOUBLE, &o.lr, 1e-7, 1.0},
         {"clip", CLI_DOUBLE, &o.clip, 1e-3, 1e6},
+        {"lr-decay", CLI_DOUBLE, &o.lr_decay, 1e-6, 1.0},
+        {"lr-decay-start", CLI_INT, &o.lr_decay_start, 0, 1e12},
+        {"lr-decay-every", CLI_INT, &o.lr_decay_every, 1, 1e12},
         {"seed", CLI_INT, &o.seed, 0, 9e15},
         {"threads", CLI_INT, &o.threads, 1, 1024},
         {"reverse-source", CLI_BOOL, &rev, 0, 0},
@@ -196,6 +199,10 @@ const struct cli_cmd cmd_train = {
              "  --epochs N          passes over the data (default 10)\n"
              "  --steps N           stop after N updates instead\n"
              "  --lr X              Adam learning rate (default 0.003)\n"
+             "  --lr-decay F        multiply the lr by F every --lr-decay-every steps after step\n"
+             "                      --lr-decay-start (default 1: constant lr; Sutskever et al.: 0.5)\n"
+             "  --lr-decay-start N  (default 0)\n"
+             "  --lr-decay-every N  (default: one epoch of batches)\n"
              "  --clip X            gradient norm clip (default 5)\n"
              "  --seed N            initialisation, batching and dropout seed (default 1)\n"
              "  --threads N         OpenMP threads (default: all cores); results do not depend on it\n"

@@ -107,7 +107,8 @@ void train_opts_init(struct train_opts *o)
     o->dropout = NAN;
     o->batch = o->batch_tokens = TRAIN_UNSET;
     o->epochs = o->steps = TRAIN_UNSET;
-    o->lr = o->clip = NAN;
+    o->lr = o->clip = o->lr_decay = NAN;
+    o->lr_decay_start = o->lr_decay_every = TRAIN_UNSET;
     o->seed = o->threads = o->reverse_source = TRAIN_UNSET;
     o->valid_every = o->save_every = o->log_every = TRAIN_UNSET;
     o->max_len = o->keep = o->shards = o->valid_max = TRAIN_UNSET;
@@ -168,6 +169,15 @@ static int64_t config_int(const char *json, const char *key, int64_t def)
     return strtoll(p + strlen(pat), NULL, 10);
 }
 
+/* A number field "key":X of the run's config JSON, or def. */
+static double config_double(const char *json, const char *key, double def)
+{
+    char pat[64];
+    snprintf(pat, sizeof pat, "\"%s\":", key);
+    const char *p = json ? strstr(json, pat) : NULL;
+    return p ? strtod(p + strlen(pat), NULL) : def;
+}
+
 static void defaults(struct train_opts *o)
 {
     def_i(&o->layers, 2);
@@ -180,6 +190,9 @@ static void defaults(struct train_opts *o)
     def_i(&o->epochs, 10);
     def_d(&o->lr, 0.003); /* measured: loss 5.96 vs 6.43 after 300 steps of 0.001 (en-de, 8k joint BPE) */
     def_d(&o->clip, 5.0);
+    def_d(&o->lr_decay, 1.0);
+    def_i(&o->lr_decay_start, 0);
+    def_i(&o->lr_decay_every, 0);
     def_i(&o->seed, 1);
     def_i(&o->reverse_source, 1);
     def_i(&o->valid_every, 500);
@@ -207,6 +220,8 @@ static int check_opts(const struct train_opts *o)
         return sl_err(SL_EINVAL, "batch must be at least 1 sentence");
     if (!(o->lr > 0 && o->lr < 10) || !(o->clip > 0))
         return sl_err(SL_EINVAL, "lr must be in (0, 10) and clip positive");
+    if (!(o->lr_decay > 0 && o->lr_decay <= 1) || o->lr_decay_start < 0 || o->lr_decay_every < 0)
+        return sl_err(SL_EINVAL, "lr-decay must be in (0, 1], its start and interval non-negative");
     if (o->epochs < 1 || o->steps < 0 || o->max_len < 1 || o->keep < 1 || o->shards < 1 || o->shards > 256 ||
         o->valid_every < 0 || o->save_every < 0 || o->log_every < 1 || o->threads < 0 || o->valid_max < 0)
         return sl_err(SL_EINVAL, "bad training limits (epochs, steps, max_len, keep, shards, intervals)");
@@ -247,14 +262,16 @@ static void run_row(const struct trainer *t, struct db_run *r, char *config, siz
              "\"batch_tokens\":%lld,\"epochs\":%lld,\"steps\":%lld,\"lr\":%.17g,\"clip\":%.17g,\"seed\":%lld,"
              "\"reverse_source\":%lld,\"valid_every\":%lld,\"save_every\":%lld,\"log_every\":%lld,"
              "\"max_len\":%lld,\"keep\":%lld,\"shards\":%lld,\"valid_max\":%lld,\"src_eos\":%d,"
-             "\"valid_bleu\":%lld,\"valid_beam\":%lld,\"best_by_bleu\":%lld,"
+             "\"valid_bleu\":%lld,\"valid_beam\":%lld,\"best_by_bleu\":%lld,\"lr_decay\":%.17g,"
+             "\"lr_decay_start\":%lld,\"lr_decay_every\":%lld,"
              "\"optimizer\":\"adam\",\"beta1\":0.9,\"beta2\":0.999,\"eps\":1e-8}",
              (long long)o->layers, (long long)o->emb, (long long)o->hidden, o->dropout, (long long)o->batch,
              (long long)o->batch_tokens, (long long)o->epochs, (long long)o->steps, o->lr, o->clip,
              (long long)o->seed, (long long)o->reverse_source, (long long)o->valid_every,
              (long long)o->save_every, (long long)o->log_every, (long long)o->max_len, (long long)o->keep,
              (long long)o->shards, (long long)o->valid_max, SRC_EOS, (long long)o->valid_bleu,
-             (long long)o->valid_beam, (long long)o->best_by_bleu);
+             (long long)o->valid_beam, (long long)o->best_by_bleu, o->lr_decay, (long long)o->lr_decay_start,
+             (long long)o->lr_decay_every);
     r->config = config;
 }
 
@@ -275,6 +292,9 @@ static int resume_opts(struct trainer *t, struct train_opts *o)
     int64_t valid_max = config_int(r.config, "valid_max", 0);
     int64_t valid_bleu = config_int(r.config, "valid_bleu", 0), valid_beam = config_int(r.config, "valid_beam", 1);
     int64_t best_by_bleu = config_int(r.config, "best_by_bleu", 0);
+    double lr_decay = config_double(r.config, "lr_decay", 1.0);
+    int64_t lr_decay_start = config_int(r.config, "lr_decay_start", 0);
+    int64_t lr_decay_every = config_int(r.config, "lr_decay_every", 0);
     if ((rc = same_i("layers", &o->layers, r.layers, id)) || (rc = same_i("emb", &o->emb, r.emb, id)) ||
         (rc = same_i("hidden", &o->hidden, r.hidden, id)) || (rc = same_d("dropout", &o->dropout, r.dropout, id)) ||
         (rc = same_i("batch", &o->batch, r.batch, id)) ||
@@ -286,7 +306,10 @@ static int resume_opts(struct trainer *t, struct train_opts *o)
         (rc = same_i("valid-max", &o->valid_max, valid_max, id)) ||
         (rc = same_i("valid-bleu", &o->valid_bleu, valid_bleu, id)) ||
         (rc = same_i("valid-beam", &o->valid_beam, valid_beam, id)) ||
-        (rc = same_best_by(&o->best_by_bleu, best_by_bleu, id)))
+        (rc = same_best_by(&o->best_by_bleu, best_by_bleu, id)) ||
+        (rc = same_d("lr-decay", &o->lr_decay, lr_decay, id)) ||
+        (rc = same_i("lr-decay-start", &o->lr_decay_start, lr_decay_start, id)) ||
+        (rc = same_i("lr-decay-every", &o->lr_decay_every, lr_decay_every, id)))
         goto done;
     /* these may change on resume */
     def_i(&o->valid_every, r.valid_every);
@@ -426,10 +449,23 @@ static int grad_step(struct trainer *t, size_t total, double *loss_sum)
     return 0;
 }
 
+/* The learning rate of step `step` (1-based): a pure function of the options and the step, so a
+ * resumed run follows the same schedule. */
+static double lr_at(const struct trainer *t, int64_t step)
+{
+    const struct train_opts *o = &t->o;
+    if (o->lr_decay >= 1.0 || step <= o->lr_decay_start)
+        return o->lr;
+    int64_t every = o->lr_decay_every > 0 ? o->lr_decay_every : (int64_t)batch_plan_count(t->plan);
+    if (every < 1)
+        every = 1;
+    return o->lr * pow(o->lr_decay, (double)(1 + (step - o->lr_decay_start - 1) / every));
+}
+
 static void adam_update(struct trainer *t)
 {
     const size_t N = t->N, nchunks = (N + CHUNK - 1) / CHUNK;
-    const struct adam_hparams hp = adam_defaults((float)t->o.lr);
+    const struct adam_hparams hp = adam_defaults((float)lr_at(t, t->step + 1));
     const long step = (long)(t->step + 1);
     float *w = t->w, *g = t->gs[0], *m = t->m, *v = t->v;
 #pragma omp parallel for num_threads(t->nthreads) schedule(static)
@@ -842,7 +878,7 @@ int train_run(struct db *db, const struct train_opts *opts, struct train_result 
             struct train_progress p = {
                 .event = TRAIN_EV_LOG, .run_id = t.run_id, .epoch = t.epoch, .step = t.step,
                 .total_steps = total_steps, .loss = int_loss / (double)int_tok,
-                .ppl = exp(int_loss / (double)int_tok), .lr = t.o.lr, .grad_norm = gnorm,
+                .ppl = exp(int_loss / (double)int_tok), .lr = lr_at(&t, t.step), .grad_norm = gnorm,
                 .src_tok_s = dt > 0 ? (double)int_src / dt : 0, .tgt_tok_s = dt > 0 ? (double)int_tgt / dt : 0,
                 .elapsed_s = now - t0, .eta_s = eta,
             };

@@ -54,6 +54,9 @@ struct train_opts {
     int64_t batch, batch_tokens;      /* 64 sentences; 0 tokens (no budget) */
     int64_t epochs, steps;            /* 10 epochs; steps 0: no step limit (else it wins) */
     double lr, clip;                  /* 0.003, 5.0 */
+    double lr_decay;                  /* 1 (none); < 1: lr * lr_decay^k, k = 1 + (step - start - 1) / every */
+    int64_t lr_decay_start;           /* for steps after this one (default 0) */
+    int64_t lr_decay_every;           /* steps per decay (default 0: one epoch of batches) */
     int64_t seed;                     /* 1 */
     int64_t threads;                  /* 0: omp_get_max_threads() */
     int64_t reverse_source;           /* 1 */
