@@ -43,7 +43,7 @@ size_t lstm_step_floats(size_t M, size_t H) { return 5 * M * H; }
 
 /* The cell for one row: pre-activations pre (4H) plus bias -> gate values in gv (4H, may alias pre),
  * c = f*cp + i*g, h = o*tanh(c); tc (H) receives tanh(c). c may alias cp. */
-static void cell_forward(const float *pre, const float *bias, float *gv, const float *cp, float *c,
+VM_CLONES static void cell_forward(const float *pre, const float *bias, float *gv, const float *cp, float *c,
                                    float *h, float *tc, size_t H)
 {
 #pragma omp simd
@@ -66,7 +66,7 @@ static void cell_forward(const float *pre, const float *bias, float *gv, const f
 
 /* Backward of cell_forward for one real row: gate values g4 (4H) in, dG (4H) out in place; dh (H) is
  * the gradient w.r.t. h_t; dc (H) w.r.t. c_t in, w.r.t. c_{t-1} out; cp = c_{t-1}, tc = tanh(c_t). */
-static void cell_backward(float *g4, const float *dh, float *dc, const float *cp, const float *tc, size_t H)
+VM_CLONES static void cell_backward(float *g4, const float *dh, float *dc, const float *cp, const float *tc, size_t H)
 {
 #pragma omp simd
     for (size_t j = 0; j < H; j++) {

@@ -9,7 +9,7 @@
 size_t proj_scratch_floats(size_t chunk, size_t V) { return chunk * V; }
 
 /* z (V) += b, then z[k] = exp(z[k] - max); OUT: *sum = sum of the new z. Returns max. */
-static float row_exp(float *z, const float *b, size_t V, double *sum)
+VM_CLONES static float row_exp(float *z, const float *b, size_t V, double *sum)
 {
     float mx = -INFINITY;
 #pragma omp simd reduction(max : mx)
@@ -98,7 +98,7 @@ void proj_xent_forward_backward(const float *W, const float *b, const float *Y, 
 }
 
 /* out (M, V) holds logits without the bias: add it and take the log-softmax of every row. */
-static void logsoftmax_rows(const float *b, size_t M, size_t V, float *out)
+VM_CLONES static void logsoftmax_rows(const float *b, size_t M, size_t V, float *out)
 {
     for (size_t r = 0; r < M; r++) {
         float *z = out + r * V;

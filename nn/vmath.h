@@ -12,6 +12,16 @@
 #include <stdint.h>
 #include <string.h>
 
+/* VM_CLONES before a function whose loops use these: GCC compiles it for AVX-512, AVX2 and the baseline
+ * and picks one at load time (ifunc), so an ordinary build gets 8- or 16-wide loops where the CPU has
+ * them. Results per element do not depend on the width (no FMA contraction under ISO C); only
+ * reductions (a max, a double sum) may associate differently between machines. */
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && !defined(__AVX2__)
+#define VM_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define VM_CLONES
+#endif
+
 static inline float vm_expf(float x)
 {
     /* clamp so that 2^n stays a normal float; NaN fails both tests and passes through */

@@ -7,6 +7,7 @@
 #   sh tools/bench/compare.sh [--quick] [--pairs N] [--cores "Haswell Cooperlake"] [--threads "1 2"]
 #                             [--configs "tiny base"] [--modes "train greedy beam"] [--out FILE.jsonl]
 #   --quick   base train + greedy + beam at 1 and 2 threads, Haswell only, 1 pair      (~3 min here)
+#   --table FILE.jsonl  no runs: measure the peaks and print the table of an earlier run's raw file
 #   --ref-peaks  use the quiet-machine sgemm 2048^3 medians of shared/bench/README.md (Haswell 56 / 104,
 #             Cooperlake 86 / 172 GFLOP/s at 1 / 2 threads) instead of measuring them (on a busy machine)
 #   default   tiny and base, train/greedy/beam, 1 and 2 threads, Haswell and Cooperlake, 3 pairs
@@ -22,6 +23,7 @@ PY=${PY:-/usr/bin/python3}
 PEER_DIR=${PEER_DIR:-$REPO/../shared/bench}
 SEQLITE_ARGS=${SEQLITE_ARGS:-}
 PAIRS=3 CORES="Haswell Cooperlake" THREADS="1 2" CONFIGS="tiny base" MODES="train greedy beam" REF_PEAKS=0
+TABLE_ONLY=
 OUT=${OUT:-$BUILD/compare.jsonl}
 while [ $# -gt 0 ]; do
   case $1 in
@@ -33,7 +35,8 @@ while [ $# -gt 0 ]; do
     --modes) MODES=$2; shift ;;
     --out) OUT=$2; shift ;;
     --ref-peaks) REF_PEAKS=1 ;;
-    -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
+    --table) TABLE_ONLY=$2; OUT=$2; shift ;;
+    -h|--help) sed -n '2,19p' "$0"; exit 0 ;;
     *) echo "compare.sh: unknown option $1" >&2; exit 2 ;;
   esac
   shift
@@ -50,7 +53,7 @@ fi
 ninja -C "$BUILD" tools/seqlite >&2
 SEQLITE=$BUILD/tools/seqlite
 cc -O2 -o "$BUILD/sgemm_peak" "$PEER_DIR/sgemm_peak.c" -lopenblas
-: > "$OUT"
+[ -n "$TABLE_ONLY" ] || : > "$OUT"
 
 # ---- roofline: sgemm 2048^3 at each kernel and thread count (the first table row only) ----
 PEAKS=$BUILD/compare_peaks.txt
@@ -63,11 +66,12 @@ for c in $CORES; do
     done
     continue
   fi
-  # columns: name(2 words) M N K tA tB MFLOP then (med best) per thread count
-  line=$(OPENBLAS_CORETYPE=$c "$BUILD/sgemm_peak" $THREADS | head -3 | tail -1)
+  # columns: name(2 words) M N K tA tB MFLOP then (med best) per thread count; the median of 3 runs
+  # (one run once gave the 1-thread rate at 2 threads on a quiet machine)
+  lines=$(for r in 1 2 3; do OPENBLAS_CORETYPE=$c "$BUILD/sgemm_peak" $THREADS | head -3 | tail -1; done)
   i=0
   for t in $THREADS; do
-    med=$(echo "$line" | awk -v k=$((9 + 2 * i)) '{print $k}')
+    med=$(echo "$lines" | awk -v k=$((9 + 2 * i)) '{print $k}' | sort -n | sed -n 2p)
     echo "$c $t $med" >> "$PEAKS"
     i=$((i + 1))
   done
@@ -83,6 +87,7 @@ args_for() { # config mode -> flags
     *-beam) echo "--config $1 --batch 32 --sentences 64 --beam 5" ;;
   esac
 }
+[ -n "$TABLE_ONLY" ] && PAIRS=0
 for p in $(seq "$PAIRS"); do
   for c in $CORES; do
     for t in $THREADS; do
