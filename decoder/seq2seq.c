@@ -30,16 +30,23 @@ struct s2s_workspace {
     float *step_scratch;
 };
 
+/* The decoder's weights packed for few-row products (nn/gemm.h): dec.lstm<l>.W at p + lstm[l], out.W at
+ * p + out. */
+struct s2s_packed {
+    const struct s2s_model *m;
+    const float *w;
+    float *p;
+    size_t lstm[NN_MAX_LAYERS], out;
+};
+
 struct s2s_decoder {
     const struct s2s_model *m;
     const float *w;
     struct s2s_workspace *ws;
     size_t M, cap;
     float *h, *c, *h2, *c2; /* (L, cap, H) */
-    /* The decoder's weights packed for few-row products (nn/gemm.h), refreshed by s2s_decoder_start:
-     * dec.lstm<l>.W at pk + pk_lstm[l], out.W at pk + pk_out. */
-    float *pk;
-    size_t pk_lstm[NN_MAX_LAYERS], pk_out;
+    const struct s2s_packed *pk; /* the packed weights: shared, or own (re-packed by every start) */
+    struct s2s_packed *own;
     float *scr; /* (cap) rows of step scratch: x (E) + lstm_step_packed_floats */
 };
 
@@ -329,7 +336,51 @@ static int decoder_grow(struct s2s_decoder *d, size_t M)
     return 0;
 }
 
-struct s2s_decoder *s2s_decoder_create(const struct s2s_model *m, const float *w)
+struct s2s_packed *s2s_packed_create(const struct s2s_model *m, const float *w)
+{
+    struct s2s_packed *p = calloc(1, sizeof *p);
+    if (!p) {
+        sl_err(SL_ENOMEM, "out of memory for the packed decoder weights");
+        return NULL;
+    }
+    p->m = m, p->w = w;
+    const size_t H = m->cfg.H;
+    size_t n = 0;
+    for (size_t l = 0; l < m->cfg.L; l++) {
+        p->lstm[l] = n;
+        n += gemm_packed_floats((l ? H : m->cfg.E) + H, 4 * H);
+    }
+    p->out = n;
+    n += gemm_packed_floats(H, m->cfg.V_tgt);
+    if (!(p->p = param_buf_create(n))) {
+        sl_err(SL_ENOMEM, "out of memory for the packed decoder weights (%zu floats)", n);
+        free(p);
+        return NULL;
+    }
+    s2s_packed_refresh(p);
+    return p;
+}
+
+void s2s_packed_refresh(struct s2s_packed *p)
+{
+    const struct s2s_model *m = p->m;
+    const size_t H = m->cfg.H;
+    for (size_t l = 0; l < m->cfg.L; l++) {
+        const size_t IH = (l ? H : m->cfg.E) + H;
+        gemm_pack_b(GEMM_T, IH, 4 * H, p->w + m->dec.W[l], IH, p->p + p->lstm[l]);
+    }
+    gemm_pack_b(GEMM_T, H, m->cfg.V_tgt, p->w + m->out.W, H, p->p + p->out);
+}
+
+void s2s_packed_free(struct s2s_packed *p)
+{
+    if (!p)
+        return;
+    param_buf_free(p->p);
+    free(p);
+}
+
+struct s2s_decoder *s2s_decoder_create(const struct s2s_model *m, const float *w, const struct s2s_packed *pk)
 {
     struct s2s_decoder *d = calloc(1, sizeof *d);
     if (!d) {
@@ -338,21 +389,16 @@ struct s2s_decoder *s2s_decoder_create(const struct s2s_model *m, const float *w
     }
     d->m = m;
     d->w = w;
-    const size_t H = m->cfg.H;
-    size_t n = 0;
-    for (size_t l = 0; l < m->cfg.L; l++) {
-        d->pk_lstm[l] = n;
-        n += gemm_packed_floats((l ? H : m->cfg.E) + H, 4 * H);
+    if (pk && (pk->m != m || pk->w != w)) {
+        sl_err(SL_EINVAL, "decoder: packed weights of another model");
+        free(d);
+        return NULL;
     }
-    d->pk_out = n;
-    n += gemm_packed_floats(H, m->cfg.V_tgt);
-    d->pk = param_buf_create(n);
+    d->pk = pk ? pk : (d->own = s2s_packed_create(m, w));
     d->ws = s2s_workspace_create(m, 1, 1, 1);
     if (!d->ws || !d->pk) {
-        if (d->ws)
-            sl_err(SL_ENOMEM, "out of memory for the packed decoder weights");
         s2s_workspace_free(d->ws);
-        param_buf_free(d->pk);
+        s2s_packed_free(d->own);
         free(d);
         return NULL;
     }
@@ -365,7 +411,7 @@ void s2s_decoder_free(struct s2s_decoder *d)
         return;
     s2s_workspace_free(d->ws);
     free(d->h), free(d->c), free(d->h2), free(d->c2), free(d->scr);
-    param_buf_free(d->pk);
+    s2s_packed_free(d->own);
     free(d);
 }
 
@@ -380,12 +426,8 @@ int s2s_decoder_start(struct s2s_decoder *d, const int32_t *src, const int32_t *
     if (rc)
         return rc;
     const size_t H = d->m->cfg.H, M = B * K;
-    const struct s2s_model *m = d->m;
-    for (size_t l = 0; l < m->cfg.L; l++) {
-        const size_t IH = (l ? H : m->cfg.E) + H;
-        gemm_pack_b(GEMM_T, IH, 4 * H, d->w + m->dec.W[l], IH, d->pk + d->pk_lstm[l]);
-    }
-    gemm_pack_b(GEMM_T, H, m->cfg.V_tgt, d->w + m->out.W, H, d->pk + d->pk_out);
+    if (d->own)
+        s2s_packed_refresh(d->own);
     for (size_t l = 0; l < d->m->cfg.L; l++)
         for (size_t i = 0; i < M; i++) {
             memcpy(d->h + (l * M + i) * H, d->h2 + (l * B + i / K) * H, H * sizeof(float));
@@ -414,10 +456,10 @@ int s2s_decoder_step(struct s2s_decoder *d, const int32_t *prev, size_t M, float
     embed_forward(d->w + m->dec.emb, m->cfg.V_tgt, E, prev, M, x);
     for (size_t l = 0; l < m->cfg.L; l++) {
         const float *in = l == 0 ? x : d->h + (l - 1) * MH; /* (M, I_l) */
-        lstm_step_forward_packed(d->pk + d->pk_lstm[l], d->w + m->dec.b[l], in, M, l ? H : E, H, d->h + l * MH,
+        lstm_step_forward_packed(d->pk->p + d->pk->lstm[l], d->w + m->dec.b[l], in, M, l ? H : E, H, d->h + l * MH,
                                  d->c + l * MH, cell);
     }
-    proj_logprobs_packed(d->pk + d->pk_out, d->w + m->out.b, d->h + (m->cfg.L - 1) * MH, M, H, m->cfg.V_tgt,
+    proj_logprobs_packed(d->pk->p + d->pk->out, d->w + m->out.b, d->h + (m->cfg.L - 1) * MH, M, H, m->cfg.V_tgt,
                          logprobs);
     return 0;
 }

@@ -358,7 +358,7 @@ Test(model, greedy_matches_single_steps_and_teacher_forced_loss)
     struct fixture f;
     fixture_make(&f, 1, 0.0f, 0.9f);
     const size_t B = 3, L = 2, H = 4, V = 8, max_len = 6;
-    struct s2s_decoder *d = s2s_decoder_create(&f.m, f.w);
+    struct s2s_decoder *d = s2s_decoder_create(&f.m, f.w, NULL);
     cr_assert_not_null(d);
     int32_t out[3 * 6], out_len[3];
     float score[3];
@@ -415,12 +415,54 @@ Test(model, greedy_matches_single_steps_and_teacher_forced_loss)
     fixture_free(&f);
 }
 
+/* One decoding step of B rows from BOS: logprobs (B, 8). */
+static void step_once(struct fixture *f, struct s2s_decoder *d, float *lp)
+{
+    int32_t prev[3] = {S2S_BOS, S2S_BOS, S2S_BOS};
+    cr_assert_eq(s2s_decoder_start(d, f->src, f->src_len, 3, 5, 1), 0);
+    cr_assert_eq(s2s_decoder_step(d, prev, 3, lp), 0);
+}
+
+Test(model, shared_packed_weights_decode_as_own_and_follow_refresh)
+{
+    struct fixture f;
+    fixture_make(&f, 0, 0.0f, 0.5f);
+    const int blas_threads = gemm_get_threads();
+    gemm_set_threads(1); /* the packed path runs with single-threaded BLAS (as in translate's workers) */
+    struct s2s_packed *pk = s2s_packed_create(&f.m, f.w);
+    cr_assert_not_null(pk);
+    struct s2s_decoder *own = s2s_decoder_create(&f.m, f.w, NULL), *sh = s2s_decoder_create(&f.m, f.w, pk);
+    cr_assert(own && sh);
+    float a[3 * 8], b[3 * 8], c[3 * 8];
+    step_once(&f, own, a);
+    step_once(&f, sh, b);
+    cr_assert_arr_eq(a, b, sizeof a);
+    /* change the output projection: the own copy follows at the next start, the shared one after refresh */
+    for (size_t k = 0; k < 8 * 4; k++)
+        f.w[f.m.out.W + k] *= -1.5f;
+    step_once(&f, own, a);
+    step_once(&f, sh, b);
+    cr_assert(memcmp(a, b, sizeof a) != 0, "the shared copy is packed until refreshed");
+    s2s_packed_refresh(pk);
+    step_once(&f, sh, c);
+    cr_assert_arr_eq(a, c, sizeof a);
+    /* packed weights of other parameters are refused */
+    float *w2 = param_buf_create(f.m.table.total);
+    cr_assert_null(s2s_decoder_create(&f.m, w2, pk));
+    param_buf_free(w2);
+    s2s_decoder_free(own);
+    s2s_decoder_free(sh);
+    s2s_packed_free(pk);
+    gemm_set_threads(blas_threads);
+    fixture_free(&f);
+}
+
 Test(model, decoder_start_replicates_and_reorder_gathers)
 {
     struct fixture f;
     fixture_make(&f, 0, 0.0f, 0.5f);
     const size_t B = 3, K = 2, L = 2, H = 4, M = B * K, V = 8;
-    struct s2s_decoder *d = s2s_decoder_create(&f.m, f.w);
+    struct s2s_decoder *d = s2s_decoder_create(&f.m, f.w, NULL);
     cr_assert_eq(s2s_decoder_start(d, f.src, f.src_len, B, 5, K), 0);
     cr_assert_eq(s2s_decoder_rows(d), M);
     float h[2 * 3 * 4], c[2 * 3 * 4];
@@ -522,7 +564,7 @@ static double learn(int reverse_task, int reverse_source, size_t max_steps, doub
     }
     *final_loss = ema;
     /* greedy accuracy on 256 fresh sequences */
-    struct s2s_decoder *d = s2s_decoder_create(&m, w);
+    struct s2s_decoder *d = s2s_decoder_create(&m, w, NULL);
     size_t correct = 0, total = 0;
     for (int rep = 0; rep < 8; rep++) {
         random_batch(&r, B, src, len, tgt, reverse_task);

@@ -216,7 +216,7 @@ static void check_greedy(size_t L, int reverse)
     fixture_make(&f, L, reverse, 1.2f, 30);
     struct translator *t = make(&f, 1, 1, 8, 1);
     run(t, &f);
-    struct s2s_decoder *d = s2s_decoder_create(&f.m, f.w);
+    struct s2s_decoder *d = s2s_decoder_create(&f.m, f.w, NULL);
     struct tok_ids ids;
     tok_ids_init(&ids);
     struct sbuf txt;

@@ -342,12 +342,21 @@ static int run_decode(const struct bench_opts *o, const struct s2s_model *model,
     float *w = param_buf_create(model->table.total);
     int32_t *src = malloc(nb * B * S * sizeof(int32_t)), *len = malloc(B * sizeof(int32_t));
     struct decoder_worker *dw = calloc(nw, sizeof *dw);
+    struct s2s_packed *pk = NULL;
     if (!w || !src || !len || !dw) {
         rc = sl_err(SL_ENOMEM, "bench: out of memory");
         goto done;
     }
+    struct rng r;
+    rng_seed(&r, o->seed);
+    s2s_params_init(model, w, &r);
+    rand_ids(&r, src, nb * B * S, o->V_src);
+    if (!(pk = s2s_packed_create(model, w))) { /* once, as translate does: loading the model */
+        rc = SL_ENOMEM;
+        goto done;
+    }
     for (size_t i = 0; i < nw; i++) {
-        dw[i].dec = s2s_decoder_create(model, w);
+        dw[i].dec = s2s_decoder_create(model, w, pk);
         dw[i].prev = malloc(B * sizeof(int32_t));
         dw[i].done = malloc(B);
         if (o->mode == BENCH_BEAM)
@@ -359,10 +368,6 @@ static int run_decode(const struct bench_opts *o, const struct s2s_model *model,
             goto done;
         }
     }
-    struct rng r;
-    rng_seed(&r, o->seed);
-    s2s_params_init(model, w, &r);
-    rand_ids(&r, src, nb * B * S, o->V_src);
     for (size_t b = 0; b < B; b++)
         len[b] = (int32_t)S;
     gemm_set_threads(split ? 1 : o->threads);
@@ -402,6 +407,7 @@ done:
             free(dw[i].logprobs), free(dw[i].prev), free(dw[i].done);
         }
     free(dw), free(src), free(len);
+    s2s_packed_free(pk);
     param_buf_free(w);
     return rc;
 }

@@ -584,6 +584,7 @@ static int do_validate(struct trainer *t)
                                .step = t->step, .valid_ppl = t->valid_ppl, .valid_bleu = NAN,
                                .valid_chrf = NAN};
     if (t->tr) {
+        translator_weights_changed(t->tr);
         if ((rc = eval_translate(t->tr, &t->bleu_set, &t->bleu_out)))
             return sl_err_prefix(rc, "validation BLEU");
         t->valid_bleu = t->bleu_out.bleu.score;

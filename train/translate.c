@@ -53,6 +53,7 @@ struct translator {
     const float *w;
     const struct bpe *sb, *tb;
     struct translate_opts o;
+    struct s2s_packed *pk; /* the decoder's weights packed once, shared by the workers */
     size_t n_workers;
     struct tr_worker *wk;
     /* per run, sized for cap lines */
@@ -185,13 +186,15 @@ struct translator *translator_create(const struct s2s_model *m, const float *w, 
     sbuf_init(&t->text);
     sbuf_init(&t->tmp);
     t->n_workers = (size_t)o.threads;
+    if (!(t->pk = s2s_packed_create(m, w)))
+        goto fail;
     if (!(t->wk = calloc(t->n_workers, sizeof *t->wk)))
         goto nomem;
     size_t K = o.beam, NB = o.batch;
     for (size_t i = 0; i < t->n_workers; i++) {
         struct tr_worker *wk = &t->wk[i];
         wk->t = t;
-        if (!(wk->dec = s2s_decoder_create(m, w)) ||
+        if (!(wk->dec = s2s_decoder_create(m, w, t->pk)) ||
             !(wk->bs = beam_search_create(NB, K, m->cfg.V_tgt, o.max_len_cap + 1)))
             goto fail;
         if (!(wk->row_sent = malloc(NB * K * sizeof *wk->row_sent)) ||
@@ -215,6 +218,7 @@ void translator_free(struct translator *t)
     for (size_t i = 0; t->wk && i < t->n_workers; i++)
         worker_free(&t->wk[i]);
     free(t->wk);
+    s2s_packed_free(t->pk);
     free(t->res);
     free(t->src_off);
     free(t->out_off);
@@ -232,6 +236,8 @@ void translator_free(struct translator *t)
 }
 
 const struct translate_opts *translator_opts(const struct translator *t) { return &t->o; }
+
+void translator_weights_changed(struct translator *t) { s2s_packed_refresh(t->pk); }
 
 const struct translate_result *translator_result(const struct translator *t, size_t i) { return &t->res[i]; }
 

@@ -61,6 +61,9 @@ struct translator *translator_create(const struct s2s_model *m, const float *w, 
 void translator_free(struct translator *t);
 /* The options in use (defaults filled in). */
 const struct translate_opts *translator_opts(const struct translator *t);
+/* Tells t that the parameters w changed since it was created (training's validation): the decoder's packed
+ * copy of them is refreshed. Translating with changed weights without this call uses the old ones. */
+void translator_weights_changed(struct translator *t);
 /* Translates lines[0..n) (lens[i] bytes each, need not be NUL-terminated). Per-line problems go to
  * the results; returns 0, or a negative SL_E* code for a failure of the whole batch (ENOMEM, a
  * model error), after which the results are undefined. */
