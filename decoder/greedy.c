@@ -2,6 +2,8 @@
  * row maps and the (B, V) log-probabilities); the step loop allocates nothing. */
 #include "decoder/greedy.h"
 
+#include "nn/proj.h"
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -41,10 +43,7 @@ int s2s_greedy(struct s2s_decoder *d, const int32_t *src, const int32_t *src_len
         size_t live = 0;
         for (size_t i = 0; i < M; i++) {
             const float *z = lp + i * V;
-            size_t best = 0;
-            for (size_t k = 1; k < V; k++)
-                if (z[k] > z[best])
-                    best = k;
+            const size_t best = proj_argmax(z, V);
             size_t b = (size_t)sent[i];
             if (score)
                 score[b] += z[best];

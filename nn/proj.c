@@ -119,6 +119,18 @@ VM_CLONES static void logsoftmax_rows(const float *b, size_t M, size_t V, float 
     }
 }
 
+VM_CLONES size_t proj_argmax(const float *z, size_t V)
+{
+    float mx = -INFINITY;
+#pragma omp simd reduction(max : mx)
+    for (size_t k = 0; k < V; k++)
+        mx = z[k] > mx ? z[k] : mx;
+    for (size_t k = 0; k < V; k++)
+        if (z[k] == mx)
+            return k;
+    return 0;
+}
+
 void proj_logprobs(const float *W, const float *b, const float *Y, size_t M, size_t H, size_t V, float *out)
 {
     gemm_run(GEMM_N, GEMM_T, M, V, H, 1.0f, Y, H, W, H, 0.0f, out, V);

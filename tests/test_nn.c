@@ -589,6 +589,35 @@ Test(proj, chunk_size_does_not_change_results)
 
 /* ---- embedding ---- */
 
+Test(proj, argmax_first_of_ties_nan_and_random_rows)
+{
+    float z[37];
+    for (size_t k = 0; k < 37; k++)
+        z[k] = -1.0f;
+    cr_assert_eq(proj_argmax(z, 37), 0); /* all equal: the first */
+    z[20] = 3.0f, z[33] = 3.0f, z[5] = 2.5f;
+    cr_assert_eq(proj_argmax(z, 37), 20); /* ties: the first */
+    z[36] = INFINITY;
+    cr_assert_eq(proj_argmax(z, 37), 36);
+    z[36] = NAN;
+    cr_assert_eq(proj_argmax(z, 37), 20); /* NaN is never the maximum */
+    for (size_t k = 0; k < 37; k++)
+        z[k] = NAN;
+    cr_assert_eq(proj_argmax(z, 37), 0);
+    cr_assert_eq(proj_argmax(z, 0), 0);
+    struct rng r;
+    rng_seed(&r, 11);
+    float row[1000];
+    for (int t = 0; t < 200; t++) {
+        size_t n = 1 + rng_below(&r, 1000), want = 0;
+        for (size_t k = 0; k < n; k++)
+            row[k] = (float)rng_below(&r, 50); /* many ties */
+        for (size_t k = 1; k < n; k++)
+            want = row[k] > row[want] ? k : want;
+        cr_assert_eq(proj_argmax(row, n), want, "row %d of %zu", t, n);
+    }
+}
+
 Test(embed, gather_and_scatter_add_with_repeats)
 {
     const float table[3 * 2] = {1, 2, 3, 4, 5, 6};

@@ -17,6 +17,7 @@
 #include "decoder/seq2seq.h"
 #include "nn/adam.h"
 #include "nn/gemm.h"
+#include "nn/proj.h"
 #include "nn/params.h"
 #include "util/err.h"
 #include "util/rng.h"
@@ -318,10 +319,7 @@ static int decode_batch(const struct bench_opts *o, const struct s2s_model *mode
             return rc;
         for (size_t b = 0; b < B; b++) {
             const float *z = dw->logprobs + b * V;
-            size_t best = 0;
-            for (size_t k = 1; k < V; k++)
-                if (z[k] > z[best])
-                    best = k;
+            const size_t best = proj_argmax(z, V);
             int32_t tok = dw->done[b] ? S2S_PAD : (int32_t)best;
             dw->done[b] |= tok == S2S_EOS;
             dw->prev[b] = tok;
