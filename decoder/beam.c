@@ -12,6 +12,8 @@
  * ref: Wu et al. 2016 (length penalty); Koehn 2004 (beam search for MT). */
 #include "decoder/beam.h"
 
+#include "nn/params.h"
+
 #include "util/err.h"
 
 #include <float.h>
@@ -71,7 +73,7 @@ void beam_search_free(struct beam_search *bs)
     if (!bs)
         return;
     free(bs->prev);
-    free(bs->logp);
+    param_buf_free(bs->logp);
     free(bs->score);
     free(bs->done);
     free(bs->nscore);
@@ -106,7 +108,7 @@ struct beam_search *beam_search_create(size_t max_N, size_t K, size_t V, size_t 
         goto oom;
     size_t M = max_N * K;
     bs->max_N = max_N, bs->K = K, bs->V = V, bs->T = max_len, bs->max_M = M;
-    if (!(bs->prev = malloc(M * sizeof *bs->prev)) || !(bs->logp = malloc(M * V * sizeof *bs->logp)) ||
+    if (!(bs->prev = malloc(M * sizeof *bs->prev)) || !(bs->logp = param_buf_create(M * V)) ||
         !(bs->score = malloc(M * sizeof *bs->score)) || !(bs->done = malloc(M)) ||
         !(bs->nscore = malloc(M * sizeof *bs->nscore)) || !(bs->ntok = malloc(M * sizeof *bs->ntok)) ||
         !(bs->nsrc = malloc(M * sizeof *bs->nsrc)) || !(bs->ndone = malloc(M)) ||

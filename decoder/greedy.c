@@ -2,6 +2,7 @@
  * row maps and the (B, V) log-probabilities); the step loop allocates nothing. */
 #include "decoder/greedy.h"
 
+#include "nn/params.h"
 #include "nn/proj.h"
 
 #include <stdlib.h>
@@ -22,7 +23,7 @@ int s2s_greedy(struct s2s_decoder *d, const int32_t *src, const int32_t *src_len
     int32_t *prev = malloc(B * sizeof *prev);  /* (M) token fed at the next step */
     int32_t *sent = malloc(B * sizeof *sent);  /* (M) sentence of each live row */
     size_t *keep = malloc(B * sizeof *keep);   /* (M) rows that stay live */
-    float *lp = malloc(B * V * sizeof *lp);    /* (M, V) */
+    float *lp = param_buf_create(B * V);      /* (M, V), 64-byte aligned for the GEMM */
     int rc = 0;
     if (!prev || !sent || !keep || !lp) {
         rc = sl_err(SL_ENOMEM, "out of memory for greedy decoding of %zu sentences", B);
@@ -64,6 +65,7 @@ int s2s_greedy(struct s2s_decoder *d, const int32_t *src, const int32_t *src_len
         M = live;
     }
 done:
-    free(prev), free(sent), free(keep), free(lp);
+    free(prev), free(sent), free(keep);
+    param_buf_free(lp);
     return rc;
 }

@@ -360,7 +360,7 @@ static int run_decode(const struct bench_opts *o, const struct s2s_model *model,
         if (o->mode == BENCH_BEAM)
             dw[i].bs = beam_search_create(B, o->K, V, o->T);
         else
-            dw[i].logprobs = malloc(B * V * sizeof(float));
+            dw[i].logprobs = param_buf_create(B * V);
         if (!dw[i].dec || !dw[i].prev || !dw[i].done || (o->mode == BENCH_BEAM ? !dw[i].bs : !dw[i].logprobs)) {
             rc = sl_err(SL_ENOMEM, "bench: out of memory for a decoder");
             goto done;
@@ -402,7 +402,8 @@ done:
         for (size_t i = 0; i < nw; i++) {
             s2s_decoder_free(dw[i].dec);
             beam_search_free(dw[i].bs);
-            free(dw[i].logprobs), free(dw[i].prev), free(dw[i].done);
+            param_buf_free(dw[i].logprobs);
+            free(dw[i].prev), free(dw[i].done);
         }
     free(dw), free(src), free(len);
     s2s_packed_free(pk);

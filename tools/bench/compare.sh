@@ -55,28 +55,30 @@ SEQLITE=$BUILD/tools/seqlite
 cc -O2 -o "$BUILD/sgemm_peak" "$PEER_DIR/sgemm_peak.c" -lopenblas
 [ -n "$TABLE_ONLY" ] || : > "$OUT"
 
-# ---- roofline: sgemm 2048^3 at each kernel and thread count (the first table row only) ----
+# ---- roofline: sgemm 2048^3 at each kernel and thread count (the first table row of sgemm_peak) ----
+# One sgemm_peak run per kernel at the start of every pair (3 runs before a --table), so the peaks are
+# sampled across the whole run as the workloads are: this machine's speed drifts by 10-20% over minutes.
 PEAKS=$BUILD/compare_peaks.txt
 : > "$PEAKS"
-for c in $CORES; do
-  if [ "$REF_PEAKS" = 1 ]; then
+peak_run() { # kernel: appends "kernel threads GFLOP/s" per thread count
+  # columns: name(2 words) M N K tA tB MFLOP then (med best) per thread count
+  line=$(OPENBLAS_CORETYPE=$1 "$BUILD/sgemm_peak" $THREADS | head -3 | tail -1)
+  i=0
+  for t in $THREADS; do
+    echo "$line" | awk -v c="$1" -v t="$t" -v k=$((9 + 2 * i)) '{print c, t, $k}' >> "$PEAKS"
+    i=$((i + 1))
+  done
+}
+if [ "$REF_PEAKS" = 1 ]; then
+  for c in $CORES; do
     for t in $THREADS; do
       case $c-$t in Haswell-1) g=56 ;; Haswell-2) g=104 ;; Cooperlake-1) g=86 ;; Cooperlake-2) g=172 ;; *) g=0 ;; esac
       echo "$c $t $g" >> "$PEAKS"
     done
-    continue
-  fi
-  # columns: name(2 words) M N K tA tB MFLOP then (med best) per thread count; the median of 3 runs
-  # (one run once gave the 1-thread rate at 2 threads on a quiet machine)
-  lines=$(for r in 1 2 3; do OPENBLAS_CORETYPE=$c "$BUILD/sgemm_peak" $THREADS | head -3 | tail -1; done)
-  i=0
-  for t in $THREADS; do
-    med=$(echo "$lines" | awk -v k=$((9 + 2 * i)) '{print $k}' | sort -n | sed -n 2p)
-    echo "$c $t $med" >> "$PEAKS"
-    i=$((i + 1))
   done
-done
-echo "sgemm 2048^3 GFLOP/s (kernel threads median):" >&2; cat "$PEAKS" >&2
+elif [ -n "$TABLE_ONLY" ]; then
+  for r in 1 2 3; do for c in $CORES; do peak_run "$c"; done; done
+fi
 
 # ---- runs, alternating seqlite and the peer ----
 args_for() { # config mode -> flags
@@ -90,6 +92,7 @@ args_for() { # config mode -> flags
 [ -n "$TABLE_ONLY" ] && PAIRS=0
 for p in $(seq "$PAIRS"); do
   for c in $CORES; do
+    [ "$REF_PEAKS" = 1 ] || peak_run "$c"
     for t in $THREADS; do
       for cfg in $CONFIGS; do
         for m in $MODES; do
@@ -108,10 +111,11 @@ done
 # ---- table ----
 $PY - "$OUT" "$PEAKS" <<'PYEOF'
 import json, statistics as st, sys, collections
-peaks = {}
+samples = collections.defaultdict(list)
 for line in open(sys.argv[2]):
     c, t, g = line.split()
-    peaks[c, int(t)] = float(g)
+    samples[c, int(t)].append(float(g))
+peaks = {k: st.median(v) for k, v in samples.items()}
 runs = collections.defaultdict(list)
 for line in open(sys.argv[1]):
     j = json.loads(line)
@@ -153,7 +157,8 @@ for cfg, mode, th, blas in keys:
           f"{ra:.0f} / {rb:.0f} | {len(a) if not fa else 0}/{len(a0)}, {len(b) if not fb else 0}/{len(b0)} |")
 print()
 print("\\* no run without other load (more than 0.25 cores busy elsewhere): median of all runs.")
-print("roofline: sgemm 2048^3 median GFLOP/s per (kernel, threads): " +
-      ", ".join(f"{c} {t}T {g:g}" for (c, t), g in sorted(peaks.items())))
+print("roofline: sgemm 2048^3 GFLOP/s per (kernel, threads), median of the runs (all runs): " +
+      ", ".join(f"{c} {t}T {g:.1f} ({' '.join('%.0f' % x for x in samples[c, t])})"
+                for (c, t), g in sorted(peaks.items())))
 PYEOF
 echo "compare.sh: $(( $(date +%s) - START )) s; raw runs in $OUT" >&2
