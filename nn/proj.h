@@ -23,8 +23,8 @@ void proj_xent_forward(const float *W, const float *b, const float *Y, const int
 void proj_xent_forward_backward(const float *W, const float *b, const float *Y, const int32_t *labels,
                                 size_t N, size_t H, size_t V, float scale, float *dW, float *db, float *dY,
                                 float *scratch, size_t chunk, double *loss_sum, size_t *n_tokens);
-/* The first index of the largest of z[0..V) (greedy decoding's choice); 0 when nothing is larger than
- * -inf (all NaN or -inf). Vectorised: one max pass, then a scan to its first occurrence. */
+/* The first index of the largest of z[0..V) (greedy decoding's choice); NaN entries are never chosen,
+ * 0 when all are NaN. Vectorised: one max pass, then a scan to its first occurrence. */
 size_t proj_argmax(const float *z, size_t V);
 /* out (M, V) = log_softmax(Y W^T + b) for Y (M, H). */
 void proj_logprobs(const float *W, const float *b, const float *Y, size_t M, size_t H, size_t V, float *out);
