@@ -6,7 +6,10 @@
 
 #include <stddef.h>
 
-/* sqrt(sum g²) over n floats (NaN or inf if g holds one). */
+/* sum g² over n floats in double, in a fixed order (NaN or inf if g holds one). A norm over a buffer
+ * cut into fixed chunks is sqrt of the chunks' sums added in chunk order: the same for any thread count. */
+double clip_sumsq(const float *g, size_t n);
+/* sqrt(sum g²) over n floats (NaN or inf if g holds one): sqrt(clip_sumsq(g, n)). */
 double clip_norm(const float *g, size_t n);
 /* If the norm exceeds max_norm (> 0), scales g by max_norm / norm. Returns the norm before clipping;
  * a non-finite norm leaves g unchanged. */

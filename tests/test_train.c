@@ -91,7 +91,7 @@ static void tiny_opts(struct train_opts *o)
 }
 
 struct losses {
-    double v[64], lr[64];
+    double v[64], lr[64], gnorm[64];
     int64_t step[64];
     int n;
 };
@@ -102,6 +102,7 @@ static int collect(void *ctx, const struct db_train_log *l)
     if (L->n < 64) {
         L->v[L->n] = l->loss;
         L->lr[L->n] = l->lr;
+        L->gnorm[L->n] = l->grad_norm;
         L->step[L->n] = l->step;
         L->n++;
     }
@@ -179,6 +180,35 @@ Test(train, shards_change_result_but_not_threads)
     /* step 1 has the same parameters: the same loss up to summation order */
     cr_assert(fabs(La.v[0] - Lb.v[0]) < 1e-5 * fabs(La.v[0]));
     cr_assert(memcmp(wa, wb, na * sizeof *wa) != 0);
+    free(wa), free(wb), free(a), free(b);
+    th_rmdir(dir);
+    free(dir);
+}
+
+Test(train, clipping_scales_the_update_and_logs_the_norm_before_it)
+{
+    /* one step with and without clipping to a tiny norm: Adam's first update is about lr * g / (|g| + eps),
+     * so an unclipped step moves parameters by about lr and a gradient clipped to 1e-12 by almost nothing */
+    char *dir = th_tmpdir();
+    char *a = make_db(dir, "a.db", 60, 1), *b = make_db(dir, "b.db", 60, 1);
+    struct train_opts o;
+    tiny_opts(&o);
+    o.steps = 1;
+    o.dropout = 0;
+    o.clip = 1e30;
+    o.threads = 2;
+    struct losses La, Lb;
+    size_t na, nb;
+    float *wa = train_and_read(a, &o, &La, &na, NULL);
+    o.clip = 1e-12;
+    float *wb = train_and_read(b, &o, &Lb, &nb, NULL);
+    cr_assert_eq(na, nb);
+    cr_assert(La.gnorm[0] == Lb.gnorm[0] && La.gnorm[0] > 1e-3, "logged norm %g vs %g (before clipping)",
+              La.gnorm[0], Lb.gnorm[0]);
+    double maxd = 0;
+    for (size_t i = 0; i < na; i++)
+        maxd = fmax(maxd, fabs((double)wa[i] - wb[i]));
+    cr_assert(maxd > 0.5 * o.lr && maxd < 1.5 * o.lr, "max parameter difference %g, lr %g", maxd, o.lr);
     free(wa), free(wb), free(a), free(b);
     th_rmdir(dir);
     free(dir);

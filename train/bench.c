@@ -16,6 +16,7 @@
 #include "decoder/beam.h"
 #include "decoder/seq2seq.h"
 #include "nn/adam.h"
+#include "nn/clip.h"
 #include "nn/gemm.h"
 #include "nn/proj.h"
 #include "nn/params.h"
@@ -167,14 +168,7 @@ static int train_step(struct trainer *t, size_t i, long step, double *loss)
             for (size_t j = lo; j < hi; j++)
                 g0[j] += gk[j];
         }
-        double s[4] = {0, 0, 0, 0};
-        size_t j = lo;
-        for (; j + 4 <= hi; j += 4)
-            for (int q = 0; q < 4; q++)
-                s[q] += (double)g0[j + q] * g0[j + q];
-        for (; j < hi; j++)
-            s[0] += (double)g0[j] * g0[j];
-        t->part[c] = (s[0] + s[1]) + (s[2] + s[3]);
+        t->part[c] = clip_sumsq(g0 + lo, hi - lo);
     }
     double sq = 0;
     for (size_t c = 0; c < nchunks; c++)

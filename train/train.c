@@ -2,7 +2,8 @@
  * One step: the batch (B rows) is cut into K = shards contiguous row ranges; shard k's gradient of
  * (loss_sum_k / n_tokens_of_the_whole_batch) goes to its own buffer gs[k] (zeroed by the thread that
  * computes it); then g = ((gs[0] + gs[1]) + gs[2]) + ... element by element (parallel over chunks),
- * global-norm clipping (a double sum in index order), and Adam (parallel over chunks; elementwise).
+ * in the same pass the global norm (double sums of squares per chunk, added in chunk order), then
+ * clipping and Adam in one pass (parallel over chunks; elementwise).
  * Every sum has a fixed order, so the thread count never changes a bit of the result.
  * Data position: (epoch, batch index); batch_plan_epoch(e) is a pure function of (data, options, seed,
  * e), so a checkpoint's (step, epoch, batch) plus parameters and Adam moments resume exactly.
@@ -61,6 +62,7 @@ struct trainer {
     size_t N;                  /* floats per buffer */
     float *w, *m, *v;          /* (N) */
     float **gs;                /* (K) per-shard gradients (N) each; gs[0] receives the sum */
+    double *sumsq;             /* (N / CHUNK chunks) sum of squares of each chunk of the summed gradient */
     struct shard *sh;          /* (K) */
     size_t K;
     size_t cap_rows, cap_s, cap_t;
@@ -339,7 +341,8 @@ static int alloc_shards(struct trainer *t)
     t->cap_t = (size_t)t->o.max_len;
     t->sh = calloc(t->K, sizeof *t->sh);
     t->gs = calloc(t->K, sizeof *t->gs);
-    if (!t->sh || !t->gs)
+    t->sumsq = malloc((t->N + CHUNK - 1) / CHUNK * sizeof *t->sumsq);
+    if (!t->sh || !t->gs || !t->sumsq)
         return sl_err(SL_ENOMEM, "out of memory");
     for (size_t k = 0; k < t->K; k++) {
         struct shard *s = &t->sh[k];
@@ -401,9 +404,10 @@ static int split_batch(struct trainer *t, const struct batch *b)
 
 /* ---- steps ---- */
 
-/* Forward + backward of every shard (gs[k] = d(loss_k)/dw / total), summed into gs[0].
- * OUT: loss_sum, tokens. */
-static int grad_step(struct trainer *t, size_t total, double *loss_sum)
+/* Forward + backward of every shard (gs[k] = d(loss_k)/dw / total), summed into gs[0], and the global
+ * norm of the sum (chunk sums of squares in chunk order: independent of the thread count), in the same
+ * parallel pass. OUT: loss_sum, gnorm. */
+static int grad_step(struct trainer *t, size_t total, double *loss_sum, double *gnorm)
 {
     const size_t K = t->K, N = t->N;
     const float scale = 1.0f / (float)total;
@@ -445,7 +449,12 @@ static int grad_step(struct trainer *t, size_t total, double *loss_sum)
             for (size_t i = lo; i < hi; i++)
                 g0[i] += gk[i];
         }
+        t->sumsq[c] = clip_sumsq(g0 + lo, hi - lo);
     }
+    double sq = 0;
+    for (size_t c = 0; c < nchunks; c++)
+        sq += t->sumsq[c];
+    *gnorm = sqrt(sq);
     return 0;
 }
 
@@ -462,7 +471,8 @@ static double lr_at(const struct trainer *t, int64_t step)
     return o->lr * pow(o->lr_decay, (double)(1 + (step - o->lr_decay_start - 1) / every));
 }
 
-static void adam_update(struct trainer *t)
+/* Adam on the summed gradient gs[0] scaled by gscale (the clipping factor), in the same parallel pass. */
+static void adam_update(struct trainer *t, float gscale)
 {
     const size_t N = t->N, nchunks = (N + CHUNK - 1) / CHUNK;
     const struct adam_hparams hp = adam_defaults((float)lr_at(t, t->step + 1));
@@ -471,6 +481,9 @@ static void adam_update(struct trainer *t)
 #pragma omp parallel for num_threads(t->nthreads) schedule(static)
     for (size_t c = 0; c < nchunks; c++) {
         size_t lo = c * CHUNK, len = lo + CHUNK < N ? CHUNK : N - lo;
+        if (gscale != 1.0f)
+            for (size_t i = lo; i < lo + len; i++)
+                g[i] *= gscale;
         adam_step(w + lo, g + lo, m + lo, v + lo, len, &hp, step);
     }
 }
@@ -740,6 +753,7 @@ static void teardown(struct trainer *t)
     for (size_t k = 0; t->gs && k < t->K; k++)
         param_buf_free(t->gs[k]);
     free(t->gs);
+    free(t->sumsq);
     param_buf_free(t->w);
     param_buf_free(t->m);
     param_buf_free(t->v);
@@ -847,9 +861,8 @@ int train_run(struct db *db, const struct train_opts *opts, struct train_result 
             goto done;
         size_t total = t.batch->n_tgt_tokens - t.batch->B; /* each row: its tokens and EOS */
         double loss_sum = 0;
-        if ((rc = grad_step(&t, total, &loss_sum)))
+        if ((rc = grad_step(&t, total, &loss_sum, &gnorm)))
             goto done;
-        gnorm = clip_global(t.gs[0], t.N, t.o.clip);
         if (!isfinite(loss_sum) || !isfinite(gnorm)) {
             rc = sl_err(SL_ENUM,
                         "step %lld: the loss became %s (gradient norm %g): training diverged; try a smaller "
@@ -858,7 +871,8 @@ int train_run(struct db *db, const struct train_opts *opts, struct train_result 
                         gnorm, (long long)t.last_ckpt);
             goto done;
         }
-        adam_update(&t);
+        /* global-norm clipping (as clip_global), applied inside the Adam pass */
+        adam_update(&t, gnorm > t.o.clip ? (float)(t.o.clip / gnorm) : 1.0f);
         t.step++;
         t.bidx++;
         int_loss += loss_sum;
