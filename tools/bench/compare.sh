@@ -11,7 +11,7 @@
 #   --ref-peaks  use the quiet-machine sgemm 2048^3 medians of shared/bench/README.md (Haswell 56 / 104,
 #             Cooperlake 86 / 172 GFLOP/s at 1 / 2 threads) instead of measuring them (on a busy machine)
 #   default   tiny and base, train/greedy/beam, 1 and 2 threads, Haswell and Cooperlake, 3 pairs
-#             (~5 min per pair here: --pairs 1 took 298 s, so the default 3 pairs ~15 min)
+#             (about 4 min per pair here: the default 3 pairs took 673-716 s on 2026-11-26)
 # Env: BUILD (default <repo>/build-bench), PY (default /usr/bin/python3), PEER_DIR (default the
 # shared/bench folder next to the repo), SEQLITE_ARGS (extra flags for seqlite bench, e.g. "--shards 4").
 # Medians use the runs during which other processes kept at most 0.25 cores busy (all runs, starred, if none).
