@@ -139,79 +139,87 @@ static float *train_and_read(const char *path, const struct train_opts *o, struc
 
 TestSuite(train, .timeout = 120);
 
-Test(train, threads_1_and_2_identical)
+/* Two runs on fresh copies of the same small corpus, with options a and b: their logs and final parameters. */
+struct two_runs {
+    struct losses L[2];
+    float *w[2];
+    size_t n;
+};
+
+static void train_two(const struct train_opts *oa, const struct train_opts *ob, struct two_runs *r)
 {
     char *dir = th_tmpdir();
-    char *a = make_db(dir, "a.db", 60, 1), *b = make_db(dir, "b.db", 60, 1);
-    struct train_opts o;
-    tiny_opts(&o);
-    o.steps = 5;
-    struct losses La, Lb;
-    size_t na, nb;
-    float *wa = train_and_read(a, &o, &La, &na, NULL);
-    o.threads = 2;
-    float *wb = train_and_read(b, &o, &Lb, &nb, NULL);
-    cr_assert_eq(La.n, 5);
-    cr_assert_eq(Lb.n, 5);
-    for (int i = 0; i < 5; i++)
-        cr_assert(La.v[i] == Lb.v[i], "step %d: %.17g vs %.17g", i + 1, La.v[i], Lb.v[i]);
-    cr_assert(La.v[4] < La.v[0], "the loss goes down (%g -> %g)", La.v[0], La.v[4]);
-    cr_assert_eq(na, nb);
-    cr_assert(memcmp(wa, wb, na * sizeof *wa) == 0, "final parameters differ");
-    free(wa), free(wb), free(a), free(b);
+    const struct train_opts *o[2] = {oa, ob};
+    size_t n[2];
+    for (int i = 0; i < 2; i++) {
+        char *path = make_db(dir, i ? "b.db" : "a.db", 60, 1);
+        r->w[i] = train_and_read(path, o[i], &r->L[i], &n[i], NULL);
+        free(path);
+    }
+    cr_assert_eq(n[0], n[1]);
+    r->n = n[0];
     th_rmdir(dir);
     free(dir);
+}
+
+static void two_runs_free(struct two_runs *r) { free(r->w[0]), free(r->w[1]); }
+
+Test(train, threads_1_and_2_identical)
+{
+    struct train_opts a, b;
+    tiny_opts(&a);
+    a.steps = 5;
+    b = a;
+    b.threads = 2;
+    struct two_runs r;
+    train_two(&a, &b, &r);
+    cr_assert_eq(r.L[0].n, 5);
+    cr_assert_eq(r.L[1].n, 5);
+    for (int i = 0; i < 5; i++)
+        cr_assert(r.L[0].v[i] == r.L[1].v[i], "step %d: %.17g vs %.17g", i + 1, r.L[0].v[i], r.L[1].v[i]);
+    cr_assert(r.L[0].v[4] < r.L[0].v[0], "the loss goes down (%g -> %g)", r.L[0].v[0], r.L[0].v[4]);
+    cr_assert(memcmp(r.w[0], r.w[1], r.n * sizeof *r.w[0]) == 0, "final parameters differ");
+    two_runs_free(&r);
 }
 
 Test(train, shards_change_result_but_not_threads)
 {
     /* the shard count is part of the computation: another count gives (slightly) other numbers */
-    char *dir = th_tmpdir();
-    char *a = make_db(dir, "a.db", 60, 1), *b = make_db(dir, "b.db", 60, 1);
-    struct train_opts o;
-    tiny_opts(&o);
-    o.steps = 3;
-    o.dropout = 0;
-    struct losses La, Lb;
-    size_t na, nb;
-    float *wa = train_and_read(a, &o, &La, &na, NULL);
-    o.shards = 1;
-    float *wb = train_and_read(b, &o, &Lb, &nb, NULL);
+    struct train_opts a, b;
+    tiny_opts(&a);
+    a.steps = 3;
+    a.dropout = 0;
+    b = a;
+    b.shards = 1;
+    struct two_runs r;
+    train_two(&a, &b, &r);
     /* step 1 has the same parameters: the same loss up to summation order */
-    cr_assert(fabs(La.v[0] - Lb.v[0]) < 1e-5 * fabs(La.v[0]));
-    cr_assert(memcmp(wa, wb, na * sizeof *wa) != 0);
-    free(wa), free(wb), free(a), free(b);
-    th_rmdir(dir);
-    free(dir);
+    cr_assert(fabs(r.L[0].v[0] - r.L[1].v[0]) < 1e-5 * fabs(r.L[0].v[0]));
+    cr_assert(memcmp(r.w[0], r.w[1], r.n * sizeof *r.w[0]) != 0);
+    two_runs_free(&r);
 }
 
 Test(train, clipping_scales_the_update_and_logs_the_norm_before_it)
 {
     /* one step with and without clipping to a tiny norm: Adam's first update is about lr * g / (|g| + eps),
      * so an unclipped step moves parameters by about lr and a gradient clipped to 1e-12 by almost nothing */
-    char *dir = th_tmpdir();
-    char *a = make_db(dir, "a.db", 60, 1), *b = make_db(dir, "b.db", 60, 1);
-    struct train_opts o;
-    tiny_opts(&o);
-    o.steps = 1;
-    o.dropout = 0;
-    o.clip = 1e30;
-    o.threads = 2;
-    struct losses La, Lb;
-    size_t na, nb;
-    float *wa = train_and_read(a, &o, &La, &na, NULL);
-    o.clip = 1e-12;
-    float *wb = train_and_read(b, &o, &Lb, &nb, NULL);
-    cr_assert_eq(na, nb);
-    cr_assert(La.gnorm[0] == Lb.gnorm[0] && La.gnorm[0] > 1e-3, "logged norm %g vs %g (before clipping)",
-              La.gnorm[0], Lb.gnorm[0]);
+    struct train_opts a, b;
+    tiny_opts(&a);
+    a.steps = 1;
+    a.dropout = 0;
+    a.clip = 1e30;
+    a.threads = 2;
+    b = a;
+    b.clip = 1e-12;
+    struct two_runs r;
+    train_two(&a, &b, &r);
+    cr_assert(r.L[0].gnorm[0] == r.L[1].gnorm[0] && r.L[0].gnorm[0] > 1e-3, "logged norm %g vs %g (before clipping)",
+              r.L[0].gnorm[0], r.L[1].gnorm[0]);
     double maxd = 0;
-    for (size_t i = 0; i < na; i++)
-        maxd = fmax(maxd, fabs((double)wa[i] - wb[i]));
-    cr_assert(maxd > 0.5 * o.lr && maxd < 1.5 * o.lr, "max parameter difference %g, lr %g", maxd, o.lr);
-    free(wa), free(wb), free(a), free(b);
-    th_rmdir(dir);
-    free(dir);
+    for (size_t i = 0; i < r.n; i++)
+        maxd = fmax(maxd, fabs((double)r.w[0][i] - r.w[1][i]));
+    cr_assert(maxd > 0.5 * a.lr && maxd < 1.5 * a.lr, "max parameter difference %g, lr %g", maxd, a.lr);
+    two_runs_free(&r);
 }
 
 Test(train, resume_equals_uninterrupted)
