@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "util/bigmem.h"
 #include "util/err.h"
 
 void *arena_take(struct arena *a, size_t bytes)
@@ -27,8 +28,8 @@ int arena_reserve(struct arena *a, size_t bytes)
         a->used = 0;
         return 0;
     }
-    free(a->base);
-    a->base = aligned_alloc(64, bytes);
+    big_free(a->base);
+    a->base = big_alloc(bytes);
     a->cap = a->base ? bytes : 0;
     a->used = 0;
     if (!a->base)
@@ -38,6 +39,6 @@ int arena_reserve(struct arena *a, size_t bytes)
 
 void arena_release(struct arena *a)
 {
-    free(a->base);
+    big_free(a->base);
     memset(a, 0, sizeof *a);
 }

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "util/bigmem.h"
 #include "util/err.h"
 
 void param_table_init(struct param_table *t) { memset(t, 0, sizeof *t); }
@@ -74,13 +75,13 @@ float *param_buf_create(size_t n)
     if (n > SIZE_MAX / sizeof(float) - 64)
         return NULL;
     size_t bytes = (n * sizeof(float) + 63) / 64 * 64;
-    float *p = aligned_alloc(64, bytes ? bytes : 64);
+    float *p = big_alloc(bytes ? bytes : 64);
     if (p)
         memset(p, 0, bytes ? bytes : 64);
     return p;
 }
 
-void param_buf_free(float *p) { free(p); }
+void param_buf_free(float *p) { big_free(p); }
 
 void param_init_uniform(float *w, size_t n, float a, struct rng *r)
 {
