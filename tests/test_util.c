@@ -2,14 +2,33 @@
 #include <criterion/criterion.h>
 
 #include "tests/helpers.h"
+#include "util/bigmem.h"
 #include "util/err.h"
 #include "util/rng.h"
 #include "util/sbuf.h"
 #include "util/utf8.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+Test(bigmem, alignment_by_size_and_every_byte_writable)
+{
+    const size_t sizes[] = {1, 63, 64, 4095, (size_t)4 << 20, ((size_t)4 << 20) + 1, (size_t)9 << 20};
+    for (size_t i = 0; i < sizeof sizes / sizeof *sizes; i++) {
+        unsigned char *p = big_alloc(sizes[i]);
+        cr_assert_not_null(p);
+        const size_t align = sizes[i] >= ((size_t)4 << 20) ? (size_t)2 << 20 : 64;
+        cr_assert_eq((uintptr_t)p % align, 0, "%zu bytes at %p", sizes[i], (void *)p);
+        memset(p, 0xA5, sizes[i]);
+        cr_assert_eq(p[sizes[i] - 1], 0xA5);
+        big_free(p);
+    }
+    cr_assert_null(big_alloc(0));
+    cr_assert_null(big_alloc(SIZE_MAX));
+    big_free(NULL);
+}
 
 Test(err, message_and_prefix)
 {
