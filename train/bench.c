@@ -1,9 +1,8 @@
 /* train/bench.c: the synthetic training / decoding benchmark (see bench.h).
  * Training step: K shards of the batch run s2s_loss_forward_backward in OpenMP threads (one BLAS thread
- * each) into per-shard gradient buffers; then one parallel pass over parameter chunks sums the shards in
- * order into gs[0] and the chunk's sum of squares (double); the global norm sums the chunk partials in
- * order; a second parallel pass scales each chunk (clip 5.0) and applies Adam. Nothing is allocated in
- * the timed loop.
+ * each) into per-shard gradient buffers; then the optimizer step of train/update.h, as training does:
+ * shard sum with the global norm in one parallel pass, clipping (5.0) and Adam in a second. Nothing is
+ * allocated in the timed loop.
  * ref: shared/bench/peer_torch.py (workload), shared/bench/flops.md (FLOP model), train/train.c. */
 #include "train/bench.h"
 
@@ -16,16 +15,15 @@
 #include "decoder/beam.h"
 #include "decoder/seq2seq.h"
 #include "nn/adam.h"
-#include "nn/clip.h"
 #include "nn/gemm.h"
 #include "nn/proj.h"
 #include "nn/params.h"
+#include "train/update.h"
 #include "util/err.h"
 #include "util/rng.h"
 
 #define BENCH_FIRST_ID 4     /* ids 0..3 are specials */
 #define BENCH_NBATCH 4       /* seeded training batches, cycled */
-#define BENCH_CHUNK 65536    /* floats per reduction / Adam chunk */
 #define BENCH_CLIP 5.0
 #define BENCH_LR 1e-3f
 
@@ -112,7 +110,7 @@ struct trainer {
     float **gs;                 /* (K) shard gradients (N) each; gs[0] receives the sum */
     struct s2s_workspace **ws;  /* (K) */
     int32_t *src, *tgt, *len_s, *len_t; /* (NBATCH, B, S), (NBATCH, B, T-1), (B), (B) */
-    double *part;               /* (nchunks) sums of squares */
+    double *part;               /* (update_chunks(N)) scratch of update_sum_shards */
     int *rc;                    /* (K) */
 };
 
@@ -155,38 +153,10 @@ static int train_step(struct trainer *t, size_t i, long step, double *loss)
         sum += shard_loss[k];
     }
     *loss = sum / (double)total;
-    /* sum the shards in order and the chunks' squares */
-    const size_t nchunks = (N + BENCH_CHUNK - 1) / BENCH_CHUNK;
-    float **gs = t->gs;
-#pragma omp parallel for num_threads((int)t->nthreads) schedule(static) if (t->nthreads > 1)
-    for (size_t c = 0; c < nchunks; c++) {
-        size_t lo = c * BENCH_CHUNK, hi = lo + BENCH_CHUNK < N ? lo + BENCH_CHUNK : N;
-        float *g0 = gs[0];
-        for (size_t k = 1; k < K; k++) {
-            const float *gk = gs[k];
-#pragma omp simd
-            for (size_t j = lo; j < hi; j++)
-                g0[j] += gk[j];
-        }
-        t->part[c] = clip_sumsq(g0 + lo, hi - lo);
-    }
-    double sq = 0;
-    for (size_t c = 0; c < nchunks; c++)
-        sq += t->part[c];
-    double norm = sqrt(sq);
+    const double norm = update_sum_shards(t->gs, K, N, t->part, (int)t->nthreads);
     const float clip = isfinite(norm) && norm > BENCH_CLIP ? (float)(BENCH_CLIP / norm) : 1.0f;
     const struct adam_hparams hp = adam_defaults(BENCH_LR);
-    float *w = t->w, *m = t->m, *v = t->v;
-#pragma omp parallel for num_threads((int)t->nthreads) schedule(static) if (t->nthreads > 1)
-    for (size_t c = 0; c < nchunks; c++) {
-        size_t lo = c * BENCH_CHUNK, len = lo + BENCH_CHUNK < N ? BENCH_CHUNK : N - lo;
-        float *g = gs[0] + lo;
-        if (clip != 1.0f)
-#pragma omp simd
-            for (size_t j = 0; j < len; j++)
-                g[j] *= clip;
-        adam_step(w + lo, g, m + lo, v + lo, len, &hp, step);
-    }
+    update_adam(t->w, t->gs[0], t->m, t->v, N, clip, &hp, step, (int)t->nthreads);
     return 0;
 }
 
@@ -200,13 +170,13 @@ static int run_train(const struct bench_opts *o, const struct s2s_model *model, 
         t.K = o->B;
     t.nthreads = (size_t)o->threads < t.K ? (size_t)o->threads : t.K;
     t.N = t.model->table.total;
-    const size_t B = o->B, S = o->S, T1 = o->T - 1, nchunks = (t.N + BENCH_CHUNK - 1) / BENCH_CHUNK;
+    const size_t B = o->B, S = o->S, T1 = o->T - 1;
     t.w = param_buf_create(t.N), t.m = param_buf_create(t.N), t.v = param_buf_create(t.N);
     t.gs = calloc(t.K, sizeof *t.gs), t.ws = calloc(t.K, sizeof *t.ws), t.rc = calloc(t.K, sizeof *t.rc);
     t.src = malloc(BENCH_NBATCH * B * S * sizeof(int32_t));
     t.tgt = malloc((BENCH_NBATCH * B * T1 + 1) * sizeof(int32_t));
     t.len_s = malloc(B * sizeof(int32_t)), t.len_t = malloc(B * sizeof(int32_t));
-    t.part = malloc(nchunks * sizeof(double));
+    t.part = malloc(update_chunks(t.N) * sizeof(double));
     if (!t.w || !t.m || !t.v || !t.gs || !t.ws || !t.rc || !t.src || !t.tgt || !t.len_s || !t.len_t || !t.part) {
         rc = sl_err(SL_ENOMEM, "bench: out of memory for %zu parameters", t.N);
         goto done;

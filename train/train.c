@@ -2,8 +2,8 @@
  * One step: the batch (B rows) is cut into K = shards contiguous row ranges; shard k's gradient of
  * (loss_sum_k / n_tokens_of_the_whole_batch) goes to its own buffer gs[k] (zeroed by the thread that
  * computes it); then g = ((gs[0] + gs[1]) + gs[2]) + ... element by element (parallel over chunks),
- * in the same pass the global norm (double sums of squares per chunk, added in chunk order), then
- * clipping and Adam in one pass (parallel over chunks; elementwise).
+ * in the same pass the global norm, then clipping and Adam in one pass (train/update.h: parallel over
+ * fixed chunks).
  * Every sum has a fixed order, so the thread count never changes a bit of the result.
  * Data position: (epoch, batch index); batch_plan_epoch(e) is a pure function of (data, options, seed,
  * e), so a checkpoint's (step, epoch, batch) plus parameters and Adam moments resume exactly.
@@ -16,12 +16,12 @@
 #include "corpus/vocab_store.h"
 #include "decoder/seq2seq.h"
 #include "nn/adam.h"
-#include "nn/clip.h"
 #include "nn/gemm.h"
 #include "nn/params.h"
 #include "train/checkpoint.h"
 #include "train/evaluate.h"
 #include "train/translate.h"
+#include "train/update.h"
 #include "util/err.h"
 #include "util/rng.h"
 
@@ -33,7 +33,6 @@
 #include <string.h>
 #include <time.h>
 
-#define CHUNK ((size_t)1 << 15) /* floats per reduction / Adam chunk */
 #define SRC_EOS 0               /* sources are not terminated by EOS (the lengths say where they end) */
 
 /* One shard of a batch, in the s2s_batch layout (targets without BOS / EOS). */
@@ -62,7 +61,7 @@ struct trainer {
     size_t N;                  /* floats per buffer */
     float *w, *m, *v;          /* (N) */
     float **gs;                /* (K) per-shard gradients (N) each; gs[0] receives the sum */
-    double *sumsq;             /* (N / CHUNK chunks) sum of squares of each chunk of the summed gradient */
+    double *sumsq;             /* (update_chunks(N)) scratch of update_sum_shards */
     struct shard *sh;          /* (K) */
     size_t K;
     size_t cap_rows, cap_s, cap_t;
@@ -341,7 +340,7 @@ static int alloc_shards(struct trainer *t)
     t->cap_t = (size_t)t->o.max_len;
     t->sh = calloc(t->K, sizeof *t->sh);
     t->gs = calloc(t->K, sizeof *t->gs);
-    t->sumsq = malloc((t->N + CHUNK - 1) / CHUNK * sizeof *t->sumsq);
+    t->sumsq = malloc(update_chunks(t->N) * sizeof *t->sumsq);
     if (!t->sh || !t->gs || !t->sumsq)
         return sl_err(SL_ENOMEM, "out of memory");
     for (size_t k = 0; k < t->K; k++) {
@@ -438,23 +437,7 @@ static int grad_step(struct trainer *t, size_t total, double *loss_sum, double *
         sum += t->sh[k].loss;
     }
     *loss_sum = sum;
-    size_t nchunks = (N + CHUNK - 1) / CHUNK;
-    float **gs = t->gs;
-#pragma omp parallel for num_threads(t->nthreads) schedule(static)
-    for (size_t c = 0; c < nchunks; c++) {
-        size_t lo = c * CHUNK, hi = lo + CHUNK < N ? lo + CHUNK : N;
-        float *g0 = gs[0];
-        for (size_t k = 1; k < K; k++) {
-            const float *gk = gs[k];
-            for (size_t i = lo; i < hi; i++)
-                g0[i] += gk[i];
-        }
-        t->sumsq[c] = clip_sumsq(g0 + lo, hi - lo);
-    }
-    double sq = 0;
-    for (size_t c = 0; c < nchunks; c++)
-        sq += t->sumsq[c];
-    *gnorm = sqrt(sq);
+    *gnorm = update_sum_shards(t->gs, K, N, t->sumsq, t->nthreads);
     return 0;
 }
 
@@ -471,21 +454,11 @@ static double lr_at(const struct trainer *t, int64_t step)
     return o->lr * pow(o->lr_decay, (double)(1 + (step - o->lr_decay_start - 1) / every));
 }
 
-/* Adam on the summed gradient gs[0] scaled by gscale (the clipping factor), in the same parallel pass. */
+/* Adam on the summed gradient gs[0] scaled by gscale (the clipping factor). */
 static void adam_update(struct trainer *t, float gscale)
 {
-    const size_t N = t->N, nchunks = (N + CHUNK - 1) / CHUNK;
     const struct adam_hparams hp = adam_defaults((float)lr_at(t, t->step + 1));
-    const long step = (long)(t->step + 1);
-    float *w = t->w, *g = t->gs[0], *m = t->m, *v = t->v;
-#pragma omp parallel for num_threads(t->nthreads) schedule(static)
-    for (size_t c = 0; c < nchunks; c++) {
-        size_t lo = c * CHUNK, len = lo + CHUNK < N ? CHUNK : N - lo;
-        if (gscale != 1.0f)
-            for (size_t i = lo; i < lo + len; i++)
-                g[i] *= gscale;
-        adam_step(w + lo, g + lo, m + lo, v + lo, len, &hp, step);
-    }
+    update_adam(t->w, t->gs[0], t->m, t->v, t->N, gscale, &hp, (long)(t->step + 1), t->nthreads);
 }
 
 /* Validation perplexity over the valid plan (epoch 0, in order). */
@@ -871,7 +844,7 @@ int train_run(struct db *db, const struct train_opts *opts, struct train_result 
                         gnorm, (long long)t.last_ckpt);
             goto done;
         }
-        /* global-norm clipping (as clip_global), applied inside the Adam pass */
+        /* global-norm clipping, applied inside the Adam pass (train/update.h) */
         adam_update(&t, gnorm > t.o.clip ? (float)(t.o.clip / gnorm) : 1.0f);
         t.step++;
         t.bidx++;
