@@ -30,13 +30,13 @@ struct s2s_workspace {
     float *step_scratch;
 };
 
-/* The decoder's weights packed for few-row products (nn/gemm.h): dec.lstm<l>.W at p + lstm[l], out.W at
- * p + out. */
+/* The weights decoding multiplies few rows at a time, packed (nn/gemm.h): dec.lstm<l>.W at p + lstm[l],
+ * out.W at p + out, and the recurrent part of enc.lstm<l>.W (lstm_pack_recurrent) at p + enc[l]. */
 struct s2s_packed {
     const struct s2s_model *m;
     const float *w;
     float *p;
-    size_t lstm[NN_MAX_LAYERS], out;
+    size_t lstm[NN_MAX_LAYERS], out, enc[NN_MAX_LAYERS];
 };
 
 struct s2s_decoder {
@@ -257,8 +257,9 @@ int s2s_loss_forward(const struct s2s_model *m, const float *w, struct s2s_works
 
 /* ---- decoding ---- */
 
-int s2s_encode(const struct s2s_model *m, const float *w, struct s2s_workspace *ws, const int32_t *src,
-               const int32_t *src_len, size_t B, size_t S, float *h, float *c)
+/* s2s_encode with the encoder's recurrent weights taken already packed from pk (NULL: packed per call). */
+static int encode(const struct s2s_model *m, const float *w, struct s2s_workspace *ws, const int32_t *src,
+                  const int32_t *src_len, size_t B, size_t S, float *h, float *c, const struct s2s_packed *pk)
 {
     if (B == 0)
         return 0;
@@ -267,9 +268,19 @@ int s2s_encode(const struct s2s_model *m, const float *w, struct s2s_workspace *
         rc = enc_load(&ws->enc, src, src_len, B, S, m->cfg.V_src, m->cfg.reverse_source);
     if (rc)
         return rc;
+    for (size_t l = 0; l < m->cfg.L; l++)
+        ws->enc.layer[l].pkw = pk ? pk->p + pk->enc[l] : NULL;
     enc_forward(&m->enc, w, &ws->enc, 0.0f, NULL);
+    for (size_t l = 0; l < m->cfg.L; l++)
+        ws->enc.layer[l].pkw = NULL; /* the workspace may train next */
     enc_final_state(&m->enc, &ws->enc, h, c);
     return 0;
+}
+
+int s2s_encode(const struct s2s_model *m, const float *w, struct s2s_workspace *ws, const int32_t *src,
+               const int32_t *src_len, size_t B, size_t S, float *h, float *c)
+{
+    return encode(m, w, ws, src, src_len, B, S, h, c, NULL);
 }
 
 int s2s_decode_step(const struct s2s_model *m, const float *w, struct s2s_workspace *ws, const int32_t *prev,
@@ -353,6 +364,10 @@ struct s2s_packed *s2s_packed_create(const struct s2s_model *m, const float *w)
     }
     p->out = n;
     n += gemm_packed_floats(H, m->cfg.V_tgt);
+    for (size_t l = 0; l < m->cfg.L; l++) {
+        p->enc[l] = n;
+        n += lstm_pack_floats(H);
+    }
     if (!(p->p = param_buf_create(n))) {
         sl_err(SL_ENOMEM, "out of memory for the packed decoder weights (%zu floats)", n);
         free(p);
@@ -371,6 +386,8 @@ void s2s_packed_refresh(struct s2s_packed *p)
         gemm_pack_b(GEMM_T, IH, 4 * H, p->w + m->dec.W[l], IH, p->p + p->lstm[l]);
     }
     gemm_pack_b(GEMM_T, H, m->cfg.V_tgt, p->w + m->out.W, H, p->p + p->out);
+    for (size_t l = 0; l < m->cfg.L; l++)
+        lstm_pack_recurrent(p->w + m->enc.W[l], l ? H : m->cfg.E, H, p->p + p->enc[l]);
 }
 
 void s2s_packed_free(struct s2s_packed *p)
@@ -422,13 +439,13 @@ int s2s_decoder_start(struct s2s_decoder *d, const int32_t *src, const int32_t *
     if (K == 0)
         return sl_err(SL_EINVAL, "beam width 0");
     int rc = decoder_grow(d, B * K > B ? B * K : B);
-    if (rc == 0)
-        rc = s2s_encode(d->m, d->w, d->ws, src, src_len, B, S, d->h2, d->c2);
     if (rc)
         return rc;
-    const size_t H = d->m->cfg.H, M = B * K;
     if (d->own)
         s2s_packed_refresh(d->own);
+    if ((rc = encode(d->m, d->w, d->ws, src, src_len, B, S, d->h2, d->c2, d->pk)))
+        return rc;
+    const size_t H = d->m->cfg.H, M = B * K;
     for (size_t l = 0; l < d->m->cfg.L; l++)
         for (size_t i = 0; i < M; i++) {
             memcpy(d->h + (l * M + i) * H, d->h2 + (l * B + i / K) * H, H * sizeof(float));

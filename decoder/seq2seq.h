@@ -94,10 +94,10 @@ int s2s_decode_step(const struct s2s_model *m, const float *w, struct s2s_worksp
 void s2s_state_gather(const struct s2s_model *m, const float *h, const float *c, size_t M_in, const size_t *rows,
                       size_t M, float *h_out, float *c_out);
 
-/* The decoder's weights (its LSTM layers and output projection) packed for the few-row products of a
- * decoding step (nn/gemm.h), made once and shared read-only by any number of decoders (threads): packing
- * is a pass over 31 MB for the base model, 6% of greedy decoding when done per batch. m and w are
- * borrowed. NULL on failure. */
+/* The weights decoding multiplies a few rows at a time (the decoder's LSTM layers and output projection,
+ * the encoder's recurrent weights) packed for those products (nn/gemm.h), made once and shared read-only
+ * by any number of decoders (threads): packing is a pass over 39 MB for the base model, 8% of greedy
+ * decoding when done per batch. m and w are borrowed. NULL on failure. */
 struct s2s_packed *s2s_packed_create(const struct s2s_model *m, const float *w);
 /* Packs again from w: call after the weights changed (training), while no decoder runs. */
 void s2s_packed_refresh(struct s2s_packed *p);

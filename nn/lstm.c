@@ -29,12 +29,18 @@ void lstm_acts_carve(struct lstm_acts *a, float *buf, size_t T, size_t B, size_t
     buf += round16((T + 1) * B * H);
     a->tc = buf;
     a->pk = NULL;
+    a->pkw = NULL;
 }
 
 size_t lstm_pack_floats(size_t H)
 {
     size_t f = gemm_packed_floats(H, 4 * H), b = gemm_packed_floats(4 * H, H);
     return f > b ? f : b;
+}
+
+void lstm_pack_recurrent(const float *W, size_t I, size_t H, float *P) /* op = W[:, I:]^T (H, 4H) */
+{
+    gemm_pack_b(GEMM_T, H, 4 * H, W + I, I + H, P);
 }
 
 size_t lstm_scratch_floats(size_t B, size_t H) { return 3 * B * H; }
@@ -98,15 +104,16 @@ void lstm_forward(const float *W, const float *b, const float *x, const int32_t 
         memset(a->c, 0, BH * sizeof(float));
     /* gates (T·B, 4H) = x (T·B, I) · W[:, :I]^T; the bias is added in the cell */
     gemm_run(GEMM_N, GEMM_T, T * B, G, I, 1.0f, x, I, W, IH, 0.0f, a->gates, G);
-    const int packed = a->pk && T > 1 && gemm_get_threads() == 1;
-    if (packed) /* op = W[:, I:]^T (H, 4H) */
-        gemm_pack_b(GEMM_T, H, G, W + I, IH, a->pk);
+    const int packed = (a->pkw || a->pk) && T > 1 && gemm_get_threads() == 1;
+    const float *P = a->pkw ? a->pkw : a->pk;
+    if (packed && !a->pkw)
+        lstm_pack_recurrent(W, I, H, a->pk);
     for (size_t t = 0; t < T; t++) {
         float *gt = a->gates + t * B * G;        /* (B, 4H) */
         const float *hp = a->h + t * BH, *cp = a->c + t * BH;
         float *hn = a->h + (t + 1) * BH, *cn = a->c + (t + 1) * BH, *tc = a->tc + t * BH;
         if (packed && (t > 0 || h0))
-            gemm_run_packed(B, G, H, hp, H, a->pk, 1.0f, gt, G);
+            gemm_run_packed(B, G, H, hp, H, P, 1.0f, gt, G);
         else if (t > 0 || h0) /* gates += h_{t-1} (B, H) · W[:, I:]^T */
             gemm_run(GEMM_N, GEMM_T, B, G, H, 1.0f, hp, H, W + I, IH, 1.0f, gt, G);
         for (size_t r = 0; r < B; r++) {

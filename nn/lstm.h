@@ -20,14 +20,19 @@ struct lstm_acts {
     float *tc;    /* (T, B, H): tanh(c_t) at real steps */
     float *pk;    /* NULL, or lstm_pack_floats(H) floats of scratch: the recurrent weight is then packed once
                    * per pass for the per-step products (nn/gemm.h) when BLAS runs one thread */
+    const float *pkw; /* NULL, or the recurrent weight already packed, lstm_pack_recurrent(W, I, H, ...): forward
+                       * uses it instead of packing into pk (decoding, where the weights do not change) */
 };
 
 /* Floats of lstm_acts.pk for hidden size H. */
 size_t lstm_pack_floats(size_t H);
+/* Packs the recurrent part W[:, I:] of W (4H, I+H) as forward's per-step products read it, into
+ * P (lstm_pack_floats(H) floats). */
+void lstm_pack_recurrent(const float *W, size_t I, size_t H, float *P);
 
 /* Floats lstm_acts_carve needs for (T, B, H); a multiple of 16. */
 size_t lstm_acts_floats(size_t T, size_t B, size_t H);
-/* Points the arrays of a into buf (lstm_acts_floats(T, B, H) floats, 64-byte aligned); a->pk = NULL. */
+/* Points the arrays of a into buf (lstm_acts_floats(T, B, H) floats, 64-byte aligned); a->pk = a->pkw = NULL. */
 void lstm_acts_carve(struct lstm_acts *a, float *buf, size_t T, size_t B, size_t H);
 /* Floats of scratch lstm_backward needs: 3·B·H. */
 size_t lstm_scratch_floats(size_t B, size_t H);

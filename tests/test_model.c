@@ -446,6 +446,16 @@ Test(model, shared_packed_weights_decode_as_own_and_follow_refresh)
     s2s_packed_refresh(pk);
     step_once(&f, sh, c);
     cr_assert_arr_eq(a, c, sizeof a);
+    /* the same for the encoder's recurrent weights (layer 0, columns E..): packed with the decoder's */
+    for (size_t r = 0; r < 4 * 4; r++)
+        for (size_t k = 0; k < 4; k++)
+            f.w[f.m.enc.W[0] + r * (f.m.cfg.E + 4) + f.m.cfg.E + k] *= -2.0f;
+    step_once(&f, own, a);
+    step_once(&f, sh, b);
+    cr_assert(memcmp(a, b, sizeof a) != 0, "the encoder's recurrent weights are packed until refreshed");
+    s2s_packed_refresh(pk);
+    step_once(&f, sh, c);
+    cr_assert_arr_eq(a, c, sizeof a);
     /* packed weights of other parameters are refused */
     float *w2 = param_buf_create(f.m.table.total);
     cr_assert_null(s2s_decoder_create(&f.m, w2, pk));

@@ -53,7 +53,7 @@ struct translator {
     const float *w;
     const struct bpe *sb, *tb;
     struct translate_opts o;
-    struct s2s_packed *pk; /* the decoder's weights packed once, shared by the workers */
+    struct s2s_packed *pk; /* the weights decoding multiplies, packed once, shared by the workers */
     size_t n_workers;
     struct tr_worker *wk;
     /* per run, sized for cap lines */
