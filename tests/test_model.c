@@ -423,6 +423,20 @@ static void step_once(struct fixture *f, struct s2s_decoder *d, float *lp)
     cr_assert_eq(s2s_decoder_step(d, prev, 3, lp), 0);
 }
 
+/* After a weight change: own (packing at every start) follows it, sh (packed weights pk) does not until
+ * pk is refreshed, and then decodes as own does. */
+static void expect_stale_until_refresh(struct fixture *f, struct s2s_decoder *own, struct s2s_decoder *sh,
+                                       struct s2s_packed *pk, const char *what)
+{
+    float a[3 * 8], b[3 * 8], c[3 * 8];
+    step_once(f, own, a);
+    step_once(f, sh, b);
+    cr_assert(memcmp(a, b, sizeof a) != 0, "%s: the shared copy is packed until refreshed", what);
+    s2s_packed_refresh(pk);
+    step_once(f, sh, c);
+    cr_assert_arr_eq(a, c, sizeof a, "%s: after refresh", what);
+}
+
 Test(model, shared_packed_weights_decode_as_own_and_follow_refresh)
 {
     struct fixture f;
@@ -433,29 +447,19 @@ Test(model, shared_packed_weights_decode_as_own_and_follow_refresh)
     cr_assert_not_null(pk);
     struct s2s_decoder *own = s2s_decoder_create(&f.m, f.w, NULL), *sh = s2s_decoder_create(&f.m, f.w, pk);
     cr_assert(own && sh);
-    float a[3 * 8], b[3 * 8], c[3 * 8];
+    float a[3 * 8], b[3 * 8];
     step_once(&f, own, a);
     step_once(&f, sh, b);
     cr_assert_arr_eq(a, b, sizeof a);
     /* change the output projection: the own copy follows at the next start, the shared one after refresh */
     for (size_t k = 0; k < 8 * 4; k++)
         f.w[f.m.out.W + k] *= -1.5f;
-    step_once(&f, own, a);
-    step_once(&f, sh, b);
-    cr_assert(memcmp(a, b, sizeof a) != 0, "the shared copy is packed until refreshed");
-    s2s_packed_refresh(pk);
-    step_once(&f, sh, c);
-    cr_assert_arr_eq(a, c, sizeof a);
+    expect_stale_until_refresh(&f, own, sh, pk, "the output projection");
     /* the same for the encoder's recurrent weights (layer 0, columns E..): packed with the decoder's */
     for (size_t r = 0; r < 4 * 4; r++)
         for (size_t k = 0; k < 4; k++)
             f.w[f.m.enc.W[0] + r * (f.m.cfg.E + 4) + f.m.cfg.E + k] *= -2.0f;
-    step_once(&f, own, a);
-    step_once(&f, sh, b);
-    cr_assert(memcmp(a, b, sizeof a) != 0, "the encoder's recurrent weights are packed until refreshed");
-    s2s_packed_refresh(pk);
-    step_once(&f, sh, c);
-    cr_assert_arr_eq(a, c, sizeof a);
+    expect_stale_until_refresh(&f, own, sh, pk, "the encoder's recurrent weights");
     /* packed weights of other parameters are refused */
     float *w2 = param_buf_create(f.m.table.total);
     cr_assert_null(s2s_decoder_create(&f.m, w2, pk));
