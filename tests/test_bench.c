@@ -1,4 +1,4 @@
-/* tests/test_bench.c: the synthetic benchmark (train/bench.h) and `seqlite bench`: the canonical configs
+/* tests/test_bench.c: the synthetic benchmark (tools/bench/bench.h) and `seqlite bench`: the canonical configs
  * and FLOP model against the numbers of shared/bench/README.md; tiny train, greedy and beam runs print
  * exactly one line of JSON with the keys of the PyTorch peer (shared/bench/peer_torch.py, finish()) and
  * consistent, positive values; decoding gives the same ids with 1 and 2 threads and beam 1 equals greedy;
@@ -12,7 +12,7 @@
 #include <string.h>
 
 #include "tests/helpers.h"
-#include "train/bench.h"
+#include "tools/bench/bench.h"
 #include "util/err.h"
 
 /* ---- a flat JSON object: {"key": "string" | number, ...} ---- */

@@ -11,8 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "decoder/greedy.h"
-#include "decoder/seq2seq.h"
+#include "model/greedy.h"
+#include "model/seq2seq.h"
 #include "nn/adam.h"
 #include "nn/clip.h"
 #include "nn/gemm.h"

@@ -1,6 +1,6 @@
-/* tests/test_translate.c: the translation engine (train/translate.h) on an in-memory model (random
+/* tests/test_translate.c: the translation engine (translate/translator.h) on an in-memory model (random
  * parameters, a BPE learned from a few generated sentences): options and bad input, line alignment
- * with empty and invalid lines, beam 1 against decoder/greedy.h, the same output for 1 and 2 threads
+ * with empty and invalid lines, beam 1 against model/greedy.h, the same output for 1 and 2 threads
  * and for any sub-batch size, n-best order and length limits. */
 #include <criterion/criterion.h>
 
@@ -11,11 +11,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "decoder/greedy.h"
-#include "decoder/seq2seq.h"
+#include "model/greedy.h"
+#include "model/seq2seq.h"
 #include "nn/params.h"
 #include "tokenizer/bpe.h"
-#include "train/translate.h"
+#include "translate/translator.h"
 #include "util/err.h"
 #include "util/rng.h"
 #include "util/sbuf.h"

@@ -1,4 +1,4 @@
-/* tools/cmd_bench.c: `seqlite bench train|greedy|beam`: the synthetic speed benchmark of train/bench.h,
+/* tools/cmd_bench.c: `seqlite bench train|greedy|beam`: the synthetic speed benchmark of tools/bench/bench.h,
  * printing one JSON line with the keys of the PyTorch peer (shared/bench/peer_torch.py) plus gflops,
  * roofline_pct (with --peak) and the settings used (shards, split, omp_wait_policy).
  * OMP_WAIT_POLICY: libgomp reads it when it loads, so when it is unset the command sets PASSIVE and
@@ -14,7 +14,7 @@
 #include <unistd.h>
 
 #include "nn/gemm.h"
-#include "train/bench.h"
+#include "tools/bench/bench.h"
 #include "util/err.h"
 
 #define UNSET (-1)

@@ -1,54 +1,22 @@
 /* tools/cmd_eval.c: `seqlite eval DB`: translates the stored pairs of one split with a checkpoint
- * (train/evaluate.h), scores them against the stored references with BLEU and chrF as sacreBLEU 2.x
+ * (translate/evaluate.h), scores them against the stored references with BLEU and chrF as sacreBLEU 2.x
  * does (hypotheses and references rstripped, as `seqlite score`), and stores, in one transaction,
  * every hypothesis with its log-probability (translation rows) and both scores with their
  * signatures (metric rows). Prints sacreBLEU's text line per metric on stdout, the speed on stderr.
- * ref: eval/metric.h (output format), corpus/db.h (translation, metric rows). */
+ * ref: eval/metric.h (output format), translate/evaluate.h (what is stored). */
 #include "tools/cli.h"
 
 #include "corpus/db.h"
 #include "eval/metric.h"
-#include "train/checkpoint.h"
-#include "train/evaluate.h"
-#include "train/translate.h"
+#include "model/checkpoint.h"
+#include "translate/evaluate.h"
+#include "translate/translator.h"
 #include "util/err.h"
 #include "util/sbuf.h"
 
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
-
-/* Corpus id ranges of the split, to name each pair's corpus without a query per pair. */
-struct ranges {
-    const char *split;
-    int64_t id[256], first[256], last[256];
-    size_t n;
-};
-
-static int ranges_cb(void *ctx, const struct db_corpus *c)
-{
-    struct ranges *r = ctx;
-    if (strcmp(c->split, r->split) != 0 || c->n_pairs == 0)
-        return 0;
-    if (r->n == sizeof r->id / sizeof r->id[0])
-        return 0; /* more corpora than slots: the rest get a per-pair lookup */
-    r->id[r->n] = c->id;
-    r->first[r->n] = c->first_pair_id;
-    r->last[r->n] = c->last_pair_id;
-    r->n++;
-    return 0;
-}
-
-static int corpus_of(struct db *db, const struct ranges *r, int64_t pair_id, int64_t *corpus_id)
-{
-    for (size_t i = 0; i < r->n; i++)
-        if (pair_id >= r->first[i] && pair_id <= r->last[i]) {
-            *corpus_id = r->id[i];
-            return 0;
-        }
-    int64_t line;
-    return db_pair_get(db, pair_id, corpus_id, &line);
-}
 
 static double elapsed(const struct timespec *t0)
 {
@@ -83,16 +51,13 @@ static int run(int argc, char **argv)
     if (strcmp(split, "train") && strcmp(split, "valid") && strcmp(split, "test"))
         return cli_usage_error(&cmd_eval, "--split: '%s' is not train, valid or test", split);
 
-    int status = 1, in_tx = 0;
+    int status = 1;
     struct db *db = NULL;
     struct ckpt_model ck;
     memset(&ck, 0, sizeof ck);
     struct translator *t = NULL;
     struct eval_set p;
     memset(&p, 0, sizeof p);
-    struct ranges rg;
-    memset(&rg, 0, sizeof rg);
-    rg.split = split;
     struct eval_out ev;
     eval_out_init(&ev, 1); /* the hypotheses are stored after decoding, in one short transaction, so a
                               training run writing to the same database is not held up */
@@ -119,7 +84,7 @@ static int run(int argc, char **argv)
         cli_fail_status(&cmd_eval, rc);
         goto cleanup;
     }
-    if ((rc = eval_set_load(db, split, (size_t)limit, &p)) || (rc = db_corpus_foreach(db, ranges_cb, &rg)) < 0) {
+    if ((rc = eval_set_load(db, split, (size_t)limit, &p))) {
         cli_fail_status(&cmd_eval, rc);
         goto cleanup;
     }
@@ -145,32 +110,10 @@ static int run(int argc, char **argv)
     double t_decode = 0;
     translator_totals(t, NULL, NULL, NULL, &t_decode);
     double wall = elapsed(&t0);
-    if ((rc = db_begin(db)) != 0) {
+    if ((rc = eval_store(db, ck.run_id, ck.checkpoint_id, ck.step, split, (int)beam, alpha, &p, &ev)) != 0) {
         cli_fail_status(&cmd_eval, rc);
         goto cleanup;
     }
-    in_tx = 1;
-    for (size_t i = 0; i < p.n; i++) {
-        int64_t cid = 0;
-        if ((rc = corpus_of(db, &rg, p.pair_id[i], &cid)) != 0 ||
-            (rc = db_translation_insert(db, ck.checkpoint_id, cid, p.pair_id[i], (int)beam, alpha,
-                                        ev.hyps.data + ev.hyp_off[i], ev.hyp_lp[i])) != 0) {
-            cli_fail_status(&cmd_eval, rc);
-            goto cleanup;
-        }
-    }
-    if ((rc = db_metric_insert(db, ck.run_id, ck.checkpoint_id, ck.step, split, "bleu", ev.bleu.score,
-                               ev.bleu.signature.data)) != 0 ||
-        (rc = db_metric_insert(db, ck.run_id, ck.checkpoint_id, ck.step, split, "chrf", ev.chrf.score,
-                               ev.chrf.signature.data)) != 0) {
-        cli_fail_status(&cmd_eval, rc);
-        goto cleanup;
-    }
-    if ((rc = db_commit(db)) != 0) {
-        cli_fail_status(&cmd_eval, rc);
-        goto cleanup;
-    }
-    in_tx = 0;
     if ((rc = metric_format_text(&ev.bleu, 1, &out)) != 0 || (rc = sbuf_putc(&out, '\n')) != 0 ||
         (rc = metric_format_text(&ev.chrf, 1, &out)) != 0 || (rc = sbuf_putc(&out, '\n')) != 0) {
         cli_fail_status(&cmd_eval, rc);
@@ -193,8 +136,6 @@ static int run(int argc, char **argv)
     status = 0;
 
 cleanup:
-    if (in_tx)
-        db_rollback(db);
     eval_out_free(&ev);
     sbuf_free(&out);
     translator_free(t);

@@ -1,15 +1,15 @@
 /* tools/cmd_translate.c: `seqlite translate DB < input > output`: translates stdin line by line with
- * a stored checkpoint (train/translate.h), writing exactly one output line per input line in input
+ * a stored checkpoint (translate/translator.h), writing exactly one output line per input line in input
  * order (N lines per input with --nbest N, Moses format "ID ||| hypothesis ||| score"). Streams:
  * reads --batch lines, translates, writes, repeats (constant memory); --unbuffered (the default on a
  * terminal) answers each line and flushes before reading the next. An invalid UTF-8 line gives an
  * empty output line and a message naming it; the run goes on and exits 1 at the end.
- * ref: Moses n-best list format (statmt.org/moses, "n-best lists"); train/translate.h. */
+ * ref: Moses n-best list format (statmt.org/moses, "n-best lists"); translate/translator.h. */
 #include "tools/cli.h"
 
 #include "corpus/db.h"
-#include "train/checkpoint.h"
-#include "train/translate.h"
+#include "model/checkpoint.h"
+#include "translate/translator.h"
 #include "util/err.h"
 #include "util/sbuf.h"
 

@@ -1,18 +1,14 @@
-/* train/checkpoint.c: checkpoints as database rows (see checkpoint.h). Only db_* calls here, no SQL.
- * Tensor names: the param_table view names for the parameters, "adam.m.<name>" / "adam.v.<name>" for
- * the Adam moments. The alignment gaps of the flat buffers are not stored (they are zero by design).
+/* train/checkpoint.c: saving a training state as checkpoint rows (see checkpoint.h). Only db_* calls
+ * here, no SQL. Tensor names as model/checkpoint.h reads them back.
  * ref: safetensors (name, dtype, shape, little-endian data); Kingma & Ba 2015 (the moments). */
 #include "train/checkpoint.h"
 
 #include "corpus/db.h"
-#include "corpus/vocab_store.h"
 #include "nn/params.h"
 #include "util/err.h"
 
-#include <errno.h>
 #include <math.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
 static int save_views(struct db *db, int64_t id, const struct param_table *t, const char *prefix,
@@ -25,26 +21,6 @@ static int save_views(struct db *db, int64_t id, const struct param_table *t, co
         int rc = db_tensor_insert(db, id, name, v->ndim, v->shape, buf + v->offset, v->size);
         if (rc)
             return rc;
-    }
-    return 0;
-}
-
-static int load_views(struct db *db, int64_t id, const struct param_table *t, const char *prefix, float *buf)
-{
-    char name[PARAM_NAME_MAX + 16];
-    memset(buf, 0, t->total * sizeof *buf); /* the gaps */
-    for (size_t i = 0; i < t->n; i++) {
-        const struct param_view *v = &t->views[i];
-        snprintf(name, sizeof name, "%s%s", prefix, v->name);
-        int rc = db_tensor_read(db, id, name, v->ndim, v->shape, buf + v->offset, v->size);
-        if (rc)
-            return rc;
-        size_t bad = 0;
-        for (size_t k = 0; k < v->size; k++)
-            bad += !isfinite(buf[v->offset + k]);
-        if (bad)
-            return sl_err(SL_ECORRUPT, "%s: checkpoint %lld, tensor %s: %zu values are NaN or infinite",
-                          db_path(db), (long long)id, name, bad);
     }
     return 0;
 }
@@ -97,160 +73,3 @@ fail:
     return rc;
 }
 
-int ckpt_find(struct db *db, int64_t run_id, const char *which, int64_t *id)
-{
-    if (!which || !*which)
-        which = "last";
-    if (strcmp(which, "last") == 0)
-        return db_ckpt_find(db, run_id, "last", id);
-    if (strcmp(which, "best") == 0) {
-        int64_t rid = run_id;
-        int rc = 0;
-        if (!rid) {
-            /* the newest run that has a checkpoint */
-            int64_t last;
-            if ((rc = db_ckpt_find(db, 0, "last", &last)))
-                return rc;
-            struct db_checkpoint c;
-            if ((rc = db_ckpt_get(db, last, &c)))
-                return rc;
-            rid = c.run_id;
-        }
-        rc = db_ckpt_find(db, rid, "best", id);
-        if (rc == SL_ENOTFOUND) /* no validation yet: the newest stands in */
-            rc = db_ckpt_find(db, rid, "last", id);
-        return rc;
-    }
-    char *end;
-    errno = 0;
-    long long v = strtoll(which, &end, 10);
-    if (errno || *end || v <= 0)
-        return sl_err(SL_EINVAL, "checkpoint '%s': expected last, best or a checkpoint id", which);
-    struct db_checkpoint c;
-    int rc = db_ckpt_get(db, (int64_t)v, &c);
-    if (rc)
-        return rc;
-    if (run_id && c.run_id != run_id)
-        return sl_err(SL_ENOTFOUND, "checkpoint %lld belongs to run %lld, not %lld", v, (long long)c.run_id,
-                      (long long)run_id);
-    *id = c.id;
-    return 0;
-}
-
-int ckpt_info_get(struct db *db, int64_t id, struct ckpt_info *out)
-{
-    memset(out, 0, sizeof *out);
-    struct db_checkpoint c;
-    int rc = db_ckpt_get(db, id, &c);
-    if (rc)
-        return rc;
-    out->id = c.id;
-    out->run_id = c.run_id;
-    out->step = c.step;
-    out->epoch = c.pos_epoch;
-    out->batch = c.pos_batch;
-    out->src_vocab_id = c.src_vocab_id;
-    out->tgt_vocab_id = c.tgt_vocab_id;
-    out->valid_ppl = c.valid_ppl;
-    out->valid_bleu = c.valid_bleu;
-    out->is_best = c.is_best;
-    out->has_rng = c.has_rng;
-    if (c.has_rng)
-        for (int w = 0; w < 4; w++) {
-            uint64_t x = 0;
-            for (int b = 0; b < 8; b++)
-                x |= (uint64_t)c.rng_state[w * 8 + b] << (8 * b);
-            out->rng.s[w] = x;
-        }
-    return 0;
-}
-
-int ckpt_state_load(struct db *db, int64_t id, const struct s2s_model *model, float *w, float *m, float *v)
-{
-    int rc = load_views(db, id, &model->table, "", w);
-    if (!rc && m)
-        rc = load_views(db, id, &model->table, "adam.m.", m);
-    if (!rc && v)
-        rc = load_views(db, id, &model->table, "adam.v.", v);
-    return rc;
-}
-
-void ckpt_model_free(struct ckpt_model *m)
-{
-    if (!m)
-        return;
-    s2s_model_free(&m->model);
-    param_buf_free(m->w);
-    if (m->tgt_bpe != m->src_bpe)
-        bpe_free(m->tgt_bpe);
-    bpe_free(m->src_bpe);
-    memset(m, 0, sizeof *m);
-}
-
-int ckpt_model_load(struct db *db, const char *which, struct ckpt_model *out)
-{
-    memset(out, 0, sizeof *out);
-    int64_t id;
-    struct ckpt_info info;
-    struct db_run run;
-    memset(&run, 0, sizeof run);
-    int rc = ckpt_find(db, 0, which, &id);
-    if (!rc)
-        rc = ckpt_info_get(db, id, &info);
-    if (!rc)
-        rc = db_run_get(db, info.run_id, &run);
-    if (rc)
-        goto fail;
-    if (info.src_vocab_id <= 0 || info.tgt_vocab_id <= 0) {
-        rc = sl_err(SL_ECORRUPT, "%s: checkpoint %lld names no vocabulary", db_path(db), (long long)id);
-        goto fail;
-    }
-    if ((rc = corpus_vocab_load(db, info.src_vocab_id, &out->src_bpe)))
-        goto fail;
-    if (info.tgt_vocab_id == info.src_vocab_id)
-        out->tgt_bpe = out->src_bpe;
-    else if ((rc = corpus_vocab_load(db, info.tgt_vocab_id, &out->tgt_bpe)))
-        goto fail;
-    if (run.layers < 1 || run.emb < 1 || run.hidden < 1) {
-        rc = sl_err(SL_ECORRUPT, "%s: run %lld: bad model configuration (layers %lld, emb %lld, hidden %lld)",
-                    db_path(db), (long long)run.id, (long long)run.layers, (long long)run.emb,
-                    (long long)run.hidden);
-        goto fail;
-    }
-    struct s2s_config cfg = {
-        .V_src = bpe_size(out->src_bpe),
-        .V_tgt = bpe_size(out->tgt_bpe),
-        .E = (size_t)run.emb,
-        .H = (size_t)run.hidden,
-        .L = (size_t)run.layers,
-        .dropout = 0.0f,
-        .reverse_source = run.reverse_source,
-    };
-    if ((rc = s2s_model_init(&out->model, &cfg))) {
-        sl_err_prefix(rc, "%s: run %lld", db_path(db), (long long)run.id);
-        goto fail;
-    }
-    out->w = param_buf_create(out->model.table.total);
-    if (!out->w) {
-        rc = sl_err(SL_ENOMEM, "out of memory (model of %zu floats)", out->model.table.total);
-        goto fail;
-    }
-    if ((rc = ckpt_state_load(db, id, &out->model, out->w, NULL, NULL)))
-        goto fail;
-    out->run_id = run.id;
-    out->checkpoint_id = id;
-    out->step = info.step;
-    out->epoch = info.epoch;
-    out->src_vocab_id = info.src_vocab_id;
-    out->tgt_vocab_id = info.tgt_vocab_id;
-    out->src_eos = strstr(run.config ? run.config : "", "\"src_eos\":1") != NULL;
-    out->max_len = run.max_len;
-    out->valid_ppl = info.valid_ppl;
-    out->valid_bleu = info.valid_bleu;
-    db_run_clear(&run);
-    return 0;
-fail:
-    db_run_clear(&run);
-    ckpt_model_free(out);
-    return rc;
-}

@@ -14,13 +14,13 @@
 #include "corpus/batch.h"
 #include "corpus/db.h"
 #include "corpus/vocab_store.h"
-#include "decoder/seq2seq.h"
+#include "model/seq2seq.h"
 #include "nn/adam.h"
 #include "nn/gemm.h"
 #include "nn/params.h"
 #include "train/checkpoint.h"
-#include "train/evaluate.h"
-#include "train/translate.h"
+#include "translate/evaluate.h"
+#include "translate/translator.h"
 #include "train/update.h"
 #include "util/err.h"
 #include "util/rng.h"
@@ -552,7 +552,7 @@ static int save(struct trainer *t)
 }
 
 /* Validation: perplexity over the valid split, then (when asked) BLEU and chrF of the first
- * --valid-bleu valid pairs translated with the current parameters (train/evaluate.h, as seqlite eval
+ * --valid-bleu valid pairs translated with the current parameters (translate/evaluate.h, as seqlite eval
  * does); metric rows for each. */
 static int do_validate(struct trainer *t)
 {

@@ -1,4 +1,4 @@
-/* train/translate.c: the translation engine (see translate.h).
+/* translate/translator.c: the translation engine (see translator.h).
  * One run: (1) serial: validate and encode every line into src_ids, sort the decodable lines by
  * source length, size every buffer the parallel part needs (worker source matrices, the token slots
  * of every hypothesis); (2) OpenMP over sub-batches: each worker fills its (N, S) source matrix,
@@ -8,8 +8,8 @@
  * (3) serial: decode the tokens with the target BPE into text, in input order.
  * No allocation in the parallel part except inside s2s_decoder_start when a sub-batch is larger
  * than any before (its buffers grow once, then are reused).
- * ref: decoder/beam.h (callbacks, GNMT length penalty), decoder/seq2seq.h. */
-#include "train/translate.h"
+ * ref: decoder/beam.h (callbacks, GNMT length penalty), model/seq2seq.h. */
+#include "translate/translator.h"
 
 #include "decoder/beam.h"
 #include "nn/gemm.h"

@@ -1,6 +1,6 @@
-/* decoder/greedy.c: greedy decoding (see greedy.h). Per call it allocates its small buffers once (ids,
+/* model/greedy.c: greedy decoding (see greedy.h). Per call it allocates its small buffers once (ids,
  * row maps and the (B, V) log-probabilities); the step loop allocates nothing. */
-#include "decoder/greedy.h"
+#include "model/greedy.h"
 
 #include "nn/params.h"
 #include "nn/proj.h"

@@ -1,8 +1,8 @@
-/* decoder/seq2seq.c: the model API over encoder/, decoder/ and nn/ (see seq2seq.h).
+/* model/seq2seq.c: the model API over encoder/, decoder/ and nn/ (see seq2seq.h).
  * A workspace holds two arenas: `batch` (encoder and decoder activations and loss buffers of one batch,
  * carved afresh for each batch's (B, S, T) and grown when a batch needs more) and `step` (scratch of a
  * decoding step for M rows). Nothing is allocated once the arenas are large enough. */
-#include "decoder/seq2seq.h"
+#include "model/seq2seq.h"
 
 #include <stdio.h>
 #include <stdlib.h>

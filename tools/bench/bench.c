@@ -1,10 +1,10 @@
-/* train/bench.c: the synthetic training / decoding benchmark (see bench.h).
+/* tools/bench/bench.c: the synthetic training / decoding benchmark (see bench.h).
  * Training step: K shards of the batch run s2s_loss_forward_backward in OpenMP threads (one BLAS thread
  * each) into per-shard gradient buffers; then the optimizer step of train/update.h, as training does:
  * shard sum with the global norm in one parallel pass, clipping (5.0) and Adam in a second. Nothing is
  * allocated in the timed loop.
  * ref: shared/bench/peer_torch.py (workload), shared/bench/flops.md (FLOP model), train/train.c. */
-#include "train/bench.h"
+#include "tools/bench/bench.h"
 
 #include <math.h>
 #include <omp.h>
@@ -13,7 +13,7 @@
 #include <time.h>
 
 #include "decoder/beam.h"
-#include "decoder/seq2seq.h"
+#include "model/seq2seq.h"
 #include "nn/adam.h"
 #include "nn/gemm.h"
 #include "nn/proj.h"

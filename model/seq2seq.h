@@ -1,4 +1,4 @@
-/* decoder/seq2seq.h: the LSTM encoder-decoder model API (training loss, validation loss, encoding, one
+/* model/seq2seq.h: the LSTM encoder-decoder model API (training loss, validation loss, encoding, one
  * decoding step, decoding state for greedy and beam search).
  * Model: source embeddings -> L-layer LSTM encoder (optionally reading the source backwards); its final
  * (h, c) of every layer seed an L-layer LSTM decoder over BOS y_1..y_n -> Linear(H, V_tgt) -> softmax
@@ -9,8 +9,8 @@
  * Every function is single-threaded (no OpenMP inside); a caller running them in OpenMP threads calls
  * gemm_set_threads(1) first. Token ids and lengths are int32_t; id 0 pad, 1 BOS, 2 EOS.
  * ref: Sutskever, Vinyals & Le 2014; Zaremba, Sutskever & Vinyals 2014 (dropout). */
-#ifndef SL_DECODER_SEQ2SEQ_H
-#define SL_DECODER_SEQ2SEQ_H
+#ifndef SL_MODEL_SEQ2SEQ_H
+#define SL_MODEL_SEQ2SEQ_H
 
 #include <stddef.h>
 #include <stdint.h>

@@ -1,4 +1,4 @@
-/* train/translate.h: the translation engine: text lines in, detokenised hypotheses out (no printing).
+/* translate/translator.h: the translation engine: text lines in, detokenised hypotheses out (no printing).
  * A batch of N lines is validated (UTF-8) and encoded with the source BPE serially, sorted by source
  * length (ties: input order) and cut into sub-batches of opts.batch sentences; the sub-batches are
  * decoded by OpenMP threads, each with its own s2s_decoder + beam_search (made once by
@@ -11,10 +11,10 @@
  * (decoder/beam.h); alpha 0.6 by default as in Wu et al. (Marian's 0.6 divides by |Y|^0.6 instead).
  * Line errors (invalid UTF-8) are per line: that result has status SL_EUTF8 and no hypothesis.
  * ref: Wu et al. 2016 (length penalty); Sutskever et al. 2014 (beam search for seq2seq). */
-#ifndef SL_TRAIN_TRANSLATE_H
-#define SL_TRAIN_TRANSLATE_H
+#ifndef SL_TRANSLATE_TRANSLATOR_H
+#define SL_TRANSLATE_TRANSLATOR_H
 
-#include "decoder/seq2seq.h"
+#include "model/seq2seq.h"
 #include "tokenizer/bpe.h"
 
 #include <stddef.h>

@@ -1,15 +1,15 @@
-/* decoder/greedy.h: greedy decoding on top of the s2s_decoder state: at every step each unfinished
+/* model/greedy.h: greedy decoding on top of the s2s_decoder state: at every step each unfinished
  * sentence takes its most probable next token (the first on ties), until EOS or max_len tokens.
  * Finished sentences leave the batch (their rows are dropped with s2s_decoder_reorder), so the work
  * shrinks as sentences end.
  * ref: Sutskever et al. 2014 (left-to-right decoding; beam width 1). */
-#ifndef SL_DECODER_GREEDY_H
-#define SL_DECODER_GREEDY_H
+#ifndef SL_MODEL_GREEDY_H
+#define SL_MODEL_GREEDY_H
 
 #include <stddef.h>
 #include <stdint.h>
 
-#include "decoder/seq2seq.h"
+#include "model/seq2seq.h"
 
 /* Translates src (B, S) with lengths src_len (B) using the decoder state d (reused across calls).
  * OUT: out (B, max_len) tokens without BOS / EOS, padded with S2S_PAD; out_len (B) token counts;

@@ -1,4 +1,4 @@
-/* train/bench.h: the synthetic speed benchmark behind `seqlite bench` (same workload as the PyTorch peer
+/* tools/bench/bench.h: the synthetic speed benchmark behind `seqlite bench` (same workload as the PyTorch peer
  * shared/bench/peer_torch.py): training steps (zero grad, forward, backward, global-norm clip 5.0, Adam
  * lr 1e-3) on 4 seeded batches of fixed-length random ids in [4, V), cycled; greedy and beam decoding of
  * seeded random sources where every hypothesis runs exactly T steps (no early stop).
@@ -6,8 +6,8 @@
  * each, gradients summed in shard order; decoding either splits the batches of sentences across OpenMP
  * threads (one s2s_decoder each, one BLAS thread) or runs one thread with `threads` BLAS threads.
  * ref: shared/bench/peer_torch.py, shared/bench/flops.md (FLOP model). */
-#ifndef SL_TRAIN_BENCH_H
-#define SL_TRAIN_BENCH_H
+#ifndef SL_TOOLS_BENCH_BENCH_H
+#define SL_TOOLS_BENCH_BENCH_H
 
 #include <stddef.h>
 #include <stdint.h>

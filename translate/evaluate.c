@@ -1,11 +1,11 @@
-/* train/evaluate.c: translate a stored split and score it (see evaluate.h). */
-#include "train/evaluate.h"
+/* translate/evaluate.c: translate a stored split and score it (see evaluate.h). */
+#include "translate/evaluate.h"
 
 #include "corpus/db.h"
 #include "eval/bleu.h"
 #include "eval/chrf.h"
 #include "eval/evtext.h"
-#include "train/translate.h"
+#include "translate/translator.h"
 #include "util/err.h"
 
 #include <stdlib.h>
@@ -153,5 +153,67 @@ done:
     free(ptr);
     bleu_free(bleu);
     chrf_free(chrf);
+    return rc;
+}
+
+/* Corpus id ranges of the split, to name each pair's corpus without a query per pair. */
+struct ranges {
+    const char *split;
+    int64_t id[256], first[256], last[256];
+    size_t n;
+};
+
+static int ranges_cb(void *ctx, const struct db_corpus *c)
+{
+    struct ranges *r = ctx;
+    if (strcmp(c->split, r->split) != 0 || c->n_pairs == 0)
+        return 0;
+    if (r->n == sizeof r->id / sizeof r->id[0])
+        return 0; /* more corpora than slots: the rest get a per-pair lookup */
+    r->id[r->n] = c->id;
+    r->first[r->n] = c->first_pair_id;
+    r->last[r->n] = c->last_pair_id;
+    r->n++;
+    return 0;
+}
+
+static int corpus_of(struct db *db, const struct ranges *r, int64_t pair_id, int64_t *corpus_id)
+{
+    for (size_t i = 0; i < r->n; i++)
+        if (pair_id >= r->first[i] && pair_id <= r->last[i]) {
+            *corpus_id = r->id[i];
+            return 0;
+        }
+    int64_t line;
+    return db_pair_get(db, pair_id, corpus_id, &line);
+}
+
+int eval_store(struct db *db, int64_t run_id, int64_t checkpoint_id, int64_t step, const char *split, int beam,
+               double alpha, const struct eval_set *s, const struct eval_out *o)
+{
+    struct ranges rg;
+    memset(&rg, 0, sizeof rg);
+    rg.split = split;
+    int rc = db_corpus_foreach(db, ranges_cb, &rg);
+    if (rc < 0)
+        return rc;
+    if ((rc = db_begin(db)) != 0)
+        return rc;
+    for (size_t i = 0; i < s->n; i++) {
+        int64_t cid = 0;
+        if ((rc = corpus_of(db, &rg, s->pair_id[i], &cid)) != 0 ||
+            (rc = db_translation_insert(db, checkpoint_id, cid, s->pair_id[i], beam, alpha,
+                                        o->hyps.data + o->hyp_off[i], o->hyp_lp[i])) != 0)
+            goto fail;
+    }
+    if ((rc = db_metric_insert(db, run_id, checkpoint_id, step, split, "bleu", o->bleu.score,
+                               o->bleu.signature.data)) != 0 ||
+        (rc = db_metric_insert(db, run_id, checkpoint_id, step, split, "chrf", o->chrf.score,
+                               o->chrf.signature.data)) != 0 ||
+        (rc = db_commit(db)) != 0)
+        goto fail;
+    return 0;
+fail:
+    db_rollback(db);
     return rc;
 }

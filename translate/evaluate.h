@@ -1,11 +1,11 @@
-/* train/evaluate.h: translating the stored pairs of a split and scoring the hypotheses against the
+/* translate/evaluate.h: translating the stored pairs of a split and scoring the hypotheses against the
  * stored targets with BLEU and chrF2 as sacreBLEU 2.x does (both sides rstripped, as `seqlite score`;
  * empty references skipped). The one code path behind `seqlite eval` and training's validation BLEU.
  * Pairs are translated EVAL_ROUND at a time (translator_run sorts each round by length), so memory
  * holds the split's texts and the best hypotheses, not a round's decoder states for every pair.
- * ref: eval/metric.h (results, signatures), train/translate.h (the decoding). */
-#ifndef SL_TRAIN_EVALUATE_H
-#define SL_TRAIN_EVALUATE_H
+ * ref: eval/metric.h (results, signatures), translate/translator.h (the decoding). */
+#ifndef SL_TRANSLATE_EVALUATE_H
+#define SL_TRANSLATE_EVALUATE_H
 
 #include "eval/metric.h"
 #include "util/sbuf.h"
@@ -47,5 +47,11 @@ void eval_out_free(struct eval_out *o);
  * call on the same o replaces its results). 0, or SL_ENOMEM / a model error for the whole set, with a
  * message naming the pairs. */
 int eval_translate(struct translator *t, const struct eval_set *s, struct eval_out *o);
+
+/* Stores an evaluation in one transaction: every hypothesis of s with its log-probability (translation
+ * rows, o must have been made with keep_hyps) and both scores with their signatures (metric rows of
+ * run_id / checkpoint_id at step, for split). Nothing is stored on failure. */
+int eval_store(struct db *db, int64_t run_id, int64_t checkpoint_id, int64_t step, const char *split, int beam,
+               double alpha, const struct eval_set *s, const struct eval_out *o);
 
 #endif

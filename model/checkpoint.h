@@ -1,0 +1,62 @@
+/* model/checkpoint.h: loading a model, or a training state, back from the database.
+ * A checkpoint is one checkpoint row plus one tensor row per parameter view ("enc.emb", "out.W", ...,
+ * the names of the model's param_table) and, for training checkpoints, the Adam moments
+ * ("adam.m.<name>", "adam.v.<name>"). Tensors are little-endian float32 BLOBs with a JSON shape; a
+ * loader checks name, shape and byte size before trusting a row (SL_ECORRUPT naming the checkpoint id
+ * and the tensor). A checkpoint names its vocab ids and the run row holds the model configuration, so
+ * ckpt_model_load rebuilds exactly the model and vocabularies it was trained with.
+ * Writing checkpoints is training's (train/checkpoint.h).
+ * ref: the safetensors convention (name, dtype, shape, raw little-endian data). */
+#ifndef SL_MODEL_CHECKPOINT_H
+#define SL_MODEL_CHECKPOINT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "model/seq2seq.h"
+#include "tokenizer/bpe.h"
+#include "util/rng.h"
+
+struct db;
+
+/* A model ready to translate or score (owns everything it points to). */
+struct ckpt_model {
+    struct s2s_model model;          /* configuration rebuilt from the run row */
+    float *w;                        /* (model.table.total) parameters (param_buf_create'd) */
+    struct bpe *src_bpe, *tgt_bpe;   /* the checkpoint's vocabularies (the same object when joint) */
+    int64_t run_id, checkpoint_id, step, epoch;
+    int64_t src_vocab_id, tgt_vocab_id;
+    int src_eos;                     /* 1: training sources ended with S2S_EOS: append it to every source */
+    int64_t max_len;                 /* longest side (tokens) kept in training */
+    double valid_ppl;                /* validation perplexity at save time (NAN when not measured) */
+    double valid_bleu;               /* validation BLEU at save time (NAN when not measured) */
+};
+
+/* Loads checkpoint `which`: "last" (newest of any run), "best" (the best of the newest run that has
+ * one, else "last") or a checkpoint id in decimal. SL_ENOTFOUND with a message when there is none
+ * ("train a model first"), SL_ECORRUPT for damaged rows, SL_EINVAL for a bad `which`.
+ * On failure *out is left empty (ckpt_model_free on it is harmless). */
+int ckpt_model_load(struct db *db, const char *which, struct ckpt_model *out /* OUT */);
+/* Releases everything; a zeroed struct is fine. */
+void ckpt_model_free(struct ckpt_model *m);
+
+/* The checkpoint row, as read back. */
+struct ckpt_info {
+    int64_t id, run_id, step, epoch, batch, src_vocab_id, tgt_vocab_id;
+    double valid_ppl;  /* NAN when not measured */
+    double valid_bleu; /* NAN when not measured */
+    int is_best;
+    int has_rng;
+    struct rng rng;
+};
+
+/* Finds a checkpoint of run_id (0: of any run) by which ("last", "best" or a decimal id).
+ * SL_ENOTFOUND with a message when there is none. */
+int ckpt_find(struct db *db, int64_t run_id, const char *which, int64_t *id /* OUT */);
+/* Reads checkpoint id's row. */
+int ckpt_info_get(struct db *db, int64_t id, struct ckpt_info *out /* OUT */);
+/* Loads the tensors of checkpoint id into w (and m, v when not NULL: then the checkpoint must have
+ * them) for model (table layout; alignment gaps are zeroed). Checks every view's shape and size. */
+int ckpt_state_load(struct db *db, int64_t id, const struct s2s_model *model, float *w, float *m, float *v);
+
+#endif
