@@ -4,10 +4,12 @@
 #include "tests/helpers.h"
 #include "util/bigmem.h"
 #include "util/err.h"
+#include "util/jobs.h"
 #include "util/rng.h"
 #include "util/sbuf.h"
 #include "util/utf8.h"
 
+#include <omp.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -292,4 +294,56 @@ Test(utf8, decode_never_reads_past_n)
     cr_assert_eq(cp, 0xF0);
     cr_assert_eq(utf8_decode((const unsigned char *)"\xc3\xa4", 2, &cp), 2);
     cr_assert_eq(cp, 0xE4);
+}
+
+/* jobs: every job runs once on a thread in range; a failure hands back the lowest failing job's status
+ * and message to the caller, whatever the thread that ran it. */
+struct jobs_probe {
+    int runs[64];
+    int threads[64];
+    size_t fail_a, fail_b; /* jobs that fail (SIZE_MAX: none) */
+};
+
+static int jobs_probe_fn(void *ctx, size_t job, int thread)
+{
+    struct jobs_probe *p = ctx;
+    p->runs[job]++;
+    p->threads[job] = thread;
+    if (job == p->fail_a || job == p->fail_b)
+        return sl_err(job == p->fail_a ? SL_EIO : SL_EINVAL, "job %zu failed on thread %d", job, thread);
+    return 0;
+}
+
+Test(jobs, every_job_runs_once_on_a_thread_in_range)
+{
+    for (int sched = 0; sched < 2; sched++)
+        for (int nt = 1; nt <= 2; nt++) {
+            struct jobs_probe p;
+            memset(&p, 0, sizeof p);
+            p.fail_a = p.fail_b = SIZE_MAX;
+            cr_assert_eq(jobs_run(64, nt, (enum jobs_schedule)sched, jobs_probe_fn, &p), 0);
+            for (size_t i = 0; i < 64; i++) {
+                cr_assert_eq(p.runs[i], 1, "job %zu ran %d times", i, p.runs[i]);
+                cr_assert(p.threads[i] >= 0 && p.threads[i] < nt);
+                if (sched == JOBS_STATIC && omp_get_max_threads() >= nt)
+                    cr_assert_eq(p.threads[i], (int)(i % (size_t)nt), "static: job %zu on thread %d", i,
+                                 p.threads[i]);
+            }
+        }
+    cr_assert_eq(jobs_run(0, 2, JOBS_DYNAMIC, jobs_probe_fn, NULL), 0);
+}
+
+Test(jobs, the_lowest_failing_job_status_and_message_reach_the_caller)
+{
+    for (int sched = 0; sched < 2; sched++)
+        for (int nt = 1; nt <= 2; nt++) {
+            struct jobs_probe p;
+            memset(&p, 0, sizeof p);
+            p.fail_a = 1; /* thread 1 under static scheduling with 2 threads */
+            p.fail_b = 6;
+            sl_err_clear();
+            int rc = jobs_run(8, nt, (enum jobs_schedule)sched, jobs_probe_fn, &p);
+            cr_assert_eq(rc, SL_EIO, "sched %d, %d threads: rc %d", sched, nt, rc);
+            cr_assert(strstr(sl_errmsg(), "job 1 failed") != NULL, "message: '%s'", sl_errmsg());
+        }
 }
