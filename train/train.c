@@ -19,11 +19,13 @@
 #include "nn/gemm.h"
 #include "nn/params.h"
 #include "train/checkpoint.h"
+#include "train/options.h"
 #include "translate/evaluate.h"
 #include "translate/translator.h"
 #include "train/update.h"
 #include "util/err.h"
 #include "util/rng.h"
+#include "util/sbuf.h"
 
 #include <math.h>
 #include <omp.h>
@@ -101,182 +103,26 @@ static uint64_t shard_seed(uint64_t seed, int64_t t, size_t k)
     return mix64(mix64(mix64(seed) ^ (uint64_t)t) ^ (uint64_t)k);
 }
 
-void train_opts_init(struct train_opts *o)
-{
-    memset(o, 0, sizeof *o);
-    o->layers = o->emb = o->hidden = TRAIN_UNSET;
-    o->dropout = NAN;
-    o->batch = o->batch_tokens = TRAIN_UNSET;
-    o->epochs = o->steps = TRAIN_UNSET;
-    o->lr = o->clip = o->lr_decay = NAN;
-    o->lr_decay_start = o->lr_decay_every = TRAIN_UNSET;
-    o->seed = o->threads = o->reverse_source = TRAIN_UNSET;
-    o->valid_every = o->save_every = o->log_every = TRAIN_UNSET;
-    o->max_len = o->keep = o->shards = o->valid_max = TRAIN_UNSET;
-    o->valid_bleu = o->valid_beam = o->best_by_bleu = TRAIN_UNSET;
-    o->time_limit_min = NAN;
-}
+/* ---- options (the table: train/options.h) ---- */
 
-/* ---- options ---- */
-
-static void def_i(int64_t *x, int64_t d)
+/* The run row of resolved options: the table's columns, the vocabularies, the threads used and the
+ * config JSON (in config, which r->config borrows). */
+static int run_row(const struct trainer *t, struct db_run *r, struct sbuf *config)
 {
-    if (*x == TRAIN_UNSET)
-        *x = d;
-}
-
-static void def_d(double *x, double d)
-{
-    if (isnan(*x))
-        *x = d;
-}
-
-/* A given option must match the run's value on resume. */
-static int same_i(const char *flag, int64_t *x, int64_t run_value, int64_t run_id)
-{
-    if (*x != TRAIN_UNSET && *x != run_value)
-        return sl_err(SL_EINVAL, "--%s %lld conflicts with run %lld (%s %lld); resume without it", flag,
-                      (long long)*x, (long long)run_id, flag, (long long)run_value);
-    *x = run_value;
-    return 0;
-}
-
-static int same_d(const char *flag, double *x, double run_value, int64_t run_id)
-{
-    if (!isnan(*x) && *x != run_value)
-        return sl_err(SL_EINVAL, "--%s %g conflicts with run %lld (%s %g); resume without it", flag, *x,
-                      (long long)run_id, flag, run_value);
-    *x = run_value;
-    return 0;
-}
-
-static int same_best_by(int64_t *x, int64_t run_value, int64_t run_id)
-{
-    if (*x != TRAIN_UNSET && *x != run_value)
-        return sl_err(SL_EINVAL, "--best-by %s conflicts with run %lld (best by %s); resume without it",
-                      *x ? "bleu" : "ppl", (long long)run_id, run_value ? "bleu" : "ppl");
-    *x = run_value;
-    return 0;
-}
-
-/* An integer field "key":N of the run's config JSON (written by this file), or def. */
-static int64_t config_int(const char *json, const char *key, int64_t def)
-{
-    char pat[64];
-    snprintf(pat, sizeof pat, "\"%s\":", key);
-    const char *p = json ? strstr(json, pat) : NULL;
-    if (!p)
-        return def;
-    return strtoll(p + strlen(pat), NULL, 10);
-}
-
-/* A number field "key":X of the run's config JSON, or def. */
-static double config_double(const char *json, const char *key, double def)
-{
-    char pat[64];
-    snprintf(pat, sizeof pat, "\"%s\":", key);
-    const char *p = json ? strstr(json, pat) : NULL;
-    return p ? strtod(p + strlen(pat), NULL) : def;
-}
-
-static void defaults(struct train_opts *o)
-{
-    def_i(&o->layers, 2);
-    def_i(&o->emb, 256);
-    def_i(&o->hidden, 256);
-    def_d(&o->dropout, 0.2);
-    def_i(&o->batch_tokens, 0);
-    def_i(&o->batch, o->batch_tokens > 0 ? o->batch_tokens : 64);
-    def_i(&o->steps, 0);
-    def_i(&o->epochs, 10);
-    def_d(&o->lr, 0.003); /* measured: loss 5.96 vs 6.43 after 300 steps of 0.001 (en-de, 8k joint BPE) */
-    def_d(&o->clip, 5.0);
-    def_d(&o->lr_decay, 1.0);
-    def_i(&o->lr_decay_start, 0);
-    def_i(&o->lr_decay_every, 0);
-    def_i(&o->seed, 1);
-    def_i(&o->reverse_source, 1);
-    def_i(&o->valid_every, 500);
-    def_i(&o->save_every, 500);
-    def_i(&o->log_every, 50);
-    def_i(&o->max_len, 64);
-    def_i(&o->keep, 3);
-    def_i(&o->shards, 4);
-    def_i(&o->valid_max, 0);
-    def_i(&o->valid_bleu, 200);
-    def_i(&o->valid_beam, 1);
-    def_i(&o->best_by_bleu, 0);
-    def_i(&o->threads, 0);
-}
-
-static int check_opts(const struct train_opts *o)
-{
-    if (o->layers < 1 || o->layers > NN_MAX_LAYERS)
-        return sl_err(SL_EINVAL, "layers %lld outside 1..%d", (long long)o->layers, NN_MAX_LAYERS);
-    if (o->emb < 1 || o->hidden < 1 || o->emb > 65536 || o->hidden > 65536)
-        return sl_err(SL_EINVAL, "emb / hidden outside 1..65536");
-    if (!(o->dropout >= 0 && o->dropout < 1))
-        return sl_err(SL_EINVAL, "dropout %g outside [0, 1)", o->dropout);
-    if (o->batch < 1 || o->batch_tokens < 0)
-        return sl_err(SL_EINVAL, "batch must be at least 1 sentence");
-    if (!(o->lr > 0 && o->lr < 10) || !(o->clip > 0))
-        return sl_err(SL_EINVAL, "lr must be in (0, 10) and clip positive");
-    if (!(o->lr_decay > 0 && o->lr_decay <= 1) || o->lr_decay_start < 0 || o->lr_decay_every < 0)
-        return sl_err(SL_EINVAL, "lr-decay must be in (0, 1], its start and interval non-negative");
-    if (o->epochs < 1 || o->steps < 0 || o->max_len < 1 || o->keep < 1 || o->shards < 1 || o->shards > 256 ||
-        o->valid_every < 0 || o->save_every < 0 || o->log_every < 1 || o->threads < 0 || o->valid_max < 0)
-        return sl_err(SL_EINVAL, "bad training limits (epochs, steps, max_len, keep, shards, intervals)");
-    if (o->valid_bleu < 0 || o->valid_beam < 1 || o->valid_beam > 100 || (o->best_by_bleu != 0 && o->best_by_bleu != 1))
-        return sl_err(SL_EINVAL, "bad validation options (valid-bleu >= 0, valid-beam 1..100)");
-    if (o->best_by_bleu && o->valid_bleu == 0)
-        return sl_err(SL_EINVAL, "keeping the best checkpoint by BLEU needs --valid-bleu N > 0");
-    return 0;
-}
-
-/* Fills the run row from resolved options. */
-static void run_row(const struct trainer *t, struct db_run *r, char *config, size_t cap)
-{
-    const struct train_opts *o = &t->o;
+    char extra[128];
     memset(r, 0, sizeof *r);
-    snprintf(r->name, sizeof r->name, "%s", o->name ? o->name : "");
+    train_opts_run_columns(&t->o, r);
     r->src_vocab_id = t->src_vocab_id;
     r->tgt_vocab_id = t->tgt_vocab_id;
-    r->seed = o->seed;
-    r->layers = o->layers;
-    r->emb = o->emb;
-    r->hidden = o->hidden;
-    r->dropout = o->dropout;
-    r->batch = o->batch;
-    r->batch_tokens = o->batch_tokens;
-    r->lr = o->lr;
-    r->clip = o->clip;
-    r->epochs = o->epochs;
-    r->steps = o->steps;
-    r->max_len = o->max_len;
-    r->reverse_source = (int)o->reverse_source;
     r->threads = t->nthreads;
-    r->valid_every = o->valid_every;
-    r->save_every = o->save_every;
-    r->keep = o->keep;
-    snprintf(config, cap,
-             "{\"layers\":%lld,\"emb\":%lld,\"hidden\":%lld,\"dropout\":%.17g,\"batch\":%lld,"
-             "\"batch_tokens\":%lld,\"epochs\":%lld,\"steps\":%lld,\"lr\":%.17g,\"clip\":%.17g,\"seed\":%lld,"
-             "\"reverse_source\":%lld,\"valid_every\":%lld,\"save_every\":%lld,\"log_every\":%lld,"
-             "\"max_len\":%lld,\"keep\":%lld,\"shards\":%lld,\"valid_max\":%lld,\"src_eos\":%d,"
-             "\"valid_bleu\":%lld,\"valid_beam\":%lld,\"best_by_bleu\":%lld,\"lr_decay\":%.17g,"
-             "\"lr_decay_start\":%lld,\"lr_decay_every\":%lld,"
-             "\"optimizer\":\"adam\",\"beta1\":0.9,\"beta2\":0.999,\"eps\":1e-8}",
-             (long long)o->layers, (long long)o->emb, (long long)o->hidden, o->dropout, (long long)o->batch,
-             (long long)o->batch_tokens, (long long)o->epochs, (long long)o->steps, o->lr, o->clip,
-             (long long)o->seed, (long long)o->reverse_source, (long long)o->valid_every,
-             (long long)o->save_every, (long long)o->log_every, (long long)o->max_len, (long long)o->keep,
-             (long long)o->shards, (long long)o->valid_max, SRC_EOS, (long long)o->valid_bleu,
-             (long long)o->valid_beam, (long long)o->best_by_bleu, o->lr_decay, (long long)o->lr_decay_start,
-             (long long)o->lr_decay_every);
-    r->config = config;
+    snprintf(extra, sizeof extra, "\"src_eos\":%d,\"optimizer\":\"adam\",\"beta1\":0.9,\"beta2\":0.999,\"eps\":1e-8",
+             SRC_EOS);
+    int rc = train_opts_config_json(&t->o, extra, config);
+    r->config = config->data;
+    return rc;
 }
 
-/* Resume: the run's options, checking the given ones against them. */
+/* Resume: the newest run's options and vocabularies, checking the given options against them. */
 static int resume_opts(struct trainer *t, struct train_opts *o)
 {
     int64_t id;
@@ -289,41 +135,7 @@ static int resume_opts(struct trainer *t, struct train_opts *o)
     t->run_id = id;
     t->src_vocab_id = r.src_vocab_id;
     t->tgt_vocab_id = r.tgt_vocab_id;
-    int64_t log_every = config_int(r.config, "log_every", 50), shards = config_int(r.config, "shards", 4);
-    int64_t valid_max = config_int(r.config, "valid_max", 0);
-    int64_t valid_bleu = config_int(r.config, "valid_bleu", 0), valid_beam = config_int(r.config, "valid_beam", 1);
-    int64_t best_by_bleu = config_int(r.config, "best_by_bleu", 0);
-    double lr_decay = config_double(r.config, "lr_decay", 1.0);
-    int64_t lr_decay_start = config_int(r.config, "lr_decay_start", 0);
-    int64_t lr_decay_every = config_int(r.config, "lr_decay_every", 0);
-    if ((rc = same_i("layers", &o->layers, r.layers, id)) || (rc = same_i("emb", &o->emb, r.emb, id)) ||
-        (rc = same_i("hidden", &o->hidden, r.hidden, id)) || (rc = same_d("dropout", &o->dropout, r.dropout, id)) ||
-        (rc = same_i("batch", &o->batch, r.batch, id)) ||
-        (rc = same_i("batch-tokens", &o->batch_tokens, r.batch_tokens, id)) ||
-        (rc = same_d("lr", &o->lr, r.lr, id)) || (rc = same_d("clip", &o->clip, r.clip, id)) ||
-        (rc = same_i("seed", &o->seed, r.seed, id)) ||
-        (rc = same_i("reverse-source", &o->reverse_source, r.reverse_source, id)) ||
-        (rc = same_i("max-len", &o->max_len, r.max_len, id)) || (rc = same_i("shards", &o->shards, shards, id)) ||
-        (rc = same_i("valid-max", &o->valid_max, valid_max, id)) ||
-        (rc = same_i("valid-bleu", &o->valid_bleu, valid_bleu, id)) ||
-        (rc = same_i("valid-beam", &o->valid_beam, valid_beam, id)) ||
-        (rc = same_best_by(&o->best_by_bleu, best_by_bleu, id)) ||
-        (rc = same_d("lr-decay", &o->lr_decay, lr_decay, id)) ||
-        (rc = same_i("lr-decay-start", &o->lr_decay_start, lr_decay_start, id)) ||
-        (rc = same_i("lr-decay-every", &o->lr_decay_every, lr_decay_every, id)))
-        goto done;
-    /* these may change on resume */
-    def_i(&o->valid_every, r.valid_every);
-    def_i(&o->save_every, r.save_every);
-    def_i(&o->keep, r.keep);
-    def_i(&o->log_every, log_every);
-    if (o->steps == TRAIN_UNSET && o->epochs == TRAIN_UNSET) {
-        o->steps = r.steps;
-        o->epochs = r.epochs;
-    }
-    if (o->name && strcmp(o->name, r.name) != 0)
-        rc = sl_err(SL_EINVAL, "--name %s conflicts with run %lld (%s)", o->name, (long long)id, r.name);
-done:
+    rc = train_opts_resume(t->db, &r, o);
     db_run_clear(&r);
     return rc;
 }
@@ -761,8 +573,8 @@ int train_run(struct db *db, const struct train_opts *opts, struct train_result 
     const double t0 = now_s();
     if (t.o.resume && (rc = resume_opts(&t, &t.o)))
         goto done;
-    defaults(&t.o);
-    if ((rc = check_opts(&t.o)) || (rc = setup(&t)))
+    train_opts_fill_defaults(&t.o);
+    if ((rc = train_opts_check(&t.o)) || (rc = setup(&t)))
         goto done;
     gemm_threads = gemm_get_threads();
     gemm_set_threads(1); /* every model call below runs inside OpenMP threads */
@@ -792,9 +604,13 @@ int train_run(struct db *db, const struct train_opts *opts, struct train_result 
         rng_seed(&r, (uint64_t)t.o.seed);
         s2s_params_init(&t.model, t.w, &r);
         struct db_run row;
-        char config[1024];
-        run_row(&t, &row, config, sizeof config);
-        if ((rc = db_run_create(db, &row, &t.run_id)))
+        struct sbuf config;
+        sbuf_init(&config);
+        rc = run_row(&t, &row, &config);
+        if (!rc)
+            rc = db_run_create(db, &row, &t.run_id);
+        sbuf_free(&config);
+        if (rc)
             goto done;
     }
     started = 1;
