@@ -24,6 +24,7 @@
 #include "translate/translator.h"
 #include "train/update.h"
 #include "util/err.h"
+#include "util/jobs.h"
 #include "util/rng.h"
 #include "util/sbuf.h"
 
@@ -46,8 +47,6 @@ struct shard {
     struct s2s_batch bt;
     double loss;
     size_t n_tokens;
-    int rc;
-    char err[256];
 };
 
 struct trainer {
@@ -215,41 +214,49 @@ static int split_batch(struct trainer *t, const struct batch *b)
 
 /* ---- steps ---- */
 
+/* What every gradient job of one step shares. */
+struct grad_job {
+    struct trainer *t;
+    float scale;    /* 1 / target tokens of the whole batch */
+    uint64_t seed;
+    int64_t tstep;  /* the step being computed (1-based) */
+    float dropout;
+};
+
+/* Job k: shard k's forward + backward into gs[k], zeroed here by the thread that fills it; thread picks
+ * the workspace (JOBS_STATIC: job k on thread k % nthreads, as schedule(static, 1)). */
+static int grad_shard(void *ctx, size_t k, int thread)
+{
+    const struct grad_job *j = ctx;
+    struct trainer *t = j->t;
+    struct shard *s = &t->sh[k];
+    memset(t->gs[k], 0, t->N * sizeof(float));
+    s->loss = 0;
+    s->n_tokens = 0;
+    if (s->bt.B == 0)
+        return 0;
+    struct rng r;
+    rng_seed(&r, shard_seed(j->seed, j->tstep, k));
+    int rc = s2s_loss_forward_backward(&t->model, t->w, t->gs[k], t->ws[thread % t->nws], &s->bt, j->scale,
+                                       j->dropout > 0 ? &r : NULL, &s->loss, &s->n_tokens);
+    return rc ? sl_err_prefix(rc, "step %lld, shard %zu", (long long)j->tstep, k) : 0;
+}
+
 /* Forward + backward of every shard (gs[k] = d(loss_k)/dw / total), summed into gs[0], and the global
  * norm of the sum (chunk sums of squares in chunk order: independent of the thread count), in the same
  * parallel pass. OUT: loss_sum, gnorm. */
 static int grad_step(struct trainer *t, size_t total, double *loss_sum, double *gnorm)
 {
-    const size_t K = t->K, N = t->N;
-    const float scale = 1.0f / (float)total;
-    const uint64_t seed = (uint64_t)t->o.seed;
-    const int64_t tstep = t->step + 1;
-    const float dropout = t->model.cfg.dropout;
-#pragma omp parallel for num_threads(t->nthreads) schedule(static, 1)
-    for (size_t k = 0; k < K; k++) {
-        struct shard *s = &t->sh[k];
-        struct s2s_workspace *ws = t->ws[omp_get_thread_num() % t->nws];
-        memset(t->gs[k], 0, N * sizeof(float));
-        s->loss = 0;
-        s->n_tokens = 0;
-        s->rc = 0;
-        if (s->bt.B == 0)
-            continue;
-        struct rng r;
-        rng_seed(&r, shard_seed(seed, tstep, k));
-        s->rc = s2s_loss_forward_backward(&t->model, t->w, t->gs[k], ws, &s->bt, scale, dropout > 0 ? &r : NULL,
-                                          &s->loss, &s->n_tokens);
-        if (s->rc)
-            snprintf(s->err, sizeof s->err, "%s", sl_errmsg());
-    }
+    struct grad_job j = {.t = t, .scale = 1.0f / (float)total, .seed = (uint64_t)t->o.seed,
+                         .tstep = t->step + 1, .dropout = t->model.cfg.dropout};
+    int rc = jobs_run(t->K, t->nthreads, JOBS_STATIC, grad_shard, &j);
+    if (rc)
+        return rc;
     double sum = 0;
-    for (size_t k = 0; k < K; k++) {
-        if (t->sh[k].rc)
-            return sl_err(t->sh[k].rc, "step %lld, shard %zu: %s", (long long)tstep, k, t->sh[k].err);
+    for (size_t k = 0; k < t->K; k++)
         sum += t->sh[k].loss;
-    }
     *loss_sum = sum;
-    *gnorm = update_sum_shards(t->gs, K, N, t->sumsq, t->nthreads);
+    *gnorm = update_sum_shards(t->gs, t->K, t->N, t->sumsq, t->nthreads);
     return 0;
 }
 
@@ -273,6 +280,18 @@ static void adam_update(struct trainer *t, float gscale)
     update_adam(t->w, t->gs[0], t->m, t->v, t->N, gscale, &hp, (long)(t->step + 1), t->nthreads);
 }
 
+/* Job k of a validation batch: shard k's teacher-forced loss (the workspace as in grad_shard). */
+static int valid_shard(void *ctx, size_t k, int thread)
+{
+    struct trainer *t = ctx;
+    struct shard *s = &t->sh[k];
+    s->loss = 0;
+    s->n_tokens = 0;
+    if (s->bt.B == 0)
+        return 0;
+    return s2s_loss_forward(&t->model, t->w, t->ws[thread % t->nws], &s->bt, &s->loss, &s->n_tokens, NULL);
+}
+
 /* Validation perplexity over the valid plan (epoch 0, in order). */
 static int validate(struct trainer *t, double *ppl)
 {
@@ -285,22 +304,9 @@ static int validate(struct trainer *t, double *ppl)
             rc = split_batch(t, t->vbatch);
         if (rc)
             return rc;
-#pragma omp parallel for num_threads(t->nthreads) schedule(static, 1)
+        if ((rc = jobs_run(t->K, t->nthreads, JOBS_STATIC, valid_shard, t)))
+            return sl_err_prefix(rc, "validation");
         for (size_t k = 0; k < t->K; k++) {
-            struct shard *s = &t->sh[k];
-            s->loss = 0;
-            s->n_tokens = 0;
-            s->rc = 0;
-            if (s->bt.B == 0)
-                continue;
-            s->rc = s2s_loss_forward(&t->model, t->w, t->ws[omp_get_thread_num() % t->nws], &s->bt, &s->loss,
-                                     &s->n_tokens, NULL);
-            if (s->rc)
-                snprintf(s->err, sizeof s->err, "%s", sl_errmsg());
-        }
-        for (size_t k = 0; k < t->K; k++) {
-            if (t->sh[k].rc)
-                return sl_err(t->sh[k].rc, "validation: %s", t->sh[k].err);
             sum += t->sh[k].loss;
             tokens += t->sh[k].n_tokens;
         }
