@@ -79,6 +79,10 @@ struct trainer {
     struct eval_out bleu_out;
     int64_t saved_step;        /* step of the last checkpoint (-1 none) */
     int64_t last_ckpt;
+    /* this invocation of train_run */
+    double t0, limit_s;        /* its start (now_s) and time limit in seconds (0: none) */
+    int64_t step0, total_steps; /* the step it started at and the step the run ends at */
+    size_t all_src, all_tgt;   /* tokens trained on */
 };
 
 static double now_s(void)
@@ -561,7 +565,210 @@ static void teardown(struct trainer *t)
     bpe_free(t->src_bpe);
 }
 
-/* ---- the loop ---- */
+/* ---- the run: options, resume or start, the loop, the end ---- */
+
+/* Options resolved (the run's on resume, then the defaults) and checked; data, model and buffers made. */
+static int prepare(struct trainer *t)
+{
+    int rc;
+    if (t->o.resume && (rc = resume_opts(t, &t->o)))
+        return rc;
+    train_opts_fill_defaults(&t->o);
+    if ((rc = train_opts_check(&t->o)))
+        return rc;
+    return setup(t);
+}
+
+/* Resume: parameters, Adam moments, step and data position from the run's last checkpoint; the run's
+ * rows after it are deleted (it is continued from there). */
+static int resume_state(struct trainer *t)
+{
+    int64_t cid;
+    struct ckpt_info ci;
+    int rc;
+    if ((rc = ckpt_find(t->db, t->run_id, "last", &cid)) || (rc = ckpt_info_get(t->db, cid, &ci)) ||
+        (rc = ckpt_state_load(t->db, cid, &t->model, t->w, t->m, t->v)))
+        return rc;
+    t->step = ci.step;
+    t->epoch = ci.epoch;
+    t->bidx = ci.batch;
+    t->saved_step = t->step;
+    t->last_ckpt = cid;
+    if (!isnan(ci.valid_ppl)) {
+        t->valid_ppl = ci.valid_ppl;
+        t->valid_bleu = ci.valid_bleu;
+        t->valid_step = t->step;
+    }
+    if ((rc = db_run_rewind(t->db, t->run_id, t->step)) ||
+        (rc = db_run_update(t->db, t->run_id, "running", t->step, t->nthreads, "")))
+        return rc;
+    note(t, "resuming run %lld from checkpoint %lld (step %lld, epoch %lld, batch %lld)", (long long)t->run_id,
+         (long long)cid, (long long)t->step, (long long)t->epoch + 1, (long long)t->bidx);
+    return 0;
+}
+
+/* A new run: parameters initialised from the seed, the run row stored. */
+static int create_run(struct trainer *t)
+{
+    struct rng r;
+    rng_seed(&r, (uint64_t)t->o.seed);
+    s2s_params_init(&t->model, t->w, &r);
+    struct db_run row;
+    struct sbuf config;
+    sbuf_init(&config);
+    int rc = run_row(t, &row, &config);
+    if (!rc)
+        rc = db_run_create(t->db, &row, &t->run_id);
+    sbuf_free(&config);
+    return rc;
+}
+
+/* Loss and tokens since the last progress line. */
+struct interval {
+    double loss;     /* summed over the target tokens */
+    size_t src, tgt; /* tokens (targets: each row's tokens and EOS) */
+    double t0;       /* when the interval began */
+};
+
+/* A progress line: a train_log row and TRAIN_EV_LOG for the interval, which starts again. */
+static int log_interval(struct trainer *t, struct interval *iv, double gnorm, struct train_result *out)
+{
+    double now = now_s(), dt = now - iv->t0;
+    double rate = (double)(t->step - t->step0) / (now - t->t0);
+    double eta = rate > 0 ? (double)(t->total_steps - t->step) / rate : -1;
+    if (t->limit_s > 0 && (eta < 0 || eta > t->limit_s - (now - t->t0)))
+        eta = t->limit_s - (now - t->t0);
+    struct train_progress p = {
+        .event = TRAIN_EV_LOG, .run_id = t->run_id, .epoch = t->epoch, .step = t->step,
+        .total_steps = t->total_steps, .loss = iv->loss / (double)iv->tgt,
+        .ppl = exp(iv->loss / (double)iv->tgt), .lr = lr_at(t, t->step), .grad_norm = gnorm,
+        .src_tok_s = dt > 0 ? (double)iv->src / dt : 0, .tgt_tok_s = dt > 0 ? (double)iv->tgt / dt : 0,
+        .elapsed_s = now - t->t0, .eta_s = eta,
+    };
+    struct db_train_log l = {.step = t->step, .epoch = t->epoch, .loss = p.loss, .ppl = p.ppl, .lr = p.lr,
+                             .grad_norm = gnorm, .src_tok_s = p.src_tok_s, .tgt_tok_s = p.tgt_tok_s,
+                             .elapsed_s = p.elapsed_s};
+    int rc = db_train_log_insert(t->db, t->run_id, &l);
+    if (rc)
+        return rc;
+    emit(t, &p);
+    out->last_loss = p.loss;
+    *iv = (struct interval){.t0 = now_s()};
+    return 0;
+}
+
+/* Adam steps until the step or epoch limit, a stop request or the time limit (OUT: *stopped then), with
+ * progress lines, validations and checkpoints at their intervals. */
+static int train_loop(struct trainer *t, struct train_result *out, int *stopped)
+{
+    int rc = batch_plan_epoch(t->plan, (uint64_t)t->epoch);
+    if (rc)
+        return rc;
+    const size_t per_epoch = batch_plan_count(t->plan);
+    t->total_steps = t->o.steps > 0 ? t->o.steps : t->o.epochs * (int64_t)per_epoch;
+    if (!t->vplan)
+        note(t, "no valid split: validation perplexity is skipped (import one with --split valid)");
+    if (t->train->n_long || batch_plan_n_over(t->plan))
+        note(t, "%zu training pairs longer than --max-len %lld left out", t->train->n_long + batch_plan_n_over(t->plan),
+             (long long)t->o.max_len);
+    note(t, "run %lld: %zu pairs, %zu batches per epoch, %zu parameters, %d threads, %zu shards", (long long)t->run_id,
+         t->train->n, per_epoch, param_table_count(&t->model.table), t->nthreads, t->K);
+
+    t->limit_s = t->o.time_limit_min > 0 ? 60.0 * t->o.time_limit_min : 0;
+    t->step0 = t->step;
+    struct interval iv = {.t0 = now_s()};
+    double gnorm = 0;
+    for (;;) {
+        if (t->bidx >= (int64_t)per_epoch) {
+            t->epoch++;
+            t->bidx = 0;
+            if ((rc = batch_plan_epoch(t->plan, (uint64_t)t->epoch)))
+                return rc;
+        }
+        if (t->o.steps > 0 ? t->step >= t->o.steps : t->epoch >= t->o.epochs)
+            break;
+        if ((t->o.stop && *t->o.stop) || (t->limit_s > 0 && now_s() - t->t0 >= t->limit_s)) {
+            *stopped = 1;
+            break;
+        }
+        if ((rc = batch_plan_fill(t->plan, (size_t)t->bidx, t->batch)) || (rc = split_batch(t, t->batch)))
+            return rc;
+        size_t total = t->batch->n_tgt_tokens - t->batch->B; /* each row: its tokens and EOS */
+        double loss_sum = 0;
+        if ((rc = grad_step(t, total, &loss_sum, &gnorm)))
+            return rc;
+        if (!isfinite(loss_sum) || !isfinite(gnorm))
+            return sl_err(SL_ENUM,
+                          "step %lld: the loss became %s (gradient norm %g): training diverged; try a smaller "
+                          "--lr; the last good checkpoint (%lld) is kept",
+                          (long long)t->step + 1, isfinite(loss_sum) ? "finite but the gradient not" : "NaN/Inf",
+                          gnorm, (long long)t->last_ckpt);
+        /* global-norm clipping, applied inside the Adam pass (train/update.h) */
+        adam_update(t, gnorm > t->o.clip ? (float)(t->o.clip / gnorm) : 1.0f);
+        t->step++;
+        t->bidx++;
+        iv.loss += loss_sum;
+        iv.src += t->batch->n_src_tokens;
+        iv.tgt += total;
+        t->all_src += t->batch->n_src_tokens;
+        t->all_tgt += total;
+        out->steps_done = t->step;
+        int last = t->o.steps > 0 ? t->step >= t->o.steps
+                                  : (t->bidx >= (int64_t)per_epoch && t->epoch + 1 >= t->o.epochs);
+        if ((t->step % t->o.log_every == 0 || last) && (rc = log_interval(t, &iv, gnorm, out)))
+            return rc;
+        if (t->o.valid_every > 0 && t->step % t->o.valid_every == 0 && (rc = do_validate(t)))
+            return rc;
+        if (t->o.save_every > 0 && t->step % t->o.save_every == 0 && (rc = save(t)))
+            return rc;
+    }
+    return 0;
+}
+
+/* The end of a run that finished or stopped: a last validation and checkpoint, the run row's status and
+ * the throughput of this invocation. */
+static int finish_run(struct trainer *t, struct train_result *out, int stopped)
+{
+    int rc;
+    if ((rc = do_validate(t)))
+        return rc;
+    if (t->saved_step != t->step && (rc = save(t)))
+        return rc;
+    snprintf(out->status, sizeof out->status, "%s", stopped ? "stopped" : "done");
+    char msg[160];
+    snprintf(msg, sizeof msg, "%s after %lld steps",
+             stopped ? ((t->o.stop && *t->o.stop) ? "stopped on request" : "stopped at the time limit") : "finished",
+             (long long)t->step);
+    rc = db_run_update(t->db, t->run_id, out->status, t->step, 0, msg);
+    double el = now_s() - t->t0;
+    out->src_tok_s = el > 0 ? (double)t->all_src / el : 0;
+    out->tgt_tok_s = el > 0 ? (double)t->all_tgt / el : 0;
+    return rc;
+}
+
+/* Fills *out as far as known; a failure after the run started marks it 'failed' (its message kept for
+ * the caller). Returns rc. */
+static int report(struct trainer *t, struct train_result *out, int rc, int started)
+{
+    out->elapsed_s = now_s() - t->t0;
+    out->steps_done = t->step;
+    out->epoch = t->epoch;
+    out->valid_ppl = t->valid_ppl;
+    out->valid_bleu = t->valid_bleu;
+    out->last_checkpoint_id = t->last_ckpt;
+    char msg[512]; /* the failure's message: the queries below must not replace it */
+    snprintf(msg, sizeof msg, "%s", rc ? sl_errmsg() : "");
+    if (started && t->run_id) {
+        int64_t best;
+        if (db_ckpt_find(t->db, t->run_id, "best", &best) == 0)
+            out->best_checkpoint_id = best;
+    }
+    if (rc && started)
+        db_run_update(t->db, t->run_id, "failed", t->saved_step >= 0 ? t->saved_step : 0, 0, msg);
+    if (rc)
+        sl_err(rc, "%s", msg);
+    return rc;
+}
 
 int train_run(struct db *db, const struct train_opts *opts, struct train_result *out)
 {
@@ -574,176 +781,21 @@ int train_run(struct db *db, const struct train_opts *opts, struct train_result 
     t.o = *opts;
     t.valid_step = t.saved_step = -1;
     t.valid_ppl = t.valid_bleu = NAN;
+    t.t0 = now_s();
     eval_out_init(&t.bleu_out, 0);
-    int rc = 0, started = 0, gemm_threads = 0;
-    const double t0 = now_s();
-    if (t.o.resume && (rc = resume_opts(&t, &t.o)))
-        goto done;
-    train_opts_fill_defaults(&t.o);
-    if ((rc = train_opts_check(&t.o)) || (rc = setup(&t)))
+    int rc, started = 0, stopped = 0, gemm_threads = 0;
+    if ((rc = prepare(&t)))
         goto done;
     gemm_threads = gemm_get_threads();
     gemm_set_threads(1); /* every model call below runs inside OpenMP threads */
-    if (t.o.resume) {
-        int64_t cid;
-        struct ckpt_info ci;
-        if ((rc = ckpt_find(db, t.run_id, "last", &cid)) || (rc = ckpt_info_get(db, cid, &ci)) ||
-            (rc = ckpt_state_load(db, cid, &t.model, t.w, t.m, t.v)))
-            goto done;
-        t.step = ci.step;
-        t.epoch = ci.epoch;
-        t.bidx = ci.batch;
-        t.saved_step = t.step;
-        t.last_ckpt = cid;
-        if (!isnan(ci.valid_ppl)) {
-            t.valid_ppl = ci.valid_ppl;
-            t.valid_bleu = ci.valid_bleu;
-            t.valid_step = t.step;
-        }
-        if ((rc = db_run_rewind(db, t.run_id, t.step)) ||
-            (rc = db_run_update(db, t.run_id, "running", t.step, t.nthreads, "")))
-            goto done;
-        note(&t, "resuming run %lld from checkpoint %lld (step %lld, epoch %lld, batch %lld)", (long long)t.run_id,
-             (long long)cid, (long long)t.step, (long long)t.epoch + 1, (long long)t.bidx);
-    } else {
-        struct rng r;
-        rng_seed(&r, (uint64_t)t.o.seed);
-        s2s_params_init(&t.model, t.w, &r);
-        struct db_run row;
-        struct sbuf config;
-        sbuf_init(&config);
-        rc = run_row(&t, &row, &config);
-        if (!rc)
-            rc = db_run_create(db, &row, &t.run_id);
-        sbuf_free(&config);
-        if (rc)
-            goto done;
-    }
+    if ((rc = t.o.resume ? resume_state(&t) : create_run(&t)))
+        goto done;
     started = 1;
     out->run_id = t.run_id;
-    if ((rc = batch_plan_epoch(t.plan, (uint64_t)t.epoch)))
-        goto done;
-    const size_t per_epoch = batch_plan_count(t.plan);
-    const int64_t total_steps = t.o.steps > 0 ? t.o.steps : t.o.epochs * (int64_t)per_epoch;
-    if (!t.vplan)
-        note(&t, "no valid split: validation perplexity is skipped (import one with --split valid)");
-    if (t.train->n_long || batch_plan_n_over(t.plan))
-        note(&t, "%zu training pairs longer than --max-len %lld left out", t.train->n_long + batch_plan_n_over(t.plan),
-             (long long)t.o.max_len);
-    note(&t, "run %lld: %zu pairs, %zu batches per epoch, %zu parameters, %d threads, %zu shards", (long long)t.run_id,
-         t.train->n, per_epoch, param_table_count(&t.model.table), t.nthreads, t.K);
-
-    const double limit_s = t.o.time_limit_min > 0 ? 60.0 * t.o.time_limit_min : 0;
-    const int64_t step0 = t.step;
-    double int_loss = 0, int_t0 = now_s();
-    size_t int_tok = 0, int_src = 0, int_tgt = 0, all_src = 0, all_tgt = 0;
-    double gnorm = 0;
-    int stopped = 0;
-    for (;;) {
-        if (t.bidx >= (int64_t)per_epoch) {
-            t.epoch++;
-            t.bidx = 0;
-            if ((rc = batch_plan_epoch(t.plan, (uint64_t)t.epoch)))
-                goto done;
-        }
-        if (t.o.steps > 0 ? t.step >= t.o.steps : t.epoch >= t.o.epochs)
-            break;
-        if ((t.o.stop && *t.o.stop) || (limit_s > 0 && now_s() - t0 >= limit_s)) {
-            stopped = 1;
-            break;
-        }
-        if ((rc = batch_plan_fill(t.plan, (size_t)t.bidx, t.batch)) || (rc = split_batch(&t, t.batch)))
-            goto done;
-        size_t total = t.batch->n_tgt_tokens - t.batch->B; /* each row: its tokens and EOS */
-        double loss_sum = 0;
-        if ((rc = grad_step(&t, total, &loss_sum, &gnorm)))
-            goto done;
-        if (!isfinite(loss_sum) || !isfinite(gnorm)) {
-            rc = sl_err(SL_ENUM,
-                        "step %lld: the loss became %s (gradient norm %g): training diverged; try a smaller "
-                        "--lr; the last good checkpoint (%lld) is kept",
-                        (long long)t.step + 1, isfinite(loss_sum) ? "finite but the gradient not" : "NaN/Inf",
-                        gnorm, (long long)t.last_ckpt);
-            goto done;
-        }
-        /* global-norm clipping, applied inside the Adam pass (train/update.h) */
-        adam_update(&t, gnorm > t.o.clip ? (float)(t.o.clip / gnorm) : 1.0f);
-        t.step++;
-        t.bidx++;
-        int_loss += loss_sum;
-        int_tok += total;
-        int_src += t.batch->n_src_tokens;
-        int_tgt += total;
-        all_src += t.batch->n_src_tokens;
-        all_tgt += total;
-        out->steps_done = t.step;
-        int last = t.o.steps > 0 ? t.step >= t.o.steps
-                                 : (t.bidx >= (int64_t)per_epoch && t.epoch + 1 >= t.o.epochs);
-        if (t.step % t.o.log_every == 0 || last) {
-            double now = now_s(), dt = now - int_t0;
-            double rate = (double)(t.step - step0) / (now - t0);
-            double eta = rate > 0 ? (double)(total_steps - t.step) / rate : -1;
-            if (limit_s > 0 && (eta < 0 || eta > limit_s - (now - t0)))
-                eta = limit_s - (now - t0);
-            struct train_progress p = {
-                .event = TRAIN_EV_LOG, .run_id = t.run_id, .epoch = t.epoch, .step = t.step,
-                .total_steps = total_steps, .loss = int_loss / (double)int_tok,
-                .ppl = exp(int_loss / (double)int_tok), .lr = lr_at(&t, t.step), .grad_norm = gnorm,
-                .src_tok_s = dt > 0 ? (double)int_src / dt : 0, .tgt_tok_s = dt > 0 ? (double)int_tgt / dt : 0,
-                .elapsed_s = now - t0, .eta_s = eta,
-            };
-            struct db_train_log l = {.step = t.step, .epoch = t.epoch, .loss = p.loss, .ppl = p.ppl, .lr = p.lr,
-                                     .grad_norm = gnorm, .src_tok_s = p.src_tok_s, .tgt_tok_s = p.tgt_tok_s,
-                                     .elapsed_s = p.elapsed_s};
-            if ((rc = db_train_log_insert(db, t.run_id, &l)))
-                goto done;
-            emit(&t, &p);
-            out->last_loss = p.loss;
-            int_loss = 0;
-            int_tok = int_src = int_tgt = 0;
-            int_t0 = now_s();
-        }
-        if (t.o.valid_every > 0 && t.step % t.o.valid_every == 0 && (rc = do_validate(&t)))
-            goto done;
-        if (t.o.save_every > 0 && t.step % t.o.save_every == 0 && (rc = save(&t)))
-            goto done;
-    }
-    if ((rc = do_validate(&t)))
-        goto done;
-    if (t.saved_step != t.step && (rc = save(&t)))
-        goto done;
-    snprintf(out->status, sizeof out->status, "%s", stopped ? "stopped" : "done");
-    {
-        char msg[160];
-        snprintf(msg, sizeof msg, "%s after %lld steps", stopped ? ((t.o.stop && *t.o.stop) ? "stopped on request"
-                                                                                          : "stopped at the time limit")
-                                                              : "finished",
-                 (long long)t.step);
-        rc = db_run_update(db, t.run_id, out->status, t.step, 0, msg);
-    }
-    {
-        double el = now_s() - t0;
-        out->src_tok_s = el > 0 ? (double)all_src / el : 0;
-        out->tgt_tok_s = el > 0 ? (double)all_tgt / el : 0;
-    }
+    if (!(rc = train_loop(&t, out, &stopped)))
+        rc = finish_run(&t, out, stopped);
 done:
-    out->elapsed_s = now_s() - t0;
-    out->steps_done = t.step;
-    out->epoch = t.epoch;
-    out->valid_ppl = t.valid_ppl;
-    out->valid_bleu = t.valid_bleu;
-    out->last_checkpoint_id = t.last_ckpt;
-    char msg[512]; /* the failure's message: the queries below must not replace it */
-    snprintf(msg, sizeof msg, "%s", rc ? sl_errmsg() : "");
-    if (started && t.run_id) {
-        int64_t best;
-        if (db_ckpt_find(db, t.run_id, "best", &best) == 0)
-            out->best_checkpoint_id = best;
-    }
-    if (rc && started)
-        db_run_update(db, t.run_id, "failed", t.saved_step >= 0 ? t.saved_step : 0, 0, msg);
-    if (rc)
-        sl_err(rc, "%s", msg);
+    report(&t, out, rc, started);
     if (gemm_threads > 0)
         gemm_set_threads(gemm_threads);
     teardown(&t);
