@@ -151,6 +151,24 @@ int db_run_latest(struct db *db, int64_t *id /* OUT */);
 int db_run_update(struct db *db, int64_t id, const char *status, int64_t steps_done, int64_t threads,
                   const char *message);
 
+/* A member of a run's config JSON (db_run_config_get). */
+enum db_json_type {
+    DB_JSON_ABSENT = 0,  /* no such member */
+    DB_JSON_INTEGER = 1, /* i and d hold it */
+    DB_JSON_REAL = 2,    /* d holds it */
+    DB_JSON_OTHER = 3,   /* text, true, false, null, an array or an object: not read */
+};
+struct db_json_field {
+    const char *key;        /* a top-level member name: letters, digits and '_' */
+    enum db_json_type type; /* OUT */
+    int64_t i;              /* OUT: DB_JSON_INTEGER */
+    double d;               /* OUT: DB_JSON_INTEGER or DB_JSON_REAL (exact for what %.17g wrote) */
+};
+/* Reads fields[0..n) of run id's config JSON with json_extract (an empty config has no members).
+ * SL_ENOTFOUND: no run id; SL_ECORRUPT: the config is not a JSON object; SL_EINVAL: a key that is not
+ * a plain name. */
+int db_run_config_get(struct db *db, int64_t id, struct db_json_field *fields, size_t n);
+
 struct db_train_log {
     int64_t step, epoch;
     double loss, ppl, lr, grad_norm, src_tok_s, tgt_tok_s, elapsed_s;

@@ -182,7 +182,10 @@ int ckpt_model_load(struct db *db, const char *which, struct ckpt_model *out)
     out->epoch = info.epoch;
     out->src_vocab_id = info.src_vocab_id;
     out->tgt_vocab_id = info.tgt_vocab_id;
-    out->src_eos = strstr(run.config ? run.config : "", "\"src_eos\":1") != NULL;
+    struct db_json_field src_eos = {.key = "src_eos"};
+    if ((rc = db_run_config_get(db, run.id, &src_eos, 1)))
+        goto fail;
+    out->src_eos = src_eos.type == DB_JSON_INTEGER && src_eos.i == 1;
     out->max_len = run.max_len;
     out->valid_ppl = info.valid_ppl;
     out->valid_bleu = info.valid_bleu;

@@ -1,6 +1,7 @@
 /* tests/test_train.c: checkpoints (round trip, corrupt rows, pruning, SQL view of the rows), the training
  * loop (1 vs 2 threads bit-identical, resume equals uninterrupted, stop request, bad options, the stop on a
- * NaN/Inf loss) and the `seqlite train` command. Each test builds a tiny database (synthetic copy-task pairs, a 300-token
+ * NaN/Inf loss), the option table (its invariants, the stored config read back on resume) and the
+ * `seqlite train` command. Each test builds a tiny database (synthetic copy-task pairs, a 300-token
  * vocabulary) in a temporary directory. The learn_ suite trains a small model to copy (slower). */
 #include <criterion/criterion.h>
 
@@ -19,9 +20,11 @@
 #include "nn/params.h"
 #include "tests/helpers.h"
 #include "train/checkpoint.h"
+#include "train/options.h"
 #include "train/train.h"
 #include "util/err.h"
 #include "util/rng.h"
+#include "util/sbuf.h"
 
 static const char *const WORDS[] = {"red", "blue", "green", "cat", "dog", "sun", "moon", "tree", "fish", "bird",
                                     "rock", "star"};
@@ -412,6 +415,317 @@ Test(train, no_vocabulary_or_bad_options)
     free(a);
     th_rmdir(dir);
     free(dir);
+}
+
+/* ---- the option table ---- */
+
+static void set_number(const struct train_opt *d, struct train_opts *o, double v)
+{
+    if (d->type == TRAIN_OPT_DOUBLE)
+        *(double *)((char *)o + d->field) = v;
+    else
+        *(int64_t *)((char *)o + d->field) = (int64_t)v;
+}
+
+Test(train, option_table_is_consistent)
+{
+    cr_assert_gt(train_opt_count, 20);
+    for (size_t i = 0; i < train_opt_count; i++) {
+        const struct train_opt *d = &train_opt_table[i];
+        cr_assert(d->flag && d->help && d->help[0], "row %zu", i);
+        cr_assert_eq(train_opt_find(d->flag), d, "--%s: one row per flag", d->flag);
+        cr_assert_eq(d->arg == NULL, d->type == TRAIN_OPT_BOOL, "--%s: a value name unless BOOL", d->flag);
+        for (size_t j = 0; j < i; j++)
+            cr_assert(!d->key || !train_opt_table[j].key || strcmp(d->key, train_opt_table[j].key) != 0,
+                      "config key %s twice", d->key);
+        cr_assert_eq(d->resume == TRAIN_RESUME_FREE, !d->key && !d->column, "--%s: stored unless FREE", d->flag);
+        cr_assert(!d->key || d->type != TRAIN_OPT_STRING, "--%s: strings are not config members", d->flag);
+        if (d->def_from)
+            cr_assert(train_opt_find(d->def_from) && train_opt_find(d->def_from)->type == TRAIN_OPT_INT,
+                      "--%s: def_from names an integer option", d->flag);
+        struct train_opts o;
+        train_opts_init(&o);
+        cr_assert_not(train_opt_is_set(d, &o), "--%s: unset after train_opts_init", d->flag);
+        switch (d->type) {
+        case TRAIN_OPT_INT:
+        case TRAIN_OPT_DOUBLE:
+            cr_assert(d->lo <= d->min && d->min <= d->max && d->max <= d->hi, "--%s: the command line's range lies "
+                      "inside the library's", d->flag);
+            cr_assert(!(d->open & TRAIN_OPEN_LO) || d->min > d->lo, "--%s", d->flag);
+            cr_assert(!(d->open & TRAIN_OPEN_HI) || d->max < d->hi, "--%s", d->flag);
+            set_number(d, &o, d->def);
+            cr_assert_eq(train_opts_check(&o), 0, "--%s: the default is accepted: %s", d->flag, sl_errmsg());
+            set_number(d, &o, d->lo);
+            if (d->open & TRAIN_OPEN_LO)
+                cr_assert_eq(train_opts_check(&o), SL_EINVAL, "--%s: lo itself is refused", d->flag);
+            if (isfinite(d->hi)) {
+                set_number(d, &o, d->hi + 1);
+                cr_assert_eq(train_opts_check(&o), SL_EINVAL, "--%s: above hi", d->flag);
+                cr_assert(strstr(sl_errmsg(), d->flag), "%s", sl_errmsg());
+            }
+            break;
+        case TRAIN_OPT_BOOL:
+            set_number(d, &o, 2);
+            cr_assert_eq(train_opts_check(&o), SL_EINVAL, "--%s", d->flag);
+            break;
+        case TRAIN_OPT_CHOICE:
+            cr_assert(d->choices && d->choices[0] && d->choices[(size_t)d->def], "--%s", d->flag);
+            break;
+        case TRAIN_OPT_STRING:
+            cr_assert(d->lo <= d->min && d->max <= d->hi, "--%s", d->flag);
+            break;
+        }
+    }
+}
+
+Test(train, option_defaults_and_config_json)
+{
+    struct train_opts o;
+    train_opts_init(&o);
+    train_opts_fill_defaults(&o);
+    cr_assert_eq(o.layers, 2);
+    cr_assert_eq(o.emb, 256);
+    cr_assert(o.dropout == 0.2 && o.lr == 0.003 && o.clip == 5.0 && o.lr_decay == 1.0);
+    cr_assert_eq(o.batch, 64);
+    cr_assert_eq(o.batch_tokens, 0);
+    cr_assert_eq(o.steps, 0);
+    cr_assert_eq(o.epochs, 10);
+    cr_assert_eq(o.reverse_source, 1);
+    cr_assert_eq(o.valid_bleu, 200);
+    cr_assert_eq(o.best_by_bleu, 0);
+    cr_assert_eq(o.threads, 0);
+    cr_assert_null(o.name);
+    cr_assert_eq(train_opts_check(&o), 0, "%s", sl_errmsg());
+    /* a token budget bounds the sentences per batch unless --batch is given */
+    train_opts_init(&o);
+    o.batch_tokens = 200000;
+    train_opts_fill_defaults(&o);
+    cr_assert_eq(o.batch, 200000);
+    cr_assert_eq(train_opts_check(&o), 0, "%s", sl_errmsg());
+    /* relations between options */
+    o.best_by_bleu = 1;
+    o.valid_bleu = 0;
+    cr_assert_eq(train_opts_check(&o), SL_EINVAL);
+    cr_assert(strstr(sl_errmsg(), "--valid-bleu"), "%s", sl_errmsg());
+    o.best_by_bleu = 0;
+    o.lr = 10;
+    cr_assert_eq(train_opts_check(&o), SL_EINVAL);
+    cr_assert_str_eq(sl_errmsg(), "--lr: 10 is not in (0, 10)");
+    o.lr = 0.01;
+    o.clip = 0;
+    cr_assert_eq(train_opts_check(&o), SL_EINVAL);
+    cr_assert_str_eq(sl_errmsg(), "--clip: 0 is not > 0");
+    o.clip = 1e-12; /* the library takes what the command line does not (tests clip to nothing) */
+    cr_assert_eq(train_opts_check(&o), 0, "%s", sl_errmsg());
+    struct sbuf b;
+    sbuf_init(&b);
+    cr_assert_eq(train_opts_config_json(&o, "\"x\":1", &b), 0);
+    cr_assert(strncmp(b.data, "{\"layers\":2,\"emb\":256,", 22) == 0, "%s", b.data);
+    cr_assert(strstr(b.data, ",\"batch\":200000,"), "%s", b.data);
+    cr_assert(strstr(b.data, ",\"clip\":9.9999999999999998e-13,"), "%s", b.data);
+    cr_assert(strstr(b.data, ",\"best_by_bleu\":0,"), "%s", b.data);
+    cr_assert_null(strstr(b.data, "threads"), "not stored: %s", b.data);
+    cr_assert(strlen(b.data) > 6 && strcmp(b.data + strlen(b.data) - 7, ",\"x\":1}") == 0, "%s", b.data);
+    sbuf_free(&b);
+}
+
+/* Stores o (resolved) as a run of db the way train_run does; returns its id. */
+static int64_t store_run(struct db *db, const struct train_opts *o, const char *config)
+{
+    struct db_run row;
+    memset(&row, 0, sizeof row);
+    train_opts_run_columns(o, &row);
+    struct sbuf b;
+    sbuf_init(&b);
+    cr_assert_eq(train_opts_config_json(o, "\"src_eos\":0", &b), 0);
+    row.config = config ? (char *)config : b.data;
+    int64_t id;
+    cr_assert_eq(db_run_create(db, &row, &id), 0, "%s", sl_errmsg());
+    sbuf_free(&b);
+    return id;
+}
+
+/* train_opts_resume of the newest run of db on r; returns its status. */
+static int resume_on(struct db *db, int64_t id, struct train_opts *r)
+{
+    struct db_run run;
+    cr_assert_eq(db_run_get(db, id, &run), 0);
+    int rc = train_opts_resume(db, &run, r);
+    db_run_clear(&run);
+    return rc;
+}
+
+/* A new empty database r.db in a new directory (*dir, *path: malloc'd). */
+static struct db *empty_db(char **dir, char **path)
+{
+    *dir = th_tmpdir();
+    *path = th_path(*dir, "r.db");
+    struct db *db;
+    cr_assert_eq(db_open(*path, DB_CREATE, &db), 0, "%s", sl_errmsg());
+    return db;
+}
+
+Test(train, stored_options_resume_exactly_and_conflicts_name_the_flag)
+{
+    char *dir, *path;
+    struct db *db = empty_db(&dir, &path);
+    struct train_opts o;
+    train_opts_init(&o);
+    o.dropout = 0.1 + 0.2; /* doubles without a short decimal form */
+    o.lr = 1.0 / 3.0;
+    o.clip = 1e-12;
+    o.lr_decay = 0.7;
+    o.seed = ((int64_t)1 << 53) + 1; /* not a double: must stay an integer */
+    o.reverse_source = 0;
+    o.best_by_bleu = 1;
+    o.valid_bleu = 7;
+    o.keep = 9;
+    o.steps = 77;
+    o.name = "r1";
+    train_opts_fill_defaults(&o);
+    cr_assert_eq(train_opts_check(&o), 0, "%s", sl_errmsg());
+    int64_t id = store_run(db, &o, NULL);
+    struct db_run run;
+    cr_assert_eq(db_run_get(db, id, &run), 0);
+    cr_assert(run.dropout == o.dropout && run.lr == o.lr && run.reverse_source == 0 && run.seed == o.seed);
+    cr_assert_str_eq(run.name, "r1");
+    db_run_clear(&run);
+    /* nothing given: every stored option is the run's, bit for bit */
+    struct train_opts r;
+    train_opts_init(&r);
+    cr_assert_eq(resume_on(db, id, &r), 0, "%s", sl_errmsg());
+    for (size_t i = 0; i < train_opt_count; i++) {
+        const struct train_opt *d = &train_opt_table[i];
+        if (d->type == TRAIN_OPT_STRING || d->resume == TRAIN_RESUME_FREE) {
+            cr_assert_not(train_opt_is_set(d, &r), "--%s is not taken from the run", d->flag);
+            continue;
+        }
+        cr_assert(memcmp((char *)&r + d->field, (char *)&o + d->field, 8) == 0, "--%s differs after resume",
+                  d->flag);
+    }
+    /* given values: equal ones pass, others name the flag and the run's value */
+    static const struct {
+        const char *flag;
+        double v;
+        const char *name;
+        const char *msg;
+    } cases[] = {
+        {"hidden", 64, NULL, "--hidden 64 conflicts with run 1 (hidden 256); resume without it"},
+        {"dropout", 0.5, NULL, "--dropout 0.5 conflicts with run 1 (dropout 0.3); resume without it"},
+        {"reverse-source", 1, NULL, "--reverse-source conflicts with run 1 (--no-reverse-source); resume without it"},
+        {"best-by", 0, NULL, "--best-by ppl conflicts with run 1 (best-by bleu); resume without it"},
+        {"name", 0, "other", "--name other conflicts with run 1 (name r1); resume without it"},
+        {"lr-decay", 0.7, NULL, NULL},
+        {"name", 0, "r1", NULL},
+        {"keep", 2, NULL, NULL}, /* may change */
+    };
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        const struct train_opt *d = train_opt_find(cases[c].flag);
+        cr_assert_not_null(d);
+        train_opts_init(&r);
+        if (d->type == TRAIN_OPT_STRING)
+            r.name = cases[c].name;
+        else
+            set_number(d, &r, cases[c].v);
+        int rc = resume_on(db, id, &r);
+        if (cases[c].msg) {
+            cr_assert_eq(rc, SL_EINVAL, "--%s", cases[c].flag);
+            cr_assert_str_eq(sl_errmsg(), cases[c].msg);
+        } else {
+            cr_assert_eq(rc, 0, "--%s: %s", cases[c].flag, sl_errmsg());
+        }
+    }
+    cr_assert_eq(r.keep, 2);
+    /* the limits come as a pair: one given, the other is not the run's */
+    train_opts_init(&r);
+    r.epochs = 3;
+    cr_assert_eq(resume_on(db, id, &r), 0);
+    cr_assert_eq(r.epochs, 3);
+    cr_assert_eq(r.steps, TRAIN_UNSET);
+    db_close(db);
+    th_rmdir(dir);
+    free(dir), free(path);
+}
+
+Test(train, resume_reads_older_and_damaged_configs)
+{
+    char *dir, *path;
+    struct db *db = empty_db(&dir, &path);
+    struct train_opts o;
+    train_opts_init(&o);
+    train_opts_fill_defaults(&o);
+    /* a run from before validation BLEU and the lr schedule: those members are missing */
+    int64_t old = store_run(db, &o, "{\"layers\":3,\"dropout\":0.25,\"lr\":1}");
+    struct train_opts r;
+    train_opts_init(&r);
+    cr_assert_eq(resume_on(db, old, &r), 0, "%s", sl_errmsg());
+    cr_assert_eq(r.layers, 3);
+    cr_assert(r.dropout == 0.25 && r.lr == 1.0, "an integer member read as a double");
+    cr_assert_eq(r.valid_bleu, 0, "older runs did not translate");
+    cr_assert(r.lr_decay == 1.0);
+    cr_assert_eq(r.shards, 4);
+    /* members read one by one */
+    struct db_json_field f[] = {{.key = "layers"}, {.key = "dropout"}, {.key = "nope"}};
+    cr_assert_eq(db_run_config_get(db, old, f, 3), 0, "%s", sl_errmsg());
+    cr_assert(f[0].type == DB_JSON_INTEGER && f[0].i == 3 && f[0].d == 3.0);
+    cr_assert(f[1].type == DB_JSON_REAL && f[1].d == 0.25);
+    cr_assert_eq(f[2].type, DB_JSON_ABSENT);
+    struct db_json_field bad_key = {.key = "a.b"};
+    cr_assert_eq(db_run_config_get(db, old, &bad_key, 1), SL_EINVAL);
+    cr_assert_eq(db_run_config_get(db, 999, f, 1), SL_ENOTFOUND);
+    /* damaged configs are refused, naming the run */
+    /* (the schema refuses text that is not JSON at all) */
+    static const char *const damaged[] = {"{\"layers\":\"two\"}", "{\"lr\":[1]}", "[1, 2]", "\"text\""};
+    for (size_t i = 0; i < sizeof damaged / sizeof damaged[0]; i++) {
+        int64_t id = store_run(db, &o, damaged[i]);
+        train_opts_init(&r);
+        cr_assert_eq(resume_on(db, id, &r), SL_ECORRUPT, "%s", damaged[i]);
+        char want[32];
+        snprintf(want, sizeof want, "run %lld", (long long)id);
+        cr_assert(strstr(sl_errmsg(), want), "%s: %s", damaged[i], sl_errmsg());
+    }
+    db_close(db);
+    th_rmdir(dir);
+    free(dir), free(path);
+}
+
+Test(train, help_documents_every_option)
+{
+    char *out = NULL, *help = NULL, *err = NULL;
+    cr_assert_eq(th_run("train --help", NULL, &out, NULL), 0);
+    cr_assert_eq(th_run("help train", NULL, &help, NULL), 0);
+    cr_assert_str_eq(out, help);
+    cr_assert(strncmp(out, "usage: seqlite train DB", 23) == 0, "%s", out);
+    cr_assert_null(strstr(out, "{default}"));
+    for (size_t i = 0; i < train_opt_count; i++) {
+        const struct train_opt *d = &train_opt_table[i];
+        char line[96], def[32];
+        snprintf(line, sizeof line, "\n  --%s%s%s ", d->flag, d->arg ? " " : "", d->arg ? d->arg : "");
+        cr_assert(strstr(out, line), "no usage line for --%s", d->flag);
+        train_opt_format_default(d, def, sizeof def);
+        if (strstr(d->help, "{default}")) {
+            snprintf(line, sizeof line, "(default %s", def);
+            cr_assert(strstr(strstr(out, d->help[0] == '(' ? line : d->flag), line), "--%s: its default", d->flag);
+        }
+        if (d->type == TRAIN_OPT_BOOL) {
+            snprintf(line, sizeof line, "--no-%s", d->flag);
+            cr_assert(strstr(out, line), "%s", line);
+        }
+    }
+    cr_assert(strstr(out, "\n  --resume "), "%s", out);
+    cr_assert(strstr(out, "--lr X              Adam learning rate (default 0.003)\n"), "%s", out);
+    cr_assert(strstr(out, "(default 200;\n                      0: none)"), "%s", out);
+    free(out), free(help);
+    /* flags the table turns into more than a number */
+    cr_assert_eq(th_run("train x.db --best-by median", NULL, NULL, &err), 2);
+    cr_assert(strstr(err, "--best-by: 'median' is not ppl or bleu"), "%s", err);
+    free(err);
+    cr_assert_eq(th_run("train x.db --name ''", NULL, NULL, &err), 2);
+    cr_assert(strstr(err, "--name must have 1 to 63 bytes"), "%s", err);
+    free(err);
+    cr_assert_eq(th_run("train x.db --threads 0", NULL, NULL, &err), 2, "the command line's range");
+    cr_assert(strstr(err, "--threads: 0 is out of range (1 to 1024)"), "%s", err);
+    free(err);
 }
 
 /* ---- checkpoints ---- */

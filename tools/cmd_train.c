@@ -3,12 +3,16 @@
  * steps (redrawn in place on a terminal); stdout gets one summary line at the end.
  * SIGINT / SIGTERM set a flag the trainer polls: it saves a checkpoint, marks the run 'stopped' and
  * we exit 130; a second signal restores the default action (kills at once).
- * ref: train/train.h. */
+ * The flags and their usage lines come from the option table (train/options.h): each row gives one flag
+ * (a BOOL row two: --FLAG and --no-FLAG); only --resume is this file's own.
+ * ref: train/train.h, train/options.h. */
 #include "tools/cli.h"
 
 #include "corpus/db.h"
+#include "train/options.h"
 #include "train/train.h"
 #include "util/err.h"
+#include "util/sbuf.h"
 
 #include <math.h>
 #include <signal.h>
@@ -86,46 +90,84 @@ static void progress(void *ctx, const struct train_progress *p)
     fflush(stderr);
 }
 
+/* The command-line values of one table row that do not go straight into struct train_opts. */
+struct flag_slot {
+    int on, off;        /* BOOL: --FLAG, --no-FLAG given */
+    char no_name[48];   /* BOOL: "no-FLAG" */
+    const char *choice; /* CHOICE: the name given */
+};
+
+/* The flags of the table (and --resume) into opts (room for 2 * train_opt_count + 2). */
+static void make_flags(struct train_opts *o, struct flag_slot *slot, int *resume, struct cli_opt *opts)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < train_opt_count; i++) {
+        const struct train_opt *d = &train_opt_table[i];
+        void *field = (char *)o + d->field;
+        switch (d->type) {
+        case TRAIN_OPT_INT:
+            opts[n++] = (struct cli_opt){d->flag, CLI_INT, field, d->min, d->max};
+            break;
+        case TRAIN_OPT_DOUBLE:
+            opts[n++] = (struct cli_opt){d->flag, CLI_DOUBLE, field, d->min, d->max};
+            break;
+        case TRAIN_OPT_STRING:
+            opts[n++] = (struct cli_opt){d->flag, CLI_STR, field, 0, 0};
+            break;
+        case TRAIN_OPT_CHOICE:
+            opts[n++] = (struct cli_opt){d->flag, CLI_STR, &slot[i].choice, 0, 0};
+            break;
+        case TRAIN_OPT_BOOL:
+            snprintf(slot[i].no_name, sizeof slot[i].no_name, "no-%s", d->flag);
+            opts[n++] = (struct cli_opt){d->flag, CLI_BOOL, &slot[i].on, 0, 0};
+            opts[n++] = (struct cli_opt){slot[i].no_name, CLI_BOOL, &slot[i].off, 0, 0};
+            break;
+        }
+    }
+    opts[n++] = (struct cli_opt){"resume", CLI_BOOL, resume, 0, 0};
+    opts[n] = (struct cli_opt){NULL, 0, NULL, 0, 0};
+}
+
+/* BOOL and CHOICE flags into o, the length of STRING ones checked (cli_parse checks numbers).
+ * A usage error (2) or 0. */
+static int take_flags(struct train_opts *o, const struct flag_slot *slot)
+{
+    for (size_t i = 0; i < train_opt_count; i++) {
+        const struct train_opt *d = &train_opt_table[i];
+        int64_t *v = (int64_t *)((char *)o + d->field);
+        const char *str = d->type == TRAIN_OPT_STRING ? *(const char **)((char *)o + d->field) : NULL;
+        if (str && (strlen(str) < d->min || strlen(str) > d->max))
+            return cli_usage_error(&cmd_train, "--%s must have %g to %g bytes", d->flag, d->min, d->max);
+        if (d->type == TRAIN_OPT_BOOL && slot[i].on && slot[i].off)
+            return cli_usage_error(&cmd_train, "--%s and --no-%s exclude each other", d->flag, d->flag);
+        if (d->type == TRAIN_OPT_BOOL && (slot[i].on || slot[i].off))
+            *v = slot[i].on ? 1 : 0;
+        if (d->type == TRAIN_OPT_CHOICE && slot[i].choice) {
+            int64_t k = 0;
+            while (d->choices[k] && strcmp(d->choices[k], slot[i].choice) != 0)
+                k++;
+            if (!d->choices[k]) {
+                char names[128] = "";
+                for (size_t j = 0; d->choices[j]; j++)
+                    snprintf(names + strlen(names), sizeof names - strlen(names), "%s%s", j ? " or " : "",
+                             d->choices[j]);
+                return cli_usage_error(&cmd_train, "--%s: '%s' is not %s", d->flag, slot[i].choice, names);
+            }
+            *v = k;
+        }
+    }
+    return 0;
+}
+
 static int run(int argc, char **argv)
 {
     struct train_opts o;
     train_opts_init(&o);
-    int rev = 0, no_rev = 0, resume = 0;
-    double time_limit = NAN;
-    const char *best_by = NULL;
-    const struct cli_opt opts[] = {
-        {"layers", CLI_INT, &o.layers, 1, 8},
-        {"emb", CLI_INT, &o.emb, 1, 8192},
-        {"hidden", CLI_INT, &o.hidden, 1, 8192},
-        {"dropout", CLI_DOUBLE, &o.dropout, 0, 0.95},
-        {"batch", CLI_INT, &o.batch, 1, 100000},
-        {"batch-tokens", CLI_INT, &o.batch_tokens, 1, 10000000},
-        {"epochs", CLI_INT, &o.epochs, 1, 100000},
-        {"steps", CLI_INT, &o.steps, 1, 1e12},
-        {"lr", CLI_DOUBLE, &o.lr, 1e-7, 1.0},
-        {"clip", CLI_DOUBLE, &o.clip, 1e-3, 1e6},
-        {"lr-decay", CLI_DOUBLE, &o.lr_decay, 1e-6, 1.0},
-        {"lr-decay-start", CLI_INT, &o.lr_decay_start, 0, 1e12},
-        {"lr-decay-every", CLI_INT, &o.lr_decay_every, 1, 1e12},
-        {"seed", CLI_INT, &o.seed, 0, 9e15},
-        {"threads", CLI_INT, &o.threads, 1, 1024},
-        {"reverse-source", CLI_BOOL, &rev, 0, 0},
-        {"no-reverse-source", CLI_BOOL, &no_rev, 0, 0},
-        {"valid-every", CLI_INT, &o.valid_every, 0, 1e12},
-        {"save-every", CLI_INT, &o.save_every, 0, 1e12},
-        {"log-every", CLI_INT, &o.log_every, 1, 1e12},
-        {"valid-max", CLI_INT, &o.valid_max, 0, 1e12},
-        {"valid-bleu", CLI_INT, &o.valid_bleu, 0, 1e9},
-        {"valid-beam", CLI_INT, &o.valid_beam, 1, 100},
-        {"best-by", CLI_STR, &best_by, 0, 0},
-        {"max-len", CLI_INT, &o.max_len, 1, 4096},
-        {"time-limit", CLI_DOUBLE, &time_limit, 0.001, 1e7},
-        {"resume", CLI_BOOL, &resume, 0, 0},
-        {"keep", CLI_INT, &o.keep, 1, 1000},
-        {"shards", CLI_INT, &o.shards, 1, 256},
-        {"name", CLI_STR, &o.name, 0, 0},
-        {NULL, 0, NULL, 0, 0},
-    };
+    int resume = 0;
+    struct flag_slot slot[TRAIN_OPT_MAX];
+    struct cli_opt opts[2 * TRAIN_OPT_MAX + 2];
+    memset(slot, 0, sizeof slot);
+    make_flags(&o, slot, &resume, opts);
     char *pos[1];
     int npos = 0;
     int rc = cli_parse(&cmd_train, argc, argv, opts, pos, 1, &npos);
@@ -135,18 +177,8 @@ static int run(int argc, char **argv)
         return rc;
     if (npos != 1)
         return cli_usage_error(&cmd_train, "expected DB");
-    if (rev && no_rev)
-        return cli_usage_error(&cmd_train, "--reverse-source and --no-reverse-source exclude each other");
-    if (rev || no_rev)
-        o.reverse_source = rev ? 1 : 0;
-    if (o.name && (!*o.name || strlen(o.name) >= 64))
-        return cli_usage_error(&cmd_train, "--name must have 1 to 63 bytes");
-    if (best_by) {
-        if (strcmp(best_by, "ppl") && strcmp(best_by, "bleu"))
-            return cli_usage_error(&cmd_train, "--best-by: '%s' is not ppl or bleu", best_by);
-        o.best_by_bleu = strcmp(best_by, "bleu") == 0;
-    }
-    o.time_limit_min = time_limit;
+    if ((rc = take_flags(&o, slot)))
+        return rc;
     o.resume = resume;
     o.stop = &stop_flag;
     struct view v = {.tty = cli_stderr_is_tty()};
@@ -181,47 +213,57 @@ static int run(int argc, char **argv)
     return 0;
 }
 
+/* The usage: a fixed head, then one line (or more) per table row, then --resume. Built before main()
+ * runs, because `seqlite help train` and usage errors print cmd_train.usage without calling run(). */
+static char usage_text[8192];
+
+static const char usage_head[] =
+    "usage: seqlite train DB [options]\n"
+    "       seqlite train DB --resume [--steps N | --epochs N] [--time-limit M] [--threads T]\n"
+    "  Trains on the train split of DB with its newest vocabulary; validates on the valid split\n"
+    "  (perplexity, and BLEU / chrF of greedy translations as seqlite eval computes them);\n"
+    "  saves checkpoints in DB. Progress on stderr, a summary line on stdout.\n"
+    "  Ctrl-C saves a checkpoint and stops (continue with --resume).\n";
+
+/* One flag's lines: "  --FLAG ARG" padded to the help column, the help with "{default}" replaced and
+ * each '\n' continued on a line indented to that column. */
+static void usage_flag(struct sbuf *b, const char *flag, const char *arg, const char *help, const char *def)
+{
+    char left[64];
+    snprintf(left, sizeof left, "--%s%s%s", flag, arg ? " " : "", arg ? arg : "");
+    sbuf_printf(b, "  %-18s  ", left);
+    for (const char *p = help; *p; p++) {
+        if (*p == '\n')
+            sbuf_printf(b, "\n%22s", "");
+        else if (strncmp(p, "{default}", 9) == 0) {
+            sbuf_printf(b, "%s", def);
+            p += 8;
+        } else
+            sbuf_putc(b, *p);
+    }
+    sbuf_putc(b, '\n');
+}
+
+__attribute__((constructor)) static void usage_build(void)
+{
+    struct sbuf b;
+    sbuf_init(&b);
+    sbuf_printf(&b, "%s", usage_head);
+    for (size_t i = 0; i < train_opt_count; i++) {
+        const struct train_opt *d = &train_opt_table[i];
+        char def[32];
+        train_opt_format_default(d, def, sizeof def);
+        usage_flag(&b, d->flag, d->arg, d->help, def);
+    }
+    usage_flag(&b, "resume", NULL, "continue the newest run (its options; may change steps, epochs,\n"
+                                   "time limit, threads, intervals)", "");
+    snprintf(usage_text, sizeof usage_text, "%s", b.data ? b.data : usage_head);
+    sbuf_free(&b);
+}
+
 const struct cli_cmd cmd_train = {
     .name = "train",
     .summary = "train an LSTM encoder-decoder",
-    .usage = "usage: seqlite train DB [options]\n"
-             "       seqlite train DB --resume [--steps N | --epochs N] [--time-limit M] [--threads T]\n"
-             "  Trains on the train split of DB with its newest vocabulary; validates on the valid split\n"
-             "  (perplexity, and BLEU / chrF of greedy translations as seqlite eval computes them);\n"
-             "  saves checkpoints in DB. Progress on stderr, a summary line on stdout.\n"
-             "  Ctrl-C saves a checkpoint and stops (continue with --resume).\n"
-             "  --layers N          LSTM layers (default 2)\n"
-             "  --emb N             embedding width (default 256)\n"
-             "  --hidden N          LSTM width (default 256)\n"
-             "  --dropout P         dropout rate (default 0.2)\n"
-             "  --batch N           sentences per batch (default 64)\n"
-             "  --batch-tokens N    padded tokens per batch instead (rows x longest side)\n"
-             "  --epochs N          passes over the data (default 10)\n"
-             "  --steps N           stop after N updates instead\n"
-             "  --lr X              Adam learning rate (default 0.003)\n"
-             "  --lr-decay F        multiply the lr by F every --lr-decay-every steps after step\n"
-             "                      --lr-decay-start (default 1: constant lr; Sutskever et al.: 0.5)\n"
-             "  --lr-decay-start N  (default 0)\n"
-             "  --lr-decay-every N  (default: one epoch of batches)\n"
-             "  --clip X            gradient norm clip (default 5)\n"
-             "  --seed N            initialisation, batching and dropout seed (default 1)\n"
-             "  --threads N         OpenMP threads (default: all cores); results do not depend on it\n"
-             "  --shards N          pieces each batch is cut into (default 4); results depend on it\n"
-             "  --reverse-source    read sources backwards (default); --no-reverse-source: forwards\n"
-             "  --max-len N         leave out pairs with a side longer than N tokens (default 64)\n"
-             "  --valid-every N     validation every N steps (default 500; 0: at the end)\n"
-             "  --valid-max N       perplexity on the first N valid pairs only (default all)\n"
-             "  --valid-bleu N      BLEU and chrF on the first N valid pairs, translated (default 200;\n"
-             "                      0: none)\n"
-             "  --valid-beam K      beam for those translations (default 1: greedy)\n"
-             "  --best-by M         ppl (default: lowest validation perplexity) or bleu (highest BLEU):\n"
-             "                      the checkpoint kept as best, which translate and eval use\n"
-             "  --save-every N      checkpoint every N steps (default 500; 0: at the end)\n"
-             "  --log-every N       progress line and train_log row every N steps (default 50)\n"
-             "  --keep N            newest checkpoints kept, besides the best (default 3)\n"
-             "  --time-limit M      stop cleanly with a checkpoint after M minutes\n"
-             "  --resume            continue the newest run (its options; may change steps, epochs,\n"
-             "                      time limit, threads, intervals)\n"
-             "  --name NAME         run name (default run-ID)\n",
+    .usage = usage_text,
     .run = run,
 };

@@ -19,11 +19,14 @@
 #include "nn/gemm.h"
 #include "nn/params.h"
 #include "train/checkpoint.h"
+#include "train/options.h"
 #include "translate/evaluate.h"
 #include "translate/translator.h"
 #include "train/update.h"
 #include "util/err.h"
+#include "util/jobs.h"
 #include "util/rng.h"
+#include "util/sbuf.h"
 
 #include <math.h>
 #include <omp.h>
@@ -44,8 +47,6 @@ struct shard {
     struct s2s_batch bt;
     double loss;
     size_t n_tokens;
-    int rc;
-    char err[256];
 };
 
 struct trainer {
@@ -78,6 +79,10 @@ struct trainer {
     struct eval_out bleu_out;
     int64_t saved_step;        /* step of the last checkpoint (-1 none) */
     int64_t last_ckpt;
+    /* this invocation of train_run */
+    double t0, limit_s;        /* its start (now_s) and time limit in seconds (0: none) */
+    int64_t step0, total_steps; /* the step it started at and the step the run ends at */
+    size_t all_src, all_tgt;   /* tokens trained on */
 };
 
 static double now_s(void)
@@ -101,182 +106,26 @@ static uint64_t shard_seed(uint64_t seed, int64_t t, size_t k)
     return mix64(mix64(mix64(seed) ^ (uint64_t)t) ^ (uint64_t)k);
 }
 
-void train_opts_init(struct train_opts *o)
-{
-    memset(o, 0, sizeof *o);
-    o->layers = o->emb = o->hidden = TRAIN_UNSET;
-    o->dropout = NAN;
-    o->batch = o->batch_tokens = TRAIN_UNSET;
-    o->epochs = o->steps = TRAIN_UNSET;
-    o->lr = o->clip = o->lr_decay = NAN;
-    o->lr_decay_start = o->lr_decay_every = TRAIN_UNSET;
-    o->seed = o->threads = o->reverse_source = TRAIN_UNSET;
-    o->valid_every = o->save_every = o->log_every = TRAIN_UNSET;
-    o->max_len = o->keep = o->shards = o->valid_max = TRAIN_UNSET;
-    o->valid_bleu = o->valid_beam = o->best_by_bleu = TRAIN_UNSET;
-    o->time_limit_min = NAN;
-}
+/* ---- options (the table: train/options.h) ---- */
 
-/* ---- options ---- */
-
-static void def_i(int64_t *x, int64_t d)
+/* The run row of resolved options: the table's columns, the vocabularies, the threads used and the
+ * config JSON (in config, which r->config borrows). */
+static int run_row(const struct trainer *t, struct db_run *r, struct sbuf *config)
 {
-    if (*x == TRAIN_UNSET)
-        *x = d;
-}
-
-static void def_d(double *x, double d)
-{
-    if (isnan(*x))
-        *x = d;
-}
-
-/* A given option must match the run's value on resume. */
-static int same_i(const char *flag, int64_t *x, int64_t run_value, int64_t run_id)
-{
-    if (*x != TRAIN_UNSET && *x != run_value)
-        return sl_err(SL_EINVAL, "--%s %lld conflicts with run %lld (%s %lld); resume without it", flag,
-                      (long long)*x, (long long)run_id, flag, (long long)run_value);
-    *x = run_value;
-    return 0;
-}
-
-static int same_d(const char *flag, double *x, double run_value, int64_t run_id)
-{
-    if (!isnan(*x) && *x != run_value)
-        return sl_err(SL_EINVAL, "--%s %g conflicts with run %lld (%s %g); resume without it", flag, *x,
-                      (long long)run_id, flag, run_value);
-    *x = run_value;
-    return 0;
-}
-
-static int same_best_by(int64_t *x, int64_t run_value, int64_t run_id)
-{
-    if (*x != TRAIN_UNSET && *x != run_value)
-        return sl_err(SL_EINVAL, "--best-by %s conflicts with run %lld (best by %s); resume without it",
-                      *x ? "bleu" : "ppl", (long long)run_id, run_value ? "bleu" : "ppl");
-    *x = run_value;
-    return 0;
-}
-
-/* An integer field "key":N of the run's config JSON (written by this file), or def. */
-static int64_t config_int(const char *json, const char *key, int64_t def)
-{
-    char pat[64];
-    snprintf(pat, sizeof pat, "\"%s\":", key);
-    const char *p = json ? strstr(json, pat) : NULL;
-    if (!p)
-        return def;
-    return strtoll(p + strlen(pat), NULL, 10);
-}
-
-/* A number field "key":X of the run's config JSON, or def. */
-static double config_double(const char *json, const char *key, double def)
-{
-    char pat[64];
-    snprintf(pat, sizeof pat, "\"%s\":", key);
-    const char *p = json ? strstr(json, pat) : NULL;
-    return p ? strtod(p + strlen(pat), NULL) : def;
-}
-
-static void defaults(struct train_opts *o)
-{
-    def_i(&o->layers, 2);
-    def_i(&o->emb, 256);
-    def_i(&o->hidden, 256);
-    def_d(&o->dropout, 0.2);
-    def_i(&o->batch_tokens, 0);
-    def_i(&o->batch, o->batch_tokens > 0 ? o->batch_tokens : 64);
-    def_i(&o->steps, 0);
-    def_i(&o->epochs, 10);
-    def_d(&o->lr, 0.003); /* measured: loss 5.96 vs 6.43 after 300 steps of 0.001 (en-de, 8k joint BPE) */
-    def_d(&o->clip, 5.0);
-    def_d(&o->lr_decay, 1.0);
-    def_i(&o->lr_decay_start, 0);
-    def_i(&o->lr_decay_every, 0);
-    def_i(&o->seed, 1);
-    def_i(&o->reverse_source, 1);
-    def_i(&o->valid_every, 500);
-    def_i(&o->save_every, 500);
-    def_i(&o->log_every, 50);
-    def_i(&o->max_len, 64);
-    def_i(&o->keep, 3);
-    def_i(&o->shards, 4);
-    def_i(&o->valid_max, 0);
-    def_i(&o->valid_bleu, 200);
-    def_i(&o->valid_beam, 1);
-    def_i(&o->best_by_bleu, 0);
-    def_i(&o->threads, 0);
-}
-
-static int check_opts(const struct train_opts *o)
-{
-    if (o->layers < 1 || o->layers > NN_MAX_LAYERS)
-        return sl_err(SL_EINVAL, "layers %lld outside 1..%d", (long long)o->layers, NN_MAX_LAYERS);
-    if (o->emb < 1 || o->hidden < 1 || o->emb > 65536 || o->hidden > 65536)
-        return sl_err(SL_EINVAL, "emb / hidden outside 1..65536");
-    if (!(o->dropout >= 0 && o->dropout < 1))
-        return sl_err(SL_EINVAL, "dropout %g outside [0, 1)", o->dropout);
-    if (o->batch < 1 || o->batch_tokens < 0)
-        return sl_err(SL_EINVAL, "batch must be at least 1 sentence");
-    if (!(o->lr > 0 && o->lr < 10) || !(o->clip > 0))
-        return sl_err(SL_EINVAL, "lr must be in (0, 10) and clip positive");
-    if (!(o->lr_decay > 0 && o->lr_decay <= 1) || o->lr_decay_start < 0 || o->lr_decay_every < 0)
-        return sl_err(SL_EINVAL, "lr-decay must be in (0, 1], its start and interval non-negative");
-    if (o->epochs < 1 || o->steps < 0 || o->max_len < 1 || o->keep < 1 || o->shards < 1 || o->shards > 256 ||
-        o->valid_every < 0 || o->save_every < 0 || o->log_every < 1 || o->threads < 0 || o->valid_max < 0)
-        return sl_err(SL_EINVAL, "bad training limits (epochs, steps, max_len, keep, shards, intervals)");
-    if (o->valid_bleu < 0 || o->valid_beam < 1 || o->valid_beam > 100 || (o->best_by_bleu != 0 && o->best_by_bleu != 1))
-        return sl_err(SL_EINVAL, "bad validation options (valid-bleu >= 0, valid-beam 1..100)");
-    if (o->best_by_bleu && o->valid_bleu == 0)
-        return sl_err(SL_EINVAL, "keeping the best checkpoint by BLEU needs --valid-bleu N > 0");
-    return 0;
-}
-
-/* Fills the run row from resolved options. */
-static void run_row(const struct trainer *t, struct db_run *r, char *config, size_t cap)
-{
-    const struct train_opts *o = &t->o;
+    char extra[128];
     memset(r, 0, sizeof *r);
-    snprintf(r->name, sizeof r->name, "%s", o->name ? o->name : "");
+    train_opts_run_columns(&t->o, r);
     r->src_vocab_id = t->src_vocab_id;
     r->tgt_vocab_id = t->tgt_vocab_id;
-    r->seed = o->seed;
-    r->layers = o->layers;
-    r->emb = o->emb;
-    r->hidden = o->hidden;
-    r->dropout = o->dropout;
-    r->batch = o->batch;
-    r->batch_tokens = o->batch_tokens;
-    r->lr = o->lr;
-    r->clip = o->clip;
-    r->epochs = o->epochs;
-    r->steps = o->steps;
-    r->max_len = o->max_len;
-    r->reverse_source = (int)o->reverse_source;
     r->threads = t->nthreads;
-    r->valid_every = o->valid_every;
-    r->save_every = o->save_every;
-    r->keep = o->keep;
-    snprintf(config, cap,
-             "{\"layers\":%lld,\"emb\":%lld,\"hidden\":%lld,\"dropout\":%.17g,\"batch\":%lld,"
-             "\"batch_tokens\":%lld,\"epochs\":%lld,\"steps\":%lld,\"lr\":%.17g,\"clip\":%.17g,\"seed\":%lld,"
-             "\"reverse_source\":%lld,\"valid_every\":%lld,\"save_every\":%lld,\"log_every\":%lld,"
-             "\"max_len\":%lld,\"keep\":%lld,\"shards\":%lld,\"valid_max\":%lld,\"src_eos\":%d,"
-             "\"valid_bleu\":%lld,\"valid_beam\":%lld,\"best_by_bleu\":%lld,\"lr_decay\":%.17g,"
-             "\"lr_decay_start\":%lld,\"lr_decay_every\":%lld,"
-             "\"optimizer\":\"adam\",\"beta1\":0.9,\"beta2\":0.999,\"eps\":1e-8}",
-             (long long)o->layers, (long long)o->emb, (long long)o->hidden, o->dropout, (long long)o->batch,
-             (long long)o->batch_tokens, (long long)o->epochs, (long long)o->steps, o->lr, o->clip,
-             (long long)o->seed, (long long)o->reverse_source, (long long)o->valid_every,
-             (long long)o->save_every, (long long)o->log_every, (long long)o->max_len, (long long)o->keep,
-             (long long)o->shards, (long long)o->valid_max, SRC_EOS, (long long)o->valid_bleu,
-             (long long)o->valid_beam, (long long)o->best_by_bleu, o->lr_decay, (long long)o->lr_decay_start,
-             (long long)o->lr_decay_every);
-    r->config = config;
+    snprintf(extra, sizeof extra, "\"src_eos\":%d,\"optimizer\":\"adam\",\"beta1\":0.9,\"beta2\":0.999,\"eps\":1e-8",
+             SRC_EOS);
+    int rc = train_opts_config_json(&t->o, extra, config);
+    r->config = config->data;
+    return rc;
 }
 
-/* Resume: the run's options, checking the given ones against them. */
+/* Resume: the newest run's options and vocabularies, checking the given options against them. */
 static int resume_opts(struct trainer *t, struct train_opts *o)
 {
     int64_t id;
@@ -289,41 +138,7 @@ static int resume_opts(struct trainer *t, struct train_opts *o)
     t->run_id = id;
     t->src_vocab_id = r.src_vocab_id;
     t->tgt_vocab_id = r.tgt_vocab_id;
-    int64_t log_every = config_int(r.config, "log_every", 50), shards = config_int(r.config, "shards", 4);
-    int64_t valid_max = config_int(r.config, "valid_max", 0);
-    int64_t valid_bleu = config_int(r.config, "valid_bleu", 0), valid_beam = config_int(r.config, "valid_beam", 1);
-    int64_t best_by_bleu = config_int(r.config, "best_by_bleu", 0);
-    double lr_decay = config_double(r.config, "lr_decay", 1.0);
-    int64_t lr_decay_start = config_int(r.config, "lr_decay_start", 0);
-    int64_t lr_decay_every = config_int(r.config, "lr_decay_every", 0);
-    if ((rc = same_i("layers", &o->layers, r.layers, id)) || (rc = same_i("emb", &o->emb, r.emb, id)) ||
-        (rc = same_i("hidden", &o->hidden, r.hidden, id)) || (rc = same_d("dropout", &o->dropout, r.dropout, id)) ||
-        (rc = same_i("batch", &o->batch, r.batch, id)) ||
-        (rc = same_i("batch-tokens", &o->batch_tokens, r.batch_tokens, id)) ||
-        (rc = same_d("lr", &o->lr, r.lr, id)) || (rc = same_d("clip", &o->clip, r.clip, id)) ||
-        (rc = same_i("seed", &o->seed, r.seed, id)) ||
-        (rc = same_i("reverse-source", &o->reverse_source, r.reverse_source, id)) ||
-        (rc = same_i("max-len", &o->max_len, r.max_len, id)) || (rc = same_i("shards", &o->shards, shards, id)) ||
-        (rc = same_i("valid-max", &o->valid_max, valid_max, id)) ||
-        (rc = same_i("valid-bleu", &o->valid_bleu, valid_bleu, id)) ||
-        (rc = same_i("valid-beam", &o->valid_beam, valid_beam, id)) ||
-        (rc = same_best_by(&o->best_by_bleu, best_by_bleu, id)) ||
-        (rc = same_d("lr-decay", &o->lr_decay, lr_decay, id)) ||
-        (rc = same_i("lr-decay-start", &o->lr_decay_start, lr_decay_start, id)) ||
-        (rc = same_i("lr-decay-every", &o->lr_decay_every, lr_decay_every, id)))
-        goto done;
-    /* these may change on resume */
-    def_i(&o->valid_every, r.valid_every);
-    def_i(&o->save_every, r.save_every);
-    def_i(&o->keep, r.keep);
-    def_i(&o->log_every, log_every);
-    if (o->steps == TRAIN_UNSET && o->epochs == TRAIN_UNSET) {
-        o->steps = r.steps;
-        o->epochs = r.epochs;
-    }
-    if (o->name && strcmp(o->name, r.name) != 0)
-        rc = sl_err(SL_EINVAL, "--name %s conflicts with run %lld (%s)", o->name, (long long)id, r.name);
-done:
+    rc = train_opts_resume(t->db, &r, o);
     db_run_clear(&r);
     return rc;
 }
@@ -403,41 +218,49 @@ static int split_batch(struct trainer *t, const struct batch *b)
 
 /* ---- steps ---- */
 
+/* What every gradient job of one step shares. */
+struct grad_job {
+    struct trainer *t;
+    float scale;    /* 1 / target tokens of the whole batch */
+    uint64_t seed;
+    int64_t tstep;  /* the step being computed (1-based) */
+    float dropout;
+};
+
+/* Job k: shard k's forward + backward into gs[k], zeroed here by the thread that fills it; thread picks
+ * the workspace (JOBS_STATIC: job k on thread k % nthreads, as schedule(static, 1)). */
+static int grad_shard(void *ctx, size_t k, int thread)
+{
+    const struct grad_job *j = ctx;
+    struct trainer *t = j->t;
+    struct shard *s = &t->sh[k];
+    memset(t->gs[k], 0, t->N * sizeof(float));
+    s->loss = 0;
+    s->n_tokens = 0;
+    if (s->bt.B == 0)
+        return 0;
+    struct rng r;
+    rng_seed(&r, shard_seed(j->seed, j->tstep, k));
+    int rc = s2s_loss_forward_backward(&t->model, t->w, t->gs[k], t->ws[thread % t->nws], &s->bt, j->scale,
+                                       j->dropout > 0 ? &r : NULL, &s->loss, &s->n_tokens);
+    return rc ? sl_err_prefix(rc, "step %lld, shard %zu", (long long)j->tstep, k) : 0;
+}
+
 /* Forward + backward of every shard (gs[k] = d(loss_k)/dw / total), summed into gs[0], and the global
  * norm of the sum (chunk sums of squares in chunk order: independent of the thread count), in the same
  * parallel pass. OUT: loss_sum, gnorm. */
 static int grad_step(struct trainer *t, size_t total, double *loss_sum, double *gnorm)
 {
-    const size_t K = t->K, N = t->N;
-    const float scale = 1.0f / (float)total;
-    const uint64_t seed = (uint64_t)t->o.seed;
-    const int64_t tstep = t->step + 1;
-    const float dropout = t->model.cfg.dropout;
-#pragma omp parallel for num_threads(t->nthreads) schedule(static, 1)
-    for (size_t k = 0; k < K; k++) {
-        struct shard *s = &t->sh[k];
-        struct s2s_workspace *ws = t->ws[omp_get_thread_num() % t->nws];
-        memset(t->gs[k], 0, N * sizeof(float));
-        s->loss = 0;
-        s->n_tokens = 0;
-        s->rc = 0;
-        if (s->bt.B == 0)
-            continue;
-        struct rng r;
-        rng_seed(&r, shard_seed(seed, tstep, k));
-        s->rc = s2s_loss_forward_backward(&t->model, t->w, t->gs[k], ws, &s->bt, scale, dropout > 0 ? &r : NULL,
-                                          &s->loss, &s->n_tokens);
-        if (s->rc)
-            snprintf(s->err, sizeof s->err, "%s", sl_errmsg());
-    }
+    struct grad_job j = {.t = t, .scale = 1.0f / (float)total, .seed = (uint64_t)t->o.seed,
+                         .tstep = t->step + 1, .dropout = t->model.cfg.dropout};
+    int rc = jobs_run(t->K, t->nthreads, JOBS_STATIC, grad_shard, &j);
+    if (rc)
+        return rc;
     double sum = 0;
-    for (size_t k = 0; k < K; k++) {
-        if (t->sh[k].rc)
-            return sl_err(t->sh[k].rc, "step %lld, shard %zu: %s", (long long)tstep, k, t->sh[k].err);
+    for (size_t k = 0; k < t->K; k++)
         sum += t->sh[k].loss;
-    }
     *loss_sum = sum;
-    *gnorm = update_sum_shards(t->gs, K, N, t->sumsq, t->nthreads);
+    *gnorm = update_sum_shards(t->gs, t->K, t->N, t->sumsq, t->nthreads);
     return 0;
 }
 
@@ -461,6 +284,18 @@ static void adam_update(struct trainer *t, float gscale)
     update_adam(t->w, t->gs[0], t->m, t->v, t->N, gscale, &hp, (long)(t->step + 1), t->nthreads);
 }
 
+/* Job k of a validation batch: shard k's teacher-forced loss (the workspace as in grad_shard). */
+static int valid_shard(void *ctx, size_t k, int thread)
+{
+    struct trainer *t = ctx;
+    struct shard *s = &t->sh[k];
+    s->loss = 0;
+    s->n_tokens = 0;
+    if (s->bt.B == 0)
+        return 0;
+    return s2s_loss_forward(&t->model, t->w, t->ws[thread % t->nws], &s->bt, &s->loss, &s->n_tokens, NULL);
+}
+
 /* Validation perplexity over the valid plan (epoch 0, in order). */
 static int validate(struct trainer *t, double *ppl)
 {
@@ -473,22 +308,9 @@ static int validate(struct trainer *t, double *ppl)
             rc = split_batch(t, t->vbatch);
         if (rc)
             return rc;
-#pragma omp parallel for num_threads(t->nthreads) schedule(static, 1)
+        if ((rc = jobs_run(t->K, t->nthreads, JOBS_STATIC, valid_shard, t)))
+            return sl_err_prefix(rc, "validation");
         for (size_t k = 0; k < t->K; k++) {
-            struct shard *s = &t->sh[k];
-            s->loss = 0;
-            s->n_tokens = 0;
-            s->rc = 0;
-            if (s->bt.B == 0)
-                continue;
-            s->rc = s2s_loss_forward(&t->model, t->w, t->ws[omp_get_thread_num() % t->nws], &s->bt, &s->loss,
-                                     &s->n_tokens, NULL);
-            if (s->rc)
-                snprintf(s->err, sizeof s->err, "%s", sl_errmsg());
-        }
-        for (size_t k = 0; k < t->K; k++) {
-            if (t->sh[k].rc)
-                return sl_err(t->sh[k].rc, "validation: %s", t->sh[k].err);
             sum += t->sh[k].loss;
             tokens += t->sh[k].n_tokens;
         }
@@ -743,7 +565,210 @@ static void teardown(struct trainer *t)
     bpe_free(t->src_bpe);
 }
 
-/* ---- the loop ---- */
+/* ---- the run: options, resume or start, the loop, the end ---- */
+
+/* Options resolved (the run's on resume, then the defaults) and checked; data, model and buffers made. */
+static int prepare(struct trainer *t)
+{
+    int rc;
+    if (t->o.resume && (rc = resume_opts(t, &t->o)))
+        return rc;
+    train_opts_fill_defaults(&t->o);
+    if ((rc = train_opts_check(&t->o)))
+        return rc;
+    return setup(t);
+}
+
+/* Resume: parameters, Adam moments, step and data position from the run's last checkpoint; the run's
+ * rows after it are deleted (it is continued from there). */
+static int resume_state(struct trainer *t)
+{
+    int64_t cid;
+    struct ckpt_info ci;
+    int rc;
+    if ((rc = ckpt_find(t->db, t->run_id, "last", &cid)) || (rc = ckpt_info_get(t->db, cid, &ci)) ||
+        (rc = ckpt_state_load(t->db, cid, &t->model, t->w, t->m, t->v)))
+        return rc;
+    t->step = ci.step;
+    t->epoch = ci.epoch;
+    t->bidx = ci.batch;
+    t->saved_step = t->step;
+    t->last_ckpt = cid;
+    if (!isnan(ci.valid_ppl)) {
+        t->valid_ppl = ci.valid_ppl;
+        t->valid_bleu = ci.valid_bleu;
+        t->valid_step = t->step;
+    }
+    if ((rc = db_run_rewind(t->db, t->run_id, t->step)) ||
+        (rc = db_run_update(t->db, t->run_id, "running", t->step, t->nthreads, "")))
+        return rc;
+    note(t, "resuming run %lld from checkpoint %lld (step %lld, epoch %lld, batch %lld)", (long long)t->run_id,
+         (long long)cid, (long long)t->step, (long long)t->epoch + 1, (long long)t->bidx);
+    return 0;
+}
+
+/* A new run: parameters initialised from the seed, the run row stored. */
+static int create_run(struct trainer *t)
+{
+    struct rng r;
+    rng_seed(&r, (uint64_t)t->o.seed);
+    s2s_params_init(&t->model, t->w, &r);
+    struct db_run row;
+    struct sbuf config;
+    sbuf_init(&config);
+    int rc = run_row(t, &row, &config);
+    if (!rc)
+        rc = db_run_create(t->db, &row, &t->run_id);
+    sbuf_free(&config);
+    return rc;
+}
+
+/* Loss and tokens since the last progress line. */
+struct interval {
+    double loss;     /* summed over the target tokens */
+    size_t src, tgt; /* tokens (targets: each row's tokens and EOS) */
+    double t0;       /* when the interval began */
+};
+
+/* A progress line: a train_log row and TRAIN_EV_LOG for the interval, which starts again. */
+static int log_interval(struct trainer *t, struct interval *iv, double gnorm, struct train_result *out)
+{
+    double now = now_s(), dt = now - iv->t0;
+    double rate = (double)(t->step - t->step0) / (now - t->t0);
+    double eta = rate > 0 ? (double)(t->total_steps - t->step) / rate : -1;
+    if (t->limit_s > 0 && (eta < 0 || eta > t->limit_s - (now - t->t0)))
+        eta = t->limit_s - (now - t->t0);
+    struct train_progress p = {
+        .event = TRAIN_EV_LOG, .run_id = t->run_id, .epoch = t->epoch, .step = t->step,
+        .total_steps = t->total_steps, .loss = iv->loss / (double)iv->tgt,
+        .ppl = exp(iv->loss / (double)iv->tgt), .lr = lr_at(t, t->step), .grad_norm = gnorm,
+        .src_tok_s = dt > 0 ? (double)iv->src / dt : 0, .tgt_tok_s = dt > 0 ? (double)iv->tgt / dt : 0,
+        .elapsed_s = now - t->t0, .eta_s = eta,
+    };
+    struct db_train_log l = {.step = t->step, .epoch = t->epoch, .loss = p.loss, .ppl = p.ppl, .lr = p.lr,
+                             .grad_norm = gnorm, .src_tok_s = p.src_tok_s, .tgt_tok_s = p.tgt_tok_s,
+                             .elapsed_s = p.elapsed_s};
+    int rc = db_train_log_insert(t->db, t->run_id, &l);
+    if (rc)
+        return rc;
+    emit(t, &p);
+    out->last_loss = p.loss;
+    *iv = (struct interval){.t0 = now_s()};
+    return 0;
+}
+
+/* Adam steps until the step or epoch limit, a stop request or the time limit (OUT: *stopped then), with
+ * progress lines, validations and checkpoints at their intervals. */
+static int train_loop(struct trainer *t, struct train_result *out, int *stopped)
+{
+    int rc = batch_plan_epoch(t->plan, (uint64_t)t->epoch);
+    if (rc)
+        return rc;
+    const size_t per_epoch = batch_plan_count(t->plan);
+    t->total_steps = t->o.steps > 0 ? t->o.steps : t->o.epochs * (int64_t)per_epoch;
+    if (!t->vplan)
+        note(t, "no valid split: validation perplexity is skipped (import one with --split valid)");
+    if (t->train->n_long || batch_plan_n_over(t->plan))
+        note(t, "%zu training pairs longer than --max-len %lld left out", t->train->n_long + batch_plan_n_over(t->plan),
+             (long long)t->o.max_len);
+    note(t, "run %lld: %zu pairs, %zu batches per epoch, %zu parameters, %d threads, %zu shards", (long long)t->run_id,
+         t->train->n, per_epoch, param_table_count(&t->model.table), t->nthreads, t->K);
+
+    t->limit_s = t->o.time_limit_min > 0 ? 60.0 * t->o.time_limit_min : 0;
+    t->step0 = t->step;
+    struct interval iv = {.t0 = now_s()};
+    double gnorm = 0;
+    for (;;) {
+        if (t->bidx >= (int64_t)per_epoch) {
+            t->epoch++;
+            t->bidx = 0;
+            if ((rc = batch_plan_epoch(t->plan, (uint64_t)t->epoch)))
+                return rc;
+        }
+        if (t->o.steps > 0 ? t->step >= t->o.steps : t->epoch >= t->o.epochs)
+            break;
+        if ((t->o.stop && *t->o.stop) || (t->limit_s > 0 && now_s() - t->t0 >= t->limit_s)) {
+            *stopped = 1;
+            break;
+        }
+        if ((rc = batch_plan_fill(t->plan, (size_t)t->bidx, t->batch)) || (rc = split_batch(t, t->batch)))
+            return rc;
+        size_t total = t->batch->n_tgt_tokens - t->batch->B; /* each row: its tokens and EOS */
+        double loss_sum = 0;
+        if ((rc = grad_step(t, total, &loss_sum, &gnorm)))
+            return rc;
+        if (!isfinite(loss_sum) || !isfinite(gnorm))
+            return sl_err(SL_ENUM,
+                          "step %lld: the loss became %s (gradient norm %g): training diverged; try a smaller "
+                          "--lr; the last good checkpoint (%lld) is kept",
+                          (long long)t->step + 1, isfinite(loss_sum) ? "finite but the gradient not" : "NaN/Inf",
+                          gnorm, (long long)t->last_ckpt);
+        /* global-norm clipping, applied inside the Adam pass (train/update.h) */
+        adam_update(t, gnorm > t->o.clip ? (float)(t->o.clip / gnorm) : 1.0f);
+        t->step++;
+        t->bidx++;
+        iv.loss += loss_sum;
+        iv.src += t->batch->n_src_tokens;
+        iv.tgt += total;
+        t->all_src += t->batch->n_src_tokens;
+        t->all_tgt += total;
+        out->steps_done = t->step;
+        int last = t->o.steps > 0 ? t->step >= t->o.steps
+                                  : (t->bidx >= (int64_t)per_epoch && t->epoch + 1 >= t->o.epochs);
+        if ((t->step % t->o.log_every == 0 || last) && (rc = log_interval(t, &iv, gnorm, out)))
+            return rc;
+        if (t->o.valid_every > 0 && t->step % t->o.valid_every == 0 && (rc = do_validate(t)))
+            return rc;
+        if (t->o.save_every > 0 && t->step % t->o.save_every == 0 && (rc = save(t)))
+            return rc;
+    }
+    return 0;
+}
+
+/* The end of a run that finished or stopped: a last validation and checkpoint, the run row's status and
+ * the throughput of this invocation. */
+static int finish_run(struct trainer *t, struct train_result *out, int stopped)
+{
+    int rc;
+    if ((rc = do_validate(t)))
+        return rc;
+    if (t->saved_step != t->step && (rc = save(t)))
+        return rc;
+    snprintf(out->status, sizeof out->status, "%s", stopped ? "stopped" : "done");
+    char msg[160];
+    snprintf(msg, sizeof msg, "%s after %lld steps",
+             stopped ? ((t->o.stop && *t->o.stop) ? "stopped on request" : "stopped at the time limit") : "finished",
+             (long long)t->step);
+    rc = db_run_update(t->db, t->run_id, out->status, t->step, 0, msg);
+    double el = now_s() - t->t0;
+    out->src_tok_s = el > 0 ? (double)t->all_src / el : 0;
+    out->tgt_tok_s = el > 0 ? (double)t->all_tgt / el : 0;
+    return rc;
+}
+
+/* Fills *out as far as known; a failure after the run started marks it 'failed' (its message kept for
+ * the caller). Returns rc. */
+static int report(struct trainer *t, struct train_result *out, int rc, int started)
+{
+    out->elapsed_s = now_s() - t->t0;
+    out->steps_done = t->step;
+    out->epoch = t->epoch;
+    out->valid_ppl = t->valid_ppl;
+    out->valid_bleu = t->valid_bleu;
+    out->last_checkpoint_id = t->last_ckpt;
+    char msg[512]; /* the failure's message: the queries below must not replace it */
+    snprintf(msg, sizeof msg, "%s", rc ? sl_errmsg() : "");
+    if (started && t->run_id) {
+        int64_t best;
+        if (db_ckpt_find(t->db, t->run_id, "best", &best) == 0)
+            out->best_checkpoint_id = best;
+    }
+    if (rc && started)
+        db_run_update(t->db, t->run_id, "failed", t->saved_step >= 0 ? t->saved_step : 0, 0, msg);
+    if (rc)
+        sl_err(rc, "%s", msg);
+    return rc;
+}
 
 int train_run(struct db *db, const struct train_opts *opts, struct train_result *out)
 {
@@ -756,172 +781,21 @@ int train_run(struct db *db, const struct train_opts *opts, struct train_result 
     t.o = *opts;
     t.valid_step = t.saved_step = -1;
     t.valid_ppl = t.valid_bleu = NAN;
+    t.t0 = now_s();
     eval_out_init(&t.bleu_out, 0);
-    int rc = 0, started = 0, gemm_threads = 0;
-    const double t0 = now_s();
-    if (t.o.resume && (rc = resume_opts(&t, &t.o)))
-        goto done;
-    defaults(&t.o);
-    if ((rc = check_opts(&t.o)) || (rc = setup(&t)))
+    int rc, started = 0, stopped = 0, gemm_threads = 0;
+    if ((rc = prepare(&t)))
         goto done;
     gemm_threads = gemm_get_threads();
     gemm_set_threads(1); /* every model call below runs inside OpenMP threads */
-    if (t.o.resume) {
-        int64_t cid;
-        struct ckpt_info ci;
-        if ((rc = ckpt_find(db, t.run_id, "last", &cid)) || (rc = ckpt_info_get(db, cid, &ci)) ||
-            (rc = ckpt_state_load(db, cid, &t.model, t.w, t.m, t.v)))
-            goto done;
-        t.step = ci.step;
-        t.epoch = ci.epoch;
-        t.bidx = ci.batch;
-        t.saved_step = t.step;
-        t.last_ckpt = cid;
-        if (!isnan(ci.valid_ppl)) {
-            t.valid_ppl = ci.valid_ppl;
-            t.valid_bleu = ci.valid_bleu;
-            t.valid_step = t.step;
-        }
-        if ((rc = db_run_rewind(db, t.run_id, t.step)) ||
-            (rc = db_run_update(db, t.run_id, "running", t.step, t.nthreads, "")))
-            goto done;
-        note(&t, "resuming run %lld from checkpoint %lld (step %lld, epoch %lld, batch %lld)", (long long)t.run_id,
-             (long long)cid, (long long)t.step, (long long)t.epoch + 1, (long long)t.bidx);
-    } else {
-        struct rng r;
-        rng_seed(&r, (uint64_t)t.o.seed);
-        s2s_params_init(&t.model, t.w, &r);
-        struct db_run row;
-        char config[1024];
-        run_row(&t, &row, config, sizeof config);
-        if ((rc = db_run_create(db, &row, &t.run_id)))
-            goto done;
-    }
+    if ((rc = t.o.resume ? resume_state(&t) : create_run(&t)))
+        goto done;
     started = 1;
     out->run_id = t.run_id;
-    if ((rc = batch_plan_epoch(t.plan, (uint64_t)t.epoch)))
-        goto done;
-    const size_t per_epoch = batch_plan_count(t.plan);
-    const int64_t total_steps = t.o.steps > 0 ? t.o.steps : t.o.epochs * (int64_t)per_epoch;
-    if (!t.vplan)
-        note(&t, "no valid split: validation perplexity is skipped (import one with --split valid)");
-    if (t.train->n_long || batch_plan_n_over(t.plan))
-        note(&t, "%zu training pairs longer than --max-len %lld left out", t.train->n_long + batch_plan_n_over(t.plan),
-             (long long)t.o.max_len);
-    note(&t, "run %lld: %zu pairs, %zu batches per epoch, %zu parameters, %d threads, %zu shards", (long long)t.run_id,
-         t.train->n, per_epoch, param_table_count(&t.model.table), t.nthreads, t.K);
-
-    const double limit_s = t.o.time_limit_min > 0 ? 60.0 * t.o.time_limit_min : 0;
-    const int64_t step0 = t.step;
-    double int_loss = 0, int_t0 = now_s();
-    size_t int_tok = 0, int_src = 0, int_tgt = 0, all_src = 0, all_tgt = 0;
-    double gnorm = 0;
-    int stopped = 0;
-    for (;;) {
-        if (t.bidx >= (int64_t)per_epoch) {
-            t.epoch++;
-            t.bidx = 0;
-            if ((rc = batch_plan_epoch(t.plan, (uint64_t)t.epoch)))
-                goto done;
-        }
-        if (t.o.steps > 0 ? t.step >= t.o.steps : t.epoch >= t.o.epochs)
-            break;
-        if ((t.o.stop && *t.o.stop) || (limit_s > 0 && now_s() - t0 >= limit_s)) {
-            stopped = 1;
-            break;
-        }
-        if ((rc = batch_plan_fill(t.plan, (size_t)t.bidx, t.batch)) || (rc = split_batch(&t, t.batch)))
-            goto done;
-        size_t total = t.batch->n_tgt_tokens - t.batch->B; /* each row: its tokens and EOS */
-        double loss_sum = 0;
-        if ((rc = grad_step(&t, total, &loss_sum, &gnorm)))
-            goto done;
-        if (!isfinite(loss_sum) || !isfinite(gnorm)) {
-            rc = sl_err(SL_ENUM,
-                        "step %lld: the loss became %s (gradient norm %g): training diverged; try a smaller "
-                        "--lr; the last good checkpoint (%lld) is kept",
-                        (long long)t.step + 1, isfinite(loss_sum) ? "finite but the gradient not" : "NaN/Inf",
-                        gnorm, (long long)t.last_ckpt);
-            goto done;
-        }
-        /* global-norm clipping, applied inside the Adam pass (train/update.h) */
-        adam_update(&t, gnorm > t.o.clip ? (float)(t.o.clip / gnorm) : 1.0f);
-        t.step++;
-        t.bidx++;
-        int_loss += loss_sum;
-        int_tok += total;
-        int_src += t.batch->n_src_tokens;
-        int_tgt += total;
-        all_src += t.batch->n_src_tokens;
-        all_tgt += total;
-        out->steps_done = t.step;
-        int last = t.o.steps > 0 ? t.step >= t.o.steps
-                                 : (t.bidx >= (int64_t)per_epoch && t.epoch + 1 >= t.o.epochs);
-        if (t.step % t.o.log_every == 0 || last) {
-            double now = now_s(), dt = now - int_t0;
-            double rate = (double)(t.step - step0) / (now - t0);
-            double eta = rate > 0 ? (double)(total_steps - t.step) / rate : -1;
-            if (limit_s > 0 && (eta < 0 || eta > limit_s - (now - t0)))
-                eta = limit_s - (now - t0);
-            struct train_progress p = {
-                .event = TRAIN_EV_LOG, .run_id = t.run_id, .epoch = t.epoch, .step = t.step,
-                .total_steps = total_steps, .loss = int_loss / (double)int_tok,
-                .ppl = exp(int_loss / (double)int_tok), .lr = lr_at(&t, t.step), .grad_norm = gnorm,
-                .src_tok_s = dt > 0 ? (double)int_src / dt : 0, .tgt_tok_s = dt > 0 ? (double)int_tgt / dt : 0,
-                .elapsed_s = now - t0, .eta_s = eta,
-            };
-            struct db_train_log l = {.step = t.step, .epoch = t.epoch, .loss = p.loss, .ppl = p.ppl, .lr = p.lr,
-                                     .grad_norm = gnorm, .src_tok_s = p.src_tok_s, .tgt_tok_s = p.tgt_tok_s,
-                                     .elapsed_s = p.elapsed_s};
-            if ((rc = db_train_log_insert(db, t.run_id, &l)))
-                goto done;
-            emit(&t, &p);
-            out->last_loss = p.loss;
-            int_loss = 0;
-            int_tok = int_src = int_tgt = 0;
-            int_t0 = now_s();
-        }
-        if (t.o.valid_every > 0 && t.step % t.o.valid_every == 0 && (rc = do_validate(&t)))
-            goto done;
-        if (t.o.save_every > 0 && t.step % t.o.save_every == 0 && (rc = save(&t)))
-            goto done;
-    }
-    if ((rc = do_validate(&t)))
-        goto done;
-    if (t.saved_step != t.step && (rc = save(&t)))
-        goto done;
-    snprintf(out->status, sizeof out->status, "%s", stopped ? "stopped" : "done");
-    {
-        char msg[160];
-        snprintf(msg, sizeof msg, "%s after %lld steps", stopped ? ((t.o.stop && *t.o.stop) ? "stopped on request"
-                                                                                          : "stopped at the time limit")
-                                                              : "finished",
-                 (long long)t.step);
-        rc = db_run_update(db, t.run_id, out->status, t.step, 0, msg);
-    }
-    {
-        double el = now_s() - t0;
-        out->src_tok_s = el > 0 ? (double)all_src / el : 0;
-        out->tgt_tok_s = el > 0 ? (double)all_tgt / el : 0;
-    }
+    if (!(rc = train_loop(&t, out, &stopped)))
+        rc = finish_run(&t, out, stopped);
 done:
-    out->elapsed_s = now_s() - t0;
-    out->steps_done = t.step;
-    out->epoch = t.epoch;
-    out->valid_ppl = t.valid_ppl;
-    out->valid_bleu = t.valid_bleu;
-    out->last_checkpoint_id = t.last_ckpt;
-    char msg[512]; /* the failure's message: the queries below must not replace it */
-    snprintf(msg, sizeof msg, "%s", rc ? sl_errmsg() : "");
-    if (started && t.run_id) {
-        int64_t best;
-        if (db_ckpt_find(db, t.run_id, "best", &best) == 0)
-            out->best_checkpoint_id = best;
-    }
-    if (rc && started)
-        db_run_update(db, t.run_id, "failed", t.saved_step >= 0 ? t.saved_step : 0, 0, msg);
-    if (rc)
-        sl_err(rc, "%s", msg);
+    report(&t, out, rc, started);
     if (gemm_threads > 0)
         gemm_set_threads(gemm_threads);
     teardown(&t);

@@ -44,34 +44,35 @@ struct train_progress {
     const char *note;                 /* TRAIN_EV_NOTE (borrowed, valid during the call) */
 };
 
-/* Options. Integers TRAIN_UNSET and doubles NAN mean "not given". On resume, the given model and data
- * options must equal the run's (SL_EINVAL otherwise); epochs, steps, time_limit_min, threads may
- * change. */
+/* Options. Integers TRAIN_UNSET, doubles NAN and strings NULL mean "not given". Each option's default,
+ * ranges, resume policy and storage are its row in the table (train/options.h); on resume the given model
+ * and data options must equal the run's (SL_EINVAL otherwise), while epochs, steps, intervals, keep,
+ * time_limit_min and threads may change. */
 struct train_opts {
     const char *name;                 /* run name (NULL: "run-<id>") */
-    int64_t layers, emb, hidden;      /* 2, 256, 256 */
-    double dropout;                   /* 0.2 */
-    int64_t batch, batch_tokens;      /* 64 sentences; 0 tokens (no budget) */
-    int64_t epochs, steps;            /* 10 epochs; steps 0: no step limit (else it wins) */
-    double lr, clip;                  /* 0.003, 5.0 */
-    double lr_decay;                  /* 1 (none); < 1: lr * lr_decay^k, k = 1 + (step - start - 1) / every */
-    int64_t lr_decay_start;           /* for steps after this one (default 0) */
-    int64_t lr_decay_every;           /* steps per decay (default 0: one epoch of batches) */
-    int64_t seed;                     /* 1 */
-    int64_t threads;                  /* 0: omp_get_max_threads() */
-    int64_t reverse_source;           /* 1 */
-    int64_t valid_every, save_every;  /* 500, 500 steps (0: only at the end) */
-    int64_t log_every;                /* 50 steps (also written to train_log) */
-    int64_t max_len;                  /* 64 tokens per side */
-    int64_t keep;                     /* 3 checkpoints */
-    int64_t shards;                   /* 4 */
-    int64_t valid_max;                /* validation pairs used (0: all; default 0) */
+    int64_t layers, emb, hidden;
+    double dropout;
+    int64_t batch, batch_tokens;      /* sentences per batch; padded tokens per batch (0: no budget) */
+    int64_t epochs, steps;            /* steps 0: no step limit (else it wins over epochs) */
+    double lr, clip;
+    double lr_decay;                  /* 1: none; < 1: lr * lr_decay^k, k = 1 + (step - start - 1) / every */
+    int64_t lr_decay_start;           /* for steps after this one */
+    int64_t lr_decay_every;           /* steps per decay (0: one epoch of batches) */
+    int64_t seed;
+    int64_t threads;                  /* 0: all cores */
+    int64_t reverse_source;           /* 0 or 1 */
+    int64_t valid_every, save_every;  /* steps (0: only at the end) */
+    int64_t log_every;                /* steps (also written to train_log) */
+    int64_t max_len;                  /* tokens per side */
+    int64_t keep;                     /* newest checkpoints kept besides the best */
+    int64_t shards;                   /* row ranges each batch is cut into */
+    int64_t valid_max;                /* validation pairs used (0: all) */
     int64_t valid_bleu;               /* valid pairs translated for BLEU / chrF at each validation
-                                         (the first N in import order; default 200; 0: none) */
-    int64_t valid_beam;               /* beam for them (default 1: greedy) */
-    int64_t best_by_bleu;             /* keep the best checkpoint by BLEU (1) or perplexity (0, default) */
-    double time_limit_min;            /* NAN or <= 0: none */
-    int resume;                       /* continue the newest run */
+                                         (the first N in import order; 0: none) */
+    int64_t valid_beam;               /* beam for them (1: greedy) */
+    int64_t best_by_bleu;             /* keep the best checkpoint by BLEU (1) or perplexity (0) */
+    double time_limit_min;            /* <= 0: none */
+    int resume;                       /* continue the newest run (0 or 1; not in the table) */
     volatile sig_atomic_t *stop;      /* polled between steps: nonzero = save and stop (may be NULL) */
     void (*progress)(void *ctx, const struct train_progress *p); /* may be NULL */
     void *progress_ctx;
@@ -89,7 +90,7 @@ struct train_result {
     char status[16];                  /* done|stopped|failed */
 };
 
-/* Everything unset (see struct train_opts). */
+/* Everything unset (see struct train_opts; defined with the table in train/options.c). */
 void train_opts_init(struct train_opts *o);
 /* Trains (see the file comment). Returns 0 when the run finished or stopped on request / time limit
  * (out->status says which), SL_ENUM when the loss became NaN/Inf (run 'failed', the last good
