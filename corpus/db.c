@@ -228,6 +228,7 @@ static void stmt_release(struct db_stmt *s)
     sqlite3_reset(s->st);
     s->in_use = 0;
     s->err = 0;
+    s->what = NULL;
 }
 
 /* The statement for sql, bound: the cached one, or a fresh one when that is in use. */
@@ -334,6 +335,20 @@ int db_query_int(struct db *db, int64_t *v, const char *what, const char *sql, c
         rc = sl_err(SL_ENOTFOUND, "%s: %s: NULL", db->path, what);
     else if (!rc)
         *v = db_col_int(s, 0);
+    return db_stmt_end(s, rc);
+}
+
+int db_get_by_id(struct db *db, const char *thing, const char *sql, int64_t id,
+                 int (*read)(struct db *db, struct db_stmt *st, void *out), void *out)
+{
+    char what[64];
+    snprintf(what, sizeof what, "reading a %s", thing);
+    struct db_stmt *s;
+    int rc = db_query_row(db, &s, what, sql, DB_ARGS(db_int(id)));
+    if (rc == SL_ENOTFOUND)
+        rc = db_fail(db, rc, "no %s with id %lld", thing, (long long)id);
+    if (!rc)
+        rc = read(db, s, out);
     return db_stmt_end(s, rc);
 }
 

@@ -28,19 +28,10 @@ int db_ckpt_insert(struct db *db, const struct db_checkpoint *c, int64_t *id)
     return rc;
 }
 
-int db_ckpt_get(struct db *db, int64_t id, struct db_checkpoint *out)
+static int ckpt_from_row(struct db *db, struct db_stmt *st, void *vout)
 {
-    memset(out, 0, sizeof *out);
-    struct db_stmt *st;
-    int rc = db_query_row(db, &st, "reading a checkpoint",
-                          "SELECT id, run_id, step, epoch, src_vocab_id, tgt_vocab_id, valid_ppl, valid_bleu,"
-                          " is_best, rng_state, json_extract(data_pos, '$.epoch'), json_extract(data_pos, '$.batch')"
-                          " FROM checkpoint WHERE id = ?1",
-                          DB_ARGS(db_int(id)));
-    if (rc == SL_ENOTFOUND)
-        rc = db_fail(db, rc, "no checkpoint with id %lld", (long long)id);
-    if (rc)
-        return db_stmt_end(st, rc);
+    struct db_checkpoint *out = vout;
+    int rc = 0;
     out->id = db_col_int(st, 0);
     out->run_id = db_col_int(st, 1);
     out->step = db_col_int(st, 2);
@@ -54,7 +45,7 @@ int db_ckpt_get(struct db *db, int64_t id, struct db_checkpoint *out)
         size_t len;
         const void *rng = db_col_blob(st, 9, &len);
         if (len != sizeof out->rng_state) {
-            rc = db_fail(db, SL_ECORRUPT, "checkpoint %lld: rng_state has %d bytes, not %zu", (long long)id,
+            rc = db_fail(db, SL_ECORRUPT, "checkpoint %lld: rng_state has %d bytes, not %zu", (long long)out->id,
                          (int)len, sizeof out->rng_state);
         } else {
             memcpy(out->rng_state, rng, sizeof out->rng_state);
@@ -63,7 +54,17 @@ int db_ckpt_get(struct db *db, int64_t id, struct db_checkpoint *out)
     }
     out->pos_epoch = db_col_int(st, 10);
     out->pos_batch = db_col_int(st, 11);
-    return db_stmt_end(st, rc);
+    return rc;
+}
+
+int db_ckpt_get(struct db *db, int64_t id, struct db_checkpoint *out)
+{
+    memset(out, 0, sizeof *out);
+    return db_get_by_id(db, "checkpoint",
+                        "SELECT id, run_id, step, epoch, src_vocab_id, tgt_vocab_id, valid_ppl, valid_bleu, is_best,"
+                        " rng_state, json_extract(data_pos, '$.epoch'), json_extract(data_pos, '$.batch')"
+                        " FROM checkpoint WHERE id = ?1",
+                        id, ckpt_from_row, out);
 }
 
 int db_ckpt_find(struct db *db, int64_t run_id, const char *which, int64_t *id)

@@ -110,6 +110,10 @@ int db_query_row(struct db *db, struct db_stmt **out /* OUT */, const char *what
 /* One integer: the first column of the first row. SL_ENOTFOUND when there is no row or it is NULL. */
 int db_query_int(struct db *db, int64_t *v /* OUT */, const char *what, const char *sql,
                  const struct db_val *args, int n_args);
+/* Reads the row of sql whose ?1 is id: read is called once, with the row ready. SL_ENOTFOUND
+ * "PATH: no THING with id ID" when there is none, SL_EDB naming "reading a THING", or read's status. */
+int db_get_by_id(struct db *db, const char *thing, const char *sql, int64_t id,
+                 int (*read)(struct db *db, struct db_stmt *st, void *out), void *out);
 /* Steps a query: 1 a row is ready, 0 done, < 0 SL_EDB (also returned by db_stmt_end). */
 int db_row(struct db_stmt *st);
 /* Releases a query (NULL is a no-op). Returns rc when it is nonzero, else the error of a failed

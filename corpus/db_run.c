@@ -39,20 +39,10 @@ int db_run_create(struct db *db, const struct db_run *r, int64_t *id)
 
 static void copy_text(char *dst, size_t cap, const char *src) { snprintf(dst, cap, "%s", src); }
 
-int db_run_get(struct db *db, int64_t id, struct db_run *out)
+static int run_from_row(struct db *db, struct db_stmt *st, void *vout)
 {
-    memset(out, 0, sizeof *out);
-    struct db_stmt *st;
-    int rc = db_query_row(db, &st, "reading a run",
-                          "SELECT id, name, status, src_vocab_id, tgt_vocab_id, seed, layers, emb, hidden, dropout,"
-                          " batch, batch_tokens, lr, clip, epochs, steps, max_len, reverse_source, threads,"
-                          " valid_every, save_every, keep, config, steps_done, started_at, ended_at"
-                          " FROM run WHERE id = ?1",
-                          DB_ARGS(db_int(id)));
-    if (rc == SL_ENOTFOUND)
-        rc = db_fail(db, rc, "no run with id %lld", (long long)id);
-    if (rc)
-        return db_stmt_end(st, rc);
+    struct db_run *out = vout;
+    (void)db;
     out->id = db_col_int(st, 0);
     copy_text(out->name, sizeof out->name, db_col_text(st, 1));
     copy_text(out->status, sizeof out->status, db_col_text(st, 2));
@@ -79,9 +69,18 @@ int db_run_get(struct db *db, int64_t id, struct db_run *out)
     out->steps_done = db_col_int(st, 23);
     copy_text(out->started_at, sizeof out->started_at, db_col_text(st, 24));
     copy_text(out->ended_at, sizeof out->ended_at, db_col_text(st, 25));
-    if (!out->config)
-        rc = sl_err(SL_ENOMEM, "out of memory");
-    return db_stmt_end(st, rc);
+    return out->config ? 0 : sl_err(SL_ENOMEM, "out of memory");
+}
+
+int db_run_get(struct db *db, int64_t id, struct db_run *out)
+{
+    memset(out, 0, sizeof *out);
+    return db_get_by_id(db, "run",
+                        "SELECT id, name, status, src_vocab_id, tgt_vocab_id, seed, layers, emb, hidden, dropout,"
+                        " batch, batch_tokens, lr, clip, epochs, steps, max_len, reverse_source, threads,"
+                        " valid_every, save_every, keep, config, steps_done, started_at, ended_at"
+                        " FROM run WHERE id = ?1",
+                        id, run_from_row, out);
 }
 
 void db_run_clear(struct db_run *r)
