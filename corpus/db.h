@@ -1,7 +1,8 @@
 /* corpus/db.h: the seqlite database: one SQLite file holding corpora, vocabularies, runs,
  * checkpoints and results. Callers see domain functions and an opaque struct db; every SQL string
- * lives in db.c (the only file that includes <sqlite3.h>), whose header comment documents the schema
- * (also docs/schema.md). A struct db is one connection: use it from one thread at a time.
+ * lives in corpus/db*.c (db.c: opening, migrations, transactions; one file per table group), and only
+ * db.c includes <sqlite3.h>. docs/schema.md documents the schema for users. A struct db is one
+ * connection: use it from one thread at a time.
  * Strings passed to callbacks are borrowed: valid only during that callback.
  * ref: sqlite.org/pragma.html (application_id, user_version), sqlite.org/wal.html. */
 #ifndef SL_CORPUS_DB_H
@@ -35,6 +36,10 @@ int db_rollback(struct db *db);
 /* Bulk load mode (call outside a transaction): bigger page cache, and no foreign key checks (only
  * for code that inserts rows whose parents it has just created itself). on = 0 restores. */
 int db_bulk_mode(struct db *db, int on);
+/* Calls cb for every column of every table of the live schema (sqlite_schema and
+ * pragma_table_info; SQLite's own tables left out), by table name, then column order (strings
+ * borrowed). A nonzero return from cb stops the loop and is returned. */
+int db_schema_columns(struct db *db, int (*cb)(void *ctx, const char *table, const char *column), void *ctx);
 
 /* ---- corpus and pair ---- */
 

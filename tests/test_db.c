@@ -1,5 +1,7 @@
-/* tests/test_db.c: corpus/db.c: schema identity (application_id, user_version) and refusing foreign,
- * non-SQLite and newer files without touching them; corpus, pair, vocab, token and merge storage.
+/* tests/test_db.c: the store (corpus/db*.c): schema identity (application_id, user_version) and
+ * refusing foreign, non-SQLite and newer files without touching them; corpus, pair, vocab, token and
+ * merge storage; docs/schema.md documents exactly the tables and columns of a fresh database
+ * (found through SEQLITE_SRCDIR, the source tree).
  * Foreign and newer files are made by patching the header of a seqlite file (offset 60
  * user_version, 68 application_id, big-endian), so the tests need no SQLite header of their own. */
 #include <criterion/criterion.h>
@@ -503,4 +505,160 @@ Test(db, set_tokens_while_iterating)
     cr_assert_eq(c.n, 2000);
     db_close(db);
     free(path);
+}
+
+/* ---- docs/schema.md against the live schema ---- */
+
+#define SCHEMA_MAX 256
+
+/* (table, column) pairs, in the order found. */
+struct schema {
+    int n;
+    char table[SCHEMA_MAX][32];
+    char column[SCHEMA_MAX][32];
+};
+
+static void schema_add(struct schema *s, const char *table, size_t tlen, const char *col, size_t clen)
+{
+    cr_assert_lt(s->n, SCHEMA_MAX, "more than %d columns", SCHEMA_MAX);
+    cr_assert(tlen > 0 && tlen < 32 && clen > 0 && clen < 32, "bad name '%.*s.%.*s'", (int)tlen, table, (int)clen,
+              col);
+    snprintf(s->table[s->n], 32, "%.*s", (int)tlen, table);
+    snprintf(s->column[s->n], 32, "%.*s", (int)clen, col);
+    s->n++;
+}
+
+static int schema_has(const struct schema *s, const char *table, const char *col)
+{
+    for (int i = 0; i < s->n; i++)
+        if (strcmp(s->table[i], table) == 0 && (!col || strcmp(s->column[i], col) == 0))
+            return 1;
+    return 0;
+}
+
+static int is_blank(char c) { return c == ' ' || c == '\t'; }
+
+/* Reads the tables documented in a schema.md text: a "### NAME: ..." heading starts table NAME, and
+ * each row "| COLUMNS | meaning |" of the table under it names its columns (COLUMNS may list several:
+ * "id, name"); the header row ("| column |") and the rule row ("| --- |") are skipped. */
+static void schema_parse_doc(const char *text, struct schema *out)
+{
+    const char *table = NULL;
+    size_t tlen = 0;
+    for (const char *line = text; *line;) {
+        const char *end = strchr(line, '\n');
+        if (!end)
+            end = line + strlen(line);
+        if (strncmp(line, "### ", 4) == 0) {
+            table = line + 4;
+            const char *colon = memchr(table, ':', (size_t)(end - table));
+            tlen = colon ? (size_t)(colon - table) : 0;
+            cr_assert(tlen > 0, "docs/schema.md: heading '%.*s' lacks 'NAME:'", (int)(end - line), line);
+        } else if (strncmp(line, "#", 1) == 0) {
+            table = NULL;
+        } else if (table && line[0] == '|') {
+            const char *cell = line + 1, *bar = memchr(cell, '|', (size_t)(end - cell));
+            cr_assert(bar, "docs/schema.md: row '%.*s' has one cell", (int)(end - line), line);
+            while (cell < bar && is_blank(*cell))
+                cell++;
+            if (strncmp(cell, "column ", 7) != 0 && strncmp(cell, "---", 3) != 0) {
+                while (cell < bar) {
+                    const char *comma = memchr(cell, ',', (size_t)(bar - cell));
+                    const char *stop = comma ? comma : bar, *e = stop;
+                    while (e > cell && is_blank(e[-1]))
+                        e--;
+                    schema_add(out, table, tlen, cell, (size_t)(e - cell));
+                    cell = comma ? comma + 1 : bar;
+                    while (cell < bar && is_blank(*cell))
+                        cell++;
+                }
+            }
+        }
+        line = *end ? end + 1 : end;
+    }
+}
+
+static int schema_collect(void *ctx, const char *table, const char *column)
+{
+    schema_add(ctx, table, strlen(table), column, strlen(column));
+    return 0;
+}
+
+/* Every difference between the documented and the live schema, "; "-separated ("" when none). */
+static void schema_diff(const struct schema *doc, const struct schema *live, struct sbuf *msg)
+{
+    sbuf_reset(msg);
+    for (int i = 0; i < doc->n; i++) {
+        if (i > 0 && strcmp(doc->table[i], doc->table[i - 1]) == 0 && !schema_has(live, doc->table[i], NULL))
+            continue; /* the table is reported once */
+        if (!schema_has(live, doc->table[i], NULL))
+            sbuf_printf(msg, "docs/schema.md documents table %s, which the database does not have; ", doc->table[i]);
+        else if (!schema_has(live, doc->table[i], doc->column[i]))
+            sbuf_printf(msg, "docs/schema.md documents column %s.%s, which the database does not have; ",
+                        doc->table[i], doc->column[i]);
+    }
+    for (int i = 0; i < live->n; i++) {
+        if (i > 0 && strcmp(live->table[i], live->table[i - 1]) == 0 && !schema_has(doc, live->table[i], NULL))
+            continue;
+        if (!schema_has(doc, live->table[i], NULL))
+            sbuf_printf(msg, "table %s is not documented in docs/schema.md; ", live->table[i]);
+        else if (!schema_has(doc, live->table[i], live->column[i]))
+            sbuf_printf(msg, "column %s.%s is not documented in docs/schema.md; ", live->table[i], live->column[i]);
+    }
+}
+
+/* The columns of a freshly created database. */
+static void schema_live(struct schema *live)
+{
+    char *path = th_path(dir, "schema.db");
+    struct db *db = NULL;
+    cr_assert_eq(db_open(path, DB_CREATE, &db), 0, "%s", sl_errmsg());
+    cr_assert_eq(db_schema_columns(db, schema_collect, live), 0, "%s", sl_errmsg());
+    db_close(db);
+    free(path);
+}
+
+Test(db, schema_doc_matches_the_live_schema)
+{
+    size_t n;
+    char *text = th_read_file(SEQLITE_SRCDIR "/docs/schema.md", &n);
+    cr_assert(text, "cannot read %s", SEQLITE_SRCDIR "/docs/schema.md");
+    static struct schema doc, live;
+    schema_parse_doc(text, &doc);
+    schema_live(&live);
+    cr_assert_geq(live.n, 11, "only %d columns in the live schema", live.n);
+    const char *tables[] = {"corpus", "pair", "vocab", "token", "merge", "run", "train_log", "checkpoint",
+                            "tensor", "metric", "translation"};
+    for (size_t i = 0; i < sizeof tables / sizeof tables[0]; i++)
+        cr_assert(schema_has(&live, tables[i], NULL), "the live schema has no table %s", tables[i]);
+    struct sbuf msg;
+    sbuf_init(&msg);
+    schema_diff(&doc, &live, &msg);
+    cr_assert_eq(msg.len, 0, "%s", msg.data);
+    sbuf_free(&msg);
+    free(text);
+}
+
+Test(db, schema_doc_check_names_what_differs)
+{
+    static struct schema doc, live;
+    schema_parse_doc("## Schema\n\n### corpus: one corpus\n\n| column | meaning |\n| --- | --- |\n"
+                     "| id, name , colour | x |\n| split | y |\n\n### pear: no such table\n\n| id | z |\n"
+                     "\n## Examples\n\n| not | a table row |\n",
+                     &doc);
+    cr_assert_eq(doc.n, 5);
+    cr_assert_str_eq(doc.column[1], "name");
+    cr_assert_str_eq(doc.column[2], "colour");
+    cr_assert_str_eq(doc.table[4], "pear");
+    schema_live(&live);
+    struct sbuf msg;
+    sbuf_init(&msg);
+    schema_diff(&doc, &live, &msg);
+    const char *want[] = {"documents column corpus.colour,", "documents table pear,",
+                          "column corpus.src_lang is not documented", "table pair is not documented"};
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++)
+        cr_assert(strstr(msg.data, want[i]), "'%s' lacks '%s'", msg.data, want[i]);
+    cr_assert_null(strstr(msg.data, "corpus.name"), "%s", msg.data);
+    cr_assert_null(strstr(msg.data, "corpus.split"), "%s", msg.data);
+    sbuf_free(&msg);
 }

@@ -1,0 +1,255 @@
+/* corpus/db_ckpt.c: the checkpoint and tensor tables (see db.h). A tensor is a BLOB of little-endian
+ * float32 whatever the host, with its shape as a JSON array and dtype 'f32' (the safetensors
+ * convention); a reader checks dtype, shape and byte size before it copies anything. Which
+ * checkpoints a run keeps: its newest `keep` and its best (is_best, at most one per run). */
+#include "corpus/db_internal.h"
+
+#include "util/err.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+int db_ckpt_insert(struct db *db, const struct db_checkpoint *c, int64_t *id)
+{
+    int rc = db_exec(db, "storing a checkpoint", DB_FOREIGNKEY,
+                     "INSERT INTO checkpoint (run_id, step, epoch, src_vocab_id, tgt_vocab_id, valid_ppl,"
+                     " valid_bleu, is_best, rng_state, data_pos) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9,"
+                     " json_object('epoch', ?10, 'batch', ?11))",
+                     DB_ARGS(db_int(c->run_id), db_int(c->step), db_int(c->epoch), db_id(c->src_vocab_id),
+                             db_id(c->tgt_vocab_id), db_real_or_null(c->valid_ppl),
+                             db_real_or_null(c->valid_bleu), db_int(c->is_best ? 1 : 0),
+                             c->has_rng ? db_blob(c->rng_state, sizeof c->rng_state) : db_null(),
+                             db_int(c->pos_epoch), db_int(c->pos_batch)));
+    if (rc == SL_ENOTFOUND)
+        return db_fail(db, rc, "checkpoint: no run %lld or no such vocabulary", (long long)c->run_id);
+    if (!rc)
+        *id = db_last_id(db);
+    return rc;
+}
+
+static int ckpt_from_row(struct db *db, struct db_stmt *st, void *vout)
+{
+    struct db_checkpoint *out = vout;
+    int rc = 0;
+    out->id = db_col_int(st, 0);
+    out->run_id = db_col_int(st, 1);
+    out->step = db_col_int(st, 2);
+    out->epoch = db_col_int(st, 3);
+    out->src_vocab_id = db_col_int(st, 4);
+    out->tgt_vocab_id = db_col_int(st, 5);
+    out->valid_ppl = db_col_real_or_nan(st, 6);
+    out->valid_bleu = db_col_real_or_nan(st, 7);
+    out->is_best = (int)db_col_int(st, 8);
+    if (!db_col_is_null(st, 9)) {
+        size_t len;
+        const void *rng = db_col_blob(st, 9, &len);
+        if (len != sizeof out->rng_state) {
+            rc = db_fail(db, SL_ECORRUPT, "checkpoint %lld: rng_state has %d bytes, not %zu", (long long)out->id,
+                         (int)len, sizeof out->rng_state);
+        } else {
+            memcpy(out->rng_state, rng, sizeof out->rng_state);
+            out->has_rng = 1;
+        }
+    }
+    out->pos_epoch = db_col_int(st, 10);
+    out->pos_batch = db_col_int(st, 11);
+    return rc;
+}
+
+int db_ckpt_get(struct db *db, int64_t id, struct db_checkpoint *out)
+{
+    memset(out, 0, sizeof *out);
+    return db_get_by_id(db, "checkpoint",
+                        "SELECT id, run_id, step, epoch, src_vocab_id, tgt_vocab_id, valid_ppl, valid_bleu, is_best,"
+                        " rng_state, json_extract(data_pos, '$.epoch'), json_extract(data_pos, '$.batch')"
+                        " FROM checkpoint WHERE id = ?1",
+                        id, ckpt_from_row, out);
+}
+
+int db_ckpt_find(struct db *db, int64_t run_id, const char *which, int64_t *id)
+{
+    int best = strcmp(which, "best") == 0;
+    if (!best && strcmp(which, "last") != 0)
+        return sl_err(SL_EINVAL, "checkpoint '%s': expected last, best or an id", which);
+    int rc = db_query_int(db, id, "querying",
+                          best ? "SELECT max(id) FROM checkpoint WHERE is_best = 1 AND (?1 = 0 OR run_id = ?1)"
+                               : "SELECT max(id) FROM checkpoint WHERE ?1 = 0 OR run_id = ?1",
+                          DB_ARGS(db_int(run_id)));
+    if (rc == SL_ENOTFOUND && run_id)
+        rc = db_fail(db, rc, "run %lld has no %scheckpoint", (long long)run_id, best ? "best " : "");
+    else if (rc == SL_ENOTFOUND)
+        rc = db_fail(db, rc, "no %scheckpoint (train a model first: seqlite train %s)", best ? "best " : "",
+                     db->path);
+    return rc;
+}
+
+int db_ckpt_set_best(struct db *db, int64_t id)
+{
+    return db_exec(db, "marking the best checkpoint", 0,
+                   "UPDATE checkpoint SET is_best = (id = ?1) WHERE run_id = (SELECT run_id FROM checkpoint WHERE id = ?1)",
+                   DB_ARGS(db_int(id)));
+}
+
+int db_ckpt_best_score(struct db *db, int64_t run_id, int64_t except_id, int by_bleu, double *out)
+{
+    struct db_stmt *st;
+    int rc = db_query_row(db, &st, "reading checkpoints",
+                          by_bleu ? "SELECT max(valid_bleu) FROM checkpoint WHERE run_id = ?1 AND id != ?2"
+                                  : "SELECT min(valid_ppl) FROM checkpoint WHERE run_id = ?1 AND id != ?2",
+                          DB_ARGS(db_int(run_id), db_int(except_id)));
+    if (!rc)
+        *out = db_col_real_or_nan(st, 0);
+    return db_stmt_end(st, rc);
+}
+
+int db_ckpt_prune(struct db *db, int64_t run_id, int64_t keep)
+{
+    return db_exec(db, "pruning checkpoints", 0,
+                   "DELETE FROM checkpoint WHERE run_id = ?1 AND is_best = 0 AND id NOT IN"
+                   " (SELECT id FROM checkpoint WHERE run_id = ?1 ORDER BY step DESC, id DESC LIMIT ?2)",
+                   DB_ARGS(db_int(run_id), db_int(keep)));
+}
+
+/* The tensor BLOB format is little-endian float32 whatever the host. */
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+#define DB_HOST_BE 1
+#else
+#define DB_HOST_BE 0
+#endif
+
+static void f32_swap(void *p, size_t n)
+{
+    unsigned char *b = p;
+    for (size_t i = 0; i < n; i++, b += 4) {
+        unsigned char t0 = b[0], t1 = b[1];
+        b[0] = b[3];
+        b[1] = b[2];
+        b[2] = t1;
+        b[3] = t0;
+    }
+}
+
+int db_tensor_insert(struct db *db, int64_t ckpt_id, const char *name, int ndim, const size_t *shape,
+                     const float *data, size_t n)
+{
+    char shp[128];
+    size_t len = 0, prod = 1;
+    len += (size_t)snprintf(shp, sizeof shp, "[");
+    for (int i = 0; i < ndim && len < sizeof shp; i++) {
+        len += (size_t)snprintf(shp + len, sizeof shp - len, "%s%zu", i ? "," : "", shape[i]);
+        prod *= shape[i];
+    }
+    if (len + 2 > sizeof shp || prod != n || ndim < 1)
+        return sl_err(SL_EINVAL, "tensor %s: shape does not match its %zu floats", name, n);
+    snprintf(shp + len, sizeof shp - len, "]");
+    float *swapped = NULL;
+    if (DB_HOST_BE) {
+        if (!(swapped = malloc(n * sizeof *swapped)))
+            return sl_err(SL_ENOMEM, "out of memory");
+        memcpy(swapped, data, n * sizeof *data);
+        f32_swap(swapped, n);
+        data = swapped;
+    }
+    int rc = db_exec(db, "storing a tensor", DB_PRIMARYKEY | DB_FOREIGNKEY,
+                     "INSERT INTO tensor (checkpoint_id, name, shape, dtype, data) VALUES (?1, ?2, ?3, 'f32', ?4)",
+                     DB_ARGS(db_int(ckpt_id), db_text(name), db_text(shp), db_blob(data, n * 4)));
+    free(swapped);
+    if (rc == SL_EEXIST)
+        return db_fail(db, rc, "checkpoint %lld has a tensor %s already", (long long)ckpt_id, name);
+    if (rc == SL_ENOTFOUND)
+        return db_fail(db, rc, "no checkpoint with id %lld", (long long)ckpt_id);
+    return rc;
+}
+
+/* Parses a JSON array of non-negative integers ("[4, 256]"); returns the number of dims or -1. */
+static int parse_shape(const char *s, size_t *dims, int max)
+{
+    int n = 0;
+    while (*s == ' ')
+        s++;
+    if (*s++ != '[')
+        return -1;
+    for (;;) {
+        while (*s == ' ')
+            s++;
+        if (*s == ']' && n == 0)
+            break;
+        if (*s < '0' || *s > '9' || n == max)
+            return -1;
+        size_t v = 0;
+        while (*s >= '0' && *s <= '9') {
+            if (v > ((size_t)-1 - 9) / 10)
+                return -1;
+            v = v * 10 + (size_t)(*s++ - '0');
+        }
+        dims[n++] = v;
+        while (*s == ' ')
+            s++;
+        if (*s == ',') {
+            s++;
+            continue;
+        }
+        if (*s == ']')
+            break;
+        return -1;
+    }
+    s++;
+    while (*s == ' ')
+        s++;
+    return *s ? -1 : n;
+}
+
+/* Checks the tensor row of st (shape, dtype, data) against what the caller expects; *data = its n
+ * floats (borrowed from the row). */
+static int tensor_check(struct db *db, struct db_stmt *st, int64_t ckpt_id, const char *name, int ndim,
+                        const size_t *shape, size_t n, const void **data /* OUT */)
+{
+    const char *shp = db_col_text(st, 0);
+    const char *dtype = db_col_text(st, 1);
+    size_t got[8];
+    int gn = parse_shape(shp, got, 8);
+    int same = gn == ndim;
+    for (int i = 0; same && i < ndim; i++)
+        same = got[i] == shape[i];
+    if (strcmp(dtype, "f32") != 0)
+        return db_fail(db, SL_ECORRUPT, "checkpoint %lld, tensor %s: dtype '%s', expected f32", (long long)ckpt_id,
+                       name, dtype);
+    if (!same)
+        return db_fail(db, SL_ECORRUPT,
+                       "checkpoint %lld, tensor %s: shape %s does not match the model (made with another "
+                       "configuration?)",
+                       (long long)ckpt_id, name, shp);
+    size_t bytes;
+    *data = db_col_blob(st, 2, &bytes);
+    if (bytes != n * 4 || !*data)
+        return db_fail(db, SL_ECORRUPT, "checkpoint %lld, tensor %s: %zu bytes of data, expected %zu (4 per float)",
+                       (long long)ckpt_id, name, bytes, n * 4);
+    return 0;
+}
+
+int db_tensor_read(struct db *db, int64_t ckpt_id, const char *name, int ndim, const size_t *shape,
+                   float *dst, size_t n)
+{
+    struct db_stmt *st;
+    int rc = db_query_row(db, &st, "reading a tensor",
+                          "SELECT shape, dtype, data FROM tensor WHERE checkpoint_id = ?1 AND name = ?2",
+                          DB_ARGS(db_int(ckpt_id), db_text(name)));
+    if (rc == SL_ENOTFOUND)
+        rc = db_fail(db, rc, "checkpoint %lld has no tensor %s", (long long)ckpt_id, name);
+    const void *data = NULL;
+    if (!rc && !(rc = tensor_check(db, st, ckpt_id, name, ndim, shape, n, &data))) {
+        if (n)
+            memcpy(dst, data, n * 4);
+        if (DB_HOST_BE)
+            f32_swap(dst, n);
+    }
+    return db_stmt_end(st, rc);
+}
+
+int db_tensor_count(struct db *db, int64_t ckpt_id, int64_t *n)
+{
+    int rc = db_query_int(db, n, "querying", "SELECT count(*) FROM tensor WHERE checkpoint_id = ?1",
+                          DB_ARGS(db_int(ckpt_id)));
+    return rc == SL_ENOTFOUND ? db_fail(db, rc, "no tensors") : rc;
+}

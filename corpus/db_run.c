@@ -1,0 +1,266 @@
+/* corpus/db_run.c: the run, train_log and metric tables (see db.h): a training run's settings and
+ * status, its log lines and its measured numbers, and rewinding them when a run resumes from an
+ * earlier step. Integers stored as NULL (no limit, no parent) are 0 in the structs; measured numbers
+ * stored as NULL are NaN. */
+#include "corpus/db_internal.h"
+
+#include "util/err.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+int db_run_create(struct db *db, const struct db_run *r, int64_t *id)
+{
+    int auto_name = !r->name[0];
+    int rc = db_exec(db, "creating a run", DB_UNIQUE | DB_FOREIGNKEY,
+                     "INSERT INTO run (name, src_vocab_id, tgt_vocab_id, seed, layers, emb, hidden, dropout,"
+                     " batch, batch_tokens, lr, clip, epochs, steps, max_len, reverse_source, threads,"
+                     " valid_every, save_every, keep, config)"
+                     " VALUES (coalesce(?1, 'run-' || hex(randomblob(6))), ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9,"
+                     " ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21)",
+                     DB_ARGS(db_text(auto_name ? NULL : r->name), db_id(r->src_vocab_id), db_id(r->tgt_vocab_id),
+                             db_int(r->seed), db_int(r->layers), db_int(r->emb), db_int(r->hidden),
+                             db_real(r->dropout), db_int(r->batch), db_id(r->batch_tokens), db_real(r->lr),
+                             db_real(r->clip), db_int(r->epochs), db_id(r->steps), db_int(r->max_len),
+                             db_int(r->reverse_source ? 1 : 0), db_int(r->threads), db_int(r->valid_every),
+                             db_int(r->save_every), db_int(r->keep), db_text(r->config ? r->config : "{}")));
+    if (rc == SL_EEXIST)
+        return db_fail(db, rc, "a run named '%s' exists already", r->name);
+    if (rc == SL_ENOTFOUND)
+        return db_fail(db, rc, "the run's vocabulary does not exist");
+    if (rc)
+        return rc;
+    *id = db_last_id(db);
+    if (auto_name)
+        rc = db_exec(db, "naming a run", 0, "UPDATE run SET name = 'run-' || ?1 WHERE id = ?1", DB_ARGS(db_int(*id)));
+    return rc;
+}
+
+static void copy_text(char *dst, size_t cap, const char *src) { snprintf(dst, cap, "%s", src); }
+
+static int run_from_row(struct db *db, struct db_stmt *st, void *vout)
+{
+    struct db_run *out = vout;
+    (void)db;
+    out->id = db_col_int(st, 0);
+    copy_text(out->name, sizeof out->name, db_col_text(st, 1));
+    copy_text(out->status, sizeof out->status, db_col_text(st, 2));
+    out->src_vocab_id = db_col_int(st, 3);
+    out->tgt_vocab_id = db_col_int(st, 4);
+    out->seed = db_col_int(st, 5);
+    out->layers = db_col_int(st, 6);
+    out->emb = db_col_int(st, 7);
+    out->hidden = db_col_int(st, 8);
+    out->dropout = db_col_real(st, 9);
+    out->batch = db_col_int(st, 10);
+    out->batch_tokens = db_col_int(st, 11);
+    out->lr = db_col_real(st, 12);
+    out->clip = db_col_real(st, 13);
+    out->epochs = db_col_int(st, 14);
+    out->steps = db_col_int(st, 15);
+    out->max_len = db_col_int(st, 16);
+    out->reverse_source = (int)db_col_int(st, 17);
+    out->threads = db_col_int(st, 18);
+    out->valid_every = db_col_int(st, 19);
+    out->save_every = db_col_int(st, 20);
+    out->keep = db_col_int(st, 21);
+    out->config = strdup(db_col_text(st, 22));
+    out->steps_done = db_col_int(st, 23);
+    copy_text(out->started_at, sizeof out->started_at, db_col_text(st, 24));
+    copy_text(out->ended_at, sizeof out->ended_at, db_col_text(st, 25));
+    return out->config ? 0 : sl_err(SL_ENOMEM, "out of memory");
+}
+
+int db_run_get(struct db *db, int64_t id, struct db_run *out)
+{
+    memset(out, 0, sizeof *out);
+    return db_get_by_id(db, "run",
+                        "SELECT id, name, status, src_vocab_id, tgt_vocab_id, seed, layers, emb, hidden, dropout,"
+                        " batch, batch_tokens, lr, clip, epochs, steps, max_len, reverse_source, threads,"
+                        " valid_every, save_every, keep, config, steps_done, started_at, ended_at"
+                        " FROM run WHERE id = ?1",
+                        id, run_from_row, out);
+}
+
+void db_run_clear(struct db_run *r)
+{
+    if (!r)
+        return;
+    free(r->config);
+    memset(r, 0, sizeof *r);
+}
+
+int db_run_latest(struct db *db, int64_t *id)
+{
+    int rc = db_query_int(db, id, "querying", "SELECT max(id) FROM run", DB_NO_ARGS);
+    return rc == SL_ENOTFOUND ? db_fail(db, rc, "no training run (run seqlite train first)") : rc;
+}
+
+int db_run_update(struct db *db, int64_t id, const char *status, int64_t steps_done, int64_t threads,
+                  const char *message)
+{
+    int rc = db_exec(db, "updating a run", DB_CHECK,
+                     "UPDATE run SET status = ?2, steps_done = ?3, message = coalesce(?4, message),"
+                     " threads = CASE WHEN ?5 > 0 THEN ?5 ELSE threads END,"
+                     " ended_at = CASE WHEN ?2 = 'running' THEN NULL ELSE " DB_NOW " END WHERE id = ?1",
+                     DB_ARGS(db_int(id), db_text(status), db_int(steps_done), db_text(message), db_int(threads)));
+    if (rc == SL_EINVAL)
+        return db_fail(db, rc, "bad run status '%s'", status);
+    if (!rc && db_changes(db) != 1)
+        rc = db_fail(db, SL_ENOTFOUND, "no run with id %lld", (long long)id);
+    return rc;
+}
+
+int db_train_log_insert(struct db *db, int64_t run_id, const struct db_train_log *l)
+{
+    int rc = db_exec(db, "storing a log line", DB_FOREIGNKEY,
+                     "INSERT OR REPLACE INTO train_log (run_id, step, epoch, loss, ppl, lr, grad_norm,"
+                     " src_tok_s, tgt_tok_s, elapsed_s) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                     DB_ARGS(db_int(run_id), db_int(l->step), db_int(l->epoch), db_real_or_null(l->loss),
+                             db_real_or_null(l->ppl), db_real_or_null(l->lr), db_real_or_null(l->grad_norm),
+                             db_real_or_null(l->src_tok_s), db_real_or_null(l->tgt_tok_s),
+                             db_real_or_null(l->elapsed_s)));
+    return rc == SL_ENOTFOUND ? db_fail(db, rc, "no run with id %lld", (long long)run_id) : rc;
+}
+
+int db_train_log_foreach(struct db *db, int64_t run_id, int (*cb)(void *ctx, const struct db_train_log *l),
+                         void *ctx)
+{
+    struct db_stmt *st;
+    int rc = db_query(db, &st, "reading the training log",
+                      "SELECT step, epoch, loss, ppl, lr, grad_norm, src_tok_s, tgt_tok_s, elapsed_s"
+                      " FROM train_log WHERE run_id = ?1 ORDER BY step",
+                      DB_ARGS(db_int(run_id)));
+    while (!rc && db_row(st) > 0) {
+        struct db_train_log l = {
+            .step = db_col_int(st, 0),
+            .epoch = db_col_int(st, 1),
+            .loss = db_col_real_or_nan(st, 2),
+            .ppl = db_col_real_or_nan(st, 3),
+            .lr = db_col_real_or_nan(st, 4),
+            .grad_norm = db_col_real_or_nan(st, 5),
+            .src_tok_s = db_col_real_or_nan(st, 6),
+            .tgt_tok_s = db_col_real_or_nan(st, 7),
+            .elapsed_s = db_col_real_or_nan(st, 8),
+        };
+        rc = cb(ctx, &l);
+    }
+    return db_stmt_end(st, rc);
+}
+
+int db_metric_insert(struct db *db, int64_t run_id, int64_t checkpoint_id, int64_t step, const char *split,
+                     const char *name, double value, const char *signature)
+{
+    int rc = db_exec(db, "storing a metric", DB_FOREIGNKEY,
+                     "INSERT INTO metric (run_id, checkpoint_id, step, split, name, value, signature)"
+                     " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                     DB_ARGS(db_id(run_id), db_id(checkpoint_id), db_int(step), db_text(split), db_text(name),
+                             db_real_or_null(value), db_text(signature)));
+    if (rc == SL_ENOTFOUND)
+        return db_fail(db, rc, "metric: no run %lld or checkpoint %lld", (long long)run_id,
+                       (long long)checkpoint_id);
+    return rc;
+}
+
+int db_metric_latest(struct db *db, int64_t run_id, const char *split, const char *name, double *value,
+                     int64_t *step)
+{
+    struct db_stmt *st;
+    int rc = db_query_row(db, &st, "reading a metric",
+                          "SELECT value, step FROM metric WHERE run_id = ?1 AND split IS ?2 AND name = ?3"
+                          " ORDER BY id DESC LIMIT 1",
+                          DB_ARGS(db_int(run_id), db_text(split), db_text(name)));
+    if (!rc) {
+        *value = db_col_real_or_nan(st, 0);
+        if (step)
+            *step = db_col_int(st, 1);
+    } else if (rc == SL_ENOTFOUND) {
+        rc = db_fail(db, rc, "run %lld has no metric '%s'", (long long)run_id, name);
+    }
+    return db_stmt_end(st, rc);
+}
+
+int db_run_rewind(struct db *db, int64_t run_id, int64_t step)
+{
+    int rc = db_begin(db);
+    if (rc)
+        return rc;
+    if ((rc = db_exec(db, "deleting checkpoints", 0, "DELETE FROM checkpoint WHERE run_id = ?1 AND step > ?2",
+                      DB_ARGS(db_int(run_id), db_int(step)))) ||
+        (rc = db_exec(db, "deleting training log rows", 0, "DELETE FROM train_log WHERE run_id = ?1 AND step > ?2",
+                      DB_ARGS(db_int(run_id), db_int(step)))) ||
+        (rc = db_exec(db, "deleting validation metrics", 0,
+                      "DELETE FROM metric WHERE run_id = ?1 AND step > ?2 AND split = 'valid' AND"
+                      " checkpoint_id IS NULL",
+                      DB_ARGS(db_int(run_id), db_int(step)))) ||
+        (rc = db_commit(db))) {
+        db_rollback(db);
+        return rc;
+    }
+    return 0;
+}
+
+/* ---- run config members (json_type / json_extract, never a search of the text) ---- */
+
+/* A member name that needs no quoting in a JSON path: [A-Za-z0-9_]+. */
+static int plain_key(const char *k)
+{
+    if (!k || !*k)
+        return 0;
+    for (; *k; k++)
+        if (!((*k >= 'a' && *k <= 'z') || (*k >= 'A' && *k <= 'Z') || (*k >= '0' && *k <= '9') || *k == '_'))
+            return 0;
+    return 1;
+}
+
+int db_run_config_get(struct db *db, int64_t id, struct db_json_field *fields, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (!plain_key(fields[i].key))
+            return sl_err(SL_EINVAL, "run config: '%s' is not a plain member name",
+                          fields[i].key ? fields[i].key : "");
+        fields[i].type = DB_JSON_ABSENT;
+        fields[i].i = 0;
+        fields[i].d = 0;
+    }
+    struct db_stmt *st = NULL;
+    /* 0: no config (no members), 1: a JSON object, 2: anything else */
+    int rc = db_query_row(db, &st, "reading a run's config",
+                          "SELECT CASE WHEN coalesce(config, '') = '' THEN 0"
+                          " WHEN json_valid(config) AND json_type(config) = 'object' THEN 1 ELSE 2 END"
+                          " FROM run WHERE id = ?1",
+                          DB_ARGS(db_int(id)));
+    const int64_t kind = rc ? -1 : db_col_int(st, 0);
+    rc = db_stmt_end(st, rc);
+    if (rc == SL_ENOTFOUND)
+        return db_fail(db, rc, "no run with id %lld", (long long)id);
+    if (rc)
+        return rc;
+    if (kind == 2)
+        return db_fail(db, SL_ECORRUPT, "the config of run %lld is not a JSON object", (long long)id);
+    for (size_t i = 0; kind == 1 && i < n; i++) {
+        char path[80];
+        snprintf(path, sizeof path, "$.%s", fields[i].key);
+        st = NULL;
+        rc = db_query_row(db, &st, "reading a run's config",
+                          "SELECT json_type(config, ?2), json_extract(config, ?2) FROM run WHERE id = ?1",
+                          DB_ARGS(db_int(id), db_text(path)));
+        if (!rc && !db_col_is_null(st, 0)) {
+            const char *t = db_col_text(st, 0);
+            if (strcmp(t, "integer") == 0) {
+                fields[i].type = DB_JSON_INTEGER;
+                fields[i].i = db_col_int(st, 1);
+                fields[i].d = db_col_real(st, 1);
+            } else if (strcmp(t, "real") == 0) {
+                fields[i].type = DB_JSON_REAL;
+                fields[i].d = db_col_real(st, 1);
+            } else {
+                fields[i].type = DB_JSON_OTHER;
+            }
+        }
+        if ((rc = db_stmt_end(st, rc)))
+            return rc;
+    }
+    return 0;
+}
