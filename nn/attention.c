@@ -137,7 +137,7 @@ struct attn_step attn_acts_step(const struct attn_acts *a, size_t t)
     return st;
 }
 
-static float dot(const float *x, const float *y, size_t n)
+VM_CLONES static float dot(const float *x, const float *y, size_t n)
 {
     float s = 0.0f;
 #pragma omp simd reduction(+ : s)
@@ -147,7 +147,7 @@ static float dot(const float *x, const float *y, size_t n)
 }
 
 /* y (n) += alpha x */
-static void axpy(float *y, float alpha, const float *x, size_t n)
+VM_CLONES static void axpy(float *y, float alpha, const float *x, size_t n)
 {
 #pragma omp simd
     for (size_t k = 0; k < n; k++)
