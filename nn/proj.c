@@ -1,6 +1,7 @@
-/* nn/proj.c: fused projection + log-softmax + cross-entropy (see proj.h). */
+/* nn/proj.c: fused projection + log-softmax + cross-entropy, plain or label-smoothed (see proj.h). */
 #include "nn/proj.h"
 
+#include <assert.h>
 #include <math.h>
 
 #include "nn/gemm.h"
@@ -27,11 +28,23 @@ VM_CLONES static float row_exp(float *z, const float *b, size_t V, double *sum)
     return mx;
 }
 
-static void xent_chunks(const float *W, const float *b, const float *Y, const int32_t *labels, size_t N,
-                        size_t H, size_t V, float scale, float *dW, float *db, float *dY, float *scratch,
-                        size_t chunk, double *loss_sum, size_t *n_tokens, double *row_loss)
+/* sum_k (z[k] + b[k]) over V, in double */
+VM_CLONES static double row_sum_biased(const float *z, const float *b, size_t V)
 {
-    double loss = 0.0;
+    double s = 0.0;
+#pragma omp simd reduction(+ : s)
+    for (size_t k = 0; k < V; k++)
+        s += (double)(z[k] + b[k]);
+    return s;
+}
+
+/* eps: label smoothing (0: plain cross-entropy, exactly the unsmoothed arithmetic). OUT: *loss_sum (smoothed),
+ * *nll_sum (unsmoothed, may be NULL), *n_tokens, row_loss (unsmoothed). */
+static void xent_chunks(const float *W, const float *b, const float *Y, const int32_t *labels, size_t N,
+                        size_t H, size_t V, float eps, float scale, float *dW, float *db, float *dY, float *scratch,
+                        size_t chunk, double *loss_sum, double *nll_sum, size_t *n_tokens, double *row_loss)
+{
+    double loss = 0.0, nll = 0.0;
     size_t count = 0;
     if (chunk == 0)
         chunk = 1;
@@ -51,20 +64,31 @@ static void xent_chunks(const float *W, const float *b, const float *Y, const in
                 continue;
             }
             float zy = z[y] + b[y];
+            double zmean = eps != 0.0f ? row_sum_biased(z, b, V) / (double)V : 0.0;
             double s;
             double lse = row_exp(z, b, V, &s) + log(s); /* z now holds exp(z - max) */
             double l = lse - zy;
-            loss += l;
+            nll += l;
+            /* smoothed: (1-eps)·(-log p_y) + eps·mean_v(-log p_v), -log p_v = lse - z_v */
+            loss += eps != 0.0f ? (1.0 - (double)eps) * l + (double)eps * (lse - zmean) : l;
             count++;
             if (row_loss)
                 row_loss[r0 + r] = l;
             if (dW) {
                 /* loss = lse(z) - z[y]  =>  dz = p - onehot(y), p = exp(z - lse) */
                 float inv = (float)(scale / s);
+                if (eps != 0.0f) { /* dz = p - (1-eps)·onehot(y) - eps/V */
+                    float u = scale * eps / (float)V;
 #pragma omp simd
-                for (size_t k = 0; k < V; k++)
-                    z[k] *= inv;
-                z[y] -= scale;
+                    for (size_t k = 0; k < V; k++)
+                        z[k] = z[k] * inv - u;
+                    z[y] -= scale * (1.0f - eps);
+                } else {
+#pragma omp simd
+                    for (size_t k = 0; k < V; k++)
+                        z[k] *= inv;
+                    z[y] -= scale;
+                }
             }
         }
         if (dW) {
@@ -80,6 +104,8 @@ static void xent_chunks(const float *W, const float *b, const float *Y, const in
         }
     }
     *loss_sum = loss;
+    if (nll_sum)
+        *nll_sum = nll;
     *n_tokens = count;
 }
 
@@ -87,14 +113,25 @@ void proj_xent_forward(const float *W, const float *b, const float *Y, const int
                        size_t H, size_t V, float *scratch, size_t chunk, double *loss_sum, size_t *n_tokens,
                        double *row_loss)
 {
-    xent_chunks(W, b, Y, labels, N, H, V, 0.0f, NULL, NULL, NULL, scratch, chunk, loss_sum, n_tokens, row_loss);
+    xent_chunks(W, b, Y, labels, N, H, V, 0.0f, 0.0f, NULL, NULL, NULL, scratch, chunk, loss_sum, NULL, n_tokens,
+                row_loss);
 }
 
 void proj_xent_forward_backward(const float *W, const float *b, const float *Y, const int32_t *labels,
                                 size_t N, size_t H, size_t V, float scale, float *dW, float *db, float *dY,
                                 float *scratch, size_t chunk, double *loss_sum, size_t *n_tokens)
 {
-    xent_chunks(W, b, Y, labels, N, H, V, scale, dW, db, dY, scratch, chunk, loss_sum, n_tokens, NULL);
+    xent_chunks(W, b, Y, labels, N, H, V, 0.0f, scale, dW, db, dY, scratch, chunk, loss_sum, NULL, n_tokens, NULL);
+}
+
+void proj_xent_smoothed_forward_backward(const float *W, const float *b, const float *Y, const int32_t *labels,
+                                         size_t N, size_t H, size_t V, float eps, float scale, float *dW, float *db,
+                                         float *dY, float *scratch, size_t chunk, double *loss_sum, double *nll_sum,
+                                         size_t *n_tokens)
+{
+    assert(eps >= 0.0f && eps < 1.0f && (dW == NULL) == (db == NULL) && (dW == NULL) == (dY == NULL));
+    xent_chunks(W, b, Y, labels, N, H, V, eps, scale, dW, db, dY, scratch, chunk, loss_sum, nll_sum, n_tokens,
+                NULL);
 }
 
 /* out (M, V) holds logits without the bias: add it and take the log-softmax of every row. */

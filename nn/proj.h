@@ -23,6 +23,17 @@ void proj_xent_forward(const float *W, const float *b, const float *Y, const int
 void proj_xent_forward_backward(const float *W, const float *b, const float *Y, const int32_t *labels,
                                 size_t N, size_t H, size_t V, float scale, float *dW, float *db, float *dY,
                                 float *scratch, size_t chunk, double *loss_sum, size_t *n_tokens);
+/* As proj_xent_forward_backward with label smoothing eps in [0, 1): the loss of a counted row is
+ *   (1-eps)·(-log p_y) + eps·mean_v(-log p_v)   (uniform over all V)
+ * and dlogits = scale·(p - (1-eps)·onehot(y) - eps/V). OUT: *loss_sum (smoothed), *nll_sum (the
+ * unsmoothed sum of -log p_y, for perplexity; may be NULL), *n_tokens. dW, db, dY all NULL: loss only.
+ * eps == 0 gives exactly proj_xent_forward_backward's loss and gradients.
+ * ref: Szegedy et al. 2016 (label smoothing, uniform prior over V; PyTorch's cross_entropy label_smoothing is
+ *      the same; fairseq spreads eps over the V-1 other tokens instead). */
+void proj_xent_smoothed_forward_backward(const float *W, const float *b, const float *Y, const int32_t *labels,
+                                         size_t N, size_t H, size_t V, float eps, float scale, float *dW, float *db,
+                                         float *dY, float *scratch, size_t chunk, double *loss_sum, double *nll_sum,
+                                         size_t *n_tokens);
 /* The first index of the largest of z[0..V) (greedy decoding's choice); NaN entries are never chosen,
  * 0 when all are NaN. Vectorised: one max pass, then a scan to its first occurrence. */
 size_t proj_argmax(const float *z, size_t V);
