@@ -1,44 +1,85 @@
 #!/usr/bin/env bash
-# scripts/test.sh: the test command. Installs what is missing, builds, runs every criterion test
-# executable, then builds again with AddressSanitizer + UBSan and runs the unit tests there too.
-# Ends with a line "N passed, N failed" counting criterion tests over all runs.
+# scripts/test.sh: the test command (CI runs it). Installs what is missing, checks the layout
+# (scripts/check-layout.sh), then builds and runs every criterion test executable with `meson test`
+# twice: in build-test (release optimisation, asserts on) and in build-asan (AddressSanitizer +
+# UBSan, without the slow learning suites). The main job's build/ is not touched.
+# Ends with a line "N passed, N failed" counting criterion tests over both runs; a failed layout
+# check, a failed build, and an executable that crashed, timed out or exited non-zero without a
+# failing test each count as one failure.
+# SEQLITE_WERROR=1 builds both with -Werror and -Wshadow -Wstrict-prototypes -Wmissing-prototypes
+# -Wvla (meson options werror, strict_warnings); under CI=true the default is werror_under_ci.
 set -uo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/setup.sh build || { echo "0 passed, 1 failed"; exit 1; }
+
+werror_under_ci=0  # the switch: 1 turns -Werror with the strict warnings on in CI
+werror=${SEQLITE_WERROR:-$([ "${CI:-}" = true ] && echo "$werror_under_ci" || echo 0)}
+if [ "$werror" = 1 ]; then warn_opts=(-Dwerror=true -Dstrict_warnings=true)
+else warn_opts=(-Dwerror=false -Dstrict_warnings=false); fi
 
 passed=0; failed=0
-run_suite() { # label builddir [criterion args...]
-  local label=$1 dir=$2; shift 2
-  for t in "$dir"/tests/test_*; do
-    [ -f "$t" ] && [ -x "$t" ] || continue
-    echo "== $label: $(basename "$t")"
-    local log; log=$(mktemp)
-    "$t" --jobs=2 "$@" 2>&1 | tee "$log"
-    local line; line=$(grep -a 'Synthesis:' "$log" | tail -1)
-    if [ -z "$line" ]; then
-      echo "!! $(basename "$t") printed no Synthesis line (crashed?)"; failed=$((failed+1))
-    else
-      local p f c
-      p=$(sed -n 's/.*Passing: \([0-9]*\).*/\1/p' <<<"$line")
-      f=$(sed -n 's/.*Failing: \([0-9]*\).*/\1/p' <<<"$line")
-      c=$(sed -n 's/.*Crashing: \([0-9]*\).*/\1/p' <<<"$line")
-      passed=$((passed+p)); failed=$((failed+f))
-      [ "$c" -gt 0 ] 2>/dev/null && failed=$((failed+c))  # criterion counts crashes in Failing too on some versions
-    fi
-    rm -f "$log"
-  done
-}
-run_suite release build
 
-# Sanitizer build: the same tests but the slow learning ones (suites named learn*).
-if [ ! -f build-asan/build.ninja ]; then
-  meson setup build-asan --buildtype=debug -Db_sanitize=address,undefined >/dev/null
-fi
-if ninja -C build-asan >/dev/null; then
-  ASAN_OPTIONS=detect_leaks=0 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-    run_suite asan build-asan --filter='!(learn*/*)'
+echo "== layout"
+bash scripts/check-layout.sh || failed=$((failed + 1))
+
+# count_log label builddir: adds the criterion counts of the last `meson test` in builddir to
+# passed/failed, printing what went wrong and a summary line.
+count_log() {
+  local out
+  out=$(python3 - "$1" "$2/meson-logs/testlog.json" <<'EOF'
+import json, re, sys
+label, path = sys.argv[1], sys.argv[2]
+passed = failed = 0
+try:
+    runs = [json.loads(line) for line in open(path) if line.strip()]
+except OSError:
+    runs = []
+if not runs:
+    print(f"!! {label}: no test results in {path}")
+    failed += 1
+for r in runs:
+    text = (r.get("stdout") or "") + (r.get("stderr") or "")
+    syn = re.findall(r"Synthesis: Tested: (\d+) \| Passing: (\d+) \| Failing: (\d+) \| Crashing: (\d+)", text)
+    if not syn:
+        print(f"!! {label}: test_{r['name']} printed no Synthesis line ({r['result']}: crashed?)")
+        failed += 1
+        continue
+    tested, passing = int(syn[-1][0]), int(syn[-1][1])
+    bad = tested - passing  # criterion counts a crashed test in Failing too; this counts it once
+    if bad == 0 and r["result"] != "OK":
+        print(f"!! {label}: test_{r['name']} ended {r['result']} after its tests passed")
+        bad = 1
+    passed += passing
+    failed += bad
+print(f"== {label}: {passed} passed, {failed} failed ({len(runs)} executables)")
+print(passed, failed)
+EOF
+  ) || out="!! $1: could not read the test log"$'\n'"0 1"
+  sed '$d' <<<"$out"
+  local counts; counts=$(tail -n 1 <<<"$out")
+  passed=$((passed + ${counts% *})); failed=$((failed + ${counts#* }))
+}
+
+# run_tests label builddir [meson test args...]: builds builddir and runs its tests one executable
+# at a time (each already runs its tests on 2 criterion jobs).
+run_tests() {
+  local label=$1 dir=$2; shift 2
+  echo "== $label ($dir)"
+  rm -f "$dir/meson-logs/testlog.json"
+  meson test -C "$dir" --no-rebuild --print-errorlogs --num-processes 1 "$@"
+  count_log "$label" "$dir"
+}
+
+if bash scripts/setup.sh build-test -Db_ndebug=false "${warn_opts[@]}"; then
+  run_tests release build-test
 else
-  echo "!! the sanitizer build failed"; failed=$((failed+1))
+  echo "!! the release build (build-test) failed"; failed=$((failed + 1))
+fi
+
+if bash scripts/setup.sh build-asan -Dbuildtype=debug -Db_sanitize=address,undefined "${warn_opts[@]}"; then
+  ASAN_OPTIONS=detect_leaks=0 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+    run_tests asan build-asan --test-args='--filter=!(learn*/*)'
+else
+  echo "!! the sanitizer build (build-asan) failed"; failed=$((failed + 1))
 fi
 
 echo "$passed passed, $failed failed"
