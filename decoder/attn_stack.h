@@ -1,0 +1,82 @@
+/* decoder/attn_stack.h: the decoder's LSTM stack with global attention and input feeding (Luong et al.
+ * 2015), teacher-forced over a time-major (T, B) batch, and one decoding step.
+ *   x_t   = [dropout(emb(y_{t-1})) ; h~_{t-1}]          (B, E+H), h~_{-1} = 0 (input feeding)
+ *   h^l_t = LSTM_l(x^l_t, h^l_{t-1}, c^l_{t-1})         x^0 = x_t, x^l = dropout(h^{l-1}_t)
+ *   h~_t  = attention(h^{L-1}_t, Hs)                     nn/attention.h: tanh(W_c [c_t ; h_t])
+ * h~_t (T, B, H) is what the output projection reads (decoder/decoder.h dec_loss on it, which also
+ * applies the output dropout). The stack is seeded with (h0, c0) (L, B, H), the encoder's final states.
+ * Layer 0's weight is (4H, E+H+H): columns [emb | h~ | h]; layers above (4H, H+H) as in nn/stack.h, so the
+ * offsets live in a struct stack_layout whose layer 0 input width is E+H (attn_stack_in_dim).
+ * The steps run one after the other (input feeding makes step t depend on h~_{t-1}); padded steps are
+ * computed like real ones: nothing real depends on them, and the loss gives them zero gradient.
+ * Activations are carved from the caller's arena; single-threaded; no allocation.
+ * ref: Luong, Pham & Manning 2015 (sec. 3.1 global attention, sec. 3.3 input feeding). */
+#ifndef SL_DECODER_ATTN_STACK_H
+#define SL_DECODER_ATTN_STACK_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "nn/arena.h"
+#include "nn/attention.h"
+#include "nn/dims.h"
+#include "nn/lstm.h"
+#include "nn/stack.h"
+#include "util/rng.h"
+
+/* Input width of layer l: E + H for layer 0 (embedding and fed h~), H above. */
+size_t attn_stack_in_dim(const struct stack_layout *lay, size_t l);
+
+/* Activations of one batch: T steps of B rows over S source positions. The caller fills ids (T, B)
+ * (time-major: BOS y_1 .. y_n, pad after) after attn_stack_acts_carve. */
+struct attn_stack_acts {
+    size_t T, B, S, H, E, L;
+    float p;                        /* dropout rate of the last forward */
+    int32_t *ids;                   /* (T, B) decoder inputs */
+    float *emb;                     /* (T, B, E) embeddings after dropout */
+    uint8_t *memb;                  /* (T, B, E) its mask */
+    float *x0;                      /* (T, B, E+H) layer 0 inputs [emb | h~_{t-1}] */
+    float *xd[NN_MAX_LAYERS];       /* (T, B, H) dropped output of layer l-1 (l >= 1) */
+    uint8_t *md[NN_MAX_LAYERS];     /* (T, B, H) its mask */
+    struct lstm_acts *cell;         /* (T·L) one step of one layer: cell[t·L + l] */
+    struct attn_acts att;           /* per-step attention activations; att.ht (T, B, H) is the output */
+    float *keys, *dkeys;            /* (S, B, KW) attention keys and their gradient */
+    float *dht;                     /* (B, H) gradient w.r.t. h~_t */
+    float *dfeed;                   /* (B, H) gradient w.r.t. h~_t through step t+1's input */
+    float *dy, *dxa, *dxb;          /* (B, E+2H) backward buffers of one step */
+    float *dh[2], *dc[2];           /* (L, B, H) gradient w.r.t. the carried state, ping-pong */
+    float *scratch;                 /* max(lstm_scratch_floats, attn_backward_floats) */
+};
+
+/* Takes the arrays of a for (T, B, S) from ar (nn/arena.h measure-then-carve protocol). */
+void attn_stack_acts_carve(struct attn_stack_acts *a, struct arena *ar, const struct stack_layout *lay,
+                           const struct attn_layout *att, size_t T, size_t B, size_t S);
+/* Teacher-forced forward from (h0, c0) (L, B, H) over the source states Hs (S, B, H) (borrowed: must stay
+ * unchanged until attn_stack_backward) with source lengths src_len (B) in [0, S]; dropout p (masks from
+ * r, unused when p == 0). The output is attn_stack_top(a), (T, B, H). */
+void attn_stack_forward(const struct stack_layout *lay, const struct attn_layout *att, const float *w,
+                        struct attn_stack_acts *a, const float *Hs, const int32_t *src_len, const float *h0,
+                        const float *c0, float p, struct rng *r);
+/* h~_1..h~_T, (T, B, H), borrowed from a. */
+const float *attn_stack_top(const struct attn_stack_acts *a);
+/* Backward of the last attn_stack_forward on a (same Hs, src_len) from dtop (T, B, H), the gradient w.r.t.
+ * its outputs. Accumulates (+=) into g (decoder stack and attention weights), dHs (S, B, H), and
+ * dh0, dc0 (L, B, H). Overwrites the gate values in a. */
+void attn_stack_backward(const struct stack_layout *lay, const struct attn_layout *att, const float *w, float *g,
+                         struct attn_stack_acts *a, const float *Hs, const int32_t *src_len, const float *dtop,
+                         float *dHs, float *dh0, float *dc0);
+
+/* Floats of scratch attn_stack_step needs for M rows over sources of up to S positions. */
+size_t attn_stack_step_floats(const struct stack_layout *lay, const struct attn_layout *att, size_t M, size_t S);
+/* One decoding step for M rows without dropout: ids (M) in [0, V); (h, c) (L, M, H) and feed (M, H) (h~ of
+ * the previous step, zeros first) are updated in place; row r attends to source src_row[r] of Hs (S, B, H)
+ * with keys (S, B, KW) (attn_keys_forward) and lengths src_len (B). OUT: feed = h~_t; align (M, S) the
+ * attention weights when not NULL. P: NULL, or the decoder's packed weights: layer l's W packed as
+ * gemm_pack_b(GEMM_T, I_l + H, 4H, W_l, I_l + H) at P + pk_lstm[l] and attn_pack at P + pk_att.
+ * scratch: attn_stack_step_floats(lay, att, M, S) floats. */
+void attn_stack_step(const struct stack_layout *lay, const struct attn_layout *att, const float *w, const float *P,
+                     const size_t *pk_lstm, size_t pk_att, const int32_t *ids, size_t M, const float *Hs,
+                     const float *keys, const int32_t *src_len, size_t S, size_t B, const int32_t *src_row,
+                     float *h, float *c, float *feed, float *align, float *scratch);
+
+#endif
