@@ -10,11 +10,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "nn/gemm.h"
 #include "tools/bench/bench.h"
+#include "util/clock.h"
 #include "util/err.h"
 
 #define UNSET (-1)
@@ -35,13 +35,6 @@ static void cpu_snapshot(double *machine, double *self)
     getrusage(RUSAGE_SELF, &ru);
     *self = (double)ru.ru_utime.tv_sec + 1e-6 * (double)ru.ru_utime.tv_usec + (double)ru.ru_stime.tv_sec +
             1e-6 * (double)ru.ru_stime.tv_usec;
-}
-
-static double wall(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
 }
 
 static int run(int argc, char **argv)
@@ -111,11 +104,11 @@ static int run(int argc, char **argv)
     o.sentences = (size_t)sentences, o.K = (size_t)beam, o.seed = (uint64_t)seed, o.shards = (int)shards;
 
     struct bench_result r;
-    double m0, s0, m1, s1, w0 = wall();
+    double m0, s0, m1, s1, w0 = clock_now();
     cpu_snapshot(&m0, &s0);
     rc = bench_run(&o, &r);
     cpu_snapshot(&m1, &s1);
-    double dw = wall() - w0;
+    double dw = clock_now() - w0;
     if (rc)
         return cli_fail_status(&cmd_bench, rc);
     struct rusage ru;

@@ -22,6 +22,7 @@
 #include "translate/evaluate.h"
 #include "translate/translator.h"
 #include "train/update.h"
+#include "util/clock.h"
 #include "util/err.h"
 #include "util/rng.h"
 
@@ -31,7 +32,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #define SRC_EOS 0               /* sources are not terminated by EOS (the lengths say where they end) */
 
@@ -80,25 +80,11 @@ struct trainer {
     int64_t last_ckpt;
 };
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-static uint64_t mix64(uint64_t z)
-{
-    z += 0x9e3779b97f4a7c15ULL;
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return z ^ (z >> 31);
-}
-
-/* The dropout stream of shard k at step t (1-based). */
+/* The dropout stream of shard k at step t (1-based): three splitmix64 steps, each rng_mix64(z + gamma). */
 static uint64_t shard_seed(uint64_t seed, int64_t t, size_t k)
 {
-    return mix64(mix64(mix64(seed) ^ (uint64_t)t) ^ (uint64_t)k);
+    const uint64_t g = RNG_GOLDEN_GAMMA;
+    return rng_mix64((rng_mix64((rng_mix64(seed + g) ^ (uint64_t)t) + g) ^ (uint64_t)k) + g);
 }
 
 void train_opts_init(struct train_opts *o)
@@ -558,7 +544,7 @@ static int do_validate(struct trainer *t)
 {
     if (!t->vplan || t->valid_step == t->step)
         return 0;
-    const double v0 = now_s();
+    const double v0 = clock_now();
     int rc = validate(t, &t->valid_ppl);
     if (rc)
         return rc;
@@ -583,7 +569,7 @@ static int do_validate(struct trainer *t)
                                    t->bleu_out.chrf.signature.data)))
             return rc;
     }
-    p.valid_seconds = now_s() - v0;
+    p.valid_seconds = clock_now() - v0;
     emit(t, &p);
     return 0;
 }
@@ -758,7 +744,7 @@ int train_run(struct db *db, const struct train_opts *opts, struct train_result 
     t.valid_ppl = t.valid_bleu = NAN;
     eval_out_init(&t.bleu_out, 0);
     int rc = 0, started = 0, gemm_threads = 0;
-    const double t0 = now_s();
+    const double t0 = clock_now();
     if (t.o.resume && (rc = resume_opts(&t, &t.o)))
         goto done;
     defaults(&t.o);
@@ -813,7 +799,7 @@ int train_run(struct db *db, const struct train_opts *opts, struct train_result 
 
     const double limit_s = t.o.time_limit_min > 0 ? 60.0 * t.o.time_limit_min : 0;
     const int64_t step0 = t.step;
-    double int_loss = 0, int_t0 = now_s();
+    double int_loss = 0, int_t0 = clock_now();
     size_t int_tok = 0, int_src = 0, int_tgt = 0, all_src = 0, all_tgt = 0;
     double gnorm = 0;
     int stopped = 0;
@@ -826,7 +812,7 @@ int train_run(struct db *db, const struct train_opts *opts, struct train_result 
         }
         if (t.o.steps > 0 ? t.step >= t.o.steps : t.epoch >= t.o.epochs)
             break;
-        if ((t.o.stop && *t.o.stop) || (limit_s > 0 && now_s() - t0 >= limit_s)) {
+        if ((t.o.stop && *t.o.stop) || (limit_s > 0 && clock_now() - t0 >= limit_s)) {
             stopped = 1;
             break;
         }
@@ -858,7 +844,7 @@ int train_run(struct db *db, const struct train_opts *opts, struct train_result 
         int last = t.o.steps > 0 ? t.step >= t.o.steps
                                  : (t.bidx >= (int64_t)per_epoch && t.epoch + 1 >= t.o.epochs);
         if (t.step % t.o.log_every == 0 || last) {
-            double now = now_s(), dt = now - int_t0;
+            double now = clock_now(), dt = now - int_t0;
             double rate = (double)(t.step - step0) / (now - t0);
             double eta = rate > 0 ? (double)(total_steps - t.step) / rate : -1;
             if (limit_s > 0 && (eta < 0 || eta > limit_s - (now - t0)))
@@ -879,7 +865,7 @@ int train_run(struct db *db, const struct train_opts *opts, struct train_result 
             out->last_loss = p.loss;
             int_loss = 0;
             int_tok = int_src = int_tgt = 0;
-            int_t0 = now_s();
+            int_t0 = clock_now();
         }
         if (t.o.valid_every > 0 && t.step % t.o.valid_every == 0 && (rc = do_validate(&t)))
             goto done;
@@ -900,12 +886,12 @@ int train_run(struct db *db, const struct train_opts *opts, struct train_result 
         rc = db_run_update(db, t.run_id, out->status, t.step, 0, msg);
     }
     {
-        double el = now_s() - t0;
+        double el = clock_now() - t0;
         out->src_tok_s = el > 0 ? (double)all_src / el : 0;
         out->tgt_tok_s = el > 0 ? (double)all_tgt / el : 0;
     }
 done:
-    out->elapsed_s = now_s() - t0;
+    out->elapsed_s = clock_now() - t0;
     out->steps_done = t.step;
     out->epoch = t.epoch;
     out->valid_ppl = t.valid_ppl;
