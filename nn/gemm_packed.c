@@ -11,6 +11,7 @@
  * ref: Goto & van de Geijn 2008 (packing, register blocking); OpenBLAS Haswell sgemm 6x16 micro-kernel. */
 #include "nn/gemm.h"
 
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -196,11 +197,14 @@ __attribute__((target("avx512f"))) static void tile_avx512(size_t mr, size_t nn,
 /* 2: AVX-512, 1: AVX2 + FMA, 0: portable. AVX-512 only when OpenBLAS itself runs AVX-512 kernels, so the
  * whole program uses one ISA (this environment pins OpenBLAS to Haswell = AVX2 with OPENBLAS_CORETYPE);
  * SEQLITE_GEMM_ISA=avx2|avx512|generic overrides. */
-static int isa_level(void)
+static int isa_value;
+static pthread_once_t isa_once = PTHREAD_ONCE_INIT;
+
+/* Runs once per process (pthread_once): the first call may come from several OpenMP threads at once
+ * when nothing was packed before the first parallel step, and pthread_once orders that write before
+ * every read. */
+static void isa_detect(void)
 {
-    static int v = -1;
-    if (v >= 0)
-        return v;
     __builtin_cpu_init();
     int avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
     int avx512 = avx2 && __builtin_cpu_supports("avx512f");
@@ -213,8 +217,13 @@ static int isa_level(void)
         lv = 1;
     else if (env && strcmp(env, "avx512") == 0 && avx512)
         lv = 2;
-    v = lv;
-    return v;
+    isa_value = lv;
+}
+
+static int isa_level(void)
+{
+    pthread_once(&isa_once, isa_detect);
+    return isa_value;
 }
 #else
 static int isa_level(void) { return 0; }
