@@ -1,9 +1,9 @@
 /* tools/cmd_bench.c: `seqlite bench train|greedy|beam`: the synthetic speed benchmark of tools/bench/bench.h,
- * printing one JSON line with the keys of the PyTorch peer (shared/bench/peer_torch.py) plus gflops,
+ * printing one JSON line with the keys of the PyTorch peer benchmark plus gflops,
  * roofline_pct (with --peak) and the settings used (shards, split, omp_wait_policy).
  * OMP_WAIT_POLICY: libgomp reads it when it loads, so when it is unset the command sets PASSIVE and
  * re-executes itself once (spinning OpenMP threads fight OpenBLAS's threads on 2 cores).
- * ref: shared/bench/README.md, shared/bench/flops.md. */
+ * ref: tools/bench/bench.h (workload, FLOP model), tools/bench/compare.sh (the side-by-side runs). */
 #include "tools/cli.h"
 
 #include <stdio.h>

@@ -3,7 +3,7 @@
  * each) into per-shard gradient buffers; then the optimizer step of train/update.h, as training does:
  * shard sum with the global norm in one parallel pass, clipping (5.0) and Adam in a second. Nothing is
  * allocated in the timed loop.
- * ref: shared/bench/peer_torch.py (workload), shared/bench/flops.md (FLOP model), train/train.c. */
+ * ref: the PyTorch peer (workload and FLOP model, see bench.h), train/train.c. */
 #include "tools/bench/bench.h"
 
 #include <math.h>
