@@ -7,6 +7,7 @@
 #include "corpus/db.h"
 #include "util/err.h"
 #include "util/rng.h"
+#include "util/vec.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -36,23 +37,13 @@ void batch_data_free(struct batch_data *d)
     free(d);
 }
 
-/* realloc to n elements of size sz; *p unchanged on failure */
-static int grow(void **p, size_t n, size_t sz)
-{
-    void *q = realloc(*p, n * sz);
-    if (!q && n)
-        return sl_err(SL_ENOMEM, "out of memory (%zu bytes)", n * sz);
-    *p = q;
-    return 0;
-}
-
 static int data_resize(struct batch_data *d, size_t cap)
 {
     int rc;
-    if ((rc = grow((void **)&d->off, cap, sizeof *d->off)) ||
-        (rc = grow((void **)&d->src_len, cap, sizeof *d->src_len)) ||
-        (rc = grow((void **)&d->tgt_len, cap, sizeof *d->tgt_len)) ||
-        (rc = grow((void **)&d->pair_id, cap, sizeof *d->pair_id)))
+    if ((rc = vec_resize(&d->off, cap, sizeof *d->off)) ||
+        (rc = vec_resize(&d->src_len, cap, sizeof *d->src_len)) ||
+        (rc = vec_resize(&d->tgt_len, cap, sizeof *d->tgt_len)) ||
+        (rc = vec_resize(&d->pair_id, cap, sizeof *d->pair_id)))
         return rc;
     d->cap = cap;
     return 0;
@@ -78,7 +69,7 @@ int batch_data_add(struct batch_data *d, int64_t pair_id, const int32_t *src, si
         size_t cap = d->cap_ids ? d->cap_ids : 16384;
         while (cap < d->n_ids + ns + nt)
             cap *= 2;
-        int rc = grow((void **)&d->ids, cap, sizeof *d->ids);
+        int rc = vec_resize(&d->ids, cap, sizeof *d->ids);
         if (rc)
             return rc;
         d->cap_ids = cap;
@@ -99,7 +90,7 @@ void batch_data_shrink(struct batch_data *d)
     /* shrinking never fails in practice; if it does, the larger arrays stay */
     if (d->n && d->n < d->cap && data_resize(d, d->n) == 0)
         d->cap = d->n;
-    if (d->n_ids && d->n_ids < d->cap_ids && grow((void **)&d->ids, d->n_ids, sizeof *d->ids) == 0)
+    if (d->n_ids && d->n_ids < d->cap_ids && vec_resize(&d->ids, d->n_ids, sizeof *d->ids) == 0)
         d->cap_ids = d->n_ids;
 }
 
@@ -124,7 +115,7 @@ static int load_one(void *vctx, int64_t pair_id, const char *src, size_t srclen,
         size_t cap = c->cap ? c->cap : 256;
         while (cap < ns)
             cap *= 2;
-        if ((rc = grow((void **)&c->src, cap, sizeof *c->src)))
+        if ((rc = vec_resize(&c->src, cap, sizeof *c->src)))
             return rc;
         c->cap = cap;
     }
@@ -232,19 +223,11 @@ static int key_cmp(const void *va, const void *vb)
     return a->idx < b->idx ? -1 : a->idx > b->idx;
 }
 
-/* splitmix64 finaliser: spreads (seed, epoch) over the whole seed space */
-static uint64_t mix64(uint64_t z)
-{
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return z ^ (z >> 31);
-}
-
 int batch_plan_epoch(struct batch_plan *p, uint64_t epoch)
 {
     const struct batch_data *d = p->d;
     struct rng r;
-    rng_seed(&r, mix64(p->o.seed ^ mix64(epoch + 0x9e3779b97f4a7c15ULL)));
+    rng_seed(&r, rng_mix64(p->o.seed ^ rng_mix64(epoch + RNG_GOLDEN_GAMMA))); /* spread over the seed space */
     size_t k = 0;
     for (size_t i = 0; i < d->n; i++) {
         size_t s = pad_s(p, i), t = pad_t(p, i);

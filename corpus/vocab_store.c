@@ -7,19 +7,12 @@
 #include "corpus/vocab_store.h"
 
 #include "corpus/db.h"
+#include "util/clock.h"
 #include "util/err.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
-
-static double now_s(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
-}
 
 struct read_ctx {
     struct bpe_learner *src, *tgt; /* the same learner when joint */
@@ -117,7 +110,7 @@ int corpus_vocab_learn(struct db *db, const struct corpus_vocab_opts *o, struct 
                       BPE_SIZE_MAX);
     if (o->min_count < 1)
         return sl_err(SL_EINVAL, "min count must be at least 1");
-    double t0 = now_s();
+    double t0 = clock_now();
     int64_t n_train = 0;
     int rc = db_split_count(db, "train", &n_train);
     if (rc)
@@ -141,7 +134,7 @@ int corpus_vocab_learn(struct db *db, const struct corpus_vocab_opts *o, struct 
     struct read_ctx rd = {ls, lt, 0};
     if ((rc = db_pairs_foreach(db, "train", read_cb, &rd)))
         goto done;
-    double t1 = now_s();
+    double t1 = clock_now();
     struct bpe_learn_opts lo = {o->size, o->min_count};
     if ((rc = bpe_learner_learn(ls, &lo, &bs)))
         goto done;
@@ -150,7 +143,7 @@ int corpus_vocab_learn(struct db *db, const struct corpus_vocab_opts *o, struct 
     } else if ((rc = bpe_learner_learn(lt, &lo, &bt))) {
         goto done;
     }
-    out->learn_seconds = now_s() - t1;
+    out->learn_seconds = clock_now() - t1;
     /* free the word tables before encoding everything */
     bpe_learner_free(ls);
     if (lt != ls)
@@ -192,7 +185,7 @@ int corpus_vocab_learn(struct db *db, const struct corpus_vocab_opts *o, struct 
     out->tgt_chars = n_chars(bt);
     out->n_pairs = rd.n;
     out->n_encoded = (int64_t)cc.n;
-    out->total_seconds = now_s() - t0;
+    out->total_seconds = clock_now() - t0;
 done:
     if (in_tx)
         db_rollback(db); /* keeps the first error's message: rollback only reports its own failure */

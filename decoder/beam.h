@@ -7,8 +7,8 @@
  * hypotheses are then finalised as they are). Rows of stopped sentences are dropped (the model is
  * told by reorder with a smaller M). K = 1 is exactly greedy decoding (argmax, lowest id on ties).
  * All memory is allocated by beam_search_create(); a run allocates nothing.
- * ref: Wu et al. 2016 (GNMT length penalty lp(Y) = ((5+|Y|)/6)^alpha); shared/bench/peer_torch.py
- * (the fixed-length benchmark mode). */
+ * ref: Wu et al. 2016 (GNMT length penalty lp(Y) = ((5+|Y|)/6)^alpha); the PyTorch peer benchmark
+ * (the fixed-length mode, tools/bench/bench.h). */
 #ifndef SL_DECODER_BEAM_H
 #define SL_DECODER_BEAM_H
 

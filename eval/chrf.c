@@ -8,6 +8,7 @@
 
 #include "eval/evtext.h"
 #include "util/err.h"
+#include "util/vec.h"
 
 #include <stdlib.h>
 #include <stdio.h>
@@ -94,21 +95,6 @@ void chrf_stats_add(struct chrf_stats *dst, const struct chrf_stats *src)
                      src->nrefs_max);
 }
 
-static int grow(uint32_t **p, size_t *cap, size_t need)
-{
-    if (need <= *cap)
-        return 0;
-    size_t n = *cap ? *cap : 256;
-    while (n < need)
-        n *= 2;
-    uint32_t *q = realloc(*p, n * sizeof *q);
-    if (!q)
-        return sl_err(SL_ENOMEM, "out of memory");
-    *p = q;
-    *cap = n;
-    return 0;
-}
-
 static int is_punct(unsigned char c)
 {
     return (c >= 33 && c <= 47) || (c >= 58 && c <= 64) || (c >= 91 && c <= 96) || (c >= 123 && c <= 126);
@@ -124,7 +110,7 @@ static int read_line(struct chrf *c, const char *s, size_t n, size_t *nc, size_t
         s = c->low.data;
         n = c->low.len;
     }
-    if ((rc = grow(&c->chars, &c->chars_cap, n)))
+    if ((rc = vec_reserve(&c->chars, &c->chars_cap, n, sizeof *c->chars)))
         return rc;
     size_t k = 0, i = 0;
     while (i < n) {
@@ -137,7 +123,7 @@ static int read_line(struct chrf *c, const char *s, size_t n, size_t *nc, size_t
     if (!c->o.word_order)
         return 0;
     /* words: at most one extra word per whitespace-separated token, so n + 1 ids suffice */
-    if ((rc = grow(&c->words, &c->words_cap, n + 1)))
+    if ((rc = vec_reserve(&c->words, &c->words_cap, n + 1, sizeof *c->words)))
         return rc;
     size_t w = 0, at;
     i = 0;

@@ -17,7 +17,7 @@
 #include "util/err.h"
 
 #ifndef S2S_CHUNK
-#define S2S_CHUNK 512 /* projection rows per chunk: (512, V) logits; measured 256..1536 within noise */
+#define S2S_CHUNK 512 /* projection rows per chunk: (512, V) logits; nearby sizes ran no differently */
 #endif
 
 struct s2s_workspace {
@@ -328,7 +328,7 @@ static size_t step_scratch_floats(const struct s2s_model *m, size_t M)
 }
 
 /* The decoder's row buffers are 64-byte aligned (param_buf_create): the packed GEMM's rows of A and C then
- * start on cache lines; with malloc's 16-byte alignment the step GEMMs ran ~10% slower. */
+ * start on cache lines; with malloc's 16-byte alignment the step GEMMs ran measurably slower. */
 static int decoder_grow(struct s2s_decoder *d, size_t M)
 {
     if (M <= d->cap)

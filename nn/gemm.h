@@ -21,9 +21,10 @@ int gemm_get_threads(void);
 const char *gemm_corename(void);
 
 /* Pre-packed right operand (nn/gemm_packed.c), for products with few rows and a weight reused across
- * calls (time steps): OpenBLAS repacks its operands on every call, which costs about a third of a
- * 32-row product. op(B) (K, N) is packed into zero-padded panels of (K, 16) floats (AVX2) or (K, 32)
- * (AVX-512, used when OpenBLAS runs AVX-512 kernels). Single-threaded (whatever gemm_set_threads says). */
+ * calls (time steps): OpenBLAS repacks its operands on every call, a large share of a product with few
+ * rows. op(B) (K, N) is packed into zero-padded panels of (K, 16) floats (AVX2) or (K, 32)
+ * (AVX-512, used when OpenBLAS runs AVX-512 kernels). Single-threaded (whatever gemm_set_threads says);
+ * thread-safe: the kernels are chosen once per process (pthread_once), at the first call from any thread. */
 #define GEMM_PANEL_MAX 32
 /* Floats gemm_pack_b writes for op(B) of shape (K, N). */
 size_t gemm_packed_floats(size_t K, size_t N);

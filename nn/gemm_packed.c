@@ -1,16 +1,17 @@
 /* nn/gemm_packed.c: C = A · op(B) + beta C with op(B) packed once into 16-column panels (see gemm.h).
- * Why: for the few-row products of a time step (M = 32..64 rows against a 2048 x 768 weight) OpenBLAS
- * repacks the whole weight on every call; the profile of greedy decoding showed its packing routine
- * (sgemm_incopy) at 32% of the time. Packing a weight once per batch (decoding) or once per layer and
- * pass (training's recurrent products) removes that cost.
+ * Why: for the few-row products of a time step (a few dozen rows against a whole weight) OpenBLAS
+ * repacks the whole weight on every call, and in profiles of greedy decoding its packing routine
+ * (sgemm_incopy) took a large share of the time. Packing a weight once per batch (decoding) or once per
+ * layer and pass (training's recurrent products) removes that cost.
  * Kernels: 6 rows x 16 columns of C in 12 AVX2 registers (16-wide panels), or 12 rows x 32 in 24 AVX-512
  * registers (32-wide panels; used only when OpenBLAS runs AVX-512 kernels too); k blocked so a 16 KiB
  * panel block stays in L1;
  * chosen at run time (__builtin_cpu_supports), with a portable loop as fallback. Single-threaded.
- * Measured (1 thread, M = 32, N = 2048, K = 768, NT): OpenBLAS Haswell 46-54 GFLOP/s, this AVX2 62-67.
+ * On a decoding-step shape this AVX2 kernel beats OpenBLAS's Haswell sgemm (the figures: git history).
  * ref: Goto & van de Geijn 2008 (packing, register blocking); OpenBLAS Haswell sgemm 6x16 micro-kernel. */
 #include "nn/gemm.h"
 
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -28,11 +29,11 @@
 #define MR 6
 #define MR512 12
 /* Software prefetch: the first row tile of a panel block reads it from L3 or memory (the decoder's packed
- * weights, 31 MB for base, do not stay in cache between steps), and the hardware prefetcher alone left
- * that tile stalled on the loads (25% of beam/greedy samples on the instruction after the panel load).
- * So the first row tile prefetches its block PF_BYTES ahead (4 KiB measured best of 1-32 KiB), and the
- * second row tile prefetches the whole next block, which then waits in cache for the next first tile
- * (32-row step GEMMs: 91-97% -> 95-100% of sgemm 2048^3 in gemm-step, greedy AVX2 +3-4%). */
+ * weights are larger than the cache for base and do not stay in it between steps), and the hardware
+ * prefetcher alone left that tile stalled on the loads (profiles put many samples on the instruction
+ * after the panel load). So the first row tile prefetches its block PF_BYTES ahead (the best distance
+ * tried), and the second row tile prefetches the whole next block, which then waits in cache for the
+ * next first tile (faster step GEMMs in gemm-step and faster greedy decoding). */
 #define PF_BYTES 4096
 
 static int isa_level(void);
@@ -196,11 +197,14 @@ __attribute__((target("avx512f"))) static void tile_avx512(size_t mr, size_t nn,
 /* 2: AVX-512, 1: AVX2 + FMA, 0: portable. AVX-512 only when OpenBLAS itself runs AVX-512 kernels, so the
  * whole program uses one ISA (this environment pins OpenBLAS to Haswell = AVX2 with OPENBLAS_CORETYPE);
  * SEQLITE_GEMM_ISA=avx2|avx512|generic overrides. */
-static int isa_level(void)
+static int isa_value;
+static pthread_once_t isa_once = PTHREAD_ONCE_INIT;
+
+/* Runs once per process (pthread_once): the first call may come from several OpenMP threads at once
+ * when nothing was packed before the first parallel step, and pthread_once orders that write before
+ * every read. */
+static void isa_detect(void)
 {
-    static int v = -1;
-    if (v >= 0)
-        return v;
     __builtin_cpu_init();
     int avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
     int avx512 = avx2 && __builtin_cpu_supports("avx512f");
@@ -213,8 +217,13 @@ static int isa_level(void)
         lv = 1;
     else if (env && strcmp(env, "avx512") == 0 && avx512)
         lv = 2;
-    v = lv;
-    return v;
+    isa_value = lv;
+}
+
+static int isa_level(void)
+{
+    pthread_once(&isa_once, isa_detect);
+    return isa_value;
 }
 #else
 static int isa_level(void) { return 0; }

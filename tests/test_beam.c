@@ -8,6 +8,7 @@
 
 #include "decoder/beam.h"
 #include "util/err.h"
+#include "util/rng.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -38,15 +39,6 @@ static void fake_init(struct fake *f, size_t V, size_t N, size_t K, const uint64
     for (size_t s = 0; s < N; s++)
         for (size_t k = 0; k < K; k++)
             f->seed[s * K + k] = seeds[s];
-}
-
-static uint64_t mix64(uint64_t x)
-{
-    x ^= x >> 30;
-    x *= 0xBF58476D1CE4E5B9ULL;
-    x ^= x >> 27;
-    x *= 0x94D049BB133111EBULL;
-    return x ^ (x >> 31);
 }
 
 /* P(eos), P(A), P(B), P(C) after prefix (hand tables use only A and B) */
@@ -90,12 +82,12 @@ static void dist(uint64_t seed, const int32_t *pre, size_t n, float p[4])
     } else if (seed == TAB_NO_EOS) {
         p[0] = 0.0f, p[1] = 0.5f, p[2] = 0.5f;
     } else { /* random, prefix dependent */
-        uint64_t h = mix64(seed + 1);
+        uint64_t h = rng_mix64(seed + 1);
         for (size_t i = 0; i < n; i++)
-            h = mix64(h ^ (uint64_t)pre[i] * 0x9E3779B97F4A7C15ULL);
+            h = rng_mix64(h ^ (uint64_t)pre[i] * 0x9E3779B97F4A7C15ULL);
         float w[4], sum = 0;
         for (int i = 0; i < 4; i++) {
-            h = mix64(h + (uint64_t)i);
+            h = rng_mix64(h + (uint64_t)i);
             w[i] = 0.05f + (float)(h >> 40) / (float)(1u << 24);
             sum += w[i];
         }

@@ -1,6 +1,6 @@
 /* tests/test_bench.c: the synthetic benchmark (tools/bench/bench.h) and `seqlite bench`: the canonical configs
- * and FLOP model against the numbers of shared/bench/README.md; tiny train, greedy and beam runs print
- * exactly one line of JSON with the keys of the PyTorch peer (shared/bench/peer_torch.py, finish()) and
+ * and FLOP model against the PyTorch peer benchmark's published numbers; tiny train, greedy and beam runs
+ * print exactly one line of JSON with the keys of the peer (its finish()) and
  * consistent, positive values; decoding gives the same ids with 1 and 2 threads and beam 1 equals greedy;
  * usage errors (unknown mode, out-of-range flags) exit 2 with the usage on stderr. */
 #include <criterion/criterion.h>
@@ -150,7 +150,7 @@ static const char *jstr(const struct json_flat *o, const char *key)
 
 static int is_integer(double x) { return x == floor(x); }
 
-/* Keys of every line of the peer (finish() in shared/bench/peer_torch.py), then of its train and its
+/* Keys of every line of the peer (its finish()), then of its train and its
  * greedy / beam lines. */
 static const char *const PEER_KEYS[] = {"mode",    "threads", "blas",   "src_vocab",    "tgt_vocab",
                                         "emb",     "hidden",  "layers", "batch",        "src_len",
@@ -195,7 +195,7 @@ static void run_bench(const char *args, const char *mode, struct json_flat *o)
     free(err);
 }
 
-/* The tiny config (shared/bench/README.md) with --batch batch --src-len 12 (unlike tgt_len, so that a mixup
+/* The peer's tiny config with --batch batch --src-len 12 (unlike tgt_len, so that a mixup
  * of the two shows) */
 static void expect_tiny_sizes(const struct json_flat *o, double batch)
 {

@@ -321,6 +321,36 @@ Test(gemm_packed, automatic_choice_matches_naive_and_gemm_run)
     free(A), free(B), free(P), free(C1), free(C2);
 }
 
+/* The kernel choice is made once even when the first packed calls come from several threads at once
+ * (as when nothing was packed before the first parallel training step): every thread's product equals
+ * the same product computed afterwards in this thread, bit for bit. (Run under TSan, this also checks
+ * that the one-time choice is not a data race.) */
+Test(gemm_packed, first_calls_from_many_threads_agree)
+{
+    pin_isa(NULL);
+    enum { NT = 4 };
+    const size_t M = 12, N = 40, K = 24;
+    struct rng r;
+    rng_seed(&r, 31);
+    float *A = malloc(M * K * sizeof(float)), *B = malloc(K * N * sizeof(float));
+    float *P = malloc(NT * gemm_packed_floats(K, N) * sizeof(float));
+    float *C = calloc(NT * M * N, sizeof(float)), *ref = calloc(M * N, sizeof(float));
+    cr_assert(A && B && P && C && ref);
+    fill_uniform(A, M * K, 1, &r);
+    fill_uniform(B, K * N, 1, &r);
+#pragma omp parallel for num_threads(NT) schedule(static, 1)
+    for (int t = 0; t < NT; t++) {
+        float *pt = P + (size_t)t * gemm_packed_floats(K, N);
+        gemm_pack_b(GEMM_N, K, N, B, N, pt);
+        gemm_run_packed(M, N, K, A, K, pt, 0.0f, C + (size_t)t * M * N, N);
+    }
+    gemm_pack_b(GEMM_N, K, N, B, N, P);
+    gemm_run_packed(M, N, K, A, K, P, 0.0f, ref, N);
+    for (int t = 0; t < NT; t++)
+        cr_assert_eq(memcmp(C + (size_t)t * M * N, ref, M * N * sizeof(float)), 0, "thread %d differs", t);
+    free(A), free(B), free(P), free(C), free(ref);
+}
+
 Test(gemm_packed, pack_writes_zero_padded_panels)
 {
     pin_isa(NULL);

@@ -1,19 +1,23 @@
-/* tests/test_util.c: util/ — error messages, the RNG, the byte buffer and line reader, UTF-8. */
+/* tests/test_util.c: util/ — error messages, the RNG and the 64-bit mixer, growable arrays, the monotonic
+ * clock, the byte buffer and line reader, UTF-8, big buffers, jobs. */
 #include <criterion/criterion.h>
 
 #include "tests/helpers.h"
 #include "util/bigmem.h"
+#include "util/clock.h"
 #include "util/err.h"
 #include "util/jobs.h"
 #include "util/rng.h"
 #include "util/sbuf.h"
 #include "util/utf8.h"
+#include "util/vec.h"
 
 #include <omp.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 Test(bigmem, alignment_by_size_and_every_byte_writable)
 {
@@ -90,6 +94,88 @@ Test(rng, shuffle_is_a_permutation)
     for (int i = 0; i < 50; i++)
         cr_assert_eq(seen[i], 1);
     cr_assert_gt(moved, 25);
+}
+
+/* rng_mix64 is splitmix64's finaliser: splitmix64 from state 0 (the reference outputs of Vigna's
+ * splitmix64.c) is rng_mix64(i * gamma), and rng_seed's state is those outputs. */
+Test(rng, mix64_is_the_splitmix64_finaliser)
+{
+    static const uint64_t ref[4] = {0xe220a8397b1dcdafULL, 0x6e789e6aa1b965f4ULL, 0x06c45d188009454fULL,
+                                    0xf88bb8a8724c81ecULL};
+    struct rng r;
+    rng_seed(&r, 0);
+    for (uint64_t i = 0; i < 4; i++) {
+        cr_assert_eq(rng_mix64((i + 1) * RNG_GOLDEN_GAMMA), ref[i], "output %d", (int)i);
+        cr_assert_eq(r.s[i], ref[i], "state word %d", (int)i);
+    }
+    cr_assert_eq(rng_mix64(0), 0);
+    /* the finaliser alone (value from an independent implementation), and no collisions among nearby keys */
+    cr_assert_eq(rng_mix64(1), 0x5692161d100b05e5ULL);
+    uint64_t h[256];
+    for (int i = 0; i < 256; i++) {
+        h[i] = rng_mix64((uint64_t)i);
+        for (int j = 0; j < i; j++)
+            cr_assert_neq(h[i], h[j], "%d and %d collide", i, j);
+    }
+}
+
+/* vec: reserve doubles from VEC_MIN_CAP and keeps the contents; resize is exact, shrinks and frees. */
+Test(vec, reserve_grows_geometrically_and_keeps_contents)
+{
+    int32_t *a = NULL;
+    size_t cap = 0;
+    cr_assert_eq(vec_reserve(&a, &cap, 0, sizeof *a), 0);
+    cr_assert(a == NULL && cap == 0, "need 0 must not allocate");
+    cr_assert_eq(vec_reserve(&a, &cap, 1, sizeof *a), 0);
+    cr_assert_eq(cap, VEC_MIN_CAP);
+    for (int32_t i = 0; i < 1000; i++) {
+        cr_assert_eq(vec_reserve(&a, &cap, (size_t)i + 1, sizeof *a), 0);
+        a[i] = i * 7;
+    }
+    cr_assert_eq(cap, 1024);
+    int32_t *same = a;
+    cr_assert_eq(vec_reserve(&a, &cap, 1024, sizeof *a), 0);
+    cr_assert(a == same && cap == 1024, "need <= cap must not reallocate");
+    cr_assert_eq(vec_reserve(&a, &cap, 5000, sizeof *a), 0);
+    cr_assert_eq(cap, 8192);
+    for (int32_t i = 0; i < 1000; i++)
+        cr_assert_eq(a[i], i * 7, "element %d", (int)i);
+    free(a);
+}
+
+Test(vec, resize_is_exact_and_failure_leaves_the_array)
+{
+    double *a = NULL;
+    cr_assert_eq(vec_resize(&a, 100, sizeof *a), 0);
+    for (int i = 0; i < 100; i++)
+        a[i] = i + 0.5;
+    cr_assert_eq(vec_resize(&a, 10, sizeof *a), 0); /* shrink keeps the prefix */
+    for (int i = 0; i < 10; i++)
+        cr_assert_eq(a[i], i + 0.5);
+    double *before = a;
+    sl_err_clear();
+    cr_assert_eq(vec_resize(&a, SIZE_MAX / 4, sizeof *a), SL_ENOMEM); /* n * elem overflows */
+    cr_assert(a == before && a[9] == 9.5, "a failed resize must leave the array as it was");
+    cr_assert(strstr(sl_errmsg(), "out of memory"), "message: %s", sl_errmsg());
+    size_t cap = 10;
+    cr_assert_eq(vec_reserve(&a, &cap, SIZE_MAX / 2 + 2, sizeof *a), SL_ENOMEM);
+    cr_assert(a == before && cap == 10);
+    cr_assert_eq(vec_resize(&a, 0, sizeof *a), 0);
+    cr_assert_null(a);
+}
+
+Test(clock, monotonic_and_measures_a_sleep)
+{
+    double t0 = clock_now(), prev = t0;
+    for (int i = 0; i < 1000; i++) {
+        double t = clock_now();
+        cr_assert_geq(t, prev, "the clock went back");
+        prev = t;
+    }
+    struct timespec d = {0, 20 * 1000 * 1000};
+    nanosleep(&d, NULL);
+    double dt = clock_since(t0);
+    cr_assert(dt >= 0.019 && dt < 60.0, "slept 0.02 s, measured %g s", dt);
 }
 
 Test(sbuf, getline_handles_long_lines_nul_and_missing_final_newline)

@@ -14,6 +14,7 @@
 #include "tokenizer/tok_hash.h"
 #include "util/err.h"
 #include "util/utf8.h"
+#include "util/vec.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -50,8 +51,10 @@ struct learn_state {
     struct tok_u64map pair_of; /* (a << 32 | b) -> index into pairs */
     struct hent *heap;
     size_t n_heap, cap_heap;
-    uint32_t *touched;
+    uint32_t *touched; /* (n_touched) pairs that gained words in the current merge */
     size_t n_touched, cap_touched;
+    struct lword *words; /* (number of pieces) */
+    int32_t *sym;        /* (total symbols) the pieces' symbol ids, word w at sym + words[w].off */
 };
 
 struct bpe_learner *bpe_learner_create(enum tok_norm norm)
@@ -128,14 +131,9 @@ static void heap_down(struct learn_state *st, size_t i)
 
 static int heap_push(struct learn_state *st, int64_t count, uint32_t pair)
 {
-    if (st->n_heap == st->cap_heap) {
-        size_t cap = st->cap_heap ? st->cap_heap * 2 : 1024;
-        struct hent *h = realloc(st->heap, cap * sizeof *h);
-        if (!h)
-            return sl_err(SL_ENOMEM, "out of memory (pair heap)");
-        st->heap = h;
-        st->cap_heap = cap;
-    }
+    int rc = vec_reserve(&st->heap, &st->cap_heap, st->n_heap + 1, sizeof *st->heap);
+    if (rc)
+        return sl_err_prefix(rc, "pair heap");
     struct hent x = {count, pair};
     size_t i = st->n_heap++;
     while (i > 0) {
@@ -167,14 +165,8 @@ static long pair_get(struct learn_state *st, int32_t a, int32_t b)
         return -1;
     if (!created)
         return (long)*slot;
-    if (st->n_pairs == st->cap_pairs) {
-        size_t cap = st->cap_pairs ? st->cap_pairs * 2 : 4096;
-        struct lpair *p = realloc(st->pairs, cap * sizeof *p);
-        if (!p)
-            return -1;
-        st->pairs = p;
-        st->cap_pairs = cap;
-    }
+    if (vec_reserve(&st->pairs, &st->cap_pairs, st->n_pairs + 1, sizeof *st->pairs))
+        return -1;
     struct lpair *p = &st->pairs[st->n_pairs];
     memset(p, 0, sizeof *p);
     p->a = a;
@@ -228,63 +220,41 @@ static int add_fixed(struct bpe *b)
     return 0;
 }
 
-int bpe_learner_learn(struct bpe_learner *l, const struct bpe_learn_opts *o, struct bpe **out)
+/* 1. character counts (weighted by piece count) into cpmap; *total_sym: the number of symbols */
+static int learn_count_chars(const struct tok_bmap *wt, struct tok_u64map *cpmap, size_t *total_sym)
 {
-    *out = NULL;
-    if (o->size < BPE_SIZE_MIN || o->size > BPE_SIZE_MAX)
-        return sl_err(SL_EINVAL, "vocabulary size %zu out of range (%d to %d)", o->size, BPE_SIZE_MIN,
-                      BPE_SIZE_MAX);
-    if (o->min_count < 1)
-        return sl_err(SL_EINVAL, "min count %lld must be at least 1", (long long)o->min_count);
-    if (l->words.n == 0)
-        return sl_err(SL_EINVAL, "no text to learn a vocabulary from");
-
-    int rc = 0;
-    struct learn_state st;
-    memset(&st, 0, sizeof st);
-    tok_u64map_init(&st.pair_of);
-    struct tok_u64map cpmap; /* code point -> count, then -> token id */
-    tok_u64map_init(&cpmap);
-    struct cpcount *cps = NULL;
-    struct lword *words = NULL;
-    int32_t *sym = NULL;
-    struct sbuf tmp;
-    sbuf_init(&tmp);
-    struct bpe *b = bpe_create(l->norm);
-    if (!b)
-        return SL_ENOMEM;
-    const struct tok_bmap *wt = &l->words;
-    size_t nw = wt->n;
-
-    /* 1. character counts (weighted by piece count) and the total number of symbols */
-    size_t total_sym = 0;
-    for (size_t w = 0; w < nw; w++) {
+    size_t n = 0;
+    for (size_t w = 0; w < wt->n; w++) {
         const unsigned char *s = (const unsigned char *)wt->pool.data + wt->ent[w].off;
         for (size_t i = 0; i < wt->ent[w].len;) {
             int32_t cp;
             i += utf8_decode(s + i, wt->ent[w].len - i, &cp);
-            uint64_t *c = tok_u64map_slot(&cpmap, (uint64_t)cp, 0, NULL);
-            if (!c) {
-                rc = sl_err(SL_ENOMEM, "out of memory (character counts)");
-                goto done;
-            }
+            uint64_t *c = tok_u64map_slot(cpmap, (uint64_t)cp, 0, NULL);
+            if (!c)
+                return sl_err(SL_ENOMEM, "out of memory (character counts)");
             *c += wt->ent[w].val;
-            total_sym++;
+            n++;
         }
     }
-    /* 2. base vocabulary: "▁" first, then characters with count >= min_count by count */
+    *total_sym = n;
+    return 0;
+}
+
+/* 2. base vocabulary: the fixed tokens, "▁", then the characters with count >= min_count by count
+ * (as many as the size allows). Afterwards cpmap maps code point -> token id + 1 (0: no token). */
+static int learn_base_vocab(struct bpe *b, struct tok_u64map *cpmap, const struct bpe_learn_opts *o)
+{
     size_t ncp = 0;
     int64_t mark_count = 0;
-    cps = malloc((cpmap.n + 1) * sizeof *cps);
-    if (!cps) {
-        rc = sl_err(SL_ENOMEM, "out of memory");
-        goto done;
-    }
-    for (size_t i = 0; i < cpmap.cap; i++) {
-        if (cpmap.keys[i] == TOK_U64MAP_EMPTY)
+    int rc = 0;
+    struct cpcount *cps = malloc((cpmap->n + 1) * sizeof *cps);
+    if (!cps)
+        return sl_err(SL_ENOMEM, "out of memory");
+    for (size_t i = 0; i < cpmap->cap; i++) {
+        if (cpmap->keys[i] == TOK_U64MAP_EMPTY)
             continue;
-        int32_t cp = (int32_t)cpmap.keys[i];
-        int64_t c = (int64_t)cpmap.vals[i];
+        int32_t cp = (int32_t)cpmap->keys[i];
+        int64_t c = (int64_t)cpmap->vals[i];
         if (cp == TOK_SPACE_MARK_CP)
             mark_count = c;
         else if (c >= o->min_count)
@@ -296,10 +266,9 @@ int bpe_learner_learn(struct bpe_learner *l, const struct bpe_learn_opts *o, str
     if ((rc = add_fixed(b)) ||
         (rc = bpe_add_token(b, BPE_FIRST_LEARNED, TOK_SPACE_MARK, 3, BPE_KIND_NORMAL, mark_count)))
         goto done;
-    /* cpmap now maps code point -> token id + 1 (0: no token) */
-    for (size_t i = 0; i < cpmap.cap; i++)
-        cpmap.vals[i] = 0;
-    uint64_t *slot = tok_u64map_slot(&cpmap, TOK_SPACE_MARK_CP, 0, NULL);
+    for (size_t i = 0; i < cpmap->cap; i++)
+        cpmap->vals[i] = 0;
+    uint64_t *slot = tok_u64map_slot(cpmap, TOK_SPACE_MARK_CP, 0, NULL);
     if (!slot) {
         rc = sl_err(SL_ENOMEM, "out of memory (character table)");
         goto done;
@@ -313,56 +282,131 @@ int bpe_learner_learn(struct bpe_learner *l, const struct bpe_learn_opts *o, str
         if ((rc = bpe_add_token(b, id, u, n, BPE_KIND_NORMAL, cps[i].count)))
             goto done;
         /* c is a key already (it was counted): no insertion, no allocation */
-        *tok_u64map_slot(&cpmap, (uint64_t)c, 0, NULL) = (uint64_t)id + 1;
+        *tok_u64map_slot(cpmap, (uint64_t)c, 0, NULL) = (uint64_t)id + 1;
     }
+done:
+    free(cps);
+    return rc;
+}
 
-    /* 3. words as symbol ids (-1: a character without a token, which no pair crosses) */
-    words = malloc(nw * sizeof *words);
-    sym = malloc((total_sym + 1) * sizeof *sym);
-    if (!words || !sym) {
-        rc = sl_err(SL_ENOMEM, "out of memory (%zu symbols)", total_sym);
-        goto done;
-    }
+/* 3. words as symbol ids in st->words / st->sym (-1: a character without a token, which no pair
+ * crosses) */
+static int learn_words(struct learn_state *st, const struct tok_bmap *wt, const struct tok_u64map *cpmap,
+                       size_t total_sym)
+{
+    st->words = malloc(wt->n * sizeof *st->words);
+    st->sym = malloc((total_sym + 1) * sizeof *st->sym);
+    if (!st->words || !st->sym)
+        return sl_err(SL_ENOMEM, "out of memory (%zu symbols)", total_sym);
     size_t pos = 0;
-    for (size_t w = 0; w < nw; w++) {
+    for (size_t w = 0; w < wt->n; w++) {
         const unsigned char *s = (const unsigned char *)wt->pool.data + wt->ent[w].off;
-        words[w].off = pos;
-        words[w].count = (int64_t)wt->ent[w].val;
-        words[w].stamp = -1;
+        struct lword *W = &st->words[w];
+        W->off = pos;
+        W->count = (int64_t)wt->ent[w].val;
+        W->stamp = -1;
         for (size_t i = 0; i < wt->ent[w].len;) {
             int32_t cp;
             i += utf8_decode(s + i, wt->ent[w].len - i, &cp);
             uint64_t id = 0;
-            tok_u64map_get(&cpmap, (uint64_t)cp, &id);
-            sym[pos++] = (int32_t)id - 1;
+            tok_u64map_get(cpmap, (uint64_t)cp, &id);
+            st->sym[pos++] = (int32_t)id - 1;
         }
-        words[w].len = (uint32_t)(pos - words[w].off);
+        W->len = (uint32_t)(pos - W->off);
     }
+    return 0;
+}
 
-    /* 4. pair counts and the pair -> words index */
+/* 4. pair counts and the pair -> words index over the nw words; every pair goes on the heap */
+static int learn_pairs(struct learn_state *st, size_t nw)
+{
     for (size_t w = 0; w < nw; w++) {
-        const int32_t *s = sym + words[w].off;
-        for (uint32_t i = 0; i + 1 < words[w].len; i++) {
+        const int32_t *s = st->sym + st->words[w].off;
+        for (uint32_t i = 0; i + 1 < st->words[w].len; i++) {
             if (s[i] < 0 || s[i + 1] < 0)
                 continue;
-            long p = pair_get(&st, s[i], s[i + 1]);
-            if (p < 0 || pair_add_word(&st.pairs[p], (uint32_t)w)) {
-                rc = sl_err(SL_ENOMEM, "out of memory (pair table)");
-                goto done;
-            }
-            st.pairs[p].count += words[w].count;
+            long p = pair_get(st, s[i], s[i + 1]);
+            if (p < 0 || pair_add_word(&st->pairs[p], (uint32_t)w))
+                return sl_err(SL_ENOMEM, "out of memory (pair table)");
+            st->pairs[p].count += st->words[w].count;
         }
     }
-    for (size_t p = 0; p < st.n_pairs; p++)
-        if ((rc = heap_push(&st, st.pairs[p].count, (uint32_t)p)))
-            goto done;
+    int rc;
+    for (size_t p = 0; p < st->n_pairs; p++)
+        if ((rc = heap_push(st, st->pairs[p].count, (uint32_t)p)))
+            return rc;
+    return 0;
+}
 
-    /* 5. merges */
-    for (int32_t rank = 0; bpe_size(b) < o->size && st.n_heap > 0;) {
-        struct hent top = heap_pop(&st);
-        struct lpair *P = &st.pairs[top.pair];
+/* 5b. Merge number `rank` (A B -> N) in word w: its old pairs are subtracted, the symbols merged left
+ * to right, its new pairs added; pairs containing N get w on their word list and go to st->touched
+ * (once per merge). A word visited already in this merge, or no longer containing A B, is left alone. */
+static int merge_word(struct learn_state *st, uint32_t w, int32_t A, int32_t B, int32_t N, int32_t rank)
+{
+    struct lword *W = &st->words[w];
+    if (W->stamp == rank)
+        return 0;
+    W->stamp = rank;
+    int32_t *s = st->sym + W->off;
+    uint32_t n = W->len, i;
+    for (i = 0; i + 1 < n; i++)
+        if (s[i] == A && s[i + 1] == B)
+            break;
+    if (i + 1 >= n)
+        return 0; /* stale entry: merged away by an earlier merge */
+    for (i = 0; i + 1 < n; i++) {
+        if (s[i] < 0 || s[i + 1] < 0)
+            continue;
+        uint64_t p;
+        tok_u64map_get(&st->pair_of, (uint64_t)s[i] << 32 | (uint32_t)s[i + 1], &p);
+        st->pairs[p].count -= W->count;
+    }
+    uint32_t j = 0;
+    for (i = 0; i < n; i++) {
+        if (i + 1 < n && s[i] == A && s[i + 1] == B) {
+            s[j++] = N;
+            i++;
+        } else {
+            s[j++] = s[i];
+        }
+    }
+    W->len = n = j;
+    for (i = 0; i + 1 < n; i++) {
+        if (s[i] < 0 || s[i + 1] < 0)
+            continue;
+        long p = pair_get(st, s[i], s[i + 1]);
+        if (p < 0)
+            return sl_err(SL_ENOMEM, "out of memory (pair table)");
+        struct lpair *q = &st->pairs[p];
+        q->count += W->count;
+        if (s[i] != N && s[i + 1] != N)
+            continue; /* an old pair: its count is back where it was or lower */
+        if (pair_add_word(q, w))
+            return sl_err(SL_ENOMEM, "out of memory (pair index)");
+        if (q->touched != rank) {
+            q->touched = rank;
+            int rc = vec_reserve(&st->touched, &st->cap_touched, st->n_touched + 1, sizeof *st->touched);
+            if (rc)
+                return rc;
+            st->touched[st->n_touched++] = (uint32_t)p;
+        }
+    }
+    return 0;
+}
+
+/* 5. merges: pop the most frequent pair (re-pushing stale entries with their current count), add its
+ * token and merge, update the words on its list, push the pairs whose count grew; until the size is
+ * reached, no pair is left or the best pair is below min_count. */
+static int learn_merges(struct learn_state *st, struct bpe *b, const struct bpe_learn_opts *o)
+{
+    int rc = 0;
+    struct sbuf tmp;
+    sbuf_init(&tmp);
+    for (int32_t rank = 0; bpe_size(b) < o->size && st->n_heap > 0;) {
+        struct hent top = heap_pop(st);
+        struct lpair *P = &st->pairs[top.pair];
         if (P->count != top.count) {
-            if (P->count > 0 && (rc = heap_push(&st, P->count, top.pair)))
+            if (P->count > 0 && (rc = heap_push(st, P->count, top.pair)))
                 goto done;
             continue;
         }
@@ -376,81 +420,51 @@ int bpe_learner_learn(struct bpe_learner *l, const struct bpe_learn_opts *o, str
             (rc = bpe_add_token(b, N, tmp.data, tmp.len, BPE_KIND_NORMAL, P->count)) ||
             (rc = bpe_add_merge(b, rank, A, B, N)))
             goto done;
+        /* the pair's word list is taken over (the words re-add themselves to their new pairs); P may
+         * move when merge_word adds pairs, so it is not used below */
         uint32_t *wl = P->w, nwl = P->nw;
         P->w = NULL;
         P->nw = P->cw = 0;
-        st.n_touched = 0;
-        for (uint32_t k = 0; k < nwl; k++) {
-            struct lword *W = &words[wl[k]];
-            if (W->stamp == rank)
-                continue;
-            W->stamp = rank;
-            int32_t *s = sym + W->off;
-            uint32_t n = W->len, i;
-            for (i = 0; i + 1 < n; i++)
-                if (s[i] == A && s[i + 1] == B)
-                    break;
-            if (i + 1 >= n)
-                continue; /* stale entry: merged away by an earlier merge */
-            for (i = 0; i + 1 < n; i++) {
-                if (s[i] < 0 || s[i + 1] < 0)
-                    continue;
-                uint64_t p;
-                tok_u64map_get(&st.pair_of, (uint64_t)s[i] << 32 | (uint32_t)s[i + 1], &p);
-                st.pairs[p].count -= W->count;
-            }
-            uint32_t j = 0;
-            for (i = 0; i < n; i++) {
-                if (i + 1 < n && s[i] == A && s[i + 1] == B) {
-                    s[j++] = N;
-                    i++;
-                } else {
-                    s[j++] = s[i];
-                }
-            }
-            W->len = n = j;
-            for (i = 0; i + 1 < n; i++) {
-                if (s[i] < 0 || s[i + 1] < 0)
-                    continue;
-                long p = pair_get(&st, s[i], s[i + 1]);
-                if (p < 0) {
-                    rc = sl_err(SL_ENOMEM, "out of memory (pair table)");
-                    free(wl);
-                    goto done;
-                }
-                struct lpair *q = &st.pairs[p];
-                q->count += W->count;
-                if (s[i] != N && s[i + 1] != N)
-                    continue; /* an old pair: its count is back where it was or lower */
-                if (pair_add_word(q, wl[k])) {
-                    rc = sl_err(SL_ENOMEM, "out of memory (pair index)");
-                    free(wl);
-                    goto done;
-                }
-                if (q->touched != rank) {
-                    q->touched = rank;
-                    if (st.n_touched == st.cap_touched) {
-                        size_t cap = st.cap_touched ? st.cap_touched * 2 : 256;
-                        uint32_t *t = realloc(st.touched, cap * sizeof *t);
-                        if (!t) {
-                            rc = sl_err(SL_ENOMEM, "out of memory");
-                            free(wl);
-                            goto done;
-                        }
-                        st.touched = t;
-                        st.cap_touched = cap;
-                    }
-                    st.touched[st.n_touched++] = (uint32_t)p;
-                }
-            }
-        }
+        st->n_touched = 0;
+        for (uint32_t k = 0; k < nwl && !rc; k++)
+            rc = merge_word(st, wl[k], A, B, N, rank);
         free(wl);
-        for (size_t t = 0; t < st.n_touched; t++)
-            if ((rc = heap_push(&st, st.pairs[st.touched[t]].count, st.touched[t])))
+        if (rc)
+            goto done;
+        for (size_t t = 0; t < st->n_touched; t++)
+            if ((rc = heap_push(st, st->pairs[st->touched[t]].count, st->touched[t])))
                 goto done;
         rank++;
     }
-    if ((rc = bpe_finalize(b)))
+done:
+    sbuf_free(&tmp);
+    return rc;
+}
+
+int bpe_learner_learn(struct bpe_learner *l, const struct bpe_learn_opts *o, struct bpe **out)
+{
+    *out = NULL;
+    if (o->size < BPE_SIZE_MIN || o->size > BPE_SIZE_MAX)
+        return sl_err(SL_EINVAL, "vocabulary size %zu out of range (%d to %d)", o->size, BPE_SIZE_MIN,
+                      BPE_SIZE_MAX);
+    if (o->min_count < 1)
+        return sl_err(SL_EINVAL, "min count %lld must be at least 1", (long long)o->min_count);
+    if (l->words.n == 0)
+        return sl_err(SL_EINVAL, "no text to learn a vocabulary from");
+
+    struct learn_state st;
+    memset(&st, 0, sizeof st);
+    tok_u64map_init(&st.pair_of);
+    struct tok_u64map cpmap; /* code point -> count, then -> token id + 1 */
+    tok_u64map_init(&cpmap);
+    struct bpe *b = bpe_create(l->norm);
+    if (!b)
+        return SL_ENOMEM;
+    size_t total_sym = 0;
+    int rc;
+    if ((rc = learn_count_chars(&l->words, &cpmap, &total_sym)) || (rc = learn_base_vocab(b, &cpmap, o)) ||
+        (rc = learn_words(&st, &l->words, &cpmap, total_sym)) || (rc = learn_pairs(&st, l->words.n)) ||
+        (rc = learn_merges(&st, b, o)) || (rc = bpe_finalize(b)))
         goto done;
     *out = b;
     b = NULL;
@@ -460,12 +474,10 @@ done:
     free(st.pairs);
     free(st.heap);
     free(st.touched);
+    free(st.words);
+    free(st.sym);
     tok_u64map_free(&st.pair_of);
     tok_u64map_free(&cpmap);
-    free(cps);
-    free(words);
-    free(sym);
-    sbuf_free(&tmp);
     bpe_free(b);
     return rc;
 }

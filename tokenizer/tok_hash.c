@@ -3,19 +3,10 @@
 #include "tokenizer/tok_hash.h"
 
 #include "util/err.h"
+#include "util/rng.h"
 
 #include <stdlib.h>
 #include <string.h>
-
-static inline uint64_t mix64(uint64_t x)
-{
-    x ^= x >> 30;
-    x *= 0xbf58476d1ce4e5b9ULL;
-    x ^= x >> 27;
-    x *= 0x94d049bb133111ebULL;
-    x ^= x >> 31;
-    return x;
-}
 
 void tok_u64map_init(struct tok_u64map *m) { memset(m, 0, sizeof *m); }
 
@@ -38,7 +29,7 @@ int tok_u64map_get(const struct tok_u64map *m, uint64_t key, uint64_t *val)
     if (m->cap == 0)
         return 0;
     size_t mask = m->cap - 1;
-    for (size_t i = mix64(key) & mask;; i = (i + 1) & mask) {
+    for (size_t i = rng_mix64(key) & mask;; i = (i + 1) & mask) {
         if (m->keys[i] == key) {
             *val = m->vals[i];
             return 1;
@@ -64,7 +55,7 @@ static int u64map_grow(struct tok_u64map *m)
     for (size_t j = 0; j < m->cap; j++) {
         if (m->keys[j] == TOK_U64MAP_EMPTY)
             continue;
-        size_t i = mix64(m->keys[j]) & mask;
+        size_t i = rng_mix64(m->keys[j]) & mask;
         while (keys[i] != TOK_U64MAP_EMPTY)
             i = (i + 1) & mask;
         keys[i] = m->keys[j];
@@ -85,7 +76,7 @@ uint64_t *tok_u64map_slot(struct tok_u64map *m, uint64_t key, uint64_t init, int
     if ((m->n + 1) * 2 > m->cap && u64map_grow(m))
         return NULL;
     size_t mask = m->cap - 1;
-    size_t i = mix64(key) & mask;
+    size_t i = rng_mix64(key) & mask;
     for (;; i = (i + 1) & mask) {
         if (m->keys[i] == key)
             return &m->vals[i];
@@ -108,7 +99,7 @@ uint64_t tok_hash_bytes(const void *p, size_t len)
         h ^= s[i];
         h *= 0x100000001b3ULL;
     }
-    return mix64(h ^ len);
+    return rng_mix64(h ^ len);
 }
 
 void tok_bmap_init(struct tok_bmap *m)

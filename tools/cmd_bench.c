@@ -1,20 +1,20 @@
 /* tools/cmd_bench.c: `seqlite bench train|greedy|beam`: the synthetic speed benchmark of tools/bench/bench.h,
- * printing one JSON line with the keys of the PyTorch peer (shared/bench/peer_torch.py) plus gflops,
+ * printing one JSON line with the keys of the PyTorch peer benchmark plus gflops,
  * roofline_pct (with --peak) and the settings used (shards, split, omp_wait_policy).
  * OMP_WAIT_POLICY: libgomp reads it when it loads, so when it is unset the command sets PASSIVE and
  * re-executes itself once (spinning OpenMP threads fight OpenBLAS's threads on 2 cores).
- * ref: shared/bench/README.md, shared/bench/flops.md. */
+ * ref: tools/bench/bench.h (workload, FLOP model), tools/bench/compare.sh (the side-by-side runs). */
 #include "tools/cli.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "nn/gemm.h"
 #include "tools/bench/bench.h"
+#include "util/clock.h"
 #include "util/err.h"
 
 #define UNSET (-1)
@@ -35,13 +35,6 @@ static void cpu_snapshot(double *machine, double *self)
     getrusage(RUSAGE_SELF, &ru);
     *self = (double)ru.ru_utime.tv_sec + 1e-6 * (double)ru.ru_utime.tv_usec + (double)ru.ru_stime.tv_sec +
             1e-6 * (double)ru.ru_stime.tv_usec;
-}
-
-static double wall(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
 }
 
 static int run(int argc, char **argv)
@@ -111,11 +104,11 @@ static int run(int argc, char **argv)
     o.sentences = (size_t)sentences, o.K = (size_t)beam, o.seed = (uint64_t)seed, o.shards = (int)shards;
 
     struct bench_result r;
-    double m0, s0, m1, s1, w0 = wall();
+    double m0, s0, m1, s1, w0 = clock_now();
     cpu_snapshot(&m0, &s0);
     rc = bench_run(&o, &r);
     cpu_snapshot(&m1, &s1);
-    double dw = wall() - w0;
+    double dw = clock_now() - w0;
     if (rc)
         return cli_fail_status(&cmd_bench, rc);
     struct rusage ru;

@@ -11,19 +11,12 @@
 #include "model/checkpoint.h"
 #include "translate/evaluate.h"
 #include "translate/translator.h"
+#include "util/clock.h"
 #include "util/err.h"
 #include "util/sbuf.h"
 
 #include <stdio.h>
 #include <string.h>
-#include <time.h>
-
-static double elapsed(const struct timespec *t0)
-{
-    struct timespec t1;
-    clock_gettime(CLOCK_MONOTONIC, &t1);
-    return (double)(t1.tv_sec - t0->tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0->tv_nsec);
-}
 
 static int run(int argc, char **argv)
 {
@@ -63,7 +56,7 @@ static int run(int argc, char **argv)
                               training run writing to the same database is not held up */
     struct sbuf out;
     sbuf_init(&out);
-    struct timespec t0;
+    double t0 = 0;
 
     rc = db_open(pos[0], 0, &db);
     if (rc == SL_ENOTFOUND) {
@@ -102,14 +95,14 @@ static int run(int argc, char **argv)
         cli_fail_status(&cmd_eval, SL_EINVAL);
         goto cleanup;
     }
-    clock_gettime(CLOCK_MONOTONIC, &t0);
+    t0 = clock_now();
     if ((rc = eval_translate(t, &p, &ev))) {
         cli_fail(&cmd_eval, "%s split: %s", split, sl_errmsg());
         goto cleanup;
     }
     double t_decode = 0;
     translator_totals(t, NULL, NULL, NULL, &t_decode);
-    double wall = elapsed(&t0);
+    double wall = clock_since(t0);
     if ((rc = eval_store(db, ck.run_id, ck.checkpoint_id, ck.step, split, (int)beam, alpha, &p, &ev)) != 0) {
         cli_fail_status(&cmd_eval, rc);
         goto cleanup;

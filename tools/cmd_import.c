@@ -5,11 +5,11 @@
 
 #include "corpus/db.h"
 #include "corpus/import.h"
+#include "util/clock.h"
 #include "util/err.h"
 
 #include <stdio.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 static void progress(void *ctx, int64_t lines)
@@ -26,13 +26,6 @@ static void remove_db(const char *path)
     unlink(side);
     snprintf(side, sizeof side, "%s-shm", path);
     unlink(side);
-}
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
 static int run(int argc, char **argv)
@@ -71,7 +64,7 @@ static int run(int argc, char **argv)
     };
     struct import_result res;
     struct db *db = NULL;
-    double t0 = now_s();
+    double t0 = clock_now();
     int existed = access(pos[0], F_OK) == 0;
     if ((rc = db_open(pos[0], DB_CREATE, &db)))
         return cli_fail_status(&cmd_import, rc);
@@ -85,7 +78,7 @@ static int run(int argc, char **argv)
         return cli_fail(&cmd_import, "%s (choose another with --name)", sl_errmsg());
     if (rc)
         return cli_fail_status(&cmd_import, rc);
-    double dt = now_s() - t0;
+    double dt = clock_now() - t0;
     int64_t skipped = res.n_skip_src + res.n_skip_tgt + res.n_skip_both;
     fprintf(stderr, "imported %lld pairs as corpus '%s' (%s, %s-%s) into %s in %.2f s (%.0f pairs/s)\n",
             (long long)res.n_pairs, res.name, res.split, res.src_lang, res.tgt_lang, pos[0], dt,

@@ -10,13 +10,13 @@
 #include "corpus/db.h"
 #include "model/checkpoint.h"
 #include "translate/translator.h"
+#include "util/clock.h"
 #include "util/err.h"
 #include "util/sbuf.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 /* Opens path and loads checkpoint which; on failure prints the message and returns 1. */
@@ -148,8 +148,7 @@ static int run(int argc, char **argv)
     sbuf_init(&line);
     sbuf_init(&out);
     size_t n_lines = 0, n_bad = 0;
-    struct timespec t0, t1;
-    clock_gettime(CLOCK_MONOTONIC, &t0);
+    const double t0 = clock_now();
 
     if (open_model(pos[0], which, &db, &ck))
         goto cleanup;
@@ -212,11 +211,10 @@ static int run(int argc, char **argv)
         cli_fail(&cmd_translate, "cannot write to standard output");
         goto cleanup;
     }
-    clock_gettime(CLOCK_MONOTONIC, &t1);
+    const double wall = clock_since(t0);
     size_t done = 0, src_tok = 0, tgt_tok = 0;
     double secs = 0;
     translator_totals(t, &done, &src_tok, &tgt_tok, &secs);
-    double wall = (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);
     if (!unbuffered)
         fprintf(stderr, "translate: %zu lines (%zu translated) in %.2f s (decoding %.2f s: %.1f sentences/s, "
                 "%.0f target tokens/s), checkpoint %lld (run %lld, step %lld), beam %lld, %d threads\n",

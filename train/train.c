@@ -23,6 +23,7 @@
 #include "translate/evaluate.h"
 #include "translate/translator.h"
 #include "train/update.h"
+#include "util/clock.h"
 #include "util/err.h"
 #include "util/jobs.h"
 #include "util/rng.h"
@@ -34,7 +35,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #define SRC_EOS 0               /* sources are not terminated by EOS (the lengths say where they end) */
 
@@ -80,30 +80,16 @@ struct trainer {
     int64_t saved_step;        /* step of the last checkpoint (-1 none) */
     int64_t last_ckpt;
     /* this invocation of train_run */
-    double t0, limit_s;        /* its start (now_s) and time limit in seconds (0: none) */
+    double t0, limit_s;        /* its start (clock_now) and time limit in seconds (0: none) */
     int64_t step0, total_steps; /* the step it started at and the step the run ends at */
     size_t all_src, all_tgt;   /* tokens trained on */
 };
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-static uint64_t mix64(uint64_t z)
-{
-    z += 0x9e3779b97f4a7c15ULL;
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return z ^ (z >> 31);
-}
-
-/* The dropout stream of shard k at step t (1-based). */
+/* The dropout stream of shard k at step t (1-based): three splitmix64 steps, each rng_mix64(z + gamma). */
 static uint64_t shard_seed(uint64_t seed, int64_t t, size_t k)
 {
-    return mix64(mix64(mix64(seed) ^ (uint64_t)t) ^ (uint64_t)k);
+    const uint64_t g = RNG_GOLDEN_GAMMA;
+    return rng_mix64((rng_mix64((rng_mix64(seed + g) ^ (uint64_t)t) + g) ^ (uint64_t)k) + g);
 }
 
 /* ---- options (the table: train/options.h) ---- */
@@ -380,7 +366,7 @@ static int do_validate(struct trainer *t)
 {
     if (!t->vplan || t->valid_step == t->step)
         return 0;
-    const double v0 = now_s();
+    const double v0 = clock_now();
     int rc = validate(t, &t->valid_ppl);
     if (rc)
         return rc;
@@ -405,7 +391,7 @@ static int do_validate(struct trainer *t)
                                    t->bleu_out.chrf.signature.data)))
             return rc;
     }
-    p.valid_seconds = now_s() - v0;
+    p.valid_seconds = clock_now() - v0;
     emit(t, &p);
     return 0;
 }
@@ -633,7 +619,7 @@ struct interval {
 /* A progress line: a train_log row and TRAIN_EV_LOG for the interval, which starts again. */
 static int log_interval(struct trainer *t, struct interval *iv, double gnorm, struct train_result *out)
 {
-    double now = now_s(), dt = now - iv->t0;
+    double now = clock_now(), dt = now - iv->t0;
     double rate = (double)(t->step - t->step0) / (now - t->t0);
     double eta = rate > 0 ? (double)(t->total_steps - t->step) / rate : -1;
     if (t->limit_s > 0 && (eta < 0 || eta > t->limit_s - (now - t->t0)))
@@ -653,7 +639,7 @@ static int log_interval(struct trainer *t, struct interval *iv, double gnorm, st
         return rc;
     emit(t, &p);
     out->last_loss = p.loss;
-    *iv = (struct interval){.t0 = now_s()};
+    *iv = (struct interval){.t0 = clock_now()};
     return 0;
 }
 
@@ -676,7 +662,7 @@ static int train_loop(struct trainer *t, struct train_result *out, int *stopped)
 
     t->limit_s = t->o.time_limit_min > 0 ? 60.0 * t->o.time_limit_min : 0;
     t->step0 = t->step;
-    struct interval iv = {.t0 = now_s()};
+    struct interval iv = {.t0 = clock_now()};
     double gnorm = 0;
     for (;;) {
         if (t->bidx >= (int64_t)per_epoch) {
@@ -687,7 +673,7 @@ static int train_loop(struct trainer *t, struct train_result *out, int *stopped)
         }
         if (t->o.steps > 0 ? t->step >= t->o.steps : t->epoch >= t->o.epochs)
             break;
-        if ((t->o.stop && *t->o.stop) || (t->limit_s > 0 && now_s() - t->t0 >= t->limit_s)) {
+        if ((t->o.stop && *t->o.stop) || (t->limit_s > 0 && clock_now() - t->t0 >= t->limit_s)) {
             *stopped = 1;
             break;
         }
@@ -740,7 +726,7 @@ static int finish_run(struct trainer *t, struct train_result *out, int stopped)
              stopped ? ((t->o.stop && *t->o.stop) ? "stopped on request" : "stopped at the time limit") : "finished",
              (long long)t->step);
     rc = db_run_update(t->db, t->run_id, out->status, t->step, 0, msg);
-    double el = now_s() - t->t0;
+    double el = clock_now() - t->t0;
     out->src_tok_s = el > 0 ? (double)t->all_src / el : 0;
     out->tgt_tok_s = el > 0 ? (double)t->all_tgt / el : 0;
     return rc;
@@ -750,7 +736,7 @@ static int finish_run(struct trainer *t, struct train_result *out, int stopped)
  * the caller). Returns rc. */
 static int report(struct trainer *t, struct train_result *out, int rc, int started)
 {
-    out->elapsed_s = now_s() - t->t0;
+    out->elapsed_s = clock_now() - t->t0;
     out->steps_done = t->step;
     out->epoch = t->epoch;
     out->valid_ppl = t->valid_ppl;
@@ -781,7 +767,7 @@ int train_run(struct db *db, const struct train_opts *opts, struct train_result 
     t.o = *opts;
     t.valid_step = t.saved_step = -1;
     t.valid_ppl = t.valid_bleu = NAN;
-    t.t0 = now_s();
+    t.t0 = clock_now();
     eval_out_init(&t.bleu_out, 0);
     int rc, started = 0, stopped = 0, gemm_threads = 0;
     if ((rc = prepare(&t)))

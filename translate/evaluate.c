@@ -7,20 +7,12 @@
 #include "eval/evtext.h"
 #include "translate/translator.h"
 #include "util/err.h"
+#include "util/vec.h"
 
 #include <stdlib.h>
 #include <string.h>
 
 #define EVAL_ROUND 2048 /* pairs handed to translator_run at a time */
-
-static int grow(void **p, size_t n, size_t size)
-{
-    void *q = realloc(*p, n * size);
-    if (!q)
-        return sl_err(SL_ENOMEM, "out of memory reading the pairs");
-    *p = q;
-    return 0;
-}
 
 static int set_cb(void *ctx, int64_t pair_id, const char *src, size_t srclen, const char *tgt, size_t tgtlen)
 {
@@ -30,11 +22,11 @@ static int set_cb(void *ctx, int64_t pair_id, const char *src, size_t srclen, co
     if (s->n == s->cap) {
         size_t c = s->cap ? 2 * s->cap : 1024;
         int rc;
-        if ((rc = grow((void **)&s->pair_id, c, sizeof *s->pair_id)) ||
-            (rc = grow((void **)&s->src_off, c, sizeof *s->src_off)) ||
-            (rc = grow((void **)&s->src_len, c, sizeof *s->src_len)) ||
-            (rc = grow((void **)&s->tgt_off, c, sizeof *s->tgt_off)) ||
-            (rc = grow((void **)&s->tgt_len, c, sizeof *s->tgt_len)))
+        if ((rc = vec_resize(&s->pair_id, c, sizeof *s->pair_id)) ||
+            (rc = vec_resize(&s->src_off, c, sizeof *s->src_off)) ||
+            (rc = vec_resize(&s->src_len, c, sizeof *s->src_len)) ||
+            (rc = vec_resize(&s->tgt_off, c, sizeof *s->tgt_off)) ||
+            (rc = vec_resize(&s->tgt_len, c, sizeof *s->tgt_len)))
             return rc;
         s->cap = c;
     }
@@ -109,8 +101,8 @@ int eval_translate(struct translator *t, const struct eval_set *s, struct eval_o
     o->n_bad = 0;
     sbuf_reset(&o->hyps);
     if (o->keep_hyps && s->n) {
-        if ((rc = grow((void **)&o->hyp_off, s->n, sizeof *o->hyp_off)) ||
-            (rc = grow((void **)&o->hyp_lp, s->n, sizeof *o->hyp_lp)))
+        if ((rc = vec_resize(&o->hyp_off, s->n, sizeof *o->hyp_off)) ||
+            (rc = vec_resize(&o->hyp_lp, s->n, sizeof *o->hyp_lp)))
             goto done;
     }
     for (size_t a = 0; a < s->n; a += EVAL_ROUND) {

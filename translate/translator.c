@@ -1,8 +1,9 @@
 /* translate/translator.c: the translation engine (see translator.h).
  * One run: (1) serial: validate and encode every line into src_ids, sort the decodable lines by
  * source length, size every buffer the parallel part needs (worker source matrices, the token slots
- * of every hypothesis); (2) OpenMP over sub-batches: each worker fills its (N, S) source matrix,
- * starts its s2s_decoder and runs its beam_search, whose model callbacks wrap s2s_decoder_step /
+ * of every hypothesis); (2) the sub-batches as jobs on OpenMP threads (util/jobs.h, dynamic
+ * schedule; a failing sub-batch's status and message reach the caller): each worker fills its (N, S)
+ * source matrix, starts its s2s_decoder and runs its beam_search, whose model callbacks wrap s2s_decoder_step /
  * s2s_decoder_reorder and force EOS for rows whose sentence reached its own length limit (a row ->
  * sentence map follows the reorders); the hypotheses' tokens are copied to the line's slots;
  * (3) serial: decode the tokens with the target BPE into text, in input order.
@@ -13,15 +14,16 @@
 
 #include "decoder/beam.h"
 #include "nn/gemm.h"
+#include "util/clock.h"
 #include "util/err.h"
+#include "util/jobs.h"
 #include "util/sbuf.h"
+#include "util/vec.h"
 
 #include <math.h>
 #include <omp.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 /* One worker: a decoder, a beam search and their buffers. */
 struct tr_worker {
@@ -33,8 +35,6 @@ struct tr_worker {
     size_t step;                /* step() calls so far in this run: the index of the token produced */
     int32_t *src, *src_len;     /* (batch, S_cap), (batch) */
     size_t S_cap;
-    int rc;
-    char msg[512];
 };
 
 /* A raw hypothesis: tokens in the line's slot. */
@@ -256,21 +256,6 @@ void translator_totals(const struct translator *t, size_t *lines, size_t *src_to
 
 /* ---- one run ---- */
 
-static int grow(void **p, size_t *cap, size_t need, size_t elem)
-{
-    if (need <= *cap)
-        return 0;
-    size_t c = *cap ? *cap : 64;
-    while (c < need)
-        c *= 2;
-    void *q = realloc(*p, c * elem);
-    if (!q)
-        return sl_err(SL_ENOMEM, "translator: out of memory (%zu elements)", c);
-    *p = q;
-    *cap = c;
-    return 0;
-}
-
 static int reserve_lines(struct translator *t, size_t n)
 {
     if (n <= t->cap)
@@ -278,22 +263,16 @@ static int reserve_lines(struct translator *t, size_t n)
     size_t c = t->cap ? t->cap : 16, nb = t->o.nbest;
     while (c < n)
         c *= 2;
-#define RE(field, count)                                                  \
-    do {                                                                  \
-        void *q = realloc(t->field, (count) * sizeof *t->field);          \
-        if (!q)                                                           \
-            return sl_err(SL_ENOMEM, "translator: out of memory (%zu lines)", c); \
-        t->field = q;                                                     \
-    } while (0)
-    RE(res, c);
-    RE(src_off, c);
-    RE(out_off, c);
-    RE(limit, c);
-    RE(order, c);
-    RE(raw, c * nb);
-    RE(hyps, c * nb);
-    RE(text_off, c * nb);
-#undef RE
+    int rc;
+    if ((rc = vec_resize(&t->res, c, sizeof *t->res)) ||
+        (rc = vec_resize(&t->src_off, c, sizeof *t->src_off)) ||
+        (rc = vec_resize(&t->out_off, c, sizeof *t->out_off)) ||
+        (rc = vec_resize(&t->limit, c, sizeof *t->limit)) ||
+        (rc = vec_resize(&t->order, c, sizeof *t->order)) ||
+        (rc = vec_resize(&t->raw, c * nb, sizeof *t->raw)) ||
+        (rc = vec_resize(&t->hyps, c * nb, sizeof *t->hyps)) ||
+        (rc = vec_resize(&t->text_off, c * nb, sizeof *t->text_off)))
+        return sl_err_prefix(rc, "translator: %zu lines", c);
     t->cap = c;
     return 0;
 }
@@ -359,6 +338,20 @@ static int run_chunk(struct tr_worker *w, size_t a, size_t b)
     return 0;
 }
 
+/* One run's sub-batches as jobs (util/jobs.h): job c decodes sorted lines [c * batch, (c + 1) * batch)
+ * with the worker of the thread that runs it. */
+struct tr_run {
+    struct translator *t;
+    size_t n_dec; /* decodable lines in order */
+};
+
+static int run_job(void *ctx, size_t c, int thread)
+{
+    const struct tr_run *r = ctx;
+    size_t bs = r->t->o.batch, a = c * bs, b = a + bs < r->n_dec ? a + bs : r->n_dec;
+    return run_chunk(&r->t->wk[thread], a, b);
+}
+
 /* Appends text to t->text with '\n' and '\r' turned into spaces and invalid UTF-8 repaired. */
 static int put_text(struct translator *t, const char *s, size_t n)
 {
@@ -374,8 +367,7 @@ static int put_text(struct translator *t, const char *s, size_t n)
 
 int translator_run(struct translator *t, const char *const *lines, const size_t *lens, size_t n)
 {
-    struct timespec t0, t1;
-    clock_gettime(CLOCK_MONOTONIC, &t0);
+    const double t0 = clock_now();
     const struct translate_opts *o = &t->o;
     size_t nb = o->nbest, eos = o->src_eos ? 1 : 0;
     int rc = reserve_lines(t, n);
@@ -402,7 +394,7 @@ int translator_run(struct translator *t, const char *const *lines, const size_t 
             return sl_err_prefix(rc, "line %zu", i + 1);
         if (t->ids.n == 0)
             continue;
-        if ((rc = grow((void **)&t->src_ids, &t->src_ids_cap, n_ids + t->ids.n, sizeof *t->src_ids)) != 0)
+        if ((rc = vec_reserve(&t->src_ids, &t->src_ids_cap, n_ids + t->ids.n, sizeof *t->src_ids)) != 0)
             return rc;
         memcpy(t->src_ids + n_ids, t->ids.ids, t->ids.n * sizeof *t->ids.ids);
         n_ids += t->ids.n;
@@ -415,44 +407,25 @@ int translator_run(struct translator *t, const char *const *lines, const size_t 
         n_dec++;
     }
     qsort(t->order, n_dec, sizeof *t->order, cmp_sort);
-    if ((rc = grow((void **)&t->out_tok, &t->out_tok_cap, n_out ? n_out : 1, sizeof *t->out_tok)) != 0)
+    if ((rc = vec_reserve(&t->out_tok, &t->out_tok_cap, n_out ? n_out : 1, sizeof *t->out_tok)) != 0)
         return rc;
     /* worker source matrices: the longest sub-batch is the first one */
     size_t S_max = n_dec ? t->order[0].n_src + eos : 1;
     for (size_t i = 0; i < t->n_workers; i++) {
         struct tr_worker *w = &t->wk[i];
-        if ((rc = grow((void **)&w->src, &w->S_cap, o->batch * S_max, sizeof *w->src)) != 0)
+        if ((rc = vec_reserve(&w->src, &w->S_cap, o->batch * S_max, sizeof *w->src)) != 0)
             return rc;
-        w->rc = 0;
     }
     /* (2) decode the sub-batches */
     size_t n_chunks = (n_dec + o->batch - 1) / o->batch;
     int old_threads = gemm_get_threads();
     gemm_set_threads(1);
     int nth = (int)(t->n_workers < n_chunks ? t->n_workers : n_chunks);
-    if (nth <= 1) {
-        for (size_t c = 0; c < n_chunks && !t->wk[0].rc; c++) {
-            size_t a = c * o->batch, b = a + o->batch < n_dec ? a + o->batch : n_dec;
-            t->wk[0].rc = run_chunk(&t->wk[0], a, b);
-        }
-        if (t->wk[0].rc)
-            snprintf(t->wk[0].msg, sizeof t->wk[0].msg, "%s", sl_errmsg());
-    } else {
-#pragma omp parallel for schedule(dynamic, 1) num_threads(nth)
-        for (size_t c = 0; c < n_chunks; c++) {
-            struct tr_worker *w = &t->wk[omp_get_thread_num()];
-            if (w->rc)
-                continue;
-            size_t a = c * o->batch, b = a + o->batch < n_dec ? a + o->batch : n_dec;
-            w->rc = run_chunk(w, a, b);
-            if (w->rc)
-                snprintf(w->msg, sizeof w->msg, "%s", sl_errmsg());
-        }
-    }
+    struct tr_run run = {t, n_dec};
+    rc = jobs_run(n_chunks, nth, JOBS_DYNAMIC, run_job, &run);
     gemm_set_threads(old_threads);
-    for (size_t i = 0; i < t->n_workers; i++)
-        if (t->wk[i].rc)
-            return sl_err(t->wk[i].rc, "%s", t->wk[i].msg);
+    if (rc)
+        return rc;
     /* (3) detokenise in input order */
     sbuf_reset(&t->text);
     for (size_t i = 0; i < n; i++) {
@@ -481,7 +454,6 @@ int translator_run(struct translator *t, const char *const *lines, const size_t 
     for (size_t i = 0; i < n; i++)
         for (size_t k = 0; k < t->res[i].n_hyps; k++)
             t->hyps[i * nb + k].text = t->text.data + t->text_off[i * nb + k];
-    clock_gettime(CLOCK_MONOTONIC, &t1);
-    t->tot_seconds += (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);
+    t->tot_seconds += clock_since(t0);
     return 0;
 }

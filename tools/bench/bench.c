@@ -3,14 +3,13 @@
  * each) into per-shard gradient buffers; then the optimizer step of train/update.h, as training does:
  * shard sum with the global norm in one parallel pass, clipping (5.0) and Adam in a second. Nothing is
  * allocated in the timed loop.
- * ref: shared/bench/peer_torch.py (workload), shared/bench/flops.md (FLOP model), train/train.c. */
+ * ref: the PyTorch peer (workload and FLOP model, see bench.h), train/train.c. */
 #include "tools/bench/bench.h"
 
 #include <math.h>
 #include <omp.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "decoder/beam.h"
 #include "model/seq2seq.h"
@@ -19,6 +18,7 @@
 #include "nn/proj.h"
 #include "nn/params.h"
 #include "train/update.h"
+#include "util/clock.h"
 #include "util/err.h"
 #include "util/rng.h"
 
@@ -26,13 +26,6 @@
 #define BENCH_NBATCH 4       /* seeded training batches, cycled */
 #define BENCH_CLIP 5.0
 #define BENCH_LR 1e-3f
-
-static double now(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
 
 void bench_defaults(struct bench_opts *o)
 {
@@ -208,7 +201,7 @@ static int run_train(const struct bench_opts *o, const struct s2s_model *model, 
             goto done;
         else
             step++;
-    double t0 = now();
+    double t0 = clock_now();
     for (size_t i = 0; i < o->steps; i++) {
         if ((rc = train_step(&t, (size_t)step % BENCH_NBATCH, step + 1, &loss)))
             goto done;
@@ -216,7 +209,7 @@ static int run_train(const struct bench_opts *o, const struct s2s_model *model, 
         if (i == 0)
             res->loss_first = loss;
     }
-    res->sec = now() - t0;
+    res->sec = clock_now() - t0;
     res->loss_last = loss;
     res->steps_per_s = (double)o->steps / res->sec;
     res->tgt_tokens_per_s = res->steps_per_s * (double)(B * o->T);
@@ -343,7 +336,7 @@ static int run_decode(const struct bench_opts *o, const struct s2s_model *model,
             goto done;
         dw[i].checksum = 0;
     }
-    double t0 = now();
+    double t0 = clock_now();
 #pragma omp parallel for num_threads((int)nw) schedule(static, 1) if (nw > 1)
     for (size_t j = 0; j < nb; j++) {
         struct decoder_worker *d = &dw[omp_get_thread_num()];
@@ -351,7 +344,7 @@ static int run_decode(const struct bench_opts *o, const struct s2s_model *model,
             d->rc = decode_batch(o, model, d, src + j * B * S, len,
                                  o->sentences - j * B < B ? o->sentences - j * B : B);
     }
-    res->sec = now() - t0;
+    res->sec = clock_now() - t0;
     res->checksum = 0;
     for (size_t i = 0; i < nw; i++) {
         if ((rc = dw[i].rc))

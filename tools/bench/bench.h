@@ -1,11 +1,11 @@
 /* tools/bench/bench.h: the synthetic speed benchmark behind `seqlite bench` (same workload as the PyTorch peer
- * shared/bench/peer_torch.py): training steps (zero grad, forward, backward, global-norm clip 5.0, Adam
- * lr 1e-3) on 4 seeded batches of fixed-length random ids in [4, V), cycled; greedy and beam decoding of
- * seeded random sources where every hypothesis runs exactly T steps (no early stop).
+ * benchmark, kept outside this repository): training steps (zero grad, forward, backward, global-norm
+ * clip 5.0, Adam lr 1e-3) on 4 seeded batches of fixed-length random ids in [4, V), cycled; greedy and
+ * beam decoding of seeded random sources where every hypothesis runs exactly T steps (no early stop).
  * Threads: training splits each batch into `shards` row ranges run by OpenMP threads with one BLAS thread
  * each, gradients summed in shard order; decoding either splits the batches of sentences across OpenMP
  * threads (one s2s_decoder each, one BLAS thread) or runs one thread with `threads` BLAS threads.
- * ref: shared/bench/peer_torch.py, shared/bench/flops.md (FLOP model). */
+ * ref: the PyTorch peer (workload, JSON keys); the FLOP model is bench_train_flops / bench_decode_flops. */
 #ifndef SL_TOOLS_BENCH_BENCH_H
 #define SL_TOOLS_BENCH_BENCH_H
 
@@ -36,7 +36,7 @@ struct bench_result {
     double sec;                    /* timed wall time */
     double steps_per_s, tgt_tokens_per_s, tokens_per_s, sentences_per_s;
     double loss_first, loss_last;  /* training: mean token cross-entropy of the first / last timed step */
-    double gflop;                  /* GEMM GFLOP of the timed part (flops.md model) */
+    double gflop;                  /* GEMM GFLOP of the timed part (the FLOP model below) */
     long long checksum;            /* decoding: sum of the output ids */
 };
 
@@ -44,7 +44,7 @@ struct bench_result {
 int bench_config(struct bench_opts *o, const char *name);
 /* Defaults: base sizes, 1 thread, 10 steps, 2 warmup, 64 sentences, beam 5, seed 1, mode train. */
 void bench_defaults(struct bench_opts *o);
-/* GEMM FLOPs of one training step, and of decoding n sentences (flops.md). */
+/* GEMM FLOPs of one training step, and of decoding n sentences (the peer's FLOP model). */
 double bench_train_flops(const struct bench_opts *o);
 double bench_decode_flops(const struct bench_opts *o, size_t n);
 /* Runs the benchmark o->mode describes. SL_EINVAL for bad sizes, SL_ENOMEM. */

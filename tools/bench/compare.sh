@@ -1,21 +1,22 @@
 #!/bin/sh
-# tools/bench/compare.sh -- seqlite vs the PyTorch peer (shared/bench/peer_torch.py), side by side.
+# tools/bench/compare.sh -- seqlite vs the PyTorch peer (in PEER_DIR, outside this repository), side by side.
 # Builds seqlite (release) and sgemm_peak, then runs seqlite and the peer alternately (A B A B ...) for every
 # config / mode / thread count / OpenBLAS kernel and prints a markdown table of medians, with % of the
-# roofline (GEMM FLOPs of flops.md / sgemm 2048^3 GFLOP/s measured here at that thread count and kernel).
+# roofline (GEMM FLOPs of the peer's FLOP model / sgemm 2048^3 GFLOP/s measured here at that thread count
+# and kernel).
 #
 #   sh tools/bench/compare.sh [--quick] [--pairs N] [--cores "Haswell Cooperlake"] [--threads "1 2"]
 #                             [--configs "tiny base"] [--modes "train greedy beam"] [--out FILE.jsonl]
-#   --quick   base train + greedy + beam at 1 and 2 threads, Haswell only, 1 pair      (~3 min here)
+#   --quick   base train + greedy + beam at 1 and 2 threads, Haswell only, 1 pair
 #   --table FILE.jsonl  no runs: measure the peaks and print the table of an earlier run's raw file
-#   --ref-peaks  use the quiet-machine sgemm 2048^3 medians of shared/bench/README.md (Haswell 56 / 104,
-#             Cooperlake 86 / 172 GFLOP/s at 1 / 2 threads) instead of measuring them (on a busy machine)
+#   --ref-peaks  use fixed quiet-machine sgemm 2048^3 medians (the REF_PEAKS table below) instead of
+#             measuring them (on a busy machine)
 #   default   tiny and base, train/greedy/beam, 1 and 2 threads, Haswell and Cooperlake, 3 pairs
-#             (about 4 min per pair here: the default 3 pairs took 673-716 s on 2026-11-26)
-# Env: BUILD (default <repo>/build-bench), PY (default /usr/bin/python3), PEER_DIR (default the
-# shared/bench folder next to the repo), SEQLITE_ARGS (extra flags for seqlite bench, e.g. "--shards 4").
+#             (the slowest: run times are in the README)
+# Env: BUILD (default <repo>/build-bench), PY (default /usr/bin/python3), PEER_DIR (the peer's folder,
+# outside this repository; default below), SEQLITE_ARGS (extra flags for seqlite bench, e.g. "--shards 4").
 # Medians use the runs during which other processes kept at most 0.25 cores busy (all runs, starred, if none).
-# ref: shared/bench/README.md (method), shared/bench/run_peer.sh.
+# Method: alternating runs and medians, as the peer's own runner does.
 set -eu
 REPO=$(cd "$(dirname "$0")/../.." && pwd)
 BUILD=${BUILD:-$REPO/build-bench}
@@ -57,7 +58,7 @@ cc -O2 -o "$BUILD/sgemm_peak" "$PEER_DIR/sgemm_peak.c" -lopenblas
 
 # ---- roofline: sgemm 2048^3 at each kernel and thread count (the first table row of sgemm_peak) ----
 # One sgemm_peak run per kernel at the start of every pair (3 runs before a --table), so the peaks are
-# sampled across the whole run as the workloads are: this machine's speed drifts by 10-20% over minutes.
+# sampled across the whole run as the workloads are: this machine's speed drifts over minutes.
 PEAKS=$BUILD/compare_peaks.txt
 : > "$PEAKS"
 peak_run() { # kernel: appends "kernel threads GFLOP/s" per thread count
@@ -121,7 +122,7 @@ for line in open(sys.argv[1]):
     j = json.loads(line)
     runs[j["config"], j["mode"], j["threads"], j["blas"], j["impl"]].append(j)
 
-def gflop_per_unit(j):  # flops.md: GEMM FLOPs per training step / per decoded sentence
+def gflop_per_unit(j):  # the peer's FLOP model (as tools/bench/bench.c): GEMM FLOPs per step / sentence
     G, W = 4 * j["hidden"], (j["emb"] + j["hidden"]) + (j["layers"] - 1) * 2 * j["hidden"]
     B, S, T, H, V = j["batch"], j["src_len"], j["tgt_len"], j["hidden"], j["tgt_vocab"]
     if j["mode"] == "train":

@@ -1,5 +1,5 @@
 /* tools/bench/gemm_step.c: `gemm-step [ROWS ...]`: how fast the GEMMs of one decoding step run alone, next to
- * the machine's sgemm 2048^3 rate, in one run on one thread. A decoding step of the base model (flops.md)
+ * the machine's sgemm 2048^3 rate, in one run on one thread. A decoding step of the base model
  * multiplies ROWS hypothesis rows by the decoder's two packed LSTM weights ((E+H) x 4H, 2H x 4H) and the
  * packed output projection (H x V): 31 MB of weights per step, cycled 24 times as a sentence is decoded.
  * This is the ceiling of seqlite's greedy (32 rows) and beam (160 rows) decoding before the encoder,

@@ -2,11 +2,12 @@
 # tools/bench/scaling.sh -- thread scaling of training: `seqlite bench train` at 1 and 2 threads,
 # alternating (1 2 1 2 ...), so that both see the same machine; prints each pair's ratio and the median.
 #   sh tools/bench/scaling.sh [--pairs N] [--cores "Haswell Cooperlake"] [--config base|tiny] [--steps N]
-# Defaults: 8 pairs, both OpenBLAS kernels, base, 10 timed steps. This machine's speed drifts by 10-20%
-# within minutes, so a ratio of two runs minutes apart (as in compare.sh's table) says little; the pairs
-# here are back to back. Also prints sgemm 2048^3 at 1 and 2 threads (shared/bench/sgemm_peak.c), the
+# Defaults: 8 pairs, both OpenBLAS kernels, base, 10 timed steps. This machine's speed drifts within
+# minutes, so a ratio of two runs minutes apart (as in compare.sh's table) says little; the pairs
+# here are back to back. Also prints sgemm 2048^3 at 1 and 2 threads (the peer's sgemm_peak), the
 # scaling of OpenBLAS itself, once per kernel.
-# Env: BUILD (default <repo>/build-bench, release), PEER_DIR (default the shared/bench folder).
+# Env: BUILD (default <repo>/build-bench, release), PEER_DIR (the peer's folder, outside this repository;
+# default below).
 set -eu
 REPO=$(cd "$(dirname "$0")/../.." && pwd)
 BUILD=${BUILD:-$REPO/build-bench}
