@@ -163,9 +163,45 @@ static const char *const migrations[] = {
     " score REAL,"
     " created_at TEXT NOT NULL DEFAULT " DB_NOW ") STRICT;"
     "CREATE INDEX translation_checkpoint ON translation(checkpoint_id, corpus_id);",
+    /* 2: the run's options are stored once, in config; the columns users query them by are generated
+     * from it (read-only, computed on read) */
+    "ALTER TABLE run DROP COLUMN seed;"
+    "ALTER TABLE run DROP COLUMN layers;"
+    "ALTER TABLE run DROP COLUMN emb;"
+    "ALTER TABLE run DROP COLUMN hidden;"
+    "ALTER TABLE run DROP COLUMN dropout;"
+    "ALTER TABLE run DROP COLUMN batch;"
+    "ALTER TABLE run DROP COLUMN batch_tokens;"
+    "ALTER TABLE run DROP COLUMN lr;"
+    "ALTER TABLE run DROP COLUMN clip;"
+    "ALTER TABLE run DROP COLUMN epochs;"
+    "ALTER TABLE run DROP COLUMN steps;"
+    "ALTER TABLE run DROP COLUMN max_len;"
+    "ALTER TABLE run DROP COLUMN reverse_source;"
+    "ALTER TABLE run DROP COLUMN valid_every;"
+    "ALTER TABLE run DROP COLUMN save_every;"
+    "ALTER TABLE run DROP COLUMN keep;"
+    "ALTER TABLE run ADD COLUMN seed INTEGER AS (json_extract(config, '$.seed')) VIRTUAL;"
+    "ALTER TABLE run ADD COLUMN layers INTEGER AS (json_extract(config, '$.layers')) VIRTUAL;"
+    "ALTER TABLE run ADD COLUMN emb INTEGER AS (json_extract(config, '$.emb')) VIRTUAL;"
+    "ALTER TABLE run ADD COLUMN hidden INTEGER AS (json_extract(config, '$.hidden')) VIRTUAL;"
+    "ALTER TABLE run ADD COLUMN dropout REAL AS (json_extract(config, '$.dropout')) VIRTUAL;"
+    "ALTER TABLE run ADD COLUMN batch INTEGER AS (json_extract(config, '$.batch')) VIRTUAL;"
+    "ALTER TABLE run ADD COLUMN batch_tokens INTEGER AS (nullif(json_extract(config, '$.batch_tokens'), 0)) VIRTUAL;"
+    "ALTER TABLE run ADD COLUMN lr REAL AS (json_extract(config, '$.lr')) VIRTUAL;"
+    "ALTER TABLE run ADD COLUMN clip REAL AS (json_extract(config, '$.clip')) VIRTUAL;"
+    "ALTER TABLE run ADD COLUMN epochs INTEGER AS (json_extract(config, '$.epochs')) VIRTUAL;"
+    "ALTER TABLE run ADD COLUMN steps INTEGER AS (nullif(json_extract(config, '$.steps'), 0)) VIRTUAL;"
+    "ALTER TABLE run ADD COLUMN max_len INTEGER AS (json_extract(config, '$.max_len')) VIRTUAL;"
+    "ALTER TABLE run ADD COLUMN reverse_source INTEGER AS (json_extract(config, '$.reverse_source')) VIRTUAL;"
+    "ALTER TABLE run ADD COLUMN valid_every INTEGER AS (json_extract(config, '$.valid_every')) VIRTUAL;"
+    "ALTER TABLE run ADD COLUMN save_every INTEGER AS (json_extract(config, '$.save_every')) VIRTUAL;"
+    "ALTER TABLE run ADD COLUMN keep INTEGER AS (json_extract(config, '$.keep')) VIRTUAL",
 };
 #define N_MIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))
 _Static_assert(N_MIGRATIONS == DB_SCHEMA_VERSION, "one migration per schema version");
+
+const char *db_migration_script(int from) { return from >= 0 && from < N_MIGRATIONS ? migrations[from] : NULL; }
 
 /* ---- the statement helper (db_internal.h) ---- */
 
@@ -682,7 +718,7 @@ int db_schema_columns(struct db *db, int (*cb)(void *ctx, const char *table, con
 {
     struct db_stmt *st;
     int rc = db_query(db, &st, "reading the schema",
-                      "SELECT m.name, c.name FROM sqlite_schema AS m, pragma_table_info(m.name) AS c"
+                      "SELECT m.name, c.name FROM sqlite_schema AS m, pragma_table_xinfo(m.name) AS c"
                       " WHERE m.type = 'table' AND m.name NOT LIKE 'sqlite!_%' ESCAPE '!'"
                       " ORDER BY m.name, c.cid",
                       DB_NO_ARGS);

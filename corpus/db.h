@@ -12,7 +12,7 @@
 #include <stdint.h>
 
 #define DB_APPLICATION_ID 0x53514C54 /* "SQLT" in PRAGMA application_id */
-#define DB_SCHEMA_VERSION 1         /* PRAGMA user_version this build writes and understands */
+#define DB_SCHEMA_VERSION 2         /* PRAGMA user_version this build writes and understands */
 
 enum db_open_flags {
     DB_CREATE = 1, /* create the file (and the schema) when it does not exist */
@@ -21,6 +21,9 @@ enum db_open_flags {
 struct db;
 struct sbuf;
 
+/* The migration script that brings schema version `from` (0..DB_SCHEMA_VERSION-1) to from + 1, or NULL.
+ * Static text; for tests that build an old database. */
+const char *db_migration_script(int from);
 /* Opens (or with DB_CREATE creates) a seqlite database and brings its schema up to date. Refuses,
  * without changing the file: a file that is not SQLite, an SQLite file of another program, a database
  * made by a newer seqlite (SL_EVERSION), a missing file without DB_CREATE (SL_ENOTFOUND). */
@@ -131,20 +134,24 @@ struct db_run {
     char name[64];
     char status[16];           /* running|done|stopped|failed */
     int64_t src_vocab_id, tgt_vocab_id;
+    /* read only: the columns generated from config (schema 2), as db_run_get reads them */
     int64_t seed, layers, emb, hidden;
     double dropout;
     int64_t batch, batch_tokens;
     double lr, clip;
     int64_t epochs, steps, max_len;
     int reverse_source;
-    int64_t threads, valid_every, save_every, keep;
-    char *config;              /* JSON text (malloc'd when read: release with db_run_clear) */
+    int64_t valid_every, save_every, keep;
+    int64_t threads;           /* OpenMP threads of the latest invocation (a stored column) */
+    char *config;              /* JSON of every option, the one stored copy (malloc'd when read: release
+                                  with db_run_clear) */
     int64_t steps_done;
     char started_at[32], ended_at[32];
 };
 
-/* Creates a run (status 'running'; name NULL or "": "run-<id>"). Uses every field but id, status,
- * steps_done and the times. SL_EEXIST when the name is taken. */
+/* Creates a run (status 'running'; name NULL or "": "run-<id>") from name, the vocabulary ids, threads and
+ * config (the options' one stored copy: the option columns are generated from it; the struct's option
+ * fields are not written). SL_EEXIST when the name is taken. */
 int db_run_create(struct db *db, const struct db_run *r, int64_t *id /* OUT */);
 /* Reads run id (SL_ENOTFOUND if absent). */
 int db_run_get(struct db *db, int64_t id, struct db_run *out /* OUT */);

@@ -13,18 +13,12 @@
 int db_run_create(struct db *db, const struct db_run *r, int64_t *id)
 {
     int auto_name = !r->name[0];
+    /* the options live in config; the run's option columns are generated from it (schema 2) */
     int rc = db_exec(db, "creating a run", DB_UNIQUE | DB_FOREIGNKEY,
-                     "INSERT INTO run (name, src_vocab_id, tgt_vocab_id, seed, layers, emb, hidden, dropout,"
-                     " batch, batch_tokens, lr, clip, epochs, steps, max_len, reverse_source, threads,"
-                     " valid_every, save_every, keep, config)"
-                     " VALUES (coalesce(?1, 'run-' || hex(randomblob(6))), ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9,"
-                     " ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21)",
+                     "INSERT INTO run (name, src_vocab_id, tgt_vocab_id, threads, config)"
+                     " VALUES (coalesce(?1, 'run-' || hex(randomblob(6))), ?2, ?3, ?4, ?5)",
                      DB_ARGS(db_text(auto_name ? NULL : r->name), db_id(r->src_vocab_id), db_id(r->tgt_vocab_id),
-                             db_int(r->seed), db_int(r->layers), db_int(r->emb), db_int(r->hidden),
-                             db_real(r->dropout), db_int(r->batch), db_id(r->batch_tokens), db_real(r->lr),
-                             db_real(r->clip), db_int(r->epochs), db_id(r->steps), db_int(r->max_len),
-                             db_int(r->reverse_source ? 1 : 0), db_int(r->threads), db_int(r->valid_every),
-                             db_int(r->save_every), db_int(r->keep), db_text(r->config ? r->config : "{}")));
+                             db_int(r->threads), db_text(r->config ? r->config : "{}")));
     if (rc == SL_EEXIST)
         return db_fail(db, rc, "a run named '%s' exists already", r->name);
     if (rc == SL_ENOTFOUND)

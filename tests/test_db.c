@@ -11,6 +11,7 @@
 #include "util/err.h"
 #include "util/sbuf.h"
 
+#include <sqlite3.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -97,7 +98,7 @@ Test(db, fresh_database_has_application_id_and_schema_version)
     cr_assert(memcmp(b, "SQLite format 3", 16) == 0);
     cr_assert_eq(be32_at(b + 68), 0x53514C54u);
     cr_assert_eq(be32_at(b + 68), (uint32_t)DB_APPLICATION_ID);
-    cr_assert_eq(be32_at(b + 60), 1u);
+    cr_assert_eq(be32_at(b + 60), 2u);
     cr_assert_eq(be32_at(b + 60), (uint32_t)DB_SCHEMA_VERSION);
     cr_assert_eq(b[18], 2, "not in WAL mode"); /* file format write/read versions: 2 = WAL */
     cr_assert_eq(b[19], 2);
@@ -108,7 +109,7 @@ Test(db, fresh_database_has_application_id_and_schema_version)
     cr_assert_str_eq(db_path(db), path);
     db_close(db);
     b = th_read_file(path, &n);
-    cr_assert_eq(be32_at(b + 60), 1u);
+    cr_assert_eq(be32_at(b + 60), 2u);
     free(b);
     free(path);
 }
@@ -175,7 +176,7 @@ Test(db, newer_schema_is_refused_and_unchanged)
 {
     char *path = make_db("new.db");
     patch_header(path, 60, 999);
-    assert_refused(path, DB_CREATE, SL_EVERSION, "made by a newer seqlite (schema 999, this build knows 1)");
+    assert_refused(path, DB_CREATE, SL_EVERSION, "made by a newer seqlite (schema 999, this build knows 2)");
     assert_refused(path, 0, SL_EVERSION, "upgrade seqlite");
     free(path);
 }
@@ -661,4 +662,71 @@ Test(db, schema_doc_check_names_what_differs)
     cr_assert_null(strstr(msg.data, "corpus.name"), "%s", msg.data);
     cr_assert_null(strstr(msg.data, "corpus.split"), "%s", msg.data);
     sbuf_free(&msg);
+}
+
+/* A schema-1 database (the run's options in columns and in config) is upgraded in place: the options
+ * are then stored once, in config, and the same columns read them back, generated from it. */
+Test(db, schema_1_run_options_become_generated_columns)
+{
+    char *dir = th_tmpdir();
+    char *path = th_path(dir, "v1.db");
+    sqlite3 *h;
+    cr_assert_eq(sqlite3_open(path, &h), SQLITE_OK);
+    cr_assert_eq(sqlite3_exec(h, db_migration_script(0), NULL, NULL, NULL), SQLITE_OK, "%s", sqlite3_errmsg(h));
+    char pragmas[96];
+    snprintf(pragmas, sizeof pragmas, "PRAGMA application_id = %d; PRAGMA user_version = 1;", DB_APPLICATION_ID);
+    cr_assert_eq(sqlite3_exec(h, pragmas, NULL, NULL, NULL), SQLITE_OK);
+    cr_assert_eq(sqlite3_exec(h,
+                              "INSERT INTO run (name, seed, layers, emb, hidden, dropout, batch, batch_tokens, lr, clip,"
+                              " epochs, steps, max_len, reverse_source, threads, valid_every, save_every, keep, config)"
+                              " VALUES ('old', 5, 3, 32, 48, 0.25, 16, NULL, 0.002, 4.5, 7, NULL, 50, 1, 2, 100, 200,"
+                              " 4, '{\"seed\":5,\"layers\":3,\"emb\":32,\"hidden\":48,\"dropout\":0.25,"
+                              "\"batch\":16,\"batch_tokens\":0,\"lr\":0.002,\"clip\":4.5,\"epochs\":7,"
+                              "\"steps\":0,\"max_len\":50,\"reverse_source\":1,\"valid_every\":100,"
+                              "\"save_every\":200,\"keep\":4}')",
+                              NULL, NULL, NULL),
+                 SQLITE_OK, "%s", sqlite3_errmsg(h));
+    sqlite3_close(h);
+    struct db *db;
+    cr_assert_eq(db_open(path, 0, &db), 0, "%s", sl_errmsg());
+    struct db_run r;
+    cr_assert_eq(db_run_get(db, 1, &r), 0, "%s", sl_errmsg());
+    cr_assert_eq(r.seed, 5);
+    cr_assert_eq(r.layers, 3);
+    cr_assert_eq(r.emb, 32);
+    cr_assert_eq(r.hidden, 48);
+    cr_assert(r.dropout == 0.25 && r.lr == 0.002 && r.clip == 4.5);
+    cr_assert_eq(r.batch, 16);
+    cr_assert_eq(r.batch_tokens, 0);
+    cr_assert_eq(r.epochs, 7);
+    cr_assert_eq(r.steps, 0);
+    cr_assert_eq(r.max_len, 50);
+    cr_assert_eq(r.reverse_source, 1);
+    cr_assert_eq(r.threads, 2);
+    cr_assert_eq(r.valid_every, 100);
+    cr_assert_eq(r.save_every, 200);
+    cr_assert_eq(r.keep, 4);
+    db_run_clear(&r);
+    db_close(db);
+    /* the columns are generated from config: changing config changes them, and they cannot be written */
+    cr_assert_eq(sqlite3_open(path, &h), SQLITE_OK);
+    sqlite3_stmt *st;
+    cr_assert_eq(sqlite3_prepare_v2(h, "PRAGMA user_version", -1, &st, NULL), SQLITE_OK);
+    cr_assert_eq(sqlite3_step(st), SQLITE_ROW);
+    cr_assert_eq(sqlite3_column_int(st, 0), DB_SCHEMA_VERSION);
+    sqlite3_finalize(st);
+    cr_assert_eq(sqlite3_exec(h, "UPDATE run SET config = json_set(config, '$.layers', 6)", NULL, NULL, NULL),
+                 SQLITE_OK);
+    cr_assert_eq(sqlite3_prepare_v2(h, "SELECT layers, typeof(lr), steps IS NULL FROM run", -1, &st, NULL),
+                 SQLITE_OK);
+    cr_assert_eq(sqlite3_step(st), SQLITE_ROW);
+    cr_assert_eq(sqlite3_column_int(st, 0), 6);
+    cr_assert_str_eq((const char *)sqlite3_column_text(st, 1), "real");
+    cr_assert_eq(sqlite3_column_int(st, 2), 1);
+    sqlite3_finalize(st);
+    cr_assert_neq(sqlite3_exec(h, "UPDATE run SET layers = 1", NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(h);
+    th_rmdir(dir);
+    free(path);
+    free(dir);
 }

@@ -763,8 +763,9 @@ static void ck_setup(struct ck_fixture *f)
     struct db_run run;
     memset(&run, 0, sizeof run);
     run.src_vocab_id = run.tgt_vocab_id = f->vocab_id;
-    run.layers = 2, run.emb = 4, run.hidden = 6, run.reverse_source = 1, run.batch = 8, run.epochs = 1;
-    run.keep = 2;
+    char config[] = "{\"layers\":2,\"emb\":4,\"hidden\":6,\"reverse_source\":1,\"batch\":8,\"epochs\":1,"
+                    "\"keep\":2}";
+    run.config = config;
     cr_assert_eq(db_run_create(f->db, &run, &f->run_id), 0, "%s", sl_errmsg());
 }
 

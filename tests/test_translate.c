@@ -428,9 +428,9 @@ static char *make_db(const char *dir, int with_ckpt)
     struct db_run run;
     memset(&run, 0, sizeof run);
     run.src_vocab_id = run.tgt_vocab_id = vid;
-    run.seed = 1, run.layers = 1, run.emb = 12, run.hidden = 16, run.batch = 8, run.lr = 0.001, run.clip = 5;
-    run.epochs = 1, run.max_len = 64, run.reverse_source = 1, run.threads = 1, run.keep = 3;
-    run.config = "{\"src_eos\":1}";
+    run.threads = 1;
+    run.config = "{\"seed\":1,\"layers\":1,\"emb\":12,\"hidden\":16,\"batch\":8,\"lr\":0.001,\"clip\":5,"
+                 "\"epochs\":1,\"max_len\":64,\"reverse_source\":1,\"keep\":3,\"src_eos\":1}";
     int64_t run_id;
     cr_assert_eq(db_run_create(db, &run, &run_id), 0, "%s", sl_errmsg());
     struct s2s_config cfg = {.V_src = bpe_size(b), .V_tgt = bpe_size(b), .E = 12, .H = 16, .L = 1,
