@@ -6,8 +6,8 @@
  * finished list (capacity nbest, sorted by normalised score, stable), the others fill the sentence's
  * rows of layout_{t+1} (unused rows: score -inf, token pad). History: hist_tok/hist_back[t][i] give
  * row i of layout_{t+1} its token and its parent row in layout_t, so every hypothesis is read back
- * by walking parents. Stopping: an open hypothesis with log-prob S <= 0 can end with at most
- * S / lp(L) for some L in [t+2, max_len] (log-probs only decrease), so a sentence whose nbest-th
+ * by walking parents. Stopping: an open hypothesis with log-prob p <= 0 can end with at most
+ * p / lp(L) for some L in [t+2, max_len] (log-probs only decrease), so a sentence whose nbest-th
  * finished score is >= that bound cannot change its result and stops; its rows leave the batch.
  * ref: Wu et al. 2016 (length penalty); Koehn 2004 (beam search for MT). */
 #include "decoder/beam.h"
@@ -38,8 +38,8 @@ struct fin {
 };
 
 struct beam_search {
-    size_t max_N, K, V, max_len; /* sentences, beam, vocabulary, steps (EOS included) */
-    size_t max_M;          /* max_N * K */
+    size_t max_B, K, V, max_len; /* sentences, beam, vocabulary, steps (EOS included) */
+    size_t max_M;          /* max_B * K */
     int32_t *prev;         /* (max_M) tokens fed to the next step */
     float *logp;           /* (max_M, V) */
     double *score;         /* (max_M) log-prob of each row of the current layout; -inf: empty row */
@@ -51,13 +51,13 @@ struct beam_search {
     size_t *src;           /* (max_M) compacted parents, given to reorder() */
     int32_t *hist_tok;     /* (max_len, max_M) */
     int32_t *hist_back;    /* (max_len, max_M) */
-    size_t *active;        /* (max_N) sentence of each live slot */
+    size_t *active;        /* (max_B) sentence of each live slot */
     struct cand *heap;     /* (K) */
-    struct fin *fins;      /* (max_N, K) */
-    size_t *nfin;          /* (max_N) */
-    int32_t *out_tok;      /* (max_N, K, max_len) */
-    struct beam_hyp *res;  /* (max_N, K) */
-    size_t *nres;          /* (max_N) */
+    struct fin *fins;      /* (max_B, K) */
+    size_t *nfin;          /* (max_B) */
+    int32_t *out_tok;      /* (max_B, K, max_len) */
+    struct beam_hyp *res;  /* (max_B, K) */
+    size_t *nres;          /* (max_B) */
     size_t steps;
 };
 
@@ -96,18 +96,18 @@ void beam_search_free(struct beam_search *bs)
 /* n * size, or 0 on overflow */
 static size_t mul(size_t a, size_t b) { return (b && a > SIZE_MAX / b) ? 0 : a * b; }
 
-struct beam_search *beam_search_create(size_t max_N, size_t K, size_t V, size_t max_len)
+struct beam_search *beam_search_create(size_t max_B, size_t K, size_t V, size_t max_len)
 {
-    if (!max_N || !K || !V || !max_len || V > INT32_MAX || mul(max_N, K) == 0 ||
-        mul(max_N, K) > INT32_MAX || mul(mul(max_N, K), V) == 0 || mul(mul(max_N, K), max_len) == 0) {
-        sl_err(SL_EINVAL, "beam search: bad sizes (N %zu, K %zu, V %zu, max_len %zu)", max_N, K, V, max_len);
+    if (!max_B || !K || !V || !max_len || V > INT32_MAX || mul(max_B, K) == 0 ||
+        mul(max_B, K) > INT32_MAX || mul(mul(max_B, K), V) == 0 || mul(mul(max_B, K), max_len) == 0) {
+        sl_err(SL_EINVAL, "beam search: bad sizes (B %zu, K %zu, V %zu, max_len %zu)", max_B, K, V, max_len);
         return NULL;
     }
     struct beam_search *bs = calloc(1, sizeof *bs);
     if (!bs)
         goto oom;
-    size_t M = max_N * K;
-    bs->max_N = max_N, bs->K = K, bs->V = V, bs->max_len = max_len, bs->max_M = M;
+    size_t M = max_B * K;
+    bs->max_B = max_B, bs->K = K, bs->V = V, bs->max_len = max_len, bs->max_M = M;
     if (!(bs->prev = malloc(M * sizeof *bs->prev)) || !(bs->logp = param_buf_create(M * V)) ||
         !(bs->score = malloc(M * sizeof *bs->score)) || !(bs->done = malloc(M)) ||
         !(bs->nscore = malloc(M * sizeof *bs->nscore)) || !(bs->ntok = malloc(M * sizeof *bs->ntok)) ||
@@ -115,15 +115,15 @@ struct beam_search *beam_search_create(size_t max_N, size_t K, size_t V, size_t 
         !(bs->src = malloc(M * sizeof *bs->src)) ||
         !(bs->hist_tok = malloc(max_len * M * sizeof *bs->hist_tok)) ||
         !(bs->hist_back = malloc(max_len * M * sizeof *bs->hist_back)) ||
-        !(bs->active = malloc(max_N * sizeof *bs->active)) || !(bs->heap = malloc(K * sizeof *bs->heap)) ||
-        !(bs->fins = malloc(M * sizeof *bs->fins)) || !(bs->nfin = calloc(max_N, sizeof *bs->nfin)) ||
+        !(bs->active = malloc(max_B * sizeof *bs->active)) || !(bs->heap = malloc(K * sizeof *bs->heap)) ||
+        !(bs->fins = malloc(M * sizeof *bs->fins)) || !(bs->nfin = calloc(max_B, sizeof *bs->nfin)) ||
         !(bs->out_tok = malloc(mul(M, max_len) * sizeof *bs->out_tok)) ||
-        !(bs->res = calloc(M, sizeof *bs->res)) || !(bs->nres = calloc(max_N, sizeof *bs->nres)))
+        !(bs->res = calloc(M, sizeof *bs->res)) || !(bs->nres = calloc(max_B, sizeof *bs->nres)))
         goto oom;
     return bs;
 oom:
     beam_search_free(bs);
-    sl_err(SL_ENOMEM, "beam search: out of memory (N %zu, K %zu, V %zu, max_len %zu)", max_N, K, V, max_len);
+    sl_err(SL_ENOMEM, "beam search: out of memory (B %zu, K %zu, V %zu, max_len %zu)", max_B, K, V, max_len);
     return NULL;
 }
 
@@ -297,7 +297,7 @@ struct run {
 };
 
 /* Checks the model and the options against the workspace; OUT: *r. */
-static int run_check(const struct beam_search *bs, const struct beam_model *m, size_t N, const struct beam_opts *o,
+static int run_check(const struct beam_search *bs, const struct beam_model *m, size_t B, const struct beam_opts *o,
                      struct run *r)
 {
     const size_t K = bs->K, V = bs->V;
@@ -309,10 +309,10 @@ static int run_check(const struct beam_search *bs, const struct beam_model *m, s
     if (!m || !m->step || !m->reorder || m->V != V)
         return sl_err(SL_EINVAL, "beam search: model missing callbacks or V %zu != workspace V %zu",
                       m ? m->V : 0, V);
-    if (N == 0 || N > bs->max_N || r->max_len > bs->max_len || r->nbest > K || !(o->alpha >= 0.0f) ||
+    if (B == 0 || B > bs->max_B || r->max_len > bs->max_len || r->nbest > K || !(o->alpha >= 0.0f) ||
         isinf(o->alpha))
-        return sl_err(SL_EINVAL, "beam search: N %zu (max %zu), max_len %zu (max %zu), nbest %zu (K %zu), "
-                      "alpha %g out of range", N, bs->max_N, r->max_len, bs->max_len, r->nbest, K, (double)o->alpha);
+        return sl_err(SL_EINVAL, "beam search: B %zu (max %zu), max_len %zu (max %zu), nbest %zu (K %zu), "
+                      "alpha %g out of range", B, bs->max_B, r->max_len, bs->max_len, r->nbest, K, (double)o->alpha);
     if (m->bos < 0 || (size_t)m->bos >= V || m->eos < 0 || (size_t)m->eos >= V || m->pad < 0 ||
         (size_t)m->pad >= V)
         return sl_err(SL_EINVAL, "beam search: bos/eos/pad ids outside the vocabulary");
@@ -321,10 +321,10 @@ static int run_check(const struct beam_search *bs, const struct beam_model *m, s
 }
 
 /* Layout_0: every sentence live, one hypothesis (row k = 0) each, all rows fed bos. */
-static void run_start(struct beam_search *bs, const struct run *r, size_t N)
+static void run_start(struct beam_search *bs, const struct run *r, size_t B)
 {
     const size_t K = bs->K;
-    for (size_t s = 0; s < N; s++) {
+    for (size_t s = 0; s < B; s++) {
         bs->active[s] = s;
         bs->nfin[s] = 0;
         bs->nres[s] = 0;
@@ -384,8 +384,8 @@ static int run_extend(struct beam_search *bs, const struct run *r, size_t j, siz
         }
         *stop = 1;
     } else if (bs->nfin[s] == r->nbest) {
-        double S = bs->nscore[base]; /* the best open hypothesis */
-        double bound = fmax(S / beam_length_penalty(t + 2, r->alpha), S / r->lp_max);
+        double p = bs->nscore[base]; /* log-prob of the best open hypothesis */
+        double bound = fmax(p / beam_length_penalty(t + 2, r->alpha), p / r->lp_max);
         *stop = bound <= bs->fins[s * K + r->nbest - 1].score;
     }
     return 0;
@@ -435,10 +435,10 @@ static void run_finish_fixed(struct beam_search *bs, const struct run *r, size_t
 }
 
 /* Reads every sentence's finished list back into its results (tokens, length, scores). */
-static void run_results(struct beam_search *bs, const struct run *r, size_t N)
+static void run_results(struct beam_search *bs, const struct run *r, size_t B)
 {
     const size_t K = bs->K;
-    for (size_t s = 0; s < N; s++) {
+    for (size_t s = 0; s < B; s++) {
         size_t n = bs->nfin[s];
         for (size_t i = 0; i < n; i++) {
             const struct fin *f = bs->fins + s * K + i;
@@ -457,15 +457,15 @@ static void run_results(struct beam_search *bs, const struct run *r, size_t N)
     }
 }
 
-int beam_search_run(struct beam_search *bs, const struct beam_model *m, size_t N, const struct beam_opts *o)
+int beam_search_run(struct beam_search *bs, const struct beam_model *m, size_t B, const struct beam_opts *o)
 {
     struct run r = {0};
-    int rc = run_check(bs, m, N, o, &r);
+    int rc = run_check(bs, m, B, o, &r);
     if (rc)
         return rc;
-    run_start(bs, &r, N);
+    run_start(bs, &r, B);
     const size_t K = bs->K;
-    size_t n_active = N, M = N * K;
+    size_t n_active = B, M = B * K;
     for (size_t t = 0; t < r.max_len && n_active > 0; t++) {
         if ((rc = m->step(m->ctx, bs->prev, M, bs->logp)))
             return rc;
@@ -495,13 +495,13 @@ int beam_search_run(struct beam_search *bs, const struct beam_model *m, size_t N
     }
     if (r.fixed)
         run_finish_fixed(bs, &r, n_active);
-    run_results(bs, &r, N);
+    run_results(bs, &r, B);
     return 0;
 }
 
 const struct beam_hyp *beam_search_nbest(const struct beam_search *bs, size_t n, size_t *count)
 {
-    if (n >= bs->max_N) {
+    if (n >= bs->max_B) {
         *count = 0;
         return NULL;
     }

@@ -68,9 +68,9 @@ double bench_train_flops(const struct bench_opts *o)
 
 double bench_decode_flops(const struct bench_opts *o, size_t n)
 {
-    const double G = 4.0 * (double)o->H, W = lstm_width(o), N = (double)n;
-    const double M = N * (double)(o->mode == BENCH_BEAM ? o->K : 1);
-    return 2.0 * N * (double)o->S * G * W +
+    const double G = 4.0 * (double)o->H, W = lstm_width(o), sent = (double)n; /* sentences */
+    const double M = sent * (double)(o->mode == BENCH_BEAM ? o->K : 1);
+    return 2.0 * sent * (double)o->S * G * W +
            (double)o->T1 * (2.0 * M * G * W + 2.0 * M * (double)o->H * (double)o->V_tgt);
 }
 
