@@ -157,8 +157,8 @@ static int alloc_shards(struct trainer *t)
     return 0;
 }
 
-/* Cuts batch b into t->K shards by row range (contiguous rows; empty shards when B < K). The batch
- * already has the model's layout (corpus/batch.h), so a shard is its rows, padded to the shard's own
+/* Cuts batch b into n_shards shards by row range (contiguous rows; empty shards when B < n_shards). The
+ * batch already has the model's layout (corpus/batch.h), so a shard is its rows, padded to its own
  * longest source and target. */
 static int split_batch(struct trainer *t, const struct batch *b)
 {
