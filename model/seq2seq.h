@@ -23,11 +23,6 @@
 #include "tokenizer/special.h"
 #include "util/rng.h"
 
-/* TODO: translate/translator.c still says S2S_PAD / S2S_BOS / S2S_EOS; switch it to the BPE_ ids and
- * drop these names (they are the tokenizer's ids, not definitions of their own). */
-#define S2S_PAD BPE_PAD
-#define S2S_BOS BPE_BOS
-#define S2S_EOS BPE_EOS
 #define S2S_INIT_SCALE 0.08f /* uniform init range; forget-gate biases start at 1 */
 
 struct s2s_config {
