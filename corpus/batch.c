@@ -12,6 +12,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+_Static_assert(BPE_PAD == 0, "batch rows are padded by zeroing them");
+
 /* ---- batch_data ---- */
 
 struct batch_data *batch_data_create(size_t max_len)
@@ -140,7 +142,7 @@ int batch_data_load(struct batch_data *d, struct db *db, const char *split, batc
 /* ---- batch_plan ---- */
 
 struct plan_key {
-    uint32_t s, t; /* padded lengths (with specials) */
+    uint32_t s, t; /* budget lengths: source (EOS included when src_eos), target + 2 (BOS, EOS) */
     uint32_t r;    /* random tie-break */
     uint32_t idx;  /* index in the data */
 };
@@ -150,7 +152,7 @@ struct batch_plan {
     struct batch_opts o;
     size_t n;               /* pairs taking part (data minus n_over) */
     size_t n_over;
-    size_t max_s, max_t;    /* longest padded lengths of any pair taking part */
+    size_t max_s, max_t;    /* longest budget lengths (pad_s, pad_t) of any pair taking part */
     struct plan_key *keys;  /* (n) this epoch's sorted order */
     size_t *start;          /* (n + 1) batch j covers keys[start[j] .. start[j+1]) */
     size_t *order;          /* (n) batch order of this epoch: i-th batch is order[i] */
@@ -160,6 +162,8 @@ struct batch_plan {
 
 static size_t max_z(size_t a, size_t b) { return a > b ? a : b; }
 
+/* The lengths the token budget counts: the source row (EOS included), the target with BOS and EOS
+ * (the decoder's T + 1 inputs and T + 1 labels span T + 2 ids). */
 static size_t pad_s(const struct batch_plan *p, size_t i) { return p->d->src_len[i] + (p->o.src_eos ? 1 : 0); }
 static size_t pad_t(const struct batch_plan *p, size_t i) { return (size_t)p->d->tgt_len[i] + 2; }
 
@@ -331,7 +335,7 @@ int batch_plan_fill(const struct batch_plan *p, size_t i, struct batch *b)
     size_t B = hi - lo, S = 0, T = 0;
     for (size_t k = lo; k < hi; k++) {
         S = max_z(S, p->keys[k].s);
-        T = max_z(T, p->keys[k].t);
+        T = max_z(T, (size_t)p->keys[k].t - 2); /* keys count BOS and EOS; the rows hold neither */
     }
     if (B > b->cap_rows || B * S > b->cap_src || B * T > b->cap_tgt)
         return sl_err(SL_EINVAL, "batch buffers too small (made for another plan?)");
@@ -349,11 +353,8 @@ int batch_plan_fill(const struct batch_plan *p, size_t i, struct batch *b)
         int32_t *trow = b->tgt + r * T; /* (T) */
         memcpy(srow, ids, ns * sizeof *ids);
         if (p->o.src_eos)
-            srow[ns++] = BATCH_EOS;
-        trow[0] = BATCH_BOS;
-        memcpy(trow + 1, ids + d->src_len[idx], nt * sizeof *ids);
-        trow[nt + 1] = BATCH_EOS;
-        nt += 2;
+            srow[ns++] = BPE_EOS;
+        memcpy(trow, ids + d->src_len[idx], nt * sizeof *ids);
         b->src_len[r] = (int32_t)ns;
         b->tgt_len[r] = (int32_t)nt;
         b->index[r] = idx;

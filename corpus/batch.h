@@ -4,8 +4,11 @@
  * a pure function of (data, options, seed, e): sort by (src_len, tgt_len) with a tie-break drawn from
  * the seed and e, cut into batches of at most max_sents sentences and max_tokens padded tokens, then
  * shuffle the batch order. So training can resume at (epoch, batch index) exactly.
- * Layout of a batch (ids: 0 pad, 1 bos, 2 eos, 3 unk): src rows are the source tokens (then EOS when
- * src_eos), tgt rows are BOS, the target tokens, EOS; rows are padded with 0 to the batch's S / T.
+ * Layout of a batch: exactly what the model consumes (struct s2s_batch, model/seq2seq.h), so a batch
+ * (or a row range of it) is passed on as it is. src rows are the source tokens (then BPE_EOS when
+ * src_eos), tgt rows the target tokens without BOS or EOS (T counts neither, nn/dims.h: the decoder
+ * adds both, decoder/decoder.h); rows are padded with BPE_PAD to the batch's S / T. Special ids:
+ * tokenizer/special.h.
  * ref: Sutskever, Vinyals & Le 2014 (length-bucketed batches); fairseq's max_tokens batching. */
 #ifndef SL_CORPUS_BATCH_H
 #define SL_CORPUS_BATCH_H
@@ -13,10 +16,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define BATCH_PAD 0
-#define BATCH_BOS 1
-#define BATCH_EOS 2
-#define BATCH_UNK 3
+#include "tokenizer/special.h"
 
 struct db;
 
@@ -55,8 +55,9 @@ void batch_data_shrink(struct batch_data *d);
 
 struct batch_opts {
     size_t max_sents;  /* B: at most this many pairs per batch (>= 1) */
-    size_t max_tokens; /* 0: no budget; else rows * max(S, T) <= max_tokens (S, T padded, with
-                          BOS/EOS); pairs that cannot fit alone are left out (batch_plan_n_over) */
+    size_t max_tokens; /* 0: no budget; else rows * max(S, T + 2) <= max_tokens (S, T padded; the
+                          2 are the decoder's BOS and EOS); pairs that cannot fit alone are left out
+                          (batch_plan_n_over) */
     uint64_t seed;
     int src_eos;       /* 1: source rows end with EOS */
 };
@@ -76,14 +77,14 @@ size_t batch_plan_n_over(const struct batch_plan *p);
 
 /* One padded batch. Buffers are sized by batch_create for the plan's largest possible batch. */
 struct batch {
-    size_t B, S, T;        /* rows, padded source length, padded target length */
-    int32_t *src;          /* (B, S) row-major */
-    int32_t *tgt;          /* (B, T) row-major: BOS y EOS pad... */
+    size_t B, S, T;        /* rows, padded source length, padded target length (no BOS / EOS) */
+    int32_t *src;          /* (B, S) row-major: x (EOS when src_eos) pad... */
+    int32_t *tgt;          /* (B, T) row-major: y pad... */
     int32_t *src_len;      /* (B) non-pad source length (with EOS when src_eos) */
-    int32_t *tgt_len;      /* (B) non-pad target length (with BOS and EOS) */
+    int32_t *tgt_len;      /* (B) target length (tokens of y; the loss counts tgt_len + 1 with EOS) */
     size_t *index;         /* (B) the pairs' indices in the batch_data */
     int64_t *pair_id;      /* (B) */
-    size_t n_src_tokens, n_tgt_tokens; /* sums of src_len / tgt_len */
+    size_t n_src_tokens, n_tgt_tokens; /* sums of src_len / tgt_len (so no BOS / EOS in the targets) */
     size_t cap_rows, cap_src, cap_tgt; /* allocated sizes */
 };
 

@@ -6,8 +6,8 @@
  * finished list (capacity nbest, sorted by normalised score, stable), the others fill the sentence's
  * rows of layout_{t+1} (unused rows: score -inf, token pad). History: hist_tok/hist_back[t][i] give
  * row i of layout_{t+1} its token and its parent row in layout_t, so every hypothesis is read back
- * by walking parents. Stopping: an open hypothesis with log-prob S <= 0 can end with at most
- * S / lp(L) for some L in [t+2, max_len] (log-probs only decrease), so a sentence whose nbest-th
+ * by walking parents. Stopping: an open hypothesis with log-prob p <= 0 can end with at most
+ * p / lp(L) for some L in [t+2, max_len] (log-probs only decrease), so a sentence whose nbest-th
  * finished score is >= that bound cannot change its result and stops; its rows leave the batch.
  * ref: Wu et al. 2016 (length penalty); Koehn 2004 (beam search for MT). */
 #include "decoder/beam.h"
@@ -38,8 +38,8 @@ struct fin {
 };
 
 struct beam_search {
-    size_t max_N, K, V, T; /* T: max_len */
-    size_t max_M;          /* max_N * K */
+    size_t max_B, K, V, max_len; /* sentences, beam, vocabulary, steps (EOS included) */
+    size_t max_M;          /* max_B * K */
     int32_t *prev;         /* (max_M) tokens fed to the next step */
     float *logp;           /* (max_M, V) */
     double *score;         /* (max_M) log-prob of each row of the current layout; -inf: empty row */
@@ -49,15 +49,15 @@ struct beam_search {
     size_t *nsrc;          /* (max_M) parent rows in the current layout */
     unsigned char *ndone;  /* (max_M) */
     size_t *src;           /* (max_M) compacted parents, given to reorder() */
-    int32_t *hist_tok;     /* (T, max_M) */
-    int32_t *hist_back;    /* (T, max_M) */
-    size_t *active;        /* (max_N) sentence of each live slot */
+    int32_t *hist_tok;     /* (max_len, max_M) */
+    int32_t *hist_back;    /* (max_len, max_M) */
+    size_t *active;        /* (max_B) sentence of each live slot */
     struct cand *heap;     /* (K) */
-    struct fin *fins;      /* (max_N, K) */
-    size_t *nfin;          /* (max_N) */
-    int32_t *out_tok;      /* (max_N, K, T) */
-    struct beam_hyp *res;  /* (max_N, K) */
-    size_t *nres;          /* (max_N) */
+    struct fin *fins;      /* (max_B, K) */
+    size_t *nfin;          /* (max_B) */
+    int32_t *out_tok;      /* (max_B, K, max_len) */
+    struct beam_hyp *res;  /* (max_B, K) */
+    size_t *nres;          /* (max_B) */
     size_t steps;
 };
 
@@ -96,18 +96,18 @@ void beam_search_free(struct beam_search *bs)
 /* n * size, or 0 on overflow */
 static size_t mul(size_t a, size_t b) { return (b && a > SIZE_MAX / b) ? 0 : a * b; }
 
-struct beam_search *beam_search_create(size_t max_N, size_t K, size_t V, size_t max_len)
+struct beam_search *beam_search_create(size_t max_B, size_t K, size_t V, size_t max_len)
 {
-    if (!max_N || !K || !V || !max_len || V > INT32_MAX || mul(max_N, K) == 0 ||
-        mul(max_N, K) > INT32_MAX || mul(mul(max_N, K), V) == 0 || mul(mul(max_N, K), max_len) == 0) {
-        sl_err(SL_EINVAL, "beam search: bad sizes (N %zu, K %zu, V %zu, max_len %zu)", max_N, K, V, max_len);
+    if (!max_B || !K || !V || !max_len || V > INT32_MAX || mul(max_B, K) == 0 ||
+        mul(max_B, K) > INT32_MAX || mul(mul(max_B, K), V) == 0 || mul(mul(max_B, K), max_len) == 0) {
+        sl_err(SL_EINVAL, "beam search: bad sizes (B %zu, K %zu, V %zu, max_len %zu)", max_B, K, V, max_len);
         return NULL;
     }
     struct beam_search *bs = calloc(1, sizeof *bs);
     if (!bs)
         goto oom;
-    size_t M = max_N * K;
-    bs->max_N = max_N, bs->K = K, bs->V = V, bs->T = max_len, bs->max_M = M;
+    size_t M = max_B * K;
+    bs->max_B = max_B, bs->K = K, bs->V = V, bs->max_len = max_len, bs->max_M = M;
     if (!(bs->prev = malloc(M * sizeof *bs->prev)) || !(bs->logp = param_buf_create(M * V)) ||
         !(bs->score = malloc(M * sizeof *bs->score)) || !(bs->done = malloc(M)) ||
         !(bs->nscore = malloc(M * sizeof *bs->nscore)) || !(bs->ntok = malloc(M * sizeof *bs->ntok)) ||
@@ -115,15 +115,15 @@ struct beam_search *beam_search_create(size_t max_N, size_t K, size_t V, size_t 
         !(bs->src = malloc(M * sizeof *bs->src)) ||
         !(bs->hist_tok = malloc(max_len * M * sizeof *bs->hist_tok)) ||
         !(bs->hist_back = malloc(max_len * M * sizeof *bs->hist_back)) ||
-        !(bs->active = malloc(max_N * sizeof *bs->active)) || !(bs->heap = malloc(K * sizeof *bs->heap)) ||
-        !(bs->fins = malloc(M * sizeof *bs->fins)) || !(bs->nfin = calloc(max_N, sizeof *bs->nfin)) ||
+        !(bs->active = malloc(max_B * sizeof *bs->active)) || !(bs->heap = malloc(K * sizeof *bs->heap)) ||
+        !(bs->fins = malloc(M * sizeof *bs->fins)) || !(bs->nfin = calloc(max_B, sizeof *bs->nfin)) ||
         !(bs->out_tok = malloc(mul(M, max_len) * sizeof *bs->out_tok)) ||
-        !(bs->res = calloc(M, sizeof *bs->res)) || !(bs->nres = calloc(max_N, sizeof *bs->nres)))
+        !(bs->res = calloc(M, sizeof *bs->res)) || !(bs->nres = calloc(max_B, sizeof *bs->nres)))
         goto oom;
     return bs;
 oom:
     beam_search_free(bs);
-    sl_err(SL_ENOMEM, "beam search: out of memory (N %zu, K %zu, V %zu, max_len %zu)", max_N, K, V, max_len);
+    sl_err(SL_ENOMEM, "beam search: out of memory (B %zu, K %zu, V %zu, max_len %zu)", max_B, K, V, max_len);
     return NULL;
 }
 
@@ -287,106 +287,203 @@ static void read_back(const struct beam_search *bs, const struct fin *f, int32_t
     }
 }
 
-int beam_search_run(struct beam_search *bs, const struct beam_model *m, size_t N, const struct beam_opts *o)
+/* The settings of one run, resolved from struct beam_opts. */
+struct run {
+    const struct beam_model *m;
+    size_t max_len, nbest; /* steps (EOS included); hypotheses kept per sentence */
+    float alpha;
+    int fixed;             /* fixed-length mode */
+    double lp_max;         /* beam_length_penalty(max_len) */
+};
+
+/* Checks the model and the options against the workspace; OUT: *r. */
+static int run_check(const struct beam_search *bs, const struct beam_model *m, size_t B, const struct beam_opts *o,
+                     struct run *r)
 {
-    size_t K = bs->K, V = bs->V;
-    size_t T = o->max_len ? o->max_len : bs->T;
-    size_t nbest = o->nbest ? o->nbest : 1;
-    int fixed = o->fixed_length != 0;
+    const size_t K = bs->K, V = bs->V;
+    r->m = m;
+    r->max_len = o->max_len ? o->max_len : bs->max_len;
+    r->nbest = o->nbest ? o->nbest : 1;
+    r->alpha = o->alpha;
+    r->fixed = o->fixed_length != 0;
     if (!m || !m->step || !m->reorder || m->V != V)
         return sl_err(SL_EINVAL, "beam search: model missing callbacks or V %zu != workspace V %zu",
                       m ? m->V : 0, V);
-    if (N == 0 || N > bs->max_N || T > bs->T || nbest > K || !(o->alpha >= 0.0f) || isinf(o->alpha))
-        return sl_err(SL_EINVAL, "beam search: N %zu (max %zu), max_len %zu (max %zu), nbest %zu (K %zu), "
-                      "alpha %g out of range", N, bs->max_N, T, bs->T, nbest, K, (double)o->alpha);
+    if (B == 0 || B > bs->max_B || r->max_len > bs->max_len || r->nbest > K || !(o->alpha >= 0.0f) ||
+        isinf(o->alpha))
+        return sl_err(SL_EINVAL, "beam search: B %zu (max %zu), max_len %zu (max %zu), nbest %zu (K %zu), "
+                      "alpha %g out of range", B, bs->max_B, r->max_len, bs->max_len, r->nbest, K, (double)o->alpha);
     if (m->bos < 0 || (size_t)m->bos >= V || m->eos < 0 || (size_t)m->eos >= V || m->pad < 0 ||
         (size_t)m->pad >= V)
         return sl_err(SL_EINVAL, "beam search: bos/eos/pad ids outside the vocabulary");
+    r->lp_max = beam_length_penalty(r->max_len, r->alpha);
+    return 0;
+}
 
-    size_t n_active = N, M = N * K;
-    for (size_t s = 0; s < N; s++) {
+/* Layout_0: every sentence live, one hypothesis (row k = 0) each, all rows fed bos. */
+static void run_start(struct beam_search *bs, const struct run *r, size_t B)
+{
+    const size_t K = bs->K;
+    for (size_t s = 0; s < B; s++) {
         bs->active[s] = s;
         bs->nfin[s] = 0;
         bs->nres[s] = 0;
         for (size_t k = 0; k < K; k++) {
-            size_t r = s * K + k;
-            bs->score[r] = k == 0 ? 0.0 : -INFINITY; /* one live hypothesis per sentence at first */
-            bs->prev[r] = m->bos;
-            bs->done[r] = 0;
+            size_t row = s * K + k;
+            bs->score[row] = k == 0 ? 0.0 : -INFINITY; /* one live hypothesis per sentence at first */
+            bs->prev[row] = r->m->bos;
+            bs->done[row] = 0;
         }
     }
     bs->steps = 0;
-    double lp_T = beam_length_penalty(T, o->alpha);
-    for (size_t t = 0; t < T && n_active > 0; t++) {
-        int rc = m->step(m->ctx, bs->prev, M, bs->logp);
-        if (rc)
+}
+
+/* Step t of the j-th live sentence s (rows [j·K, j·K + K) of layout_t): selects its extensions, moves
+ * those ending in EOS to its finished list and lays the others out in the next-layout slots of the same
+ * rows (nsrc, ntok, nscore, ndone). OUT: *stop = 1 when the sentence is done (nothing open, the last
+ * step, or no open hypothesis can beat its nbest-th finished one). SL_ENUM on a bad log-probability. */
+static int run_extend(struct beam_search *bs, const struct run *r, size_t j, size_t s, size_t t, int *stop)
+{
+    const struct beam_model *m = r->m;
+    const size_t K = bs->K, base = j * K;
+    long nc = select_topk(bs, m, base, r->fixed);
+    if (nc < 0)
+        return (int)nc;
+    size_t open = 0;
+    for (long c = 0; c < nc; c++) {
+        const struct cand *cd = &bs->heap[c];
+        if (!r->fixed && cd->tok == m->eos) {
+            struct fin f = {cd->sc, cd->sc / beam_length_penalty(t + 1, r->alpha), (int32_t)t - 1, cd->row, -1, t,
+                            t + 1, 1};
+            add_fin(bs, s, r->nbest, &f);
+            continue;
+        }
+        size_t slot = base + open++;
+        bs->nsrc[slot] = (size_t)cd->row;
+        bs->ntok[slot] = cd->tok;
+        bs->nscore[slot] = cd->sc;
+        bs->ndone[slot] = r->fixed && (bs->done[cd->row] || cd->tok == m->eos);
+    }
+    for (size_t k = open; k < K; k++) {
+        bs->nsrc[base + k] = base;
+        bs->ntok[base + k] = m->pad;
+        bs->nscore[base + k] = -INFINITY;
+        bs->ndone[base + k] = 0;
+    }
+    *stop = 0;
+    if (r->fixed)
+        return 0;
+    if (open == 0) {
+        *stop = 1;
+    } else if (t + 1 == r->max_len) { /* finalise the open hypotheses as they are */
+        for (size_t k = 0; k < open; k++) {
+            size_t slot = base + k;
+            struct fin f = {bs->nscore[slot], bs->nscore[slot] / r->lp_max, (int32_t)t - 1, (int32_t)bs->nsrc[slot],
+                            bs->ntok[slot], t + 1, t + 1, 0};
+            add_fin(bs, s, r->nbest, &f);
+        }
+        *stop = 1;
+    } else if (bs->nfin[s] == r->nbest) {
+        double p = bs->nscore[base]; /* log-prob of the best open hypothesis */
+        double bound = fmax(p / beam_length_penalty(t + 2, r->alpha), p / r->lp_max);
+        *stop = bound <= bs->fins[s * K + r->nbest - 1].score;
+    }
+    return 0;
+}
+
+/* Compacts: the rows prepared at slots [from·K, from·K + K) become rows [to·K, to·K + K) of layout_{t+1},
+ * with their history entries of step t. */
+static void run_compact(struct beam_search *bs, size_t from, size_t to, size_t t)
+{
+    const size_t K = bs->K;
+    for (size_t k = 0; k < K; k++) {
+        size_t a = from * K + k, b = to * K + k;
+        size_t at = t * bs->max_M + b;
+        bs->hist_tok[at] = bs->ntok[a];
+        bs->hist_back[at] = (int32_t)bs->nsrc[a];
+        bs->src[b] = bs->nsrc[a];
+        bs->prev[b] = bs->ntok[a];
+        bs->score[b] = bs->nscore[a];
+        bs->done[b] = bs->ndone[a];
+    }
+}
+
+/* Fixed-length mode after the last step: every live row is a result, cut at its first EOS and ranked by
+ * its normalised score. */
+static void run_finish_fixed(struct beam_search *bs, const struct run *r, size_t n_active)
+{
+    const size_t K = bs->K, n_steps = r->max_len;
+    for (size_t j = 0; j < n_active; j++) {
+        size_t s = bs->active[j];
+        for (size_t k = 0; k < K; k++) {
+            size_t row = j * K + k;
+            if (bs->score[row] == -INFINITY)
+                continue;
+            struct fin f = {bs->score[row], 0, (int32_t)n_steps - 1, (int32_t)row, -1, n_steps, n_steps, 0};
+            int32_t *tmp = bs->out_tok + (s * K + K - 1) * bs->max_len; /* scratch: last result slot */
+            read_back(bs, &f, tmp);
+            for (size_t i = 0; i < n_steps; i++)
+                if (tmp[i] == r->m->eos) {
+                    f.finished = 1;
+                    f.steps = i + 1;
+                    break;
+                }
+            f.score = f.logprob / beam_length_penalty(f.steps, r->alpha);
+            add_fin(bs, s, r->nbest, &f);
+        }
+    }
+}
+
+/* Reads every sentence's finished list back into its results (tokens, length, scores). */
+static void run_results(struct beam_search *bs, const struct run *r, size_t B)
+{
+    const size_t K = bs->K;
+    for (size_t s = 0; s < B; s++) {
+        size_t n = bs->nfin[s];
+        for (size_t i = 0; i < n; i++) {
+            const struct fin *f = bs->fins + s * K + i;
+            int32_t *dst = bs->out_tok + (s * K + i) * bs->max_len;
+            read_back(bs, f, dst);
+            struct beam_hyp *h = bs->res + s * K + i;
+            h->tokens = dst;
+            h->len = f->ntok;
+            if (r->fixed) /* the tokens before the first EOS; pads follow it */
+                h->len = f->finished ? f->steps - 1 : f->ntok;
+            h->logprob = f->logprob;
+            h->score = f->score;
+            h->finished = f->finished;
+        }
+        bs->nres[s] = n;
+    }
+}
+
+int beam_search_run(struct beam_search *bs, const struct beam_model *m, size_t B, const struct beam_opts *o)
+{
+    struct run r = {0};
+    int rc = run_check(bs, m, B, o, &r);
+    if (rc)
+        return rc;
+    run_start(bs, &r, B);
+    const size_t K = bs->K;
+    size_t n_active = B, M = B * K;
+    for (size_t t = 0; t < r.max_len && n_active > 0; t++) {
+        if ((rc = m->step(m->ctx, bs->prev, M, bs->logp)))
             return rc;
         bs->steps++;
-        int last = t + 1 == T;
-        double lp_next = beam_length_penalty(t + 2, o->alpha);
+        /* each live sentence extends its rows; those that go on move to the front of layout_{t+1} */
         size_t kept = 0;
         for (size_t j = 0; j < n_active; j++) {
-            size_t s = bs->active[j], base = j * K;
-            long nc = select_topk(bs, m, base, fixed);
-            if (nc < 0)
-                return (int)nc;
-            size_t open = 0;
-            for (long c = 0; c < nc; c++) {
-                const struct cand *cd = &bs->heap[c];
-                if (!fixed && cd->tok == m->eos) {
-                    struct fin f = {cd->sc, cd->sc / beam_length_penalty(t + 1, o->alpha), (int32_t)t - 1,
-                                    cd->row, -1, t, t + 1, 1};
-                    add_fin(bs, s, nbest, &f);
-                    continue;
-                }
-                size_t slot = base + open++;
-                bs->nsrc[slot] = (size_t)cd->row;
-                bs->ntok[slot] = cd->tok;
-                bs->nscore[slot] = cd->sc;
-                bs->ndone[slot] = fixed && (bs->done[cd->row] || cd->tok == m->eos);
-            }
-            for (size_t k = open; k < K; k++) {
-                bs->nsrc[base + k] = base;
-                bs->ntok[base + k] = m->pad;
-                bs->nscore[base + k] = -INFINITY;
-                bs->ndone[base + k] = 0;
-            }
             int stop = 0;
-            if (!fixed) {
-                if (open == 0) {
-                    stop = 1;
-                } else if (last) { /* finalise the open hypotheses as they are */
-                    for (size_t k = 0; k < open; k++) {
-                        size_t slot = base + k;
-                        struct fin f = {bs->nscore[slot], bs->nscore[slot] / lp_T, (int32_t)t - 1,
-                                        (int32_t)bs->nsrc[slot], bs->ntok[slot], t + 1, t + 1, 0};
-                        add_fin(bs, s, nbest, &f);
-                    }
-                    stop = 1;
-                } else if (bs->nfin[s] == nbest) {
-                    double S = bs->nscore[base]; /* the best open hypothesis */
-                    double bound = fmax(S / lp_next, S / lp_T);
-                    stop = bound <= bs->fins[s * K + nbest - 1].score;
-                }
-            }
+            if ((rc = run_extend(bs, &r, j, bs->active[j], t, &stop)))
+                return rc;
             if (stop)
                 continue;
-            /* compact: this sentence's rows move to slot `kept` of layout_{t+1} */
-            size_t dst = kept * K;
-            for (size_t k = 0; k < K; k++) {
-                size_t from = base + k, to = dst + k;
-                size_t at = t * bs->max_M + to;
-                bs->hist_tok[at] = bs->ntok[from];
-                bs->hist_back[at] = (int32_t)bs->nsrc[from];
-                bs->src[to] = bs->nsrc[from];
-                bs->prev[to] = bs->ntok[from];
-                bs->score[to] = bs->nscore[from];
-                bs->done[to] = bs->ndone[from];
-            }
-            bs->active[kept++] = s;
+            run_compact(bs, j, kept, t);
+            bs->active[kept++] = bs->active[j];
         }
+        /* the model follows the new layout (unless it is the old one, or nothing is left to decode) */
         size_t M_new = kept * K;
-        if (!last && M_new > 0) {
+        if (t + 1 < r.max_len && M_new > 0) {
             int identity = M_new == M;
             for (size_t i = 0; identity && i < M_new; i++)
                 identity = bs->src[i] == i;
@@ -396,50 +493,15 @@ int beam_search_run(struct beam_search *bs, const struct beam_model *m, size_t N
         n_active = kept;
         M = M_new;
     }
-    if (fixed) { /* every row is a result: cut at the first EOS, rank by normalised score */
-        for (size_t j = 0; j < n_active; j++) {
-            size_t s = bs->active[j];
-            for (size_t k = 0; k < K; k++) {
-                size_t row = j * K + k;
-                if (bs->score[row] == -INFINITY)
-                    continue;
-                struct fin f = {bs->score[row], 0, (int32_t)T - 1, (int32_t)row, -1, T, T, 0};
-                int32_t *tmp = bs->out_tok + (s * K + K - 1) * bs->T; /* scratch: last result slot */
-                read_back(bs, &f, tmp);
-                for (size_t i = 0; i < T; i++)
-                    if (tmp[i] == m->eos) {
-                        f.finished = 1;
-                        f.steps = i + 1;
-                        break;
-                    }
-                f.score = f.logprob / beam_length_penalty(f.steps, o->alpha);
-                add_fin(bs, s, nbest, &f);
-            }
-        }
-    }
-    for (size_t s = 0; s < N; s++) {
-        size_t n = bs->nfin[s];
-        for (size_t i = 0; i < n; i++) {
-            const struct fin *f = bs->fins + s * K + i;
-            int32_t *dst = bs->out_tok + (s * K + i) * bs->T;
-            read_back(bs, f, dst);
-            struct beam_hyp *h = bs->res + s * K + i;
-            h->tokens = dst;
-            h->len = f->ntok;
-            if (fixed) /* the tokens before the first EOS; pads follow it */
-                h->len = f->finished ? f->steps - 1 : f->ntok;
-            h->logprob = f->logprob;
-            h->score = f->score;
-            h->finished = f->finished;
-        }
-        bs->nres[s] = n;
-    }
+    if (r.fixed)
+        run_finish_fixed(bs, &r, n_active);
+    run_results(bs, &r, B);
     return 0;
 }
 
 const struct beam_hyp *beam_search_nbest(const struct beam_search *bs, size_t n, size_t *count)
 {
-    if (n >= bs->max_N) {
+    if (n >= bs->max_B) {
         *count = 0;
         return NULL;
     }

@@ -1,14 +1,18 @@
 /* decoder/beam.h: batched beam search over any model that can advance M hypothesis rows by one
  * token (struct beam_model callbacks), so it is tested with a fake model and wrapped around the
- * seq2seq decoder by the translation code. N sentences x K hypotheses advance together; per step and
+ * seq2seq decoder by the translation code. B sentences x K hypotheses advance together; per step and
  * sentence the K best of the K*V extensions are kept (partial selection), hypotheses that choose EOS
  * move to the sentence's list of finished ones, and a sentence stops when no open hypothesis can
  * still beat its nbest-th finished one under the length-normalised score, or at max_len (open
  * hypotheses are then finalised as they are). Rows of stopped sentences are dropped (the model is
- * told by reorder with a smaller M). K = 1 is exactly greedy decoding (argmax, lowest id on ties).
- * All memory is allocated by beam_search_create(); a run allocates nothing.
- * ref: Wu et al. 2016 (GNMT length penalty lp(Y) = ((5+|Y|)/6)^alpha); the PyTorch peer benchmark
- * (the fixed-length mode, tools/bench/bench.h). */
+ * told by reorder with a smaller M). K = 1 is exactly greedy decoding (argmax, lowest id on ties): the
+ * production greedy decoder.
+ * Fixed-length mode (beam_opts.fixed_length) is how the benchmark decodes, greedy (K = 1) and beam
+ * alike: every hypothesis runs exactly max_len steps, as the PyTorch peer benchmark does
+ * (tools/bench/bench.h).
+ * All memory is allocated by beam_search_create(); a run allocates nothing. Letters: nn/dims.h
+ * (B sentences, K beam, M = B·K rows, V vocabulary).
+ * ref: Wu et al. 2016 (GNMT length penalty lp(Y) = ((5+|Y|)/6)^alpha). */
 #ifndef SL_DECODER_BEAM_H
 #define SL_DECODER_BEAM_H
 
@@ -16,7 +20,7 @@
 #include <stdint.h>
 
 /* The model, as seen by the search. Rows are laid out sentence-major: row j*K + k is hypothesis k of
- * the j-th sentence still being decoded. The first step() gets M = N*K rows, all with prev = bos. */
+ * the j-th sentence still being decoded. The first step() gets M = B*K rows, all with prev = bos. */
 struct beam_model {
     void *ctx;
     size_t V;                 /* vocabulary size */
@@ -34,8 +38,9 @@ struct beam_opts {
     size_t nbest;     /* hypotheses returned per sentence, 1..K (0: 1) */
     size_t max_len;   /* decoding steps, EOS included, 1..the workspace's max_len (0: that) */
     float alpha;      /* length penalty exponent, >= 0; 0: plain log-probability */
-    int fixed_length; /* benchmark mode: every sentence runs max_len steps with all K rows; a row that
-                       * chose EOS continues with pad at no cost; nothing is dropped or stopped */
+    int fixed_length; /* decode exactly max_len steps, EOS ignored: every sentence runs them with all K
+                       * rows; a row that chose EOS continues with pad at no cost; nothing is dropped or
+                       * stopped (the benchmark's mode, K = 1 for greedy) */
 };
 
 /* One returned hypothesis. */
@@ -49,13 +54,13 @@ struct beam_hyp {
 
 struct beam_search;
 
-/* Workspace for up to max_N sentences, beam K, vocabulary V, max_len steps. NULL on bad sizes or no
- * memory (message in sl_errmsg()). Holds (max_N*K, V) floats of log-probabilities. */
-struct beam_search *beam_search_create(size_t max_N, size_t K, size_t V, size_t max_len);
+/* Workspace for up to max_B sentences, beam K, vocabulary V, max_len steps. NULL on bad sizes or no
+ * memory (message in sl_errmsg()). Holds (max_B*K, V) floats of log-probabilities. */
+struct beam_search *beam_search_create(size_t max_B, size_t K, size_t V, size_t max_len);
 void beam_search_free(struct beam_search *bs);
-/* Decodes N sentences (N <= max_N). m->V must equal the workspace's V. On error the model's state is
+/* Decodes B sentences (B <= max_B). m->V must equal the workspace's V. On error the model's state is
  * undefined (restart it). */
-int beam_search_run(struct beam_search *bs, const struct beam_model *m, size_t N, const struct beam_opts *o);
+int beam_search_run(struct beam_search *bs, const struct beam_model *m, size_t B, const struct beam_opts *o);
 /* Sentence n's results of the last run, best first (ties: the earlier found first). OUT: *count
  * (<= nbest; fewer only if the model gave -inf to almost everything). Valid until the next run. */
 const struct beam_hyp *beam_search_nbest(const struct beam_search *bs, size_t n, size_t *count);

@@ -1,7 +1,8 @@
 /* decoder/decoder.h: the target side of the seq2seq model: embeddings + L-layer LSTM (nn/stack.h) seeded
  * with the encoder's final states, the output projection (V_tgt, H) and the teacher-forced loss.
- * Teacher forcing: for a target y_1..y_n (given without BOS / EOS) the decoder reads BOS y_1 .. y_n and
- * predicts y_1 .. y_n EOS: n+1 steps, n+1 counted tokens; steps past n+1 are padding (ignored).
+ * Teacher forcing: for a target y_1..y_n (given without BOS / EOS: this is the one place that adds them)
+ * the decoder reads BOS y_1 .. y_n and predicts y_1 .. y_n EOS: n+1 steps, n+1 counted tokens; steps
+ * past n+1 are padding (ignored). A batch of targets padded to T runs T1 = T + 1 steps (nn/dims.h).
  * Dropout (rate p) also applies to the top outputs before the projection.
  * The loss buffers live in a struct dec_loss_ws carved by the caller for (T+1, B).
  * ref: Sutskever et al. 2014; Williams & Zipser 1989 (teacher forcing). */
@@ -21,7 +22,7 @@ struct dec_out {
     size_t W, b;
 };
 
-/* Buffers of the loss for T1 = T+1 decoder steps and B rows. */
+/* Buffers of the loss for T1 = T + 1 decoder steps and B rows. */
 struct dec_loss_ws {
     size_t T1, B, chunk;
     int32_t *labels;  /* (T1, B) time-major labels, -1 at padding */
@@ -39,9 +40,9 @@ struct dec_loss_ws {
 /* Takes the buffers of d for (T1, B) from ar (nn/arena.h protocol); chunk = rows per projection chunk. */
 void dec_loss_carve(struct dec_loss_ws *d, struct arena *ar, size_t T1, size_t B, size_t H, size_t V,
                     size_t chunk);
-/* Fills a->ids, a->lens (T+1 steps: BOS y_1..y_n) and d->labels (y_1..y_n EOS) from tgt (B, T) and
- * tgt_len (B). Checks tgt_len[b] in [0, T] and ids in [0, V): SL_EINVAL otherwise. a and d must be
- * carved for (T+1, B). */
+/* Fills a->ids, a->lens (T1 = T + 1 steps: BOS y_1..y_n) and d->labels (y_1..y_n EOS) from tgt (B, T)
+ * and tgt_len (B) (targets without BOS / EOS). Checks tgt_len[b] in [0, T] and ids in [0, V): SL_EINVAL
+ * otherwise. a and d must be carved for (T1, B). */
 int dec_load(struct stack_acts *a, struct dec_loss_ws *d, const int32_t *tgt, const int32_t *tgt_len, size_t B,
              size_t T, size_t V, int32_t bos, int32_t eos);
 /* Loss of the decoder's top outputs top (T1, B, H) (after stack_forward on the loaded batch).

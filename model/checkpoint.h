@@ -26,7 +26,7 @@ struct ckpt_model {
     struct bpe *src_bpe, *tgt_bpe;   /* the checkpoint's vocabularies (the same object when joint) */
     int64_t run_id, checkpoint_id, step, epoch;
     int64_t src_vocab_id, tgt_vocab_id;
-    int src_eos;                     /* 1: training sources ended with S2S_EOS: append it to every source */
+    int src_eos;                     /* 1: training sources ended with BPE_EOS: append it to every source */
     int64_t max_len;                 /* longest side (tokens) kept in training */
     double valid_ppl;                /* validation perplexity at save time (NAN when not measured) */
     double valid_bleu;               /* validation BLEU at save time (NAN when not measured) */

@@ -84,9 +84,9 @@ int s2s_model_init(struct s2s_model *m, const struct s2s_config *cfg)
     memset(m, 0, sizeof *m);
     param_table_init(&m->table);
     const size_t big = (size_t)1 << 24;
-    if (cfg->V_src < 1 || cfg->V_tgt <= S2S_EOS || cfg->V_src > big || cfg->V_tgt > big)
+    if (cfg->V_src < 1 || cfg->V_tgt <= BPE_EOS || cfg->V_src > big || cfg->V_tgt > big)
         return sl_err(SL_EINVAL, "model: vocabulary sizes %zu / %zu (need 1..%zu source, %d..%zu target)",
-                      cfg->V_src, cfg->V_tgt, big, S2S_EOS + 1, big);
+                      cfg->V_src, cfg->V_tgt, big, BPE_EOS + 1, big);
     if (cfg->E < 1 || cfg->H < 1 || cfg->E > 65536 || cfg->H > 65536)
         return sl_err(SL_EINVAL, "model: embedding %zu / hidden %zu outside 1..65536", cfg->E, cfg->H);
     if (cfg->L < 1 || cfg->L > NN_MAX_LAYERS)
@@ -202,7 +202,7 @@ static int load_batch(struct s2s_workspace *ws, const struct s2s_model *m, const
     if (rc == 0)
         rc = enc_load(&ws->enc, bt->src, bt->src_len, bt->B, bt->S, m->cfg.V_src, m->cfg.reverse_source);
     if (rc == 0)
-        rc = dec_load(&ws->dec, &ws->loss, bt->tgt, bt->tgt_len, bt->B, bt->T, m->cfg.V_tgt, S2S_BOS, S2S_EOS);
+        rc = dec_load(&ws->dec, &ws->loss, bt->tgt, bt->tgt_len, bt->B, bt->T, m->cfg.V_tgt, BPE_BOS, BPE_EOS);
     return rc;
 }
 

@@ -7,7 +7,9 @@
  * Parameters: one flat float buffer described by s2s_model.table (names below); gradients and Adam
  * moments share its layout. Functions only read w; a workspace (one per thread) holds activations.
  * Every function is single-threaded (no OpenMP inside); a caller running them in OpenMP threads calls
- * gemm_set_threads(1) first. Token ids and lengths are int32_t; id 0 pad, 1 BOS, 2 EOS.
+ * gemm_set_threads(1) first. Token ids and lengths are int32_t; the special ids are the tokenizer's
+ * (tokenizer/special.h: BPE_PAD, BPE_BOS, BPE_EOS). Dimension letters: nn/dims.h (T never counts
+ * BOS / EOS; the decoder runs T1 = T + 1 steps).
  * ref: Sutskever, Vinyals & Le 2014; Zaremba, Sutskever & Vinyals 2014 (dropout). */
 #ifndef SL_MODEL_SEQ2SEQ_H
 #define SL_MODEL_SEQ2SEQ_H
@@ -18,15 +20,13 @@
 #include "decoder/decoder.h"
 #include "nn/params.h"
 #include "nn/stack.h"
+#include "tokenizer/special.h"
 #include "util/rng.h"
 
-#define S2S_PAD 0
-#define S2S_BOS 1
-#define S2S_EOS 2
 #define S2S_INIT_SCALE 0.08f /* uniform init range; forget-gate biases start at 1 */
 
 struct s2s_config {
-    size_t V_src, V_tgt;   /* vocabularies (specials included; V_tgt > S2S_EOS) */
+    size_t V_src, V_tgt;   /* vocabularies (specials included; V_tgt > BPE_EOS) */
     size_t E, H, L;        /* embedding width, hidden width, layers (1..NN_MAX_LAYERS) */
     float dropout;         /* training dropout rate in [0, 1) */
     int reverse_source;    /* nonzero: the encoder reads each source backwards */
@@ -44,7 +44,8 @@ struct s2s_model {
     struct dec_out out;
 };
 
-/* One training / validation batch. Sources and targets are batch-major and right-padded. */
+/* One training / validation batch. Sources and targets are batch-major and right-padded; a struct batch
+ * (corpus/batch.h) has this layout, BOS and EOS are added by the decoder (decoder/decoder.h) only. */
 struct s2s_batch {
     size_t B, S, T;
     const int32_t *src;     /* (B, S) source ids; row b is real for s < src_len[b] */
@@ -86,7 +87,7 @@ int s2s_loss_forward(const struct s2s_model *m, const float *w, struct s2s_works
 /* Encodes src (B, S) with lengths src_len (B). OUT: h, c (L, B, H): the decoder's initial state. */
 int s2s_encode(const struct s2s_model *m, const float *w, struct s2s_workspace *ws, const int32_t *src,
                const int32_t *src_len, size_t B, size_t S, float *h, float *c);
-/* One decoding step for M rows: reads prev (M) (the previous token, S2S_BOS first), advances (h, c)
+/* One decoding step for M rows: reads prev (M) (the previous token, BPE_BOS first), advances (h, c)
  * (L, M, H) in place. OUT: logprobs (M, V_tgt), log-softmax of the next token. */
 int s2s_decode_step(const struct s2s_model *m, const float *w, struct s2s_workspace *ws, const int32_t *prev,
                     size_t M, float *h, float *c, float *logprobs);

@@ -5,20 +5,20 @@
 #include <cblas.h>
 #include <limits.h>
 
-void gemm_run(enum gemm_trans ta, enum gemm_trans tb, size_t M, size_t N, size_t K, float alpha,
+void gemm_run(enum gemm_trans ta, enum gemm_trans tb, size_t m, size_t n, size_t k, float alpha,
               const float *A, size_t lda, const float *B, size_t ldb, float beta, float *C, size_t ldc)
 {
-    if (M == 0 || N == 0)
+    if (m == 0 || n == 0)
         return;
-    if (K == 0) {
-        for (size_t i = 0; i < M; i++)
-            for (size_t j = 0; j < N; j++)
+    if (k == 0) {
+        for (size_t i = 0; i < m; i++)
+            for (size_t j = 0; j < n; j++)
                 C[i * ldc + j] = beta == 0.0f ? 0.0f : beta * C[i * ldc + j];
         return;
     }
-    assert(M <= INT_MAX && N <= INT_MAX && K <= INT_MAX && lda <= INT_MAX && ldb <= INT_MAX && ldc <= INT_MAX);
+    assert(m <= INT_MAX && n <= INT_MAX && k <= INT_MAX && lda <= INT_MAX && ldb <= INT_MAX && ldc <= INT_MAX);
     cblas_sgemm(CblasRowMajor, ta == GEMM_T ? CblasTrans : CblasNoTrans, tb == GEMM_T ? CblasTrans : CblasNoTrans,
-                (int)M, (int)N, (int)K, alpha, A, (int)lda, B, (int)ldb, beta, C, (int)ldc);
+                (int)m, (int)n, (int)k, alpha, A, (int)lda, B, (int)ldb, beta, C, (int)ldc);
 }
 
 void gemm_set_threads(int n) { openblas_set_num_threads(n < 1 ? 1 : n); }

@@ -10,9 +10,10 @@
 
 enum gemm_trans { GEMM_N = 0, GEMM_T = 1 };
 
-/* C (M, N) = alpha * op(A) (M, K) * op(B) (K, N) + beta * C. op(X) is X or X^T; A is stored
- * (M, K) if ta == GEMM_N else (K, M), likewise B. K == 0 scales C by beta. */
-void gemm_run(enum gemm_trans ta, enum gemm_trans tb, size_t M, size_t N, size_t K, float alpha,
+/* C (m, n) = alpha * op(A) (m, k) * op(B) (k, n) + beta * C. op(X) is X or X^T; A is stored
+ * (m, k) if ta == GEMM_N else (k, m), likewise B. k == 0 scales C by beta. The GEMM sizes are BLAS's
+ * lower-case m, n, k (nn/dims.h gives M, N, K other meanings). */
+void gemm_run(enum gemm_trans ta, enum gemm_trans tb, size_t m, size_t n, size_t k, float alpha,
               const float *A, size_t lda, const float *B, size_t ldb, float beta, float *C, size_t ldc);
 /* Number of threads OpenBLAS uses for one call (process-wide). */
 void gemm_set_threads(int n);
@@ -22,16 +23,16 @@ const char *gemm_corename(void);
 
 /* Pre-packed right operand (nn/gemm_packed.c), for products with few rows and a weight reused across
  * calls (time steps): OpenBLAS repacks its operands on every call, a large share of a product with few
- * rows. op(B) (K, N) is packed into zero-padded panels of (K, 16) floats (AVX2) or (K, 32)
+ * rows. op(B) (k, n) is packed into zero-padded panels of (k, 16) floats (AVX2) or (k, 32)
  * (AVX-512, used when OpenBLAS runs AVX-512 kernels). Single-threaded (whatever gemm_set_threads says);
  * thread-safe: the kernels are chosen once per process (pthread_once), at the first call from any thread. */
 #define GEMM_PANEL_MAX 32
-/* Floats gemm_pack_b writes for op(B) of shape (K, N). */
-size_t gemm_packed_floats(size_t K, size_t N);
-/* P (gemm_packed_floats(K, N)) = op(B) packed; B is stored (K, N) if tb == GEMM_N else (N, K), stride ldb. */
-void gemm_pack_b(enum gemm_trans tb, size_t K, size_t N, const float *B, size_t ldb, float *P);
-/* C (M, N) = A (M, K) · op(B) + beta · C with op(B) packed in P. */
-void gemm_run_packed(size_t M, size_t N, size_t K, const float *A, size_t lda, const float *P, float beta,
+/* Floats gemm_pack_b writes for op(B) of shape (k, n). */
+size_t gemm_packed_floats(size_t k, size_t n);
+/* P (gemm_packed_floats(k, n)) = op(B) packed; B is stored (k, n) if tb == GEMM_N else (n, k), stride ldb. */
+void gemm_pack_b(enum gemm_trans tb, size_t k, size_t n, const float *B, size_t ldb, float *P);
+/* C (m, n) = A (m, k) · op(B) + beta · C with op(B) packed in P. */
+void gemm_run_packed(size_t m, size_t n, size_t k, const float *A, size_t lda, const float *P, float beta,
                      float *C, size_t ldc);
 
 #endif

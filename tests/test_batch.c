@@ -93,30 +93,30 @@ Test(batch, padding_and_lengths_by_hand)
         if (b->B == 2) {
             seen_pair_batch = 1;
             cr_assert_eq(b->S, 3); /* 2 tokens + EOS */
-            cr_assert_eq(b->T, 5); /* BOS + 3 + EOS */
-            int32_t src[2][3] = {{1, 2, BATCH_EOS}, {201, 202, BATCH_EOS}};
-            int32_t tgt[2][5] = {{BATCH_BOS, 51, BATCH_EOS, 0, 0}, {BATCH_BOS, 251, 252, 253, BATCH_EOS}};
+            cr_assert_eq(b->T, 3); /* the target tokens: the decoder adds BOS and EOS */
+            int32_t src[2][3] = {{1, 2, BPE_EOS}, {201, 202, BPE_EOS}};
+            int32_t tgt[2][3] = {{51, BPE_PAD, BPE_PAD}, {251, 252, 253}};
             for (int r = 0; r < 2; r++) {
                 for (int k = 0; k < 3; k++)
                     cr_assert_eq(b->src[r * 3 + k], src[r][k], "src[%d][%d]", r, k);
-                for (int k = 0; k < 5; k++)
-                    cr_assert_eq(b->tgt[r * 5 + k], tgt[r][k], "tgt[%d][%d] = %d", r, k, b->tgt[r * 5 + k]);
+                for (int k = 0; k < 3; k++)
+                    cr_assert_eq(b->tgt[r * 3 + k], tgt[r][k], "tgt[%d][%d] = %d", r, k, b->tgt[r * 3 + k]);
             }
             cr_assert_eq(b->src_len[0], 3);
             cr_assert_eq(b->src_len[1], 3);
-            cr_assert_eq(b->tgt_len[0], 3);
-            cr_assert_eq(b->tgt_len[1], 5);
+            cr_assert_eq(b->tgt_len[0], 1);
+            cr_assert_eq(b->tgt_len[1], 3);
             cr_assert_eq(b->pair_id[0], 1000);
             cr_assert_eq(b->pair_id[1], 1002);
             cr_assert_eq(b->index[1], 2);
             cr_assert_eq(b->n_src_tokens, 6);
-            cr_assert_eq(b->n_tgt_tokens, 8);
+            cr_assert_eq(b->n_tgt_tokens, 4);
         } else {
             cr_assert_eq(b->B, 1);
             cr_assert_eq(b->S, 4);
-            cr_assert_eq(b->T, 4);
-            int32_t src[4] = {101, 102, 103, BATCH_EOS};
-            int32_t tgt[4] = {BATCH_BOS, 151, 152, BATCH_EOS};
+            cr_assert_eq(b->T, 2);
+            int32_t src[4] = {101, 102, 103, BPE_EOS};
+            int32_t tgt[2] = {151, 152};
             cr_assert(memcmp(b->src, src, sizeof src) == 0);
             cr_assert(memcmp(b->tgt, tgt, sizeof tgt) == 0);
         }
@@ -133,7 +133,7 @@ Test(batch, padding_and_lengths_by_hand)
     cr_assert_eq(batch_plan_fill(p2, 0, b2), 0);
     cr_assert_eq(b2->B, 3);
     cr_assert_eq(b2->S, 3);
-    cr_assert_eq(b2->src[0 * 3 + 2], BATCH_PAD); /* pair 0: 1 2 pad */
+    cr_assert_eq(b2->src[0 * 3 + 2], BPE_PAD); /* pair 0: 1 2 pad */
     cr_assert_eq(b2->src[2 * 3 + 2], 103);       /* pair 1 is last (longest source) */
     cr_assert_eq(b2->src_len[0], 2);
     batch_free(b2);
@@ -154,7 +154,7 @@ static void check_epoch(struct batch_plan *p, const struct batch_data *d, const 
         cr_assert_geq(b->B, 1);
         cr_assert_leq(b->B, o->max_sents);
         if (o->max_tokens) {
-            size_t m = b->S > b->T ? b->S : b->T;
+            size_t m = b->S > b->T + 2 ? b->S : b->T + 2; /* the budget counts BOS and EOS */
             cr_assert_leq(b->B * m, o->max_tokens, "batch %zu: %zu x %zu", i, b->B, m);
         }
         for (size_t r = 0; r < b->B; r++) {
@@ -163,14 +163,16 @@ static void check_epoch(struct batch_plan *p, const struct batch_data *d, const 
             cr_assert_not(seen[idx], "pair %zu twice", idx);
             seen[idx] = 1;
             cr_assert_eq(b->src_len[r], (int32_t)d->src_len[idx] + (o->src_eos ? 1 : 0));
-            cr_assert_eq(b->tgt_len[r], (int32_t)d->tgt_len[idx] + 2);
+            cr_assert_eq(b->tgt_len[r], (int32_t)d->tgt_len[idx]);
             cr_assert_leq((size_t)b->src_len[r], b->S);
-            /* the row's padding is all zeros, its last real target token EOS */
+            cr_assert_leq((size_t)b->tgt_len[r], b->T);
+            /* the row's padding is all zeros; the target is the pair's tokens, no BOS / EOS */
             for (size_t k = (size_t)b->src_len[r]; k < b->S; k++)
-                cr_assert_eq(b->src[r * b->S + k], BATCH_PAD);
-            cr_assert_eq(b->tgt[r * b->T + (size_t)b->tgt_len[r] - 1], BATCH_EOS);
+                cr_assert_eq(b->src[r * b->S + k], BPE_PAD);
+            cr_assert(memcmp(b->tgt + r * b->T, d->ids + d->off[idx] + d->src_len[idx],
+                             d->tgt_len[idx] * sizeof *d->ids) == 0, "row %zu: target differs", r);
             for (size_t k = (size_t)b->tgt_len[r]; k < b->T; k++)
-                cr_assert_eq(b->tgt[r * b->T + k], BATCH_PAD);
+                cr_assert_eq(b->tgt[r * b->T + k], BPE_PAD);
         }
         total += b->B;
     }

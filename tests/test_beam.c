@@ -368,6 +368,33 @@ Test(beam, k1_equals_greedy)
     beam_search_free(bs);
 }
 
+/* Fixed-length beam 1 (the benchmark's greedy): every one of the T steps runs with the one row, EOS does
+ * not stop it, and the result is greedy's: the same tokens before EOS, the same log-probability (the pads
+ * after EOS cost nothing) and finished exactly when greedy met EOS. */
+Test(beam, k1_fixed_length_is_greedy_run_to_the_end)
+{
+    static struct fake f;
+    size_t n_eos = 0;
+    for (uint64_t seed = 0; seed < 200; seed++) {
+        int32_t want[16];
+        double want_lp;
+        size_t wn = greedy_ref(seed, 7, 12, want, &want_lp);
+        struct beam_search *bs = run1(seed, 7, 1, 12, 1, 0.0f, 1, &f);
+        cr_assert_eq(beam_search_steps(bs), 12, "seed %llu", (unsigned long long)seed);
+        for (size_t i = 0; i < 12; i++)
+            cr_assert_eq(f.Ms[i], 1);
+        size_t n;
+        const struct beam_hyp *h = beam_search_nbest(bs, 0, &n);
+        cr_assert_eq(n, 1);
+        assert_tokens(&h[0], want, wn);
+        cr_assert_eq(h[0].finished, wn < 12, "seed %llu", (unsigned long long)seed);
+        cr_assert_float_eq(h[0].logprob, want_lp, 1e-12, "seed %llu", (unsigned long long)seed);
+        n_eos += h[0].finished != 0;
+        beam_search_free(bs);
+    }
+    cr_assert(n_eos > 0 && n_eos < 200, "%zu of 200 ended with EOS: the test needs both kinds", n_eos);
+}
+
 /* every sequence over {A, B, C} of up to T steps (EOS-terminated, or T tokens without EOS) */
 struct brute {
     double score[512], lp[512];

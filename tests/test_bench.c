@@ -227,11 +227,11 @@ Test(bench, configs_and_flop_model_match_the_peer_readme)
     cr_assert(o.threads == 1 && o.steps == 10 && o.warmup == 2 && o.sentences == 64 && o.K == 5 && o.seed == 1);
     /* defaults = base: V 8000, E 256, H 512, L 2, B 64, lengths 24; 105.39 GFLOP per training step */
     cr_assert(o.V_src == 8000 && o.V_tgt == 8000 && o.E == 256 && o.H == 512 && o.L == 2 && o.B == 64 &&
-              o.S == 24 && o.T == 24);
+              o.S == 24 && o.T1 == 24);
     cr_assert(near(bench_train_flops(&o) / 1e9, 105.39, 0, 0.005), "%.4f", bench_train_flops(&o) / 1e9);
     cr_assert_eq(bench_config(&o, "tiny"), 0);
     cr_assert(o.V_src == 2000 && o.V_tgt == 2000 && o.E == 128 && o.H == 256 && o.L == 1 && o.B == 32 &&
-              o.S == 16 && o.T == 16);
+              o.S == 16 && o.T1 == 16);
     cr_assert(near(bench_train_flops(&o) / 1e9, 3.99, 0, 0.005), "%.4f", bench_train_flops(&o) / 1e9);
     cr_assert_eq(o.steps, 10, "bench_config changes only the sizes");
     /* decoding: the encoder over S source steps once per sentence, T steps of every hypothesis */

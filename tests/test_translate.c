@@ -1,7 +1,7 @@
 /* tests/test_translate.c: the translation engine (translate/translator.h) on an in-memory model (random
  * parameters, a BPE learned from a few generated sentences): options and bad input, line alignment
- * with empty and invalid lines, beam 1 against model/greedy.h, the same output for 1 and 2 threads
- * and for any sub-batch size, n-best order and length limits. */
+ * with empty and invalid lines, beam 1 against the greedy oracle (tests/greedy_oracle.h), the same
+ * output for 1 and 2 threads and for any sub-batch size, n-best order and length limits. */
 #include <criterion/criterion.h>
 
 #include <math.h>
@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "model/greedy.h"
+#include "tests/greedy_oracle.h"
 #include "model/seq2seq.h"
 #include "nn/params.h"
 #include "tokenizer/bpe.h"
@@ -68,7 +68,7 @@ static void fixture_make(struct fixture *f, size_t L, int reverse, float eos_bia
     s2s_params_init(&f->m, f->w, &r);
     const struct param_view *ob = param_table_find(&f->m.table, "out.b");
     cr_assert_not_null(ob);
-    f->w[ob->offset + S2S_EOS] += eos_bias;
+    f->w[ob->offset + BPE_EOS] += eos_bias;
     f->n = n_lines;
     f->lines = calloc(n_lines, sizeof *f->lines);
     f->lens = calloc(n_lines, sizeof *f->lens);
@@ -208,7 +208,7 @@ Test(translate, alignment_with_empty_and_invalid_lines)
     fixture_free(&f);
 }
 
-/* Beam 1 is greedy decoding: same tokens as s2s_greedy with the same length limit, and for a
+/* Beam 1 is greedy decoding: same tokens as the greedy oracle with the same length limit, and for a
  * hypothesis that ended with EOS the same log-probability. */
 static void check_greedy(size_t L, int reverse)
 {
@@ -227,12 +227,12 @@ static void check_greedy(size_t L, int reverse)
         int32_t src[64];
         cr_assert_lt(ids.n, 63);
         memcpy(src, ids.ids, ids.n * sizeof *src);
-        src[ids.n] = S2S_EOS;
+        src[ids.n] = BPE_EOS;
         int32_t slen = (int32_t)ids.n + 1;
         size_t max_len = 2 * ids.n + 10; /* the default limit: floor(2.0 n) + 10 */
         int32_t out[128], out_len;
         float score;
-        cr_assert_eq(s2s_greedy(d, src, &slen, 1, (size_t)slen, max_len, out, &out_len, &score), 0);
+        cr_assert_eq(greedy_oracle_decode(d, src, &slen, 1, (size_t)slen, max_len, out, &out_len, &score), 0);
         const struct translate_result *r = translator_result(t, i);
         cr_assert_eq(r->n_hyps, 1);
         cr_assert_eq(r->hyps[0].n_tokens, (size_t)out_len, "line %zu", i);
@@ -441,7 +441,7 @@ static char *make_db(const char *dir, int with_ckpt)
     struct rng r;
     rng_seed(&r, 3);
     s2s_params_init(&m, w, &r);
-    w[param_table_find(&m.table, "out.b")->offset + S2S_EOS] += 1.0f;
+    w[param_table_find(&m.table, "out.b")->offset + BPE_EOS] += 1.0f;
     struct ckpt_save_req req = {.run_id = run_id, .step = 10, .src_vocab_id = vid, .tgt_vocab_id = vid,
                                 .model = &m, .w = w, .valid_ppl = NAN, .keep = 3};
     int64_t ck;

@@ -1,10 +1,11 @@
 /* tokenizer/bpe.h: byte-fallback BPE subword model: learning, loading from stored arrays, encoding
  * and decoding.
  *
- * Ids: 0 <pad>, 1 <s> (BOS), 2 </s> (EOS), 3 <unk>; 4..259 the 256 byte tokens (<0x00>..<0xFF>,
- * kind byte); from 260 the learned tokens: 260 is always the space marker "▁" (U+2581), then the
- * base characters seen in training with count >= min_count (count descending, then code point
- * ascending), then one token per merge in rank order. Token bytes are UTF-8 with "▁" for a space.
+ * Ids: 0 <pad>, 1 <s> (BOS), 2 </s> (EOS), 3 <unk> (defined in tokenizer/special.h); 4..259 the 256
+ * byte tokens (<0x00>..<0xFF>, kind byte); from 260 the learned tokens: 260 is always the space marker
+ * "▁" (U+2581), then the base characters seen in training with count >= min_count (count descending,
+ * then code point ascending), then one token per merge in rank order. Token bytes are UTF-8 with "▁"
+ * for a space.
  * A character without a token is encoded as its UTF-8 byte tokens (byte fallback): encode never
  * produces <unk>, and decode(encode(x)) == tok_normalize(x) for every valid UTF-8 x.
  * Dummy prefix (as SentencePiece): encode treats every non-empty text as if it began with one more
@@ -23,17 +24,14 @@
 #ifndef SL_TOKENIZER_BPE_H
 #define SL_TOKENIZER_BPE_H
 
+#include "tokenizer/special.h" /* BPE_PAD BPE_BOS BPE_EOS BPE_UNK: ids 0..3 */
 #include "tokenizer/tok.h"
 #include "util/sbuf.h"
 
 #include <stddef.h>
 #include <stdint.h>
 
-#define BPE_PAD 0
-#define BPE_BOS 1
-#define BPE_EOS 2
-#define BPE_UNK 3
-#define BPE_BYTE0 4            /* id of byte value 0; byte v is BPE_BYTE0 + v */
+#define BPE_BYTE0 BPE_N_SPECIAL /* id of byte value 0; byte v is BPE_BYTE0 + v */
 #define BPE_FIRST_LEARNED 260  /* the "▁" token */
 #define BPE_SIZE_MIN 300       /* smallest vocabulary size bpe_learner_learn accepts */
 #define BPE_SIZE_MAX 1000000   /* largest */

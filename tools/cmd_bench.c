@@ -98,7 +98,7 @@ static int run(int argc, char **argv)
     if ((v) != UNSET)                                                                                         \
         (dst) = (size_t)(v);
     OVERRIDE(o.V_src, sv) OVERRIDE(o.V_tgt, tv) OVERRIDE(o.E, e) OVERRIDE(o.H, h) OVERRIDE(o.L, l)
-    OVERRIDE(o.B, b) OVERRIDE(o.S, sl) OVERRIDE(o.T, tl)
+    OVERRIDE(o.B, b) OVERRIDE(o.S, sl) OVERRIDE(o.T1, tl)
 #undef OVERRIDE
     o.threads = (int)threads, o.steps = (size_t)steps, o.warmup = (size_t)warmup;
     o.sentences = (size_t)sentences, o.K = (size_t)beam, o.seed = (uint64_t)seed, o.shards = (int)shards;
@@ -117,7 +117,7 @@ static int run(int argc, char **argv)
     const char *wp = getenv("OMP_WAIT_POLICY");
     printf("{\"mode\": \"%s\", \"threads\": %d, \"blas\": \"%s\", \"src_vocab\": %zu, \"tgt_vocab\": %zu, "
            "\"emb\": %zu, \"hidden\": %zu, \"layers\": %zu, \"batch\": %zu, \"src_len\": %zu, \"tgt_len\": %zu, ",
-           pos[0], o.threads, gemm_corename(), o.V_src, o.V_tgt, o.E, o.H, o.L, o.B, o.S, o.T);
+           pos[0], o.threads, gemm_corename(), o.V_src, o.V_tgt, o.E, o.H, o.L, o.B, o.S, o.T1);
     if (o.mode == BENCH_TRAIN)
         printf("\"steps\": %zu, \"steps_per_s\": %.4f, \"tgt_tokens_per_s\": %.1f, \"tokens_per_s\": %.1f, "
                "\"loss_first\": %.4f, \"loss_last\": %.4f, \"shards\": %d, ",

@@ -38,7 +38,7 @@
 
 #define SRC_EOS 0               /* sources are not terminated by EOS (the lengths say where they end) */
 
-/* One shard of a batch, in the s2s_batch layout (targets without BOS / EOS). */
+/* One shard of a batch: a row range of it, in the same layout (struct s2s_batch). */
 struct shard {
     int32_t *src;     /* (cap_rows, cap_s) */
     int32_t *tgt;     /* (cap_rows, cap_t) */
@@ -157,30 +157,30 @@ static int alloc_shards(struct trainer *t)
     return 0;
 }
 
-/* Cuts batch b into the K shards (contiguous rows; empty shards when B < K). */
+/* Cuts batch b into n_shards shards by row range (contiguous rows; empty shards when B < n_shards). The
+ * batch already has the model's layout (corpus/batch.h), so a shard is its rows, padded to its own
+ * longest source and target. */
 static int split_batch(struct trainer *t, const struct batch *b)
 {
-    size_t B = b->B, K = t->K;
+    const size_t B = b->B, n_shards = t->K; /* TODO: rename trainer.K to n_shards (nn/dims.h: K is the beam) */
     size_t need_B = 0, need_S = 0, need_T = 0;
-    for (size_t k = 0; k < K; k++) {
+    for (size_t k = 0; k < n_shards; k++) {
         struct shard *s = &t->sh[k];
-        size_t r0 = k * B / K, r1 = (k + 1) * B / K, n = r1 - r0, S = 0, T = 0;
+        size_t r0 = k * B / n_shards, r1 = (k + 1) * B / n_shards, n = r1 - r0, S = 0, T = 0;
         for (size_t r = r0; r < r1; r++) {
-            size_t ns = (size_t)b->src_len[r], nt = (size_t)b->tgt_len[r] - 2;
-            S = ns > S ? ns : S;
-            T = nt > T ? nt : T;
+            S = (size_t)b->src_len[r] > S ? (size_t)b->src_len[r] : S;
+            T = (size_t)b->tgt_len[r] > T ? (size_t)b->tgt_len[r] : T;
         }
         if (n > t->cap_rows || S > t->cap_s || T > t->cap_t)
             return sl_err(SL_EINVAL, "batch larger than the shard buffers");
         memset(s->src, 0, n * S * sizeof *s->src);
         memset(s->tgt, 0, n * T * sizeof *s->tgt);
         for (size_t i = 0; i < n; i++) {
-            size_t r = r0 + i, ns = (size_t)b->src_len[r], nt = (size_t)b->tgt_len[r] - 2;
-            memcpy(s->src + i * S, b->src + r * b->S, ns * sizeof *s->src);
-            memcpy(s->tgt + i * T, b->tgt + r * b->T + 1, nt * sizeof *s->tgt); /* drop BOS and EOS */
-            s->src_len[i] = (int32_t)ns;
-            s->tgt_len[i] = (int32_t)nt;
+            memcpy(s->src + i * S, b->src + (r0 + i) * b->S, (size_t)b->src_len[r0 + i] * sizeof *s->src);
+            memcpy(s->tgt + i * T, b->tgt + (r0 + i) * b->T, (size_t)b->tgt_len[r0 + i] * sizeof *s->tgt);
         }
+        memcpy(s->src_len, b->src_len + r0, n * sizeof *s->src_len);
+        memcpy(s->tgt_len, b->tgt_len + r0, n * sizeof *s->tgt_len);
         s->bt = (struct s2s_batch){.B = n, .S = S, .T = T, .src = s->src, .src_len = s->src_len,
                                    .tgt = s->tgt, .tgt_len = s->tgt_len};
         need_B = n > need_B ? n : need_B;
@@ -679,7 +679,7 @@ static int train_loop(struct trainer *t, struct train_result *out, int *stopped)
         }
         if ((rc = batch_plan_fill(t->plan, (size_t)t->bidx, t->batch)) || (rc = split_batch(t, t->batch)))
             return rc;
-        size_t total = t->batch->n_tgt_tokens - t->batch->B; /* each row: its tokens and EOS */
+        size_t total = t->batch->n_tgt_tokens + t->batch->B; /* each row: its tokens and EOS */
         double loss_sum = 0;
         if ((rc = grad_step(t, total, &loss_sum, &gnorm)))
             return rc;

@@ -115,10 +115,10 @@ static int cb_step(void *ctx, const int32_t *prev, size_t M, float *logprobs)
             continue;
         /* this sentence has max_tokens tokens: only EOS may follow (its own log-probability kept) */
         float *z = logprobs + r * V;
-        float eos = z[S2S_EOS];
+        float eos = z[BPE_EOS];
         for (size_t v = 0; v < V; v++)
             z[v] = -INFINITY;
-        z[S2S_EOS] = isfinite(eos) ? eos : 0.0f;
+        z[BPE_EOS] = isfinite(eos) ? eos : 0.0f;
     }
     w->step++;
     return 0;
@@ -299,9 +299,9 @@ static int run_chunk(struct tr_worker *w, size_t a, size_t b)
         int32_t *row = w->src + j * S;
         memcpy(row, ids, s->n_src * sizeof *row);
         if (eos)
-            row[s->n_src] = S2S_EOS;
+            row[s->n_src] = BPE_EOS;
         for (size_t x = s->n_src + eos; x < S; x++)
-            row[x] = S2S_PAD;
+            row[x] = BPE_PAD;
         w->src_len[j] = (int32_t)(s->n_src + eos);
         w->limit[j] = t->limit[s->line];
         if (w->limit[j] + 1 > T)
@@ -314,7 +314,7 @@ static int run_chunk(struct tr_worker *w, size_t a, size_t b)
         return rc;
     w->step = 0;
     struct beam_model bm = {
-        .ctx = w, .V = t->m->cfg.V_tgt, .bos = S2S_BOS, .eos = S2S_EOS, .pad = S2S_PAD,
+        .ctx = w, .V = t->m->cfg.V_tgt, .bos = BPE_BOS, .eos = BPE_EOS, .pad = BPE_PAD,
         .step = cb_step, .reorder = cb_reorder,
     };
     struct beam_opts bo = {.nbest = o->nbest, .max_len = T, .alpha = o->alpha, .fixed_length = 0};

@@ -1,13 +1,13 @@
 /* tools/bench/bench.c: the synthetic training / decoding benchmark (see bench.h).
- * Training step: K shards of the batch run s2s_loss_forward_backward in OpenMP threads (one BLAS thread
- * each) into per-shard gradient buffers; then the optimizer step of train/update.h, as training does:
- * shard sum with the global norm in one parallel pass, clipping (5.0) and Adam in a second. Nothing is
- * allocated in the timed loop.
+ * Training step: n_shards row ranges of the batch run s2s_loss_forward_backward as jobs on OpenMP threads
+ * (util/jobs.h; one BLAS thread each) into per-shard gradient buffers; then the optimizer step of
+ * train/update.h, as training does: shard sum with the global norm in one parallel pass, clipping (5.0)
+ * and Adam in a second. Decoding, greedy and beam alike, is beam search (decoder/beam.h; greedy is beam 1)
+ * in its fixed-length mode, batches of sentences as jobs. Nothing is allocated in the timed loops.
  * ref: the PyTorch peer (workload and FLOP model, see bench.h), train/train.c. */
 #include "tools/bench/bench.h"
 
 #include <math.h>
-#include <omp.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -15,14 +15,15 @@
 #include "model/seq2seq.h"
 #include "nn/adam.h"
 #include "nn/gemm.h"
-#include "nn/proj.h"
 #include "nn/params.h"
+#include "tokenizer/special.h"
 #include "train/update.h"
 #include "util/clock.h"
 #include "util/err.h"
+#include "util/jobs.h"
 #include "util/rng.h"
 
-#define BENCH_FIRST_ID 4     /* ids 0..3 are specials */
+#define BENCH_FIRST_ID BPE_N_SPECIAL /* random ids skip the specials */
 #define BENCH_NBATCH 4       /* seeded training batches, cycled */
 #define BENCH_CLIP 5.0
 #define BENCH_LR 1e-3f
@@ -43,9 +44,9 @@ void bench_defaults(struct bench_opts *o)
 int bench_config(struct bench_opts *o, const char *name)
 {
     if (strcmp(name, "tiny") == 0) {
-        o->V_src = o->V_tgt = 2000, o->E = 128, o->H = 256, o->L = 1, o->B = 32, o->S = o->T = 16;
+        o->V_src = o->V_tgt = 2000, o->E = 128, o->H = 256, o->L = 1, o->B = 32, o->S = o->T1 = 16;
     } else if (strcmp(name, "base") == 0) {
-        o->V_src = o->V_tgt = 8000, o->E = 256, o->H = 512, o->L = 2, o->B = 64, o->S = o->T = 24;
+        o->V_src = o->V_tgt = 8000, o->E = 256, o->H = 512, o->L = 2, o->B = 64, o->S = o->T1 = 24;
     } else {
         return sl_err(SL_EINVAL, "unknown config '%s' (tiny or base)", name);
     }
@@ -61,16 +62,16 @@ static double lstm_width(const struct bench_opts *o)
 double bench_train_flops(const struct bench_opts *o)
 {
     const double G = 4.0 * (double)o->H, W = lstm_width(o), B = (double)o->B;
-    return 3.0 * (2.0 * B * (double)o->S * G * W + 2.0 * B * (double)o->T * G * W +
-                  2.0 * B * (double)o->T * (double)o->H * (double)o->V_tgt);
+    return 3.0 * (2.0 * B * (double)o->S * G * W + 2.0 * B * (double)o->T1 * G * W +
+                  2.0 * B * (double)o->T1 * (double)o->H * (double)o->V_tgt);
 }
 
 double bench_decode_flops(const struct bench_opts *o, size_t n)
 {
-    const double G = 4.0 * (double)o->H, W = lstm_width(o), N = (double)n;
-    const double M = N * (double)(o->mode == BENCH_BEAM ? o->K : 1);
-    return 2.0 * N * (double)o->S * G * W +
-           (double)o->T * (2.0 * M * G * W + 2.0 * M * (double)o->H * (double)o->V_tgt);
+    const double G = 4.0 * (double)o->H, W = lstm_width(o), sent = (double)n; /* sentences */
+    const double M = sent * (double)(o->mode == BENCH_BEAM ? o->K : 1);
+    return 2.0 * sent * (double)o->S * G * W +
+           (double)o->T1 * (2.0 * M * G * W + 2.0 * M * (double)o->H * (double)o->V_tgt);
 }
 
 static void rand_ids(struct rng *r, int32_t *x, size_t n, size_t V)
@@ -83,7 +84,7 @@ static int check_opts(const struct bench_opts *o)
 {
     if (o->V_src <= BENCH_FIRST_ID || o->V_tgt <= BENCH_FIRST_ID)
         return sl_err(SL_EINVAL, "bench: vocabularies must exceed %d (ids are drawn from [4, V))", BENCH_FIRST_ID);
-    if (o->B < 1 || o->S < 1 || o->T < 1 || o->threads < 1 || o->shards < 0 || o->threads > 256 ||
+    if (o->B < 1 || o->S < 1 || o->T1 < 1 || o->threads < 1 || o->shards < 0 || o->threads > 256 ||
         o->shards > 256)
         return sl_err(SL_EINVAL, "bench: batch, lengths and threads must be >= 1 (threads, shards <= 256)");
     if (o->mode == BENCH_TRAIN && o->steps < 1)
@@ -95,61 +96,68 @@ static int check_opts(const struct bench_opts *o)
 
 /* ---- training ---- */
 
+/* Targets have T = T1 - 1 tokens (nn/dims.h): with EOS the decoder predicts T1 of them. */
 struct trainer {
     const struct bench_opts *o;
     const struct s2s_model *model;
-    size_t N, K, nthreads;      /* parameters (buffer floats), shards, OpenMP threads */
-    float *w, *m, *v;           /* (N) each */
-    float **gs;                 /* (K) shard gradients (N) each; gs[0] receives the sum */
-    struct s2s_workspace **ws;  /* (K) */
-    int32_t *src, *tgt, *len_s, *len_t; /* (NBATCH, B, S), (NBATCH, B, T-1), (B), (B) */
-    double *part;               /* (update_chunks(N)) scratch of update_sum_shards */
-    int *rc;                    /* (K) */
+    size_t n_params, n_shards, nthreads; /* floats per buffer, row ranges of a batch, OpenMP threads */
+    float *w, *m, *v;           /* (n_params) each */
+    float **gs;                 /* (n_shards) shard gradients (n_params) each; gs[0] receives the sum */
+    struct s2s_workspace **ws;  /* (n_shards) */
+    int32_t *src, *tgt, *len_s, *len_t; /* (NBATCH, B, S), (NBATCH, B, T), (B), (B) */
+    double *part;               /* (update_chunks(n_params)) scratch of update_sum_shards */
+    double *shard_loss;         /* (n_shards) */
+    const int32_t *bsrc, *btgt; /* the batch of the current step: (B, S), (B, T) */
+    float scale;                /* 1 / the batch's loss tokens */
 };
 
 static void trainer_free(struct trainer *t)
 {
     param_buf_free(t->w), param_buf_free(t->m), param_buf_free(t->v);
     if (t->gs)
-        for (size_t k = 0; k < t->K; k++)
+        for (size_t k = 0; k < t->n_shards; k++)
             param_buf_free(t->gs[k]);
     if (t->ws)
-        for (size_t k = 0; k < t->K; k++)
+        for (size_t k = 0; k < t->n_shards; k++)
             s2s_workspace_free(t->ws[k]);
-    free(t->gs), free(t->ws), free(t->src), free(t->tgt), free(t->len_s), free(t->len_t), free(t->part), free(t->rc);
+    free(t->gs), free(t->ws), free(t->src), free(t->tgt), free(t->len_s), free(t->len_t), free(t->part);
+    free(t->shard_loss);
+}
+
+/* Job k of a step: forward and backward of shard k (rows [k·B/n_shards, (k+1)·B/n_shards)) into gs[k]. */
+static int shard_job(void *ctx, size_t k, int thread)
+{
+    struct trainer *t = ctx;
+    const size_t B = t->o->B, S = t->o->S, T = t->o->T1 - 1;
+    size_t lo = k * B / t->n_shards, hi = (k + 1) * B / t->n_shards, ntok = 0;
+    struct s2s_batch bt = {.B = hi - lo, .S = S, .T = T, .src = t->bsrc + lo * S, .src_len = t->len_s + lo,
+                           .tgt = t->btgt + lo * T, .tgt_len = t->len_t + lo};
+    (void)thread;
+    memset(t->gs[k], 0, t->n_params * sizeof(float));
+    t->shard_loss[k] = 0;
+    return s2s_loss_forward_backward(t->model, t->w, t->gs[k], t->ws[k], &bt, t->scale, NULL, &t->shard_loss[k],
+                                     &ntok);
 }
 
 /* One training step on batch i; OUT: mean token loss. */
 static int train_step(struct trainer *t, size_t i, long step, double *loss)
 {
     const struct bench_opts *o = t->o;
-    const size_t K = t->K, N = t->N, B = o->B, S = o->S, T1 = o->T - 1;
-    const size_t total = B * o->T;
-    const float scale = 1.0f / (float)total;
-    double shard_loss[256];
-    const int32_t *src = t->src + i * B * S, *tgt = t->tgt + i * B * T1;
-#pragma omp parallel for num_threads((int)t->nthreads) schedule(static, 1) if (t->nthreads > 1)
-    for (size_t k = 0; k < K; k++) {
-        size_t lo = k * B / K, hi = (k + 1) * B / K;
-        struct s2s_batch bt = {.B = hi - lo, .S = S, .T = T1, .src = src + lo * S, .src_len = t->len_s + lo,
-                               .tgt = tgt + lo * T1, .tgt_len = t->len_t + lo};
-        size_t ntok = 0;
-        memset(t->gs[k], 0, N * sizeof(float));
-        shard_loss[k] = 0;
-        t->rc[k] = s2s_loss_forward_backward(t->model, t->w, t->gs[k], t->ws[k], &bt, scale, NULL,
-                                             &shard_loss[k], &ntok);
-    }
+    const size_t n_shards = t->n_shards, n_params = t->n_params, B = o->B, S = o->S, T = o->T1 - 1;
+    const size_t total = B * o->T1; /* every row: T tokens and EOS */
+    t->scale = 1.0f / (float)total;
+    t->bsrc = t->src + i * B * S, t->btgt = t->tgt + i * B * T;
+    int rc = jobs_run(n_shards, (int)t->nthreads, JOBS_STATIC, shard_job, t);
+    if (rc)
+        return rc;
     double sum = 0;
-    for (size_t k = 0; k < K; k++) {
-        if (t->rc[k])
-            return t->rc[k];
-        sum += shard_loss[k];
-    }
+    for (size_t k = 0; k < n_shards; k++)
+        sum += t->shard_loss[k];
     *loss = sum / (double)total;
-    const double norm = update_sum_shards(t->gs, K, N, t->part, (int)t->nthreads);
+    const double norm = update_sum_shards(t->gs, n_shards, n_params, t->part, (int)t->nthreads);
     const float clip = isfinite(norm) && norm > BENCH_CLIP ? (float)(BENCH_CLIP / norm) : 1.0f;
     const struct adam_hparams hp = adam_defaults(BENCH_LR);
-    update_adam(t->w, t->gs[0], t->m, t->v, N, clip, &hp, step, (int)t->nthreads);
+    update_adam(t->w, t->gs[0], t->m, t->v, n_params, clip, &hp, step, (int)t->nthreads);
     return 0;
 }
 
@@ -158,26 +166,28 @@ static int run_train(const struct bench_opts *o, const struct s2s_model *model, 
     struct trainer t = {.o = o};
     t.model = model;
     int rc = 0;
-    t.K = (size_t)(o->shards > 0 ? o->shards : o->threads);
-    if (t.K > o->B)
-        t.K = o->B;
-    t.nthreads = (size_t)o->threads < t.K ? (size_t)o->threads : t.K;
-    t.N = t.model->table.total;
-    const size_t B = o->B, S = o->S, T1 = o->T - 1;
-    t.w = param_buf_create(t.N), t.m = param_buf_create(t.N), t.v = param_buf_create(t.N);
-    t.gs = calloc(t.K, sizeof *t.gs), t.ws = calloc(t.K, sizeof *t.ws), t.rc = calloc(t.K, sizeof *t.rc);
+    t.n_shards = (size_t)(o->shards > 0 ? o->shards : o->threads);
+    if (t.n_shards > o->B)
+        t.n_shards = o->B;
+    t.nthreads = (size_t)o->threads < t.n_shards ? (size_t)o->threads : t.n_shards;
+    t.n_params = t.model->table.total;
+    const size_t B = o->B, S = o->S, T = o->T1 - 1;
+    t.w = param_buf_create(t.n_params), t.m = param_buf_create(t.n_params), t.v = param_buf_create(t.n_params);
+    t.gs = calloc(t.n_shards, sizeof *t.gs), t.ws = calloc(t.n_shards, sizeof *t.ws);
+    t.shard_loss = calloc(t.n_shards, sizeof *t.shard_loss);
     t.src = malloc(BENCH_NBATCH * B * S * sizeof(int32_t));
-    t.tgt = malloc((BENCH_NBATCH * B * T1 + 1) * sizeof(int32_t));
+    t.tgt = malloc((BENCH_NBATCH * B * T + 1) * sizeof(int32_t));
     t.len_s = malloc(B * sizeof(int32_t)), t.len_t = malloc(B * sizeof(int32_t));
-    t.part = malloc(update_chunks(t.N) * sizeof(double));
-    if (!t.w || !t.m || !t.v || !t.gs || !t.ws || !t.rc || !t.src || !t.tgt || !t.len_s || !t.len_t || !t.part) {
-        rc = sl_err(SL_ENOMEM, "bench: out of memory for %zu parameters", t.N);
+    t.part = malloc(update_chunks(t.n_params) * sizeof(double));
+    if (!t.w || !t.m || !t.v || !t.gs || !t.ws || !t.shard_loss || !t.src || !t.tgt || !t.len_s || !t.len_t ||
+        !t.part) {
+        rc = sl_err(SL_ENOMEM, "bench: out of memory for %zu parameters", t.n_params);
         goto done;
     }
-    for (size_t k = 0; k < t.K; k++) {
-        size_t rows = (k + 1) * B / t.K - k * B / t.K;
-        t.gs[k] = param_buf_create(t.N);
-        t.ws[k] = s2s_workspace_create(t.model, rows, S, T1);
+    for (size_t k = 0; k < t.n_shards; k++) {
+        size_t rows = (k + 1) * B / t.n_shards - k * B / t.n_shards;
+        t.gs[k] = param_buf_create(t.n_params);
+        t.ws[k] = s2s_workspace_create(t.model, rows, S, T);
         if (!t.gs[k] || !t.ws[k]) {
             rc = sl_err(SL_ENOMEM, "bench: out of memory for shard %zu", k);
             goto done;
@@ -187,11 +197,11 @@ static int run_train(const struct bench_opts *o, const struct s2s_model *model, 
     rng_seed(&r, o->seed);
     s2s_params_init(t.model, t.w, &r);
     for (size_t i = 0; i < BENCH_NBATCH; i++) {
-        rand_ids(&r, t.tgt + i * B * T1, B * T1, o->V_tgt);
+        rand_ids(&r, t.tgt + i * B * T, B * T, o->V_tgt);
         rand_ids(&r, t.src + i * B * S, B * S, o->V_src);
     }
     for (size_t b = 0; b < B; b++)
-        t.len_s[b] = (int32_t)S, t.len_t[b] = (int32_t)T1;
+        t.len_s[b] = (int32_t)S, t.len_t[b] = (int32_t)T;
     /* shards: OpenMP threads with one BLAS thread each; one shard: BLAS gets every thread */
     gemm_set_threads(t.nthreads > 1 ? 1 : o->threads);
     double loss = 0;
@@ -212,8 +222,8 @@ static int run_train(const struct bench_opts *o, const struct s2s_model *model, 
     res->sec = clock_now() - t0;
     res->loss_last = loss;
     res->steps_per_s = (double)o->steps / res->sec;
-    res->tgt_tokens_per_s = res->steps_per_s * (double)(B * o->T);
-    res->tokens_per_s = res->steps_per_s * (double)(B * (S + o->T));
+    res->tgt_tokens_per_s = res->steps_per_s * (double)(B * o->T1);
+    res->tokens_per_s = res->steps_per_s * (double)(B * (S + o->T1));
     res->gflop = bench_train_flops(o) * (double)o->steps / 1e9;
 done:
     trainer_free(&t);
@@ -224,12 +234,17 @@ done:
 
 struct decoder_worker {
     struct s2s_decoder *dec;
-    struct beam_search *bs;  /* beam mode */
-    float *logprobs;         /* (B, V) greedy mode */
-    int32_t *prev;           /* (B) */
-    unsigned char *done;     /* (B) */
+    struct beam_search *bs;  /* beam width 1 for greedy */
     long long checksum;
-    int rc;
+};
+
+/* The decoding jobs: the workers (one per thread), the sources and which batches a job decodes. */
+struct decode_run {
+    const struct bench_opts *o;
+    struct decoder_worker *dw; /* (n_workers) */
+    const int32_t *src;        /* (nb, B, S) */
+    const int32_t *len;        /* (B) */
+    size_t nb;
 };
 
 static int beam_cb_step(void *ctx, const int32_t *prev, size_t M, float *logprobs)
@@ -239,57 +254,58 @@ static int beam_cb_step(void *ctx, const int32_t *prev, size_t M, float *logprob
 
 static int beam_cb_reorder(void *ctx, const size_t *src, size_t M) { return s2s_decoder_reorder(ctx, src, M); }
 
-/* Decodes one batch of B sources, every hypothesis for exactly T steps; adds the output ids of its first
- * `counted` rows to checksum (the peer sums the outputs of the first --sentences sources only). */
-static int decode_batch(const struct bench_opts *o, const struct s2s_model *model, struct decoder_worker *dw,
-                        const int32_t *src, const int32_t *src_len, size_t counted)
+/* Decodes one batch of B sources by beam search (width 1 for greedy) in fixed-length mode: every
+ * hypothesis runs exactly T1 steps, EOS ignored (as the peer does). Adds the output ids of the first
+ * `counted` rows to checksum, EOS included, pads after it as 0 (the peer sums the outputs of the first
+ * --sentences sources only). */
+static int decode_batch(const struct bench_opts *o, struct decoder_worker *dw, const int32_t *src,
+                        const int32_t *src_len, size_t counted)
 {
-    const size_t B = o->B, V = o->V_tgt;
-    if (o->mode == BENCH_BEAM) {
-        int rc = s2s_decoder_start(dw->dec, src, src_len, B, o->S, o->K);
-        if (rc)
-            return rc;
-        struct beam_model bm = {.ctx = dw->dec, .V = V, .bos = S2S_BOS, .eos = S2S_EOS, .pad = S2S_PAD,
-                                .step = beam_cb_step, .reorder = beam_cb_reorder};
-        struct beam_opts bo = {.nbest = 1, .max_len = o->T, .alpha = 0.0f, .fixed_length = 1};
-        if ((rc = beam_search_run(dw->bs, &bm, B, &bo)))
-            return rc;
-        for (size_t j = 0; j < counted; j++) {
-            size_t cnt = 0;
-            const struct beam_hyp *h = beam_search_nbest(dw->bs, j, &cnt);
-            for (size_t k = 0; cnt > 0 && k < h[0].len; k++)
-                dw->checksum += h[0].tokens[k];
-            if (cnt > 0 && h[0].finished)
-                dw->checksum += S2S_EOS;
-        }
-        (void)model;
-        return 0;
-    }
-    /* greedy, no early stop: a finished row continues with pad (as the peer does) */
-    int rc = s2s_decoder_start(dw->dec, src, src_len, B, o->S, 1);
+    const size_t K = o->mode == BENCH_BEAM ? o->K : 1;
+    int rc = s2s_decoder_start(dw->dec, src, src_len, o->B, o->S, K);
     if (rc)
         return rc;
-    for (size_t b = 0; b < B; b++)
-        dw->prev[b] = S2S_BOS, dw->done[b] = 0;
-    for (size_t t = 0; t < o->T; t++) {
-        if ((rc = s2s_decoder_step(dw->dec, dw->prev, B, dw->logprobs)))
-            return rc;
-        for (size_t b = 0; b < B; b++) {
-            const float *z = dw->logprobs + b * V;
-            const size_t best = proj_argmax(z, V);
-            int32_t tok = dw->done[b] ? S2S_PAD : (int32_t)best;
-            dw->done[b] |= tok == S2S_EOS;
-            dw->prev[b] = tok;
-            if (b < counted)
-                dw->checksum += tok;
-        }
+    struct beam_model bm = {.ctx = dw->dec, .V = o->V_tgt, .bos = BPE_BOS, .eos = BPE_EOS, .pad = BPE_PAD,
+                            .step = beam_cb_step, .reorder = beam_cb_reorder};
+    struct beam_opts bo = {.nbest = 1, .max_len = o->T1, .alpha = 0.0f, .fixed_length = 1};
+    if ((rc = beam_search_run(dw->bs, &bm, o->B, &bo)))
+        return rc;
+    for (size_t j = 0; j < counted; j++) {
+        size_t cnt = 0;
+        const struct beam_hyp *h = beam_search_nbest(dw->bs, j, &cnt);
+        for (size_t k = 0; cnt > 0 && k < h[0].len; k++)
+            dw->checksum += h[0].tokens[k];
+        if (cnt > 0 && h[0].finished)
+            dw->checksum += BPE_EOS;
     }
     return 0;
 }
 
+/* Warmup job i: worker i decodes `warmup` batches (its buffers grow here, not in the timed part). */
+static int warmup_job(void *ctx, size_t i, int thread)
+{
+    const struct decode_run *dr = ctx;
+    const size_t B = dr->o->B, S = dr->o->S;
+    (void)thread;
+    for (size_t j = 0; j < dr->o->warmup; j++) {
+        int rc = decode_batch(dr->o, &dr->dw[i], dr->src + ((i + j) % dr->nb) * B * S, dr->len, B);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
+/* Timed job j: batch j, decoded by the worker of the thread running it. */
+static int batch_job(void *ctx, size_t j, int thread)
+{
+    const struct decode_run *dr = ctx;
+    const size_t B = dr->o->B, S = dr->o->S, left = dr->o->sentences - j * B;
+    return decode_batch(dr->o, &dr->dw[thread], dr->src + j * B * S, dr->len, left < B ? left : B);
+}
+
 static int run_decode(const struct bench_opts *o, const struct s2s_model *model, struct bench_result *res)
 {
-    const size_t B = o->B, S = o->S, V = o->V_tgt;
+    const size_t B = o->B, S = o->S, V = o->V_tgt, K = o->mode == BENCH_BEAM ? o->K : 1;
     const size_t nb = (o->sentences + B - 1) / B;
     const int split = o->threads > 1 && o->split == BENCH_SPLIT_BATCHES;
     const size_t nw = split ? (size_t)o->threads : 1;
@@ -312,13 +328,8 @@ static int run_decode(const struct bench_opts *o, const struct s2s_model *model,
     }
     for (size_t i = 0; i < nw; i++) {
         dw[i].dec = s2s_decoder_create(model, w, pk);
-        dw[i].prev = malloc(B * sizeof(int32_t));
-        dw[i].done = malloc(B);
-        if (o->mode == BENCH_BEAM)
-            dw[i].bs = beam_search_create(B, o->K, V, o->T);
-        else
-            dw[i].logprobs = param_buf_create(B * V);
-        if (!dw[i].dec || !dw[i].prev || !dw[i].done || (o->mode == BENCH_BEAM ? !dw[i].bs : !dw[i].logprobs)) {
+        dw[i].bs = beam_search_create(B, K, V, o->T1);
+        if (!dw[i].dec || !dw[i].bs) {
             rc = sl_err(SL_ENOMEM, "bench: out of memory for a decoder");
             goto done;
         }
@@ -326,41 +337,27 @@ static int run_decode(const struct bench_opts *o, const struct s2s_model *model,
     for (size_t b = 0; b < B; b++)
         len[b] = (int32_t)S;
     gemm_set_threads(split ? 1 : o->threads);
-    /* warmup: every worker decodes `warmup` batches (its buffers grow here, not in the timed part) */
-#pragma omp parallel for num_threads((int)nw) schedule(static, 1) if (nw > 1)
+    struct decode_run dr = {.o = o, .dw = dw, .src = src, .len = len, .nb = nb};
+    if ((rc = jobs_run(nw, (int)nw, JOBS_STATIC, warmup_job, &dr)))
+        goto done;
     for (size_t i = 0; i < nw; i++)
-        for (size_t j = 0; j < o->warmup && !dw[i].rc; j++)
-            dw[i].rc = decode_batch(o, model, &dw[i], src + ((i + j) % nb) * B * S, len, B);
-    for (size_t i = 0; i < nw; i++) {
-        if ((rc = dw[i].rc))
-            goto done;
         dw[i].checksum = 0;
-    }
     double t0 = clock_now();
-#pragma omp parallel for num_threads((int)nw) schedule(static, 1) if (nw > 1)
-    for (size_t j = 0; j < nb; j++) {
-        struct decoder_worker *d = &dw[omp_get_thread_num()];
-        if (!d->rc)
-            d->rc = decode_batch(o, model, d, src + j * B * S, len,
-                                 o->sentences - j * B < B ? o->sentences - j * B : B);
-    }
+    rc = jobs_run(nb, (int)nw, JOBS_STATIC, batch_job, &dr);
     res->sec = clock_now() - t0;
+    if (rc)
+        goto done;
     res->checksum = 0;
-    for (size_t i = 0; i < nw; i++) {
-        if ((rc = dw[i].rc))
-            goto done;
+    for (size_t i = 0; i < nw; i++)
         res->checksum += dw[i].checksum;
-    }
     res->sentences_per_s = (double)o->sentences / res->sec;
-    res->tgt_tokens_per_s = res->sentences_per_s * (double)o->T;
+    res->tgt_tokens_per_s = res->sentences_per_s * (double)o->T1;
     res->gflop = bench_decode_flops(o, nb * B) / 1e9;
 done:
     if (dw)
         for (size_t i = 0; i < nw; i++) {
             s2s_decoder_free(dw[i].dec);
             beam_search_free(dw[i].bs);
-            param_buf_free(dw[i].logprobs);
-            free(dw[i].prev), free(dw[i].done);
         }
     free(dw), free(src), free(len);
     s2s_packed_free(pk);

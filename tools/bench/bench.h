@@ -1,10 +1,12 @@
 /* tools/bench/bench.h: the synthetic speed benchmark behind `seqlite bench` (same workload as the PyTorch peer
  * benchmark, kept outside this repository): training steps (zero grad, forward, backward, global-norm
  * clip 5.0, Adam lr 1e-3) on 4 seeded batches of fixed-length random ids in [4, V), cycled; greedy and
- * beam decoding of seeded random sources where every hypothesis runs exactly T steps (no early stop).
- * Threads: training splits each batch into `shards` row ranges run by OpenMP threads with one BLAS thread
- * each, gradients summed in shard order; decoding either splits the batches of sentences across OpenMP
- * threads (one s2s_decoder each, one BLAS thread) or runs one thread with `threads` BLAS threads.
+ * beam decoding of seeded random sources where every hypothesis runs exactly T1 steps (no early stop). Greedy is beam
+ * search with beam 1, the production decoder, in its fixed-length mode (decoder/beam.h).
+ * Threads: training splits each batch into `shards` row ranges run as jobs on OpenMP threads (util/jobs.h)
+ * with one BLAS thread each, gradients summed in shard order; decoding either splits the batches of
+ * sentences across OpenMP threads (one s2s_decoder each, one BLAS thread) or runs one thread with
+ * `threads` BLAS threads. A failing job's message reaches the caller (sl_errmsg).
  * ref: the PyTorch peer (workload, JSON keys); the FLOP model is bench_train_flops / bench_decode_flops. */
 #ifndef SL_TOOLS_BENCH_BENCH_H
 #define SL_TOOLS_BENCH_BENCH_H
@@ -23,7 +25,8 @@ enum bench_split {
 struct bench_opts {
     enum bench_mode mode;
     size_t V_src, V_tgt, E, H, L; /* model */
-    size_t B, S, T;               /* batch rows, source length, target length (decoder steps) */
+    size_t B, S, T1;              /* batch rows, source length, decoder steps T1 = T + 1 (nn/dims.h): the
+                                     peer's target length, EOS included */
     int threads;                  /* >= 1 */
     int shards;                   /* training shards (0: = threads) */
     enum bench_split split;       /* decoding with threads > 1 */

@@ -1,6 +1,7 @@
-/* model/greedy.c: greedy decoding (see greedy.h). Per call it allocates its small buffers once (ids,
- * row maps and the (B, V) log-probabilities); the step loop allocates nothing. */
-#include "model/greedy.h"
+/* tests/greedy_oracle.c: the greedy decoding oracle of the tests (see greedy_oracle.h). Per call it
+ * allocates its small buffers once (ids, row maps and the (B, V) log-probabilities); the step loop
+ * allocates nothing. */
+#include "tests/greedy_oracle.h"
 
 #include "nn/params.h"
 #include "nn/proj.h"
@@ -10,8 +11,8 @@
 
 #include "util/err.h"
 
-int s2s_greedy(struct s2s_decoder *d, const int32_t *src, const int32_t *src_len, size_t B, size_t S,
-               size_t max_len, int32_t *out, int32_t *out_len, float *score)
+int greedy_oracle_decode(struct s2s_decoder *d, const int32_t *src, const int32_t *src_len, size_t B, size_t S,
+                         size_t max_len, int32_t *out, int32_t *out_len, float *score)
 {
     if (B == 0)
         return 0;
@@ -34,7 +35,7 @@ int s2s_greedy(struct s2s_decoder *d, const int32_t *src, const int32_t *src_len
         goto done;
     size_t M = B;
     for (size_t i = 0; i < M; i++) {
-        prev[i] = S2S_BOS;
+        prev[i] = BPE_BOS;
         sent[i] = (int32_t)i;
     }
     for (size_t t = 0; t < max_len && M > 0; t++) {
@@ -48,7 +49,7 @@ int s2s_greedy(struct s2s_decoder *d, const int32_t *src, const int32_t *src_len
             size_t b = (size_t)sent[i];
             if (score)
                 score[b] += z[best];
-            if (best == S2S_EOS)
+            if (best == BPE_EOS)
                 continue;
             out[b * max_len + t] = (int32_t)best;
             out_len[b] = (int32_t)(t + 1);
