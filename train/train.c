@@ -1,5 +1,5 @@
 /* train/train.c: the training loop (see train.h).
- * One step: the batch (B rows) is cut into K = shards contiguous row ranges; shard k's gradient of
+ * One step: the batch (B rows) is cut into n_shards contiguous row ranges; shard k's gradient of
  * (loss_sum_k / n_tokens_of_the_whole_batch) goes to its own buffer gs[k] (zeroed by the thread that
  * computes it); then g = ((gs[0] + gs[1]) + gs[2]) + ... element by element (parallel over chunks),
  * in the same pass the global norm, then clipping and Adam in one pass (train/update.h: parallel over
@@ -61,10 +61,10 @@ struct trainer {
     int model_ok;
     size_t N;                  /* floats per buffer */
     float *w, *m, *v;          /* (N) */
-    float **gs;                /* (K) per-shard gradients (N) each; gs[0] receives the sum */
+    float **gs;                /* (n_shards) per-shard gradients (N) each; gs[0] receives the sum */
     double *sumsq;             /* (update_chunks(N)) scratch of update_sum_shards */
-    struct shard *sh;          /* (K) */
-    size_t K;
+    struct shard *sh;          /* (n_shards) */
+    size_t n_shards;           /* pieces each batch is cut into (--shards) */
     size_t cap_rows, cap_s, cap_t;
     int nthreads;
     struct s2s_workspace **ws; /* (nws) one per thread */
@@ -133,18 +133,18 @@ static int resume_opts(struct trainer *t, struct train_opts *o)
 
 static int alloc_shards(struct trainer *t)
 {
-    t->K = (size_t)t->o.shards;
+    t->n_shards = (size_t)t->o.shards;
     t->cap_rows = t->batch->cap_rows;
     if (t->vbatch && t->vbatch->cap_rows > t->cap_rows)
         t->cap_rows = t->vbatch->cap_rows;
     t->cap_s = (size_t)t->o.max_len + SRC_EOS;
     t->cap_t = (size_t)t->o.max_len;
-    t->sh = calloc(t->K, sizeof *t->sh);
-    t->gs = calloc(t->K, sizeof *t->gs);
+    t->sh = calloc(t->n_shards, sizeof *t->sh);
+    t->gs = calloc(t->n_shards, sizeof *t->gs);
     t->sumsq = malloc(update_chunks(t->N) * sizeof *t->sumsq);
     if (!t->sh || !t->gs || !t->sumsq)
         return sl_err(SL_ENOMEM, "out of memory");
-    for (size_t k = 0; k < t->K; k++) {
+    for (size_t k = 0; k < t->n_shards; k++) {
         struct shard *s = &t->sh[k];
         s->src = malloc(t->cap_rows * t->cap_s * sizeof *s->src);
         s->tgt = malloc(t->cap_rows * t->cap_t * sizeof *s->tgt);
@@ -152,7 +152,7 @@ static int alloc_shards(struct trainer *t)
         s->tgt_len = malloc(t->cap_rows * sizeof *s->tgt_len);
         t->gs[k] = param_buf_create(t->N);
         if (!s->src || !s->tgt || !s->src_len || !s->tgt_len || !t->gs[k])
-            return sl_err(SL_ENOMEM, "out of memory (%zu gradient buffers of %zu floats)", t->K, t->N);
+            return sl_err(SL_ENOMEM, "out of memory (%zu gradient buffers of %zu floats)", t->n_shards, t->N);
     }
     return 0;
 }
@@ -162,7 +162,7 @@ static int alloc_shards(struct trainer *t)
  * longest source and target. */
 static int split_batch(struct trainer *t, const struct batch *b)
 {
-    const size_t B = b->B, n_shards = t->K; /* TODO: rename trainer.K to n_shards (nn/dims.h: K is the beam) */
+    const size_t B = b->B, n_shards = t->n_shards;
     size_t need_B = 0, need_S = 0, need_T = 0;
     for (size_t k = 0; k < n_shards; k++) {
         struct shard *s = &t->sh[k];
@@ -239,14 +239,14 @@ static int grad_step(struct trainer *t, size_t total, double *loss_sum, double *
 {
     struct grad_job j = {.t = t, .scale = 1.0f / (float)total, .seed = (uint64_t)t->o.seed,
                          .tstep = t->step + 1, .dropout = t->model.cfg.dropout};
-    int rc = jobs_run(t->K, t->nthreads, JOBS_STATIC, grad_shard, &j);
+    int rc = jobs_run(t->n_shards, t->nthreads, JOBS_STATIC, grad_shard, &j);
     if (rc)
         return rc;
     double sum = 0;
-    for (size_t k = 0; k < t->K; k++)
+    for (size_t k = 0; k < t->n_shards; k++)
         sum += t->sh[k].loss;
     *loss_sum = sum;
-    *gnorm = update_sum_shards(t->gs, t->K, t->N, t->sumsq, t->nthreads);
+    *gnorm = update_sum_shards(t->gs, t->n_shards, t->N, t->sumsq, t->nthreads);
     return 0;
 }
 
@@ -294,9 +294,9 @@ static int validate(struct trainer *t, double *ppl)
             rc = split_batch(t, t->vbatch);
         if (rc)
             return rc;
-        if ((rc = jobs_run(t->K, t->nthreads, JOBS_STATIC, valid_shard, t)))
+        if ((rc = jobs_run(t->n_shards, t->nthreads, JOBS_STATIC, valid_shard, t)))
             return sl_err_prefix(rc, "validation");
-        for (size_t k = 0; k < t->K; k++) {
+        for (size_t k = 0; k < t->n_shards; k++) {
             sum += t->sh[k].loss;
             tokens += t->sh[k].n_tokens;
         }
@@ -498,12 +498,12 @@ static int setup(struct trainer *t)
     t->nthreads = t->o.threads > 0 ? (int)t->o.threads : omp_get_num_procs();
     if (t->nthreads < 1)
         t->nthreads = 1;
-    t->nws = t->nthreads < (int)t->K ? t->nthreads : (int)t->K;
+    t->nws = t->nthreads < (int)t->n_shards ? t->nthreads : (int)t->n_shards;
     t->ws = calloc((size_t)t->nws, sizeof *t->ws);
     if (!t->ws)
         return SL_ENOMEM;
     /* sized for a typical shard; split_batch grows them (serially) when a shard needs more */
-    t->ws_B = (t->cap_rows + t->K - 1) / t->K;
+    t->ws_B = (t->cap_rows + t->n_shards - 1) / t->n_shards;
     t->ws_S = t->cap_s;
     t->ws_T = t->cap_t;
     if (t->o.batch_tokens > 0) {
@@ -524,14 +524,14 @@ static void teardown(struct trainer *t)
     for (int i = 0; t->ws && i < t->nws; i++)
         s2s_workspace_free(t->ws[i]);
     free(t->ws);
-    for (size_t k = 0; t->sh && k < t->K; k++) {
+    for (size_t k = 0; t->sh && k < t->n_shards; k++) {
         free(t->sh[k].src);
         free(t->sh[k].tgt);
         free(t->sh[k].src_len);
         free(t->sh[k].tgt_len);
     }
     free(t->sh);
-    for (size_t k = 0; t->gs && k < t->K; k++)
+    for (size_t k = 0; t->gs && k < t->n_shards; k++)
         param_buf_free(t->gs[k]);
     free(t->gs);
     free(t->sumsq);
@@ -658,7 +658,7 @@ static int train_loop(struct trainer *t, struct train_result *out, int *stopped)
         note(t, "%zu training pairs longer than --max-len %lld left out", t->train->n_long + batch_plan_n_over(t->plan),
              (long long)t->o.max_len);
     note(t, "run %lld: %zu pairs, %zu batches per epoch, %zu parameters, %d threads, %zu shards", (long long)t->run_id,
-         t->train->n, per_epoch, param_table_count(&t->model.table), t->nthreads, t->K);
+         t->train->n, per_epoch, param_table_count(&t->model.table), t->nthreads, t->n_shards);
 
     t->limit_s = t->o.time_limit_min > 0 ? 60.0 * t->o.time_limit_min : 0;
     t->step0 = t->step;

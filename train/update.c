@@ -7,14 +7,14 @@
 
 size_t update_chunks(size_t N) { return (N + UPDATE_CHUNK - 1) / UPDATE_CHUNK; }
 
-double update_sum_shards(float *const *gs, size_t K, size_t N, double *part, int nthreads)
+double update_sum_shards(float *const *gs, size_t n_shards, size_t N, double *part, int nthreads)
 {
     const size_t nchunks = update_chunks(N);
 #pragma omp parallel for num_threads(nthreads) schedule(static) if (nthreads > 1)
     for (size_t c = 0; c < nchunks; c++) {
         const size_t lo = c * UPDATE_CHUNK, hi = lo + UPDATE_CHUNK < N ? lo + UPDATE_CHUNK : N;
         float *g0 = gs[0];
-        for (size_t k = 1; k < K; k++) {
+        for (size_t k = 1; k < n_shards; k++) {
             const float *gk = gs[k];
 #pragma omp simd
             for (size_t i = lo; i < hi; i++)
