@@ -29,7 +29,7 @@ void dec_loss_carve(struct dec_loss_ws *d, struct arena *ar, size_t T1, size_t B
     d->rloss = arena_take(ar, N * sizeof(double));
 }
 
-int dec_load(struct stack_acts *a, struct dec_loss_ws *d, const int32_t *tgt, const int32_t *tgt_len, size_t B,
+int dec_load(int32_t *ids, int32_t *lens, struct dec_loss_ws *d, const int32_t *tgt, const int32_t *tgt_len, size_t B,
              size_t T, size_t V, int32_t bos, int32_t eos)
 {
     const size_t T1 = T + 1;
@@ -51,10 +51,10 @@ int dec_load(struct stack_acts *a, struct dec_loss_ws *d, const int32_t *tgt, co
                 in = bos;
             else if ((int64_t)t <= n)
                 in = tgt[b * T + t - 1];
-            a->ids[t * B + b] = in;
+            ids[t * B + b] = in;
             d->labels[t * B + b] = lab;
         }
-        a->lens[b] = n + 1;
+        lens[b] = n + 1;
     }
     return 0;
 }

@@ -40,10 +40,11 @@ struct dec_loss_ws {
 /* Takes the buffers of d for (T1, B) from ar (nn/arena.h protocol); chunk = rows per projection chunk. */
 void dec_loss_carve(struct dec_loss_ws *d, struct arena *ar, size_t T1, size_t B, size_t H, size_t V,
                     size_t chunk);
-/* Fills a->ids, a->lens (T1 = T + 1 steps: BOS y_1..y_n) and d->labels (y_1..y_n EOS) from tgt (B, T)
- * and tgt_len (B) (targets without BOS / EOS). Checks tgt_len[b] in [0, T] and ids in [0, V): SL_EINVAL
- * otherwise. a and d must be carved for (T1, B). */
-int dec_load(struct stack_acts *a, struct dec_loss_ws *d, const int32_t *tgt, const int32_t *tgt_len, size_t B,
+/* Fills ids (T1, B) time-major and lens (B) (T1 = T + 1 steps: BOS y_1..y_n) and d->labels (y_1..y_n EOS)
+ * from tgt (B, T) and tgt_len (B) (targets without BOS / EOS). Checks tgt_len[b] in [0, T] and ids in
+ * [0, V): SL_EINVAL otherwise. ids, lens and d must be carved for (T1, B) (the decoder stack's ids and
+ * lens: nn/stack.h or decoder/attn_stack.h). */
+int dec_load(int32_t *ids, int32_t *lens, struct dec_loss_ws *d, const int32_t *tgt, const int32_t *tgt_len, size_t B,
              size_t T, size_t V, int32_t bos, int32_t eos);
 /* Loss of the decoder's top outputs top (T1, B, H) (after stack_forward on the loaded batch).
  * When g != NULL also accumulates the gradient of scale·loss into g (out.W, out.b) and writes d->dtop,

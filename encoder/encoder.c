@@ -6,7 +6,7 @@
 
 #include "util/err.h"
 
-int enc_load(struct stack_acts *a, const int32_t *src, const int32_t *src_len, size_t B, size_t S, size_t V,
+int enc_load(int32_t *ids, int32_t *lens, const int32_t *src, const int32_t *src_len, size_t B, size_t S, size_t V,
              int reverse)
 {
     for (size_t b = 0; b < B; b++) {
@@ -21,9 +21,9 @@ int enc_load(struct stack_acts *a, const int32_t *src, const int32_t *src_len, s
                     return sl_err(SL_EINVAL, "source row %zu, position %zu: token id %d outside [0, %zu)", b,
                                   reverse ? (size_t)n - 1 - s : s, (int)id, V);
             }
-            a->ids[s * B + b] = id;
+            ids[s * B + b] = id;
         }
-        a->lens[b] = n;
+        lens[b] = n;
     }
     return 0;
 }
@@ -33,11 +33,10 @@ void enc_forward(const struct stack_layout *lay, const float *w, struct stack_ac
     stack_forward(lay, w, a, NULL, NULL, p, r);
 }
 
-void enc_backward(const struct stack_layout *lay, const float *w, float *g, struct stack_acts *a,
+void enc_backward(const struct stack_layout *lay, const float *w, float *g, struct stack_acts *a, const float *dtop,
                   const float *dhT, const float *dcT)
 {
-    /* no attention: only the final states receive gradient */
-    stack_backward(lay, w, g, a, NULL, dhT, dcT, NULL, NULL);
+    stack_backward(lay, w, g, a, dtop, dhT, dcT, NULL, NULL);
 }
 
 void enc_final_state(const struct stack_layout *lay, const struct stack_acts *a, float *h, float *c)

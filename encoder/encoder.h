@@ -14,15 +14,16 @@
 #include "nn/stack.h"
 #include "util/rng.h"
 
-/* Fills a->ids (S, B) time-major and a->lens from src (B, S) and src_len (B), reversed when reverse != 0;
+/* Fills ids (S, B) time-major and lens (B) from src (B, S) and src_len (B), reversed when reverse != 0;
  * padded steps get id 0. Checks src_len[b] in [0, S] and real ids in [0, V): SL_EINVAL with the row and
- * position otherwise. a must be carved for (S, B). */
-int enc_load(struct stack_acts *a, const int32_t *src, const int32_t *src_len, size_t B, size_t S, size_t V,
+ * position otherwise. ids and lens are the encoder stack's (nn/stack.h or nn/bistack.h, carved for (S, B)). */
+int enc_load(int32_t *ids, int32_t *lens, const int32_t *src, const int32_t *src_len, size_t B, size_t S, size_t V,
              int reverse);
 /* Forward with dropout rate p (0 at inference; masks from r). */
 void enc_forward(const struct stack_layout *lay, const float *w, struct stack_acts *a, float p, struct rng *r);
-/* Backward from the gradients w.r.t. the final states dhT, dcT (L, B, H); accumulates into g. */
-void enc_backward(const struct stack_layout *lay, const float *w, float *g, struct stack_acts *a,
+/* Backward from the gradients w.r.t. the top states dtop (S, B, H) (attention; NULL: none) and the final
+ * states dhT, dcT (L, B, H); accumulates into g. */
+void enc_backward(const struct stack_layout *lay, const float *w, float *g, struct stack_acts *a, const float *dtop,
                   const float *dhT, const float *dcT);
 /* OUT: h, c (L, B, H): copies of the final states of every layer. */
 void enc_final_state(const struct stack_layout *lay, const struct stack_acts *a, float *h, float *c);

@@ -18,6 +18,8 @@
 #include <stdint.h>
 
 #include "decoder/decoder.h"
+#include "nn/attention.h"
+#include "nn/bistack.h"
 #include "nn/params.h"
 #include "nn/stack.h"
 #include "tokenizer/special.h"
@@ -30,17 +32,25 @@ struct s2s_config {
     size_t E, H, L;        /* embedding width, hidden width, layers (1..NN_MAX_LAYERS) */
     float dropout;         /* training dropout rate in [0, 1) */
     int reverse_source;    /* nonzero: the encoder reads each source backwards */
+    enum attn_score attention; /* ATTN_NONE (0): the plain model; else Luong attention with input feeding */
+    int bidirectional;     /* nonzero: each encoder layer is a forward and a backward LSTM of H/2 (H even) */
 };
 
 /* Parameter views, in buffer order:
  *   enc.emb (V_src, E)   enc.lstm<l>.W (4H, I_l+H)   enc.lstm<l>.b (4H)     l = 0..L-1, I_0 = E, I_l = H
  *   dec.emb (V_tgt, E)   dec.lstm<l>.W (4H, I_l+H)   dec.lstm<l>.b (4H)
  *   out.W (V_tgt, H)     out.b (V_tgt)
+ * Bidirectional encoder (nn/bistack.h): enc.emb, then per layer enc.lstm<l>.W/.b (forward) and
+ * enc.lstm<l>_rev.W/.b (backward), each (4H/2, I_l + H/2); the decoder starts from both directions' final
+ * states side by side. With attention: dec.lstm0.W is (4H, E + H + H) (input feeding: [emb | h~ | h]) and
+ * the attention's views att.* (nn/attention.h) come before out.W; the output layer reads h~.
  * LSTM weights: gate rows i f g o, columns [x | h] (nn/lstm.h). */
 struct s2s_model {
     struct s2s_config cfg;
     struct param_table table; /* the flat buffer holds table.total floats */
-    struct stack_layout enc, dec;
+    struct stack_layout enc, dec; /* enc: unidirectional only; dec layer 0 reads E + H with attention */
+    struct bistack_layout benc;   /* the bidirectional encoder (cfg.bidirectional) */
+    struct attn_layout att;       /* cfg.attention != ATTN_NONE */
     struct dec_out out;
 };
 

@@ -11,7 +11,7 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
-werror_under_ci=0  # the switch: 1 turns -Werror with the strict warnings on in CI
+werror_under_ci=1  # the switch: 1 turns -Werror with the strict warnings on in CI
 werror=${SEQLITE_WERROR:-$([ "${CI:-}" = true ] && echo "$werror_under_ci" || echo 0)}
 if [ "$werror" = 1 ]; then warn_opts=(-Dwerror=true -Dstrict_warnings=true)
 else warn_opts=(-Dwerror=false -Dstrict_warnings=false); fi

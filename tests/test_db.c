@@ -668,8 +668,8 @@ Test(db, schema_doc_check_names_what_differs)
  * are then stored once, in config, and the same columns read them back, generated from it. */
 Test(db, schema_1_run_options_become_generated_columns)
 {
-    char *dir = th_tmpdir();
-    char *path = th_path(dir, "v1.db");
+    char *tdir = th_tmpdir();
+    char *path = th_path(tdir, "v1.db");
     sqlite3 *h;
     cr_assert_eq(sqlite3_open(path, &h), SQLITE_OK);
     cr_assert_eq(sqlite3_exec(h, db_migration_script(0), NULL, NULL, NULL), SQLITE_OK, "%s", sqlite3_errmsg(h));
@@ -726,7 +726,7 @@ Test(db, schema_1_run_options_become_generated_columns)
     sqlite3_finalize(st);
     cr_assert_neq(sqlite3_exec(h, "UPDATE run SET layers = 1", NULL, NULL, NULL), SQLITE_OK);
     sqlite3_close(h);
-    th_rmdir(dir);
+    th_rmdir(tdir);
     free(path);
-    free(dir);
+    free(tdir);
 }
