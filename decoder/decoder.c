@@ -88,8 +88,15 @@ void dec_loss(const struct dec_out *o, const float *w, float *g, struct dec_loss
     if (g) {
         float *dyr = dense ? d->dtop : d->dyreal;
         memset(dyr, 0, nr * H * sizeof(float));
-        proj_xent_forward_backward(w + o->W, w + o->b, yr, d->lreal, nr, H, o->V, scale, g + o->W, g + o->b, dyr,
-                                   d->proj, d->chunk, loss_sum, n_tokens);
+        if (o->label_smoothing > 0) {
+            double smoothed;
+            proj_xent_smoothed_forward_backward(w + o->W, w + o->b, yr, d->lreal, nr, H, o->V, o->label_smoothing,
+                                                scale, g + o->W, g + o->b, dyr, d->proj, d->chunk, &smoothed,
+                                                loss_sum, n_tokens);
+        } else {
+            proj_xent_forward_backward(w + o->W, w + o->b, yr, d->lreal, nr, H, o->V, scale, g + o->W, g + o->b,
+                                       dyr, d->proj, d->chunk, loss_sum, n_tokens);
+        }
         if (!dense) {
             memset(d->dtop, 0, N * H * sizeof(float));
             for (size_t k = 0; k < nr; k++)

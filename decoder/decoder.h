@@ -20,6 +20,7 @@
 struct dec_out {
     size_t V, H;
     size_t W, b;
+    float label_smoothing; /* eps in [0, 1) of the training loss (dec_loss with g); 0: plain cross-entropy */
 };
 
 /* Buffers of the loss for T1 = T + 1 decoder steps and B rows. */
@@ -49,7 +50,8 @@ int dec_load(int32_t *ids, int32_t *lens, struct dec_loss_ws *d, const int32_t *
 /* Loss of the decoder's top outputs top (T1, B, H) (after stack_forward on the loaded batch).
  * When g != NULL also accumulates the gradient of scale·loss into g (out.W, out.b) and writes d->dtop,
  * the gradient w.r.t. top for stack_backward. p: dropout rate of the top outputs (masks from r).
- * OUT: *loss_sum, *n_tokens; when g == NULL and row_loss != NULL, row_loss (B): each row's loss. */
+ * With o->label_smoothing > 0 the gradient is that of the smoothed loss; *loss_sum is always the
+ * unsmoothed cross-entropy (perplexity). OUT: *loss_sum, *n_tokens; when g == NULL and row_loss != NULL, row_loss (B): each row's loss. */
 void dec_loss(const struct dec_out *o, const float *w, float *g, struct dec_loss_ws *d, const int32_t *lens,
               const float *top, float p, struct rng *r, float scale, double *loss_sum, size_t *n_tokens,
               double *row_loss);

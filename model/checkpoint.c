@@ -156,6 +156,17 @@ int ckpt_model_load(struct db *db, const char *which, struct ckpt_model *out)
                     (long long)run.hidden);
         goto fail;
     }
+    /* the architecture: runs stored before attention and bidirectional encoders have neither */
+    struct db_json_field arch[2] = {{.key = "attention"}, {.key = "encoder"}};
+    if ((rc = db_run_config_get(db, run.id, arch, 2)))
+        goto fail;
+    const int64_t att = arch[0].type == DB_JSON_INTEGER ? arch[0].i : 0;
+    const int64_t enc = arch[1].type == DB_JSON_INTEGER ? arch[1].i : 0;
+    if (att < ATTN_NONE || att > ATTN_MLP || enc < 0 || enc > 1) {
+        rc = sl_err(SL_ECORRUPT, "%s: run %lld: unknown architecture (attention %lld, encoder %lld)", db_path(db),
+                    (long long)run.id, (long long)att, (long long)enc);
+        goto fail;
+    }
     struct s2s_config cfg = {
         .V_src = bpe_size(out->src_bpe),
         .V_tgt = bpe_size(out->tgt_bpe),
@@ -164,6 +175,8 @@ int ckpt_model_load(struct db *db, const char *which, struct ckpt_model *out)
         .L = (size_t)run.layers,
         .dropout = 0.0f,
         .reverse_source = run.reverse_source,
+        .attention = (enum attn_score)att,
+        .bidirectional = enc == 1,
     };
     if ((rc = s2s_model_init(&out->model, &cfg))) {
         sl_err_prefix(rc, "%s: run %lld", db_path(db), (long long)run.id);

@@ -108,6 +108,8 @@ int s2s_model_init(struct s2s_model *m, const struct s2s_config *cfg)
         return sl_err(SL_EINVAL, "model: %zu layers (1..%d allowed)", cfg->L, NN_MAX_LAYERS);
     if (!(cfg->dropout >= 0.0f && cfg->dropout < 1.0f))
         return sl_err(SL_EINVAL, "model: dropout %g outside [0, 1)", (double)cfg->dropout);
+    if (!(cfg->label_smoothing >= 0.0f && cfg->label_smoothing < 1.0f))
+        return sl_err(SL_EINVAL, "model: label smoothing %g outside [0, 1)", (double)cfg->label_smoothing);
     if ((unsigned)cfg->attention > ATTN_MLP)
         return sl_err(SL_EINVAL, "model: attention %d unknown", (int)cfg->attention);
     if (cfg->bidirectional && cfg->H % 2)
@@ -122,6 +124,7 @@ int s2s_model_init(struct s2s_model *m, const struct s2s_config *cfg)
     if (rc == 0 && att)
         rc = attn_layout_add(&m->att, &m->table, "att", cfg->attention, cfg->H, cfg->H);
     m->out.V = cfg->V_tgt, m->out.H = cfg->H;
+    m->out.label_smoothing = cfg->label_smoothing;
     if (rc == 0)
         rc = add_view(m, &m->out.W, "out.W", 2, cfg->V_tgt, cfg->H);
     if (rc == 0)

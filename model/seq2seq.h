@@ -34,6 +34,7 @@ struct s2s_config {
     int reverse_source;    /* nonzero: the encoder reads each source backwards */
     enum attn_score attention; /* ATTN_NONE (0): the plain model; else Luong attention with input feeding */
     int bidirectional;     /* nonzero: each encoder layer is a forward and a backward LSTM of H/2 (H even) */
+    float label_smoothing; /* training loss: eps in [0, 1) (0: plain cross-entropy; perplexity never smoothed) */
 };
 
 /* Parameter views, in buffer order:

@@ -20,6 +20,10 @@ _Static_assert(sizeof(int64_t) == sizeof(double), "INT and DOUBLE fields and col
 _Static_assert(offsetof(struct db_run, id) == 0, "column offset 0 means no column (id is never an option)");
 
 static const char *const best_by_names[] = {"ppl", "bleu", NULL};
+/* in the order of enum attn_score (nn/attention.h): the stored value is the index */
+static const char *const attention_names[] = {"none", "dot", "general", "mlp", NULL};
+static const char *const encoder_names[] = {"uni", "bi", NULL};
+static const double plain = 0; /* runs stored before attention, bidirectional encoders and label smoothing */
 static const double off = 0; /* runs stored before validation BLEU existed did not measure it */
 
 /* In the order of the usage. The config keys are the stored format: never rename one. */
@@ -95,6 +99,19 @@ const struct train_opt train_opt_table[] = {
      .lo = 0, .hi = 1,
      .resume = TRAIN_RESUME_SAME, .key = "reverse_source", .column = COL(reverse_source),
      .help = "read sources backwards (default); --no-reverse-source: forwards"},
+    {.flag = "attention", .arg = "A", .type = TRAIN_OPT_CHOICE, .field = OPT(attention), .def = 0,
+     .choices = attention_names, .resume = TRAIN_RESUME_SAME, .key = "attention", .absent = &plain,
+     .help = "none (default: the encoder's final states only), dot, general or mlp:\n"
+             "Luong global attention with input feeding (mlp: Bahdanau's additive score)"},
+    {.flag = "encoder", .arg = "E", .type = TRAIN_OPT_CHOICE, .field = OPT(encoder), .def = 0,
+     .choices = encoder_names, .resume = TRAIN_RESUME_SAME, .key = "encoder", .absent = &plain,
+     .help = "uni (default) or bi: each layer a forward and a backward LSTM of hidden/2,\n"
+             "their final states side by side seed the decoder"},
+    {.flag = "label-smoothing", .arg = "E", .type = TRAIN_OPT_DOUBLE, .field = OPT(label_smoothing), .def = 0,
+     .min = 0, .max = 0.5, .lo = 0, .hi = 1, .open = TRAIN_OPEN_HI,
+     .resume = TRAIN_RESUME_SAME, .key = "label_smoothing", .absent = &plain,
+     .help = "training loss smoothing toward the uniform distribution (default {default});\n"
+             "perplexity is reported unsmoothed"},
     {.flag = "max-len", .arg = "N", .type = TRAIN_OPT_INT, .field = OPT(max_len), .def = 64,
      .min = 1, .max = 4096, .lo = 1, .hi = INFINITY,
      .resume = TRAIN_RESUME_SAME, .key = "max_len", .column = COL(max_len),

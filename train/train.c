@@ -483,6 +483,9 @@ static int setup(struct trainer *t)
         .L = (size_t)t->o.layers,
         .dropout = (float)t->o.dropout,
         .reverse_source = (int)t->o.reverse_source,
+        .attention = (enum attn_score)t->o.attention,
+        .bidirectional = t->o.encoder == 1,
+        .label_smoothing = (float)t->o.label_smoothing,
     };
     if ((rc = s2s_model_init(&t->model, &cfg)))
         return rc;
