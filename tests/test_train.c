@@ -185,6 +185,86 @@ Test(train, threads_1_and_2_identical)
     two_runs_free(&r);
 }
 
+/* The attention model with the bidirectional encoder and label smoothing: the same on 1 and 2 threads, and
+ * a resume repeats the uninterrupted run exactly. */
+static void tiny_attention(struct train_opts *o)
+{
+    tiny_opts(o);
+    o->attention = 2; /* general */
+    o->encoder = 1;   /* bi */
+    o->label_smoothing = 0.1;
+}
+
+Test(train, attention_bidirectional_threads_1_and_2_identical)
+{
+    struct train_opts a, b;
+    tiny_attention(&a);
+    a.steps = 5;
+    b = a;
+    b.threads = 2;
+    struct two_runs r;
+    train_two(&a, &b, &r);
+    cr_assert_eq(r.L[0].n, 5);
+    for (int i = 0; i < 5; i++)
+        cr_assert(r.L[0].v[i] == r.L[1].v[i], "step %d: %.17g vs %.17g", i + 1, r.L[0].v[i], r.L[1].v[i]);
+    cr_assert(r.L[0].v[4] < r.L[0].v[0], "the loss goes down (%g -> %g)", r.L[0].v[0], r.L[0].v[4]);
+    cr_assert(memcmp(r.w[0], r.w[1], r.n * sizeof *r.w[0]) == 0, "final parameters differ");
+    two_runs_free(&r);
+}
+
+Test(train, attention_bidirectional_resume_equals_uninterrupted_and_architecture_is_kept)
+{
+    char *dir = th_tmpdir();
+    char *a = make_db(dir, "a.db", 45, 1), *b = make_db(dir, "b.db", 45, 1);
+    struct train_opts o;
+    tiny_attention(&o);
+    o.threads = 2;
+    o.steps = 6;
+    struct losses La, Lb;
+    size_t na, nb;
+    float *wa = train_and_read(a, &o, &La, &na, NULL);
+    o.steps = 3;
+    free(train_and_read(b, &o, &Lb, &nb, NULL));
+    struct db *db;
+    cr_assert_eq(db_open(b, 0, &db), 0);
+    struct train_opts r;
+    train_opts_init(&r);
+    r.resume = 1;
+    r.attention = 0; /* another architecture is refused, naming the flag */
+    struct train_result res;
+    cr_assert_eq(train_run(db, &r, &res), SL_EINVAL);
+    cr_assert(strstr(sl_errmsg(), "--attention none conflicts"), "%s", sl_errmsg());
+    train_opts_init(&r);
+    r.resume = 1;
+    r.encoder = 0;
+    cr_assert_eq(train_run(db, &r, &res), SL_EINVAL);
+    cr_assert(strstr(sl_errmsg(), "--encoder uni conflicts"), "%s", sl_errmsg());
+    db_close(db);
+    train_opts_init(&r);
+    r.resume = 1;
+    r.steps = 6;
+    float *wb = train_and_read(b, &r, &Lb, &nb, &res);
+    cr_assert_eq(res.steps_done, 6);
+    cr_assert_eq(La.n, 6);
+    cr_assert_eq(Lb.n, 6);
+    for (int i = 0; i < 6; i++)
+        cr_assert(La.v[i] == Lb.v[i], "step %d: %.17g vs %.17g", i + 1, La.v[i], Lb.v[i]);
+    cr_assert_eq(na, nb);
+    cr_assert(memcmp(wa, wb, na * sizeof *wa) == 0, "final parameters differ after resume");
+    /* the checkpoint loads back as the same architecture */
+    cr_assert_eq(db_open(b, 0, &db), 0);
+    struct ckpt_model cm;
+    cr_assert_eq(ckpt_model_load(db, "last", &cm), 0, "%s", sl_errmsg());
+    cr_assert_eq(cm.model.cfg.attention, ATTN_GENERAL);
+    cr_assert_eq(cm.model.cfg.bidirectional, 1);
+    cr_assert(memcmp(cm.w, wb, nb * sizeof *wb) == 0);
+    ckpt_model_free(&cm);
+    db_close(db);
+    free(wa), free(wb), free(a), free(b);
+    th_rmdir(dir);
+    free(dir);
+}
+
 Test(train, shards_change_result_but_not_threads)
 {
     /* the shard count is part of the computation: another count gives (slightly) other numbers */
@@ -1110,6 +1190,17 @@ Test(train, cli_usage_and_errors)
     snprintf(args, sizeof args, "train %s --reverse-source --no-reverse-source", novocab);
     cr_assert_eq(th_run(args, NULL, NULL, &err), 2);
     free(err);
+    static const char *const bad[][2] = {{"--attention foo", "--attention"},
+                                         {"--encoder x", "--encoder"},
+                                         {"--label-smoothing 1.5", "--label-smoothing"},
+                                         {"--encoder bi --hidden 7", "even"}};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        snprintf(args, sizeof args, "train %s %s", novocab, bad[i][0]);
+        int st = th_run(args, NULL, NULL, &err);
+        cr_assert(st == 2 || st == 1, "%s: exit %d", bad[i][0], st);
+        cr_assert(strstr(err, bad[i][1]), "%s: %s", bad[i][0], err);
+        free(err);
+    }
     cr_assert_eq(th_run("train", NULL, NULL, &err), 2);
     free(err);
     snprintf(args, sizeof args, "train %s --steps 2", novocab);

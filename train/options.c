@@ -347,6 +347,9 @@ int train_opts_check(const struct train_opts *o)
     }
     if (o->best_by_bleu == 1 && o->valid_bleu == 0)
         return sl_err(SL_EINVAL, "keeping the best checkpoint by BLEU needs --valid-bleu N > 0");
+    if (o->encoder == 1 && o->hidden != TRAIN_UNSET && o->hidden % 2)
+        return sl_err(SL_EINVAL, "--encoder bi needs an even --hidden (each direction has hidden/2), not %lld",
+                      (long long)o->hidden);
     return 0;
 }
 
