@@ -12,6 +12,7 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include "nn/attention.h"
 #include "nn/gemm.h"
 #include "tools/bench/bench.h"
 #include "util/clock.h"
@@ -54,7 +55,7 @@ static int run(int argc, char **argv)
     int64_t sv = UNSET, tv = UNSET, e = UNSET, h = UNSET, l = UNSET, b = UNSET, sl = UNSET, tl = UNSET;
     int64_t threads = 1, steps = 10, warmup = 2, sentences = 64, beam = 5, seed = 1, shards = 0;
     double peak = 0;
-    const char *config = "base", *split = "auto";
+    const char *config = "base", *split = "auto", *attention = "none", *encoder = "uni";
     const struct cli_opt opts[] = {
         {"src-vocab", CLI_INT, &sv, 5, 1 << 24},   {"tgt-vocab", CLI_INT, &tv, 5, 1 << 24},
         {"emb", CLI_INT, &e, 1, 65536},            {"hidden", CLI_INT, &h, 1, 65536},
@@ -65,6 +66,7 @@ static int run(int argc, char **argv)
         {"beam", CLI_INT, &beam, 1, 1024},         {"seed", CLI_INT, &seed, 0, 9e18},
         {"shards", CLI_INT, &shards, 0, 256},      {"peak", CLI_DOUBLE, &peak, 0, 1e9},
         {"config", CLI_STR, &config, 0, 0},        {"split", CLI_STR, &split, 0, 0},
+        {"attention", CLI_STR, &attention, 0, 0},  {"encoder", CLI_STR, &encoder, 0, 0},
         {NULL, 0, NULL, 0, 0},
     };
     char *pos[1];
@@ -88,6 +90,13 @@ static int run(int argc, char **argv)
         return cli_usage_error(&cmd_bench, "unknown mode '%s' (train, greedy or beam)", pos[0]);
     if (bench_config(&o, config))
         return cli_usage_error(&cmd_bench, "%s", sl_errmsg());
+    enum attn_score att;
+    if (attn_score_parse(attention, &att))
+        return cli_usage_error(&cmd_bench, "--attention: '%s' is not none, dot, general or mlp", attention);
+    o.attention = (int)att;
+    if (strcmp(encoder, "uni") && strcmp(encoder, "bi"))
+        return cli_usage_error(&cmd_bench, "--encoder: '%s' is not uni or bi", encoder);
+    o.bidirectional = strcmp(encoder, "bi") == 0;
     if (strcmp(split, "auto") == 0 || strcmp(split, "batches") == 0)
         o.split = BENCH_SPLIT_BATCHES;
     else if (strcmp(split, "blas") == 0)
@@ -116,8 +125,10 @@ static int run(int argc, char **argv)
     double others = ((m1 - m0) - (s1 - s0)) / dw;
     const char *wp = getenv("OMP_WAIT_POLICY");
     printf("{\"mode\": \"%s\", \"threads\": %d, \"blas\": \"%s\", \"src_vocab\": %zu, \"tgt_vocab\": %zu, "
-           "\"emb\": %zu, \"hidden\": %zu, \"layers\": %zu, \"batch\": %zu, \"src_len\": %zu, \"tgt_len\": %zu, ",
-           pos[0], o.threads, gemm_corename(), o.V_src, o.V_tgt, o.E, o.H, o.L, o.B, o.S, o.T1);
+           "\"emb\": %zu, \"hidden\": %zu, \"layers\": %zu, \"batch\": %zu, \"src_len\": %zu, \"tgt_len\": %zu, "
+           "\"attention\": \"%s\", \"encoder\": \"%s\", ",
+           pos[0], o.threads, gemm_corename(), o.V_src, o.V_tgt, o.E, o.H, o.L, o.B, o.S, o.T1,
+           attn_score_name((enum attn_score)o.attention), o.bidirectional ? "bi" : "uni");
     if (o.mode == BENCH_TRAIN)
         printf("\"steps\": %zu, \"steps_per_s\": %.4f, \"tgt_tokens_per_s\": %.1f, \"tokens_per_s\": %.1f, "
                "\"loss_first\": %.4f, \"loss_last\": %.4f, \"shards\": %d, ",
@@ -146,6 +157,8 @@ const struct cli_cmd cmd_bench = {
              "         4 seeded batches of random ids; greedy / beam: --sentences random sources in batches\n"
              "         of --batch, every hypothesis runs --tgt-len steps.\n"
              "  --config tiny|base        canonical sizes (default base); the size flags override them\n"
+             "  --attention none|dot|general|mlp  the model (default none: the peer's plain model)\n"
+             "  --encoder uni|bi          a bidirectional encoder (default uni)\n"
              "  --src-vocab N --tgt-vocab N --emb N --hidden N --layers N --batch N --src-len N --tgt-len N\n"
              "  --threads N               threads (default 1)\n"
              "  --shards N                training: data-parallel shards (default = threads; 1 = one shard\n"

@@ -371,7 +371,8 @@ int bench_run(const struct bench_opts *o, struct bench_result *res)
     int rc = check_opts(o);
     if (rc)
         return rc;
-    struct s2s_config cfg = {.V_src = o->V_src, .V_tgt = o->V_tgt, .E = o->E, .H = o->H, .L = o->L};
+    struct s2s_config cfg = {.V_src = o->V_src, .V_tgt = o->V_tgt, .E = o->E, .H = o->H, .L = o->L,
+                             .attention = (enum attn_score)o->attention, .bidirectional = o->bidirectional};
     struct s2s_model model;
     if ((rc = s2s_model_init(&model, &cfg)))
         return rc;

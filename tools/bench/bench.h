@@ -25,6 +25,8 @@ enum bench_split {
 struct bench_opts {
     enum bench_mode mode;
     size_t V_src, V_tgt, E, H, L; /* model */
+    int attention;                /* enum attn_score (nn/attention.h): 0 none (the peer's model), 1..3 */
+    int bidirectional;            /* the bidirectional encoder */
     size_t B, S, T1;              /* batch rows, source length, decoder steps T1 = T + 1 (nn/dims.h): the
                                      peer's target length, EOS included */
     int threads;                  /* >= 1 */
