@@ -642,8 +642,18 @@ int db_open(const char *path, int flags, struct db **out)
     struct db *db = db_alloc(path);
     if (!db)
         return sl_err(SL_ENOMEM, "out of memory");
-    int oflags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX | ((flags & DB_CREATE) ? SQLITE_OPEN_CREATE : 0);
-    if (sqlite3_open_v2(path, &db->h, oflags, NULL) != SQLITE_OK) {
+    int oflags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_URI |
+                 ((flags & DB_CREATE) ? SQLITE_OPEN_CREATE : 0);
+    /* Paths are paths: opened as a percent-encoded file: URI, so a name such as "file:x.db?mode=memory"
+     * (which an SQLite built with URI filenames would take as a URI) is the file of that name. */
+    char *uri = uri_for(path, "");
+    if (!uri) {
+        rc = sl_err(SL_ENOMEM, "out of memory");
+        goto fail;
+    }
+    int orc = sqlite3_open_v2(uri, &db->h, oflags, NULL);
+    free(uri);
+    if (orc != SQLITE_OK) {
         rc = db->h ? dberr(db, "opening") : sl_err(SL_ENOMEM, "out of memory");
         goto fail;
     }

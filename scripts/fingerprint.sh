@@ -5,8 +5,8 @@
 # not the timings), every metric, the sha256 of every checkpoint tensor, `seqlite translate` output
 # (greedy and beam 4, with --nbest) and `seqlite eval` output. Two trees are the same when their
 # fingerprints are byte-identical: `diff <(scripts/fingerprint.sh) saved.txt`.
-# FP_TRAIN_FLAGS adds training flags (another architecture). Needs a built tree (BUILD, default
-# <repo>/build), sqlite3 and sha256sum.
+# FP_TRAIN_FLAGS: the architecture flags (default: the plain model, as the fingerprint was recorded).
+# Needs a built tree (BUILD, default <repo>/build), sqlite3 and sha256sum.
 set -euo pipefail
 REPO=$(cd "$(dirname "$0")/.." && pwd)
 SEQ=${BUILD:-$REPO/build}/tools/seqlite
@@ -42,7 +42,8 @@ DB=$TMP/fp.db
   done
   "$SEQ" vocab "$DB" --size 420 >/dev/null 2>&1
   "$SEQ" train "$DB" --steps 200 --layers 2 --emb 48 --hidden 64 --batch 32 --lr 0.01 --threads 2 \
-    --valid-every 100 --save-every 100 --log-every 10 --valid-bleu 50 --keep 5 ${FP_TRAIN_FLAGS:-} >/dev/null 2>&1
+    --valid-every 100 --save-every 100 --log-every 10 --valid-bleu 50 --keep 5 \
+    ${FP_TRAIN_FLAGS:---attention none --encoder uni} >/dev/null 2>&1
   echo "== train_log"
   sqlite3 "$DB" "SELECT step, epoch, printf('%.9g', loss), printf('%.9g', lr), printf('%.9g', grad_norm)
                  FROM train_log ORDER BY run_id, step"

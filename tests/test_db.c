@@ -730,3 +730,20 @@ Test(db, schema_1_run_options_become_generated_columns)
     free(path);
     free(tdir);
 }
+
+/* A path that looks like an SQLite URI is a path: the database is the file of that name, on disk. */
+Test(db, a_path_starting_with_file_colon_is_a_file)
+{
+    char *tdir = th_tmpdir();
+    cr_assert_eq(chdir(tdir), 0);
+    struct db *db;
+    cr_assert_eq(db_open("file:x.db?mode=memory", DB_CREATE, &db), 0, "%s", sl_errmsg());
+    db_close(db);
+    cr_assert_eq(access("file:x.db?mode=memory", F_OK), 0, "no file of that name was written");
+    cr_assert_neq(access("x.db", F_OK), 0);
+    cr_assert_eq(db_open("file:x.db?mode=memory", 0, &db), 0, "%s", sl_errmsg()); /* and it opens again */
+    db_close(db);
+    cr_assert_eq(chdir("/"), 0);
+    th_rmdir(tdir);
+    free(tdir);
+}

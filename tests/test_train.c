@@ -1315,6 +1315,8 @@ Test(learn_train, copy_task_reaches_low_loss)
     char *a = make_db(dir, "a.db", 400, 1);
     struct train_opts o;
     train_opts_init(&o);
+    o.attention = 0; /* the training loop on the plain model; attention learns in test_model's learn_model */
+    o.encoder = 0;
     o.layers = 1;
     o.emb = 32;
     o.hidden = 96;
