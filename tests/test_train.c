@@ -262,6 +262,40 @@ Test(train, attention_bidirectional_resume_equals_uninterrupted_and_architecture
     free(dir);
 }
 
+/* The last step falls on a --save-every boundary and not on a validation: the final validation is still
+ * stored with the last checkpoint, which becomes the best; with --valid-every 0 as well. */
+Test(train, final_validation_is_attached_to_the_last_checkpoint)
+{
+    for (int every = 0; every <= 3; every += 3) {
+        char *dir = th_tmpdir();
+        char *path = make_db(dir, "a.db", 40, 1);
+        struct train_opts o;
+        tiny_opts(&o);
+        o.steps = 4;
+        o.save_every = 2;
+        o.valid_every = every;
+        o.valid_bleu = 0;
+        struct losses L;
+        size_t n;
+        struct train_result res;
+        free(train_and_read(path, &o, &L, &n, &res));
+        struct db *db;
+        cr_assert_eq(db_open(path, 0, &db), 0);
+        int64_t best = 0, last = 0;
+        cr_assert_eq(db_ckpt_find(db, res.run_id, "last", &last), 0, "%s", sl_errmsg());
+        cr_assert_eq(db_ckpt_find(db, res.run_id, "best", &best), 0, "valid-every %d: no best checkpoint", every);
+        struct db_checkpoint c;
+        cr_assert_eq(db_ckpt_get(db, last, &c), 0);
+        cr_assert_eq(c.step, 4);
+        cr_assert(isfinite(c.valid_ppl), "valid-every %d: the step-4 checkpoint has no perplexity", every);
+        cr_assert_eq(best, last, "valid-every %d: best %lld, last %lld", every, (long long)best, (long long)last);
+        db_close(db);
+        free(path);
+        th_rmdir(dir);
+        free(dir);
+    }
+}
+
 Test(train, shards_change_result_but_not_threads)
 {
     /* the shard count is part of the computation: another count gives (slightly) other numbers */

@@ -708,7 +708,11 @@ static int train_loop(struct trainer *t, struct train_result *out, int *stopped)
             return rc;
         if (t->o.valid_every > 0 && t->step % t->o.valid_every == 0 && (rc = do_validate(t)))
             return rc;
-        if (t->o.save_every > 0 && t->step % t->o.save_every == 0 && (rc = save(t)))
+        /* the run's last step is saved by finish_run, after its validation, so the last checkpoint carries
+         * the last scores and can become the best (also with --valid-every 0) */
+        const int ending = last || (t->o.stop && *t->o.stop) ||
+                           (t->limit_s > 0 && clock_now() - t->t0 >= t->limit_s);
+        if (t->o.save_every > 0 && t->step % t->o.save_every == 0 && !ending && (rc = save(t)))
             return rc;
     }
     return 0;
