@@ -157,8 +157,8 @@ int ckpt_model_load(struct db *db, const char *which, struct ckpt_model *out)
         goto fail;
     }
     /* the architecture: runs stored before attention and bidirectional encoders have neither */
-    struct db_json_field arch[2] = {{.key = "attention"}, {.key = "encoder"}};
-    if ((rc = db_run_config_get(db, run.id, arch, 2)))
+    struct db_json_field arch[3] = {{.key = "attention"}, {.key = "encoder"}, {.key = "src_eos"}};
+    if ((rc = db_run_config_get(db, run.id, arch, 3)))
         goto fail;
     const int64_t att = arch[0].type == DB_JSON_INTEGER ? arch[0].i : 0;
     const int64_t enc = arch[1].type == DB_JSON_INTEGER ? arch[1].i : 0;
@@ -195,10 +195,7 @@ int ckpt_model_load(struct db *db, const char *which, struct ckpt_model *out)
     out->epoch = info.epoch;
     out->src_vocab_id = info.src_vocab_id;
     out->tgt_vocab_id = info.tgt_vocab_id;
-    struct db_json_field src_eos = {.key = "src_eos"};
-    if ((rc = db_run_config_get(db, run.id, &src_eos, 1)))
-        goto fail;
-    out->src_eos = src_eos.type == DB_JSON_INTEGER && src_eos.i == 1;
+    out->src_eos = arch[2].type == DB_JSON_INTEGER && arch[2].i == 1;
     out->max_len = run.max_len;
     out->valid_ppl = info.valid_ppl;
     out->valid_bleu = info.valid_bleu;

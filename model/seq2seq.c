@@ -596,8 +596,7 @@ int s2s_decoder_start(struct s2s_decoder *d, const int32_t *src, const int32_t *
         d->Hs = enc_top(d->m, d->ws);
         d->src_len = enc_lens(d->m, d->ws);
         d->S = S, d->B_src = B;
-        if ((rc = floats_reserve(&d->keys, &d->keys_cap, S * B * attn_key_width(att))) ||
-            (rc = floats_reserve(&d->ascr, &d->ascr_cap, attn_stack_step_floats(&d->m->dec, att, M, S))))
+        if ((rc = floats_reserve(&d->keys, &d->keys_cap, S * B * attn_key_width(att)))) /* step scratch: at each step */
             return rc;
         attn_keys_forward(att, d->w, d->Hs, S, B, d->keys);
         memset(d->feed, 0, M * H * sizeof(float));

@@ -652,6 +652,17 @@ Test(learn_model, reverses_random_sequences, .timeout = 300)
 #define AV 24    /* vocabulary: 0 pad, 1 BOS, 2 EOS, 3..23 content */
 #define AMAX 14  /* sentence lengths 10..14 */
 
+/* A batch of random sentences of 10..AMAX tokens, the source and the target of the copy task. */
+static void long_copy_batch(struct rng *r, size_t B, int32_t *src, int32_t *len)
+{
+    for (size_t b = 0; b < B; b++) {
+        len[b] = 10 + (int32_t)rng_below(r, AMAX - 9);
+        for (size_t t = 0; t < AMAX; t++)
+            src[b * AMAX + t] = (int32_t)t < len[b] ? 3 + (int32_t)rng_below(r, AV - 3) : 0;
+    }
+}
+
+/* Trains the copy task for `steps` batches; returns the greedy token accuracy on 8 fresh batches. */
 static double learn_long_copy(enum attn_score att, int bidirectional, size_t steps)
 {
     gemm_set_threads(1);
@@ -668,33 +679,8 @@ static double learn_long_copy(enum attn_score att, int bidirectional, size_t ste
     struct s2s_workspace *ws = s2s_workspace_create(&m, B, AMAX, AMAX);
     int32_t src[B * AMAX], len[B];
     struct adam_hparams hp = adam_defaults(1e-2f);
-    for (size_t step = 1; step <= steps + 8; step++) {
-        for (size_t b = 0; b < B; b++) {
-            len[b] = 10 + (int32_t)rng_below(&r, AMAX - 9);
-            for (size_t t = 0; t < AMAX; t++)
-                src[b * AMAX + t] = (int32_t)t < len[b] ? 3 + (int32_t)rng_below(&r, AV - 3) : 0;
-        }
-        if (step > steps) { /* the last 8 batches: greedy accuracy on fresh data */
-            static size_t correct, total;
-            if (step == steps + 1)
-                correct = total = 0;
-            struct s2s_decoder *d = s2s_decoder_create(&m, w, NULL);
-            int32_t out[B * (AMAX + 2)], out_len[B];
-            cr_assert_eq(greedy_oracle_decode(d, src, len, B, AMAX, AMAX + 2, out, out_len, NULL), 0);
-            for (size_t b = 0; b < B; b++)
-                for (int32_t t = 0; t < len[b]; t++)
-                    correct += t < out_len[b] && out[b * (AMAX + 2) + (size_t)t] == src[b * AMAX + (size_t)t];
-            for (size_t b = 0; b < B; b++)
-                total += (size_t)len[b];
-            s2s_decoder_free(d);
-            if (step == steps + 8) {
-                s2s_workspace_free(ws);
-                param_buf_free(w), param_buf_free(g), param_buf_free(am), param_buf_free(av);
-                s2s_model_free(&m);
-                return (double)correct / (double)total;
-            }
-            continue;
-        }
+    for (size_t step = 1; step <= steps; step++) {
+        long_copy_batch(&r, B, src, len);
         struct s2s_batch bt = {B, AMAX, AMAX, src, len, src, len};
         memset(g, 0, P * sizeof(float));
         double loss;
@@ -703,7 +689,23 @@ static double learn_long_copy(enum attn_score att, int bidirectional, size_t ste
         clip_global(g, P, 5.0);
         adam_step(w, g, am, av, P, &hp, (long)step);
     }
-    return 0;
+    struct s2s_decoder *d = s2s_decoder_create(&m, w, NULL);
+    size_t correct = 0, total = 0;
+    for (int rep = 0; rep < 8; rep++) {
+        long_copy_batch(&r, B, src, len);
+        int32_t out[B * (AMAX + 2)], out_len[B];
+        cr_assert_eq(greedy_oracle_decode(d, src, len, B, AMAX, AMAX + 2, out, out_len, NULL), 0);
+        for (size_t b = 0; b < B; b++) {
+            for (int32_t t = 0; t < len[b]; t++)
+                correct += t < out_len[b] && out[b * (AMAX + 2) + (size_t)t] == src[b * AMAX + (size_t)t];
+            total += (size_t)len[b];
+        }
+    }
+    s2s_decoder_free(d);
+    s2s_workspace_free(ws);
+    param_buf_free(w), param_buf_free(g), param_buf_free(am), param_buf_free(av);
+    s2s_model_free(&m);
+    return (double)correct / (double)total;
 }
 
 Test(learn_model, attention_copies_long_sentences_the_plain_model_cannot, .timeout = 300)

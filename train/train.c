@@ -648,6 +648,12 @@ static int log_interval(struct trainer *t, struct interval *iv, double gnorm, st
 
 /* Adam steps until the step or epoch limit, a stop request or the time limit (OUT: *stopped then), with
  * progress lines, validations and checkpoints at their intervals. */
+/* A stop request or the time limit: the loop ends before the next step. */
+static int stop_due(const struct trainer *t)
+{
+    return (t->o.stop && *t->o.stop) || (t->limit_s > 0 && clock_now() - t->t0 >= t->limit_s);
+}
+
 static int train_loop(struct trainer *t, struct train_result *out, int *stopped)
 {
     int rc = batch_plan_epoch(t->plan, (uint64_t)t->epoch);
@@ -676,7 +682,7 @@ static int train_loop(struct trainer *t, struct train_result *out, int *stopped)
         }
         if (t->o.steps > 0 ? t->step >= t->o.steps : t->epoch >= t->o.epochs)
             break;
-        if ((t->o.stop && *t->o.stop) || (t->limit_s > 0 && clock_now() - t->t0 >= t->limit_s)) {
+        if (stop_due(t)) {
             *stopped = 1;
             break;
         }
@@ -710,9 +716,7 @@ static int train_loop(struct trainer *t, struct train_result *out, int *stopped)
             return rc;
         /* the run's last step is saved by finish_run, after its validation, so the last checkpoint carries
          * the last scores and can become the best (also with --valid-every 0) */
-        const int ending = last || (t->o.stop && *t->o.stop) ||
-                           (t->limit_s > 0 && clock_now() - t->t0 >= t->limit_s);
-        if (t->o.save_every > 0 && t->step % t->o.save_every == 0 && !ending && (rc = save(t)))
+        if (t->o.save_every > 0 && t->step % t->o.save_every == 0 && !last && !stop_due(t) && (rc = save(t)))
             return rc;
     }
     return 0;
