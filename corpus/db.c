@@ -197,6 +197,43 @@ static const char *const migrations[] = {
     "ALTER TABLE run ADD COLUMN valid_every INTEGER AS (json_extract(config, '$.valid_every')) VIRTUAL;"
     "ALTER TABLE run ADD COLUMN save_every INTEGER AS (json_extract(config, '$.save_every')) VIRTUAL;"
     "ALTER TABLE run ADD COLUMN keep INTEGER AS (json_extract(config, '$.keep')) VIRTUAL",
+    /* 3: evaluation records (an evaluation row groups its translations and scores and keeps its
+     * settings; it outlives the checkpoint it scored), run ownership (a lease), the training data a
+     * run started on, and where an averaged checkpoint came from */
+    "CREATE TABLE evaluation ("
+    " id INTEGER PRIMARY KEY,"
+    " run_id INTEGER REFERENCES run(id) ON DELETE SET NULL,"
+    " checkpoint_id INTEGER REFERENCES checkpoint(id) ON DELETE SET NULL,"
+    " step INTEGER,"
+    " split TEXT NOT NULL,"
+    " beam INTEGER CHECK (beam >= 1),"
+    " length_penalty REAL,"
+    " max_sentences INTEGER CHECK (max_sentences IS NULL OR max_sentences >= 1),"
+    " members TEXT CHECK (members IS NULL OR json_valid(members)),"
+    " n_sentences INTEGER,"
+    " seconds REAL,"
+    " sentences_per_s REAL,"
+    " created_at TEXT NOT NULL DEFAULT " DB_NOW ") STRICT;"
+    "CREATE INDEX evaluation_checkpoint ON evaluation(checkpoint_id);"
+    "ALTER TABLE translation ADD COLUMN evaluation_id INTEGER REFERENCES evaluation(id) ON DELETE CASCADE;"
+    "CREATE INDEX translation_evaluation ON translation(evaluation_id);"
+    "ALTER TABLE metric ADD COLUMN evaluation_id INTEGER REFERENCES evaluation(id) ON DELETE CASCADE;"
+    /* scores stored by `seqlite eval` before schema 3 (the only metric rows with a checkpoint then: a
+     * bleu row and the chrf row after it) become evaluations whose settings were not recorded */
+    "INSERT INTO evaluation (run_id, checkpoint_id, step, split, created_at)"
+    " SELECT run_id, checkpoint_id, step, coalesce(split, ''), created_at FROM metric"
+    " WHERE checkpoint_id IS NOT NULL AND name = 'bleu' ORDER BY id;"
+    "UPDATE metric SET evaluation_id = (SELECT e.id FROM evaluation e WHERE e.checkpoint_id = metric.checkpoint_id"
+    "  AND e.created_at = metric.created_at AND e.step IS metric.step ORDER BY e.id LIMIT 1)"
+    " WHERE checkpoint_id IS NOT NULL AND name = 'bleu';"
+    "UPDATE metric SET evaluation_id = (SELECT b.evaluation_id FROM metric b WHERE b.id = metric.id - 1"
+    "  AND b.name = 'bleu' AND b.checkpoint_id = metric.checkpoint_id)"
+    " WHERE checkpoint_id IS NOT NULL AND name = 'chrf';"
+    "ALTER TABLE checkpoint ADD COLUMN averaged_from TEXT"
+    " CHECK (averaged_from IS NULL OR json_valid(averaged_from));"
+    "ALTER TABLE run ADD COLUMN owner TEXT;"
+    "ALTER TABLE run ADD COLUMN heartbeat_at TEXT;"
+    "ALTER TABLE run ADD COLUMN train_data TEXT CHECK (train_data IS NULL OR json_valid(train_data))",
 };
 #define N_MIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))
 _Static_assert(N_MIGRATIONS == DB_SCHEMA_VERSION, "one migration per schema version");

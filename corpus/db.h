@@ -12,7 +12,7 @@
 #include <stdint.h>
 
 #define DB_APPLICATION_ID 0x53514C54 /* "SQLT" in PRAGMA application_id */
-#define DB_SCHEMA_VERSION 2         /* PRAGMA user_version this build writes and understands */
+#define DB_SCHEMA_VERSION 3         /* PRAGMA user_version this build writes and understands */
 
 enum db_open_flags {
     DB_CREATE = 1, /* create the file (and the schema) when it does not exist */
@@ -163,6 +163,32 @@ int db_run_latest(struct db *db, int64_t *id /* OUT */);
 int db_run_update(struct db *db, int64_t id, const char *status, int64_t steps_done, int64_t threads,
                   const char *message);
 
+/* ---- run ownership: a lease (run.owner "PID@HOST", run.heartbeat_at) ----
+ * One process trains a run at a time. The owner refreshes heartbeat_at at least every
+ * DB_RUN_HEARTBEAT_S seconds; an owner is dead when its heartbeat is older than DB_RUN_STALE_S, or,
+ * on the same host, when its pid no longer exists. A running run whose owner is dead is interrupted
+ * (resumable: the next trainer takes the lease over). */
+#define DB_RUN_HEARTBEAT_S 10
+#define DB_RUN_STALE_S 60
+
+enum db_run_liveness {
+    DB_RUN_ENDED = 0,       /* status is not 'running' */
+    DB_RUN_ALIVE = 1,       /* running, and its owner is alive */
+    DB_RUN_INTERRUPTED = 2, /* 'running' in the table, but no live owner */
+};
+/* This process's owner string "PID@HOST" (at most 127 bytes). */
+void db_run_owner_self(char *buf, size_t cap);
+/* Whether run id is owned by a live process (see above), and who owns it (owner may be NULL). */
+int db_run_liveness(struct db *db, int64_t id, enum db_run_liveness *out /* OUT */,
+                    char *owner /* OUT, may be NULL */, size_t cap);
+/* Takes the lease of run id for this process, in one write transaction: SL_EBUSY ("run R is being
+ * trained by PID@HOST (heartbeat T)") when a live process owns it; a dead owner's lease is taken over. */
+int db_run_claim(struct db *db, int64_t id);
+/* Refreshes the heartbeat of a run this process owns (SL_EBUSY if another process took it). */
+int db_run_heartbeat(struct db *db, int64_t id);
+/* Gives the lease up (owner NULL) if this process holds it. */
+int db_run_release(struct db *db, int64_t id);
+
 /* A member of a run's config JSON (db_run_config_get). */
 enum db_json_type {
     DB_JSON_ABSENT = 0,  /* no such member */
@@ -196,9 +222,37 @@ int db_metric_insert(struct db *db, int64_t run_id, int64_t checkpoint_id, int64
 /* The newest value of metric name for (run_id, split) (SL_ENOTFOUND if none). */
 int db_metric_latest(struct db *db, int64_t run_id, const char *split, const char *name,
                      double *value /* OUT */, int64_t *step /* OUT, may be NULL */);
-/* Stores one system output (hypothesis NUL-terminated; pair_id 0: NULL). */
-int db_translation_insert(struct db *db, int64_t checkpoint_id, int64_t corpus_id, int64_t pair_id, int beam,
-                          double length_penalty, const char *hypothesis, double score);
+/* Training's validation metrics at step (split 'valid', written with no checkpoint) are linked to
+ * checkpoint_id, the checkpoint saved at that step. */
+int db_metric_link_checkpoint(struct db *db, int64_t run_id, int64_t step, int64_t checkpoint_id);
+
+/* ---- evaluation, translation ---- */
+
+/* One stored evaluation: its settings, what it scored and how fast. */
+struct db_evaluation {
+    int64_t run_id, checkpoint_id, step; /* checkpoint_id: set to 0 by db_evaluation_insert when that
+                                            checkpoint no longer exists (deleted meanwhile) */
+    const char *split;
+    int beam;
+    double length_penalty;
+    int64_t max_sentences;  /* --limit; 0: all */
+    const char *members;    /* JSON array of the ensemble's checkpoint ids; NULL: one model */
+    int64_t n_sentences;
+    double seconds;         /* decoding time (NAN: not measured) */
+    double sentences_per_s; /* (NAN: not measured) */
+};
+/* Creates an evaluation row (inside the caller's transaction, which then adds its metric and
+ * translation rows). The run and the checkpoint are stored as NULL when they no longer exist. */
+int db_evaluation_insert(struct db *db, struct db_evaluation *e /* IN, checkpoint_id OUT */,
+                         int64_t *id /* OUT */);
+/* Stores a score of evaluation evaluation_id (a metric row with its run, checkpoint, step and split;
+ * signature may be NULL). SL_ENOTFOUND: no such evaluation. */
+int db_evaluation_metric_insert(struct db *db, int64_t evaluation_id, const char *name, double value,
+                                const char *signature);
+/* Stores one system output (hypothesis NUL-terminated; evaluation_id, checkpoint_id, pair_id 0: NULL). */
+int db_translation_insert(struct db *db, int64_t evaluation_id, int64_t checkpoint_id, int64_t corpus_id,
+                          int64_t pair_id, int beam, double length_penalty, const char *hypothesis,
+                          double score);
 
 /* ---- checkpoint, tensor ---- */
 

@@ -6,9 +6,12 @@
 
 #include "util/err.h"
 
+#include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 int db_run_create(struct db *db, const struct db_run *r, int64_t *id)
 {
@@ -106,6 +109,101 @@ int db_run_update(struct db *db, int64_t id, const char *status, int64_t steps_d
     return rc;
 }
 
+/* ---- ownership ---- */
+
+void db_run_owner_self(char *buf, size_t cap)
+{
+    char host[64];
+    if (gethostname(host, sizeof host) != 0)
+        snprintf(host, sizeof host, "localhost");
+    host[sizeof host - 1] = '\0';
+    snprintf(buf, cap, "%ld@%s", (long)getpid(), host);
+}
+
+/* Whether owner (PID@HOST) is this host's process pid and that process exists. -1: another host. */
+static int owner_pid_exists(const char *owner)
+{
+    char self[128];
+    db_run_owner_self(self, sizeof self);
+    const char *at = strchr(owner, '@'), *self_at = strchr(self, '@');
+    if (!at || !self_at || strcmp(at, self_at) != 0)
+        return -1;
+    char *end;
+    long pid = strtol(owner, &end, 10);
+    if (end != at || pid <= 0)
+        return 0;
+    return kill((pid_t)pid, 0) == 0 || errno == EPERM;
+}
+
+int db_run_liveness(struct db *db, int64_t id, enum db_run_liveness *out, char *owner, size_t cap)
+{
+    struct db_stmt *st;
+    int rc = db_query_row(db, &st, "reading a run's owner",
+                          "SELECT status, owner, heartbeat_at IS NOT NULL AND"
+                          " (julianday('now') - julianday(heartbeat_at)) * 86400.0 < ?2 FROM run WHERE id = ?1",
+                          DB_ARGS(db_int(id), db_int(DB_RUN_STALE_S)));
+    if (rc == SL_ENOTFOUND)
+        rc = db_fail(db, rc, "no run with id %lld", (long long)id);
+    if (!rc) {
+        const char *who = db_col_text(st, 1);
+        const int fresh = (int)db_col_int(st, 2);
+        if (owner && cap)
+            snprintf(owner, cap, "%s", who);
+        if (strcmp(db_col_text(st, 0), "running") != 0)
+            *out = DB_RUN_ENDED;
+        else if (!who[0] || !fresh)
+            *out = DB_RUN_INTERRUPTED;
+        else
+            *out = owner_pid_exists(who) == 0 ? DB_RUN_INTERRUPTED : DB_RUN_ALIVE;
+    }
+    return db_stmt_end(st, rc);
+}
+
+int db_run_claim(struct db *db, int64_t id)
+{
+    char self[128], owner[128];
+    db_run_owner_self(self, sizeof self);
+    enum db_run_liveness live;
+    int rc = db_begin(db);
+    if (rc)
+        return rc;
+    if ((rc = db_run_liveness(db, id, &live, owner, sizeof owner)))
+        goto fail;
+    if (live == DB_RUN_ALIVE && strcmp(owner, self) != 0) {
+        rc = sl_err(SL_EBUSY, "run %lld is being trained by process %s (stop it first, or wait for it)",
+                    (long long)id, owner);
+        goto fail;
+    }
+    if ((rc = db_exec(db, "claiming a run", 0, "UPDATE run SET owner = ?2, heartbeat_at = " DB_NOW " WHERE id = ?1",
+                      DB_ARGS(db_int(id), db_text(self)))) ||
+        (rc = db_commit(db)))
+        goto fail;
+    return 0;
+fail:
+    db_rollback(db);
+    return rc;
+}
+
+int db_run_heartbeat(struct db *db, int64_t id)
+{
+    char self[128];
+    db_run_owner_self(self, sizeof self);
+    int rc = db_exec(db, "refreshing a run's heartbeat", 0,
+                     "UPDATE run SET heartbeat_at = " DB_NOW " WHERE id = ?1 AND owner = ?2",
+                     DB_ARGS(db_int(id), db_text(self)));
+    if (!rc && db_changes(db) != 1)
+        rc = sl_err(SL_EBUSY, "run %lld: another process took the run over", (long long)id);
+    return rc;
+}
+
+int db_run_release(struct db *db, int64_t id)
+{
+    char self[128];
+    db_run_owner_self(self, sizeof self);
+    return db_exec(db, "releasing a run", 0, "UPDATE run SET owner = NULL WHERE id = ?1 AND owner = ?2",
+                   DB_ARGS(db_int(id), db_text(self)));
+}
+
 int db_train_log_insert(struct db *db, int64_t run_id, const struct db_train_log *l)
 {
     int rc = db_exec(db, "storing a log line", DB_FOREIGNKEY,
@@ -157,6 +255,14 @@ int db_metric_insert(struct db *db, int64_t run_id, int64_t checkpoint_id, int64
     return rc;
 }
 
+int db_metric_link_checkpoint(struct db *db, int64_t run_id, int64_t step, int64_t checkpoint_id)
+{
+    return db_exec(db, "linking validation metrics to their checkpoint", 0,
+                   "UPDATE metric SET checkpoint_id = ?3 WHERE run_id = ?1 AND step = ?2 AND split = 'valid'"
+                   " AND checkpoint_id IS NULL AND evaluation_id IS NULL",
+                   DB_ARGS(db_int(run_id), db_int(step), db_int(checkpoint_id)));
+}
+
 int db_metric_latest(struct db *db, int64_t run_id, const char *split, const char *name, double *value,
                      int64_t *step)
 {
@@ -186,7 +292,7 @@ int db_run_rewind(struct db *db, int64_t run_id, int64_t step)
                       DB_ARGS(db_int(run_id), db_int(step)))) ||
         (rc = db_exec(db, "deleting validation metrics", 0,
                       "DELETE FROM metric WHERE run_id = ?1 AND step > ?2 AND split = 'valid' AND"
-                      " checkpoint_id IS NULL",
+                      " evaluation_id IS NULL",
                       DB_ARGS(db_int(run_id), db_int(step)))) ||
         (rc = db_commit(db))) {
         db_rollback(db);

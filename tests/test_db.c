@@ -11,6 +11,7 @@
 #include "util/err.h"
 #include "util/sbuf.h"
 
+#include <math.h>
 #include <sqlite3.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -98,7 +99,7 @@ Test(db, fresh_database_has_application_id_and_schema_version)
     cr_assert(memcmp(b, "SQLite format 3", 16) == 0);
     cr_assert_eq(be32_at(b + 68), 0x53514C54u);
     cr_assert_eq(be32_at(b + 68), (uint32_t)DB_APPLICATION_ID);
-    cr_assert_eq(be32_at(b + 60), 2u);
+    cr_assert_eq(be32_at(b + 60), 3u);
     cr_assert_eq(be32_at(b + 60), (uint32_t)DB_SCHEMA_VERSION);
     cr_assert_eq(b[18], 2, "not in WAL mode"); /* file format write/read versions: 2 = WAL */
     cr_assert_eq(b[19], 2);
@@ -109,7 +110,7 @@ Test(db, fresh_database_has_application_id_and_schema_version)
     cr_assert_str_eq(db_path(db), path);
     db_close(db);
     b = th_read_file(path, &n);
-    cr_assert_eq(be32_at(b + 60), 2u);
+    cr_assert_eq(be32_at(b + 60), 3u);
     free(b);
     free(path);
 }
@@ -176,7 +177,7 @@ Test(db, newer_schema_is_refused_and_unchanged)
 {
     char *path = make_db("new.db");
     patch_header(path, 60, 999);
-    assert_refused(path, DB_CREATE, SL_EVERSION, "made by a newer seqlite (schema 999, this build knows 2)");
+    assert_refused(path, DB_CREATE, SL_EVERSION, "made by a newer seqlite (schema 999, this build knows 3)");
     assert_refused(path, 0, SL_EVERSION, "upgrade seqlite");
     free(path);
 }
@@ -508,6 +509,105 @@ Test(db, set_tokens_while_iterating)
     free(path);
 }
 
+/* An evaluation of a checkpoint deleted meanwhile (pruned by a training run) is stored, with no
+ * checkpoint: its run, step, settings and scores stay. */
+Test(db, evaluation_outlives_a_deleted_checkpoint)
+{
+    char *path = make_db("eval.db");
+    struct db *db;
+    cr_assert_eq(db_open(path, DB_CREATE, &db), 0, "%s", sl_errmsg());
+    struct db_run r;
+    memset(&r, 0, sizeof r);
+    r.config = "{}";
+    int64_t run_id, ck_id;
+    cr_assert_eq(db_run_create(db, &r, &run_id), 0, "%s", sl_errmsg());
+    struct db_checkpoint c;
+    memset(&c, 0, sizeof c);
+    c.run_id = run_id;
+    c.step = 7;
+    c.valid_ppl = c.valid_bleu = NAN;
+    cr_assert_eq(db_ckpt_insert(db, &c, &ck_id), 0, "%s", sl_errmsg());
+    for (int gone = 0; gone <= 1; gone++) {
+        if (gone) { /* a newer checkpoint, then pruning to one: ck_id is deleted */
+            int64_t newer;
+            c.step = 8;
+            cr_assert_eq(db_ckpt_insert(db, &c, &newer), 0, "%s", sl_errmsg());
+            cr_assert_eq(db_ckpt_prune(db, run_id, 1), 0, "%s", sl_errmsg());
+        }
+        struct db_evaluation e = {.run_id = run_id, .checkpoint_id = ck_id, .step = 7, .split = "test",
+                                  .beam = 4, .length_penalty = 0.6, .n_sentences = 1, .seconds = NAN,
+                                  .sentences_per_s = NAN};
+        int64_t eid;
+        cr_assert_eq(db_begin(db), 0);
+        cr_assert_eq(db_evaluation_insert(db, &e, &eid), 0, "%s", sl_errmsg());
+        cr_assert_eq(e.checkpoint_id, gone ? 0 : ck_id);
+        cr_assert_eq(db_translation_insert(db, eid, e.checkpoint_id, 0, 0, 4, 0.6, "hyp", -1.0), 0, "%s", sl_errmsg());
+        cr_assert_eq(db_evaluation_metric_insert(db, eid, "bleu", 12.5, "sig"), 0, "%s", sl_errmsg());
+        cr_assert_eq(db_commit(db), 0);
+    }
+    cr_assert_eq(db_evaluation_metric_insert(db, 99, "bleu", 1, NULL), SL_ENOTFOUND);
+    db_close(db);
+    free(path);
+}
+
+static void set_owner(const char *path, const char *owner, const char *age_s)
+{
+    sqlite3 *h;
+    char sql[256];
+    cr_assert_eq(sqlite3_open(path, &h), SQLITE_OK);
+    snprintf(sql, sizeof sql,
+             "UPDATE run SET owner = '%s', heartbeat_at = strftime('%%Y-%%m-%%dT%%H:%%M:%%fZ', 'now', '-%s seconds')",
+             owner, age_s);
+    cr_assert_eq(sqlite3_exec(h, sql, NULL, NULL, NULL), SQLITE_OK, "%s", sqlite3_errmsg(h));
+    sqlite3_close(h);
+}
+
+/* A run is owned by one live process: a live owner's lease is refused to others; a dead owner's (its
+ * pid gone on this host, or its heartbeat stale) is taken over; released leases are free. */
+Test(db, run_lease)
+{
+    char *path = make_db("lease.db");
+    struct db *db;
+    cr_assert_eq(db_open(path, 0, &db), 0, "%s", sl_errmsg());
+    struct db_run r;
+    memset(&r, 0, sizeof r);
+    r.config = "{}";
+    int64_t id;
+    cr_assert_eq(db_run_create(db, &r, &id), 0, "%s", sl_errmsg());
+    enum db_run_liveness live;
+    cr_assert_eq(db_run_liveness(db, id, &live, NULL, 0), 0);
+    cr_assert_eq(live, DB_RUN_INTERRUPTED, "a running run nobody owns is interrupted");
+    cr_assert_eq(db_run_claim(db, id), 0, "%s", sl_errmsg());
+    cr_assert_eq(db_run_claim(db, id), 0, "the owner may claim again");
+    cr_assert_eq(db_run_heartbeat(db, id), 0, "%s", sl_errmsg());
+    cr_assert_eq(db_run_liveness(db, id, &live, NULL, 0), 0);
+    cr_assert_eq(live, DB_RUN_ALIVE);
+    char self[128], host[160];
+    db_run_owner_self(self, sizeof self);
+    snprintf(host, sizeof host, "1%s", strchr(self, '@')); /* pid 1 of this host: alive */
+    set_owner(path, host, "1");
+    cr_assert_eq(db_run_claim(db, id), SL_EBUSY);
+    cr_assert(strstr(sl_errmsg(), host), "%s", sl_errmsg());
+    cr_assert_eq(db_run_heartbeat(db, id), SL_EBUSY, "the lease was taken over: stop");
+    set_owner(path, host, "3600"); /* alive pid, but no heartbeat for an hour */
+    cr_assert_eq(db_run_claim(db, id), 0, "%s", sl_errmsg());
+    snprintf(host, sizeof host, "999999999%s", strchr(self, '@')); /* no such pid */
+    set_owner(path, host, "1");
+    cr_assert_eq(db_run_liveness(db, id, &live, NULL, 0), 0);
+    cr_assert_eq(live, DB_RUN_INTERRUPTED);
+    cr_assert_eq(db_run_claim(db, id), 0, "%s", sl_errmsg());
+    set_owner(path, "12@another-host", "1"); /* another host, fresh heartbeat: alive */
+    cr_assert_eq(db_run_claim(db, id), SL_EBUSY);
+    set_owner(path, "12@another-host", "61");
+    cr_assert_eq(db_run_claim(db, id), 0, "%s", sl_errmsg());
+    cr_assert_eq(db_run_release(db, id), 0);
+    cr_assert_eq(db_run_update(db, id, "done", 0, 0, NULL), 0);
+    cr_assert_eq(db_run_liveness(db, id, &live, NULL, 0), 0);
+    cr_assert_eq(live, DB_RUN_ENDED);
+    db_close(db);
+    free(path);
+}
+
 /* ---- docs/schema.md against the live schema ---- */
 
 #define SCHEMA_MAX 256
@@ -725,6 +825,82 @@ Test(db, schema_1_run_options_become_generated_columns)
     cr_assert_eq(sqlite3_column_int(st, 2), 1);
     sqlite3_finalize(st);
     cr_assert_neq(sqlite3_exec(h, "UPDATE run SET layers = 1", NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(h);
+    th_rmdir(tdir);
+    free(path);
+    free(tdir);
+}
+
+static int64_t count_rows(sqlite3 *h, const char *sql)
+{
+    sqlite3_stmt *st;
+    cr_assert_eq(sqlite3_prepare_v2(h, sql, -1, &st, NULL), SQLITE_OK, "%s: %s", sql, sqlite3_errmsg(h));
+    cr_assert_eq(sqlite3_step(st), SQLITE_ROW, "%s", sql);
+    int64_t n = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    return n;
+}
+
+/* A schema-2 database with a row in every table is upgraded to schema 3 in place and keeps every row;
+ * the scores `seqlite eval` stored then become evaluations (a bleu row and its chrf row each), training's
+ * validation scores stay training's (no evaluation). */
+Test(db, schema_2_upgrade_keeps_every_row_and_groups_old_evaluations)
+{
+    char *tdir = th_tmpdir();
+    char *path = th_path(tdir, "v2.db");
+    sqlite3 *h;
+    cr_assert_eq(sqlite3_open(path, &h), SQLITE_OK);
+    cr_assert_eq(sqlite3_exec(h, "PRAGMA foreign_keys = ON", NULL, NULL, NULL), SQLITE_OK);
+    for (int v = 0; v < 2; v++)
+        cr_assert_eq(sqlite3_exec(h, db_migration_script(v), NULL, NULL, NULL), SQLITE_OK, "%s", sqlite3_errmsg(h));
+    char pragmas[96];
+    snprintf(pragmas, sizeof pragmas, "PRAGMA application_id = %d; PRAGMA user_version = 2;", DB_APPLICATION_ID);
+    cr_assert_eq(sqlite3_exec(h, pragmas, NULL, NULL, NULL), SQLITE_OK);
+    const char *rows =
+        "INSERT INTO corpus (id, name, split, src_lang, tgt_lang, src_path, tgt_path, n_pairs, first_pair_id,"
+        " last_pair_id) VALUES (1, 'test', 'test', 'en', 'de', 't.en', 't.de', 2, 1, 2);"
+        "INSERT INTO pair (id, corpus_id, line, src, tgt) VALUES (1, 1, 1, 'a', 'b'), (2, 1, 2, 'c', 'd');"
+        "INSERT INTO vocab (id, kind, side, size, normalization) VALUES (1, 'bpe', 'joint', 4, 'NFKC');"
+        "INSERT INTO token (vocab_id, id, surface, bytes, count, kind) VALUES (1, 0, '<pad>', x'', 0, 'special');"
+        "INSERT INTO merge (vocab_id, rank, left_id, right_id, result_id) VALUES (1, 0, 0, 0, 0);"
+        "INSERT INTO run (id, name, src_vocab_id, tgt_vocab_id, config) VALUES (1, 'r', 1, 1, '{\"layers\":1}');"
+        "INSERT INTO train_log (run_id, step, epoch, loss) VALUES (1, 10, 0, 2.5);"
+        "INSERT INTO checkpoint (id, run_id, step, epoch) VALUES (1, 1, 10, 0);"
+        "INSERT INTO tensor (checkpoint_id, name, shape, data) VALUES (1, 'out.b', '[1]', x'00000000');"
+        "INSERT INTO metric (run_id, step, split, name, value) VALUES (1, 10, 'valid', 'ppl', 50);"
+        "INSERT INTO metric (run_id, checkpoint_id, step, split, name, value, created_at)"
+        " VALUES (1, 1, 10, 'test', 'bleu', 3.5, '2026-01-01T00:00:00.000Z'),"
+        "        (1, 1, 10, 'test', 'chrf', 20.5, '2026-01-01T00:00:00.001Z'),"
+        "        (1, 1, 10, 'test', 'bleu', 3.7, '2026-01-02T00:00:00.000Z'),"
+        "        (1, 1, 10, 'test', 'chrf', 20.7, '2026-01-02T00:00:00.000Z');"
+        "INSERT INTO translation (checkpoint_id, corpus_id, pair_id, beam, hypothesis) VALUES (1, 1, 1, 5, 'x');";
+    cr_assert_eq(sqlite3_exec(h, rows, NULL, NULL, NULL), SQLITE_OK, "%s", sqlite3_errmsg(h));
+    static const char *const tables[] = {"corpus", "pair",   "vocab",  "token",  "merge",      "run",
+                                         "train_log", "checkpoint", "tensor", "metric", "translation"};
+    int64_t before[sizeof tables / sizeof tables[0]];
+    char sql[128];
+    for (size_t i = 0; i < sizeof tables / sizeof tables[0]; i++) {
+        snprintf(sql, sizeof sql, "SELECT count(*) FROM %s", tables[i]);
+        before[i] = count_rows(h, sql);
+        cr_assert_gt(before[i], 0, "%s", tables[i]);
+    }
+    sqlite3_close(h);
+    struct db *db;
+    cr_assert_eq(db_open(path, 0, &db), 0, "%s", sl_errmsg());
+    db_close(db);
+    cr_assert_eq(sqlite3_open(path, &h), SQLITE_OK);
+    cr_assert_eq(count_rows(h, "PRAGMA user_version"), DB_SCHEMA_VERSION);
+    for (size_t i = 0; i < sizeof tables / sizeof tables[0]; i++) {
+        snprintf(sql, sizeof sql, "SELECT count(*) FROM %s", tables[i]);
+        cr_assert_eq(count_rows(h, sql), before[i], "%s lost rows", tables[i]);
+    }
+    cr_assert_eq(count_rows(h, "SELECT count(*) FROM evaluation"), 2);
+    cr_assert_eq(count_rows(h, "SELECT count(DISTINCT evaluation_id) FROM metric WHERE split = 'test'"), 2);
+    cr_assert_eq(count_rows(h, "SELECT count(*) FROM metric WHERE split = 'test' AND evaluation_id IS NULL"), 0);
+    cr_assert_eq(count_rows(h, "SELECT count(*) FROM metric m JOIN evaluation e ON e.id = m.evaluation_id"
+                               " WHERE e.checkpoint_id = m.checkpoint_id AND e.step = 10"), 4);
+    cr_assert_eq(count_rows(h, "SELECT evaluation_id IS NULL FROM metric WHERE name = 'ppl'"), 1);
+    cr_assert_eq(count_rows(h, "SELECT count(*) FROM pragma_foreign_key_check"), 0);
     sqlite3_close(h);
     th_rmdir(tdir);
     free(path);

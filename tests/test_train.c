@@ -1278,6 +1278,35 @@ static int64_t q_int(const char *path, const char *query)
     return v;
 }
 
+/* Training's validation scores reference the checkpoint saved at their step (steps 2 and 4 here);
+ * a validation with no checkpoint at its step (3) references none. */
+Test(train, validation_scores_reference_the_checkpoint_of_their_step)
+{
+    char *dir = th_tmpdir();
+    char *path = make_db(dir, "a.db", 40, 1);
+    struct train_opts o;
+    tiny_opts(&o);
+    o.steps = 4;
+    o.save_every = 2;
+    o.valid_every = 1;
+    o.valid_bleu = 0;
+    o.keep = 5;
+    struct losses L;
+    size_t n;
+    struct train_result res;
+    free(train_and_read(path, &o, &L, &n, &res));
+    cr_assert_eq(q_int(path, "SELECT count(*) FROM metric WHERE split = 'valid' AND name = 'ppl'"), 4);
+    cr_assert_eq(q_int(path, "SELECT count(*) FROM metric m JOIN checkpoint c ON c.id = m.checkpoint_id"
+                             " WHERE m.split = 'valid' AND c.step = m.step AND m.step IN (2, 4)"),
+                 q_int(path, "SELECT count(*) FROM metric WHERE split = 'valid' AND step IN (2, 4)"));
+    cr_assert_eq(q_int(path, "SELECT count(*) FROM metric WHERE split = 'valid' AND step IN (2, 4)"), 2);
+    cr_assert_eq(q_int(path, "SELECT count(*) FROM metric WHERE split = 'valid' AND checkpoint_id IS NOT NULL"
+                             " AND step IN (1, 3)"), 0);
+    free(path);
+    th_rmdir(dir);
+    free(dir);
+}
+
 /* A training process killed with SIGKILL (no chance to clean up) loses nothing committed: the file
  * passes integrity_check, and --resume continues from the newest checkpoint, rewriting the log and
  * validation rows written after it, so every step and validation appears exactly once. */

@@ -605,8 +605,19 @@ Test(translate_cli, eval_stores_rows_and_matches_score)
     cr_assert_str_eq(tr, hyp.data);
     /* --limit */
     free(out);
-    cr_assert_eq(runf(&out, NULL, NULL, "eval '%s' --beam 1 --limit 5", db), 0);
+    cr_assert_eq(runf(&out, NULL, NULL, "eval '%s' --beam 1 --limit 5 --length-penalty 0.25", db), 0);
     cr_assert_eq(count_rows(db, "SELECT count(*) FROM translation WHERE beam = 1"), 5);
+    /* each evaluation is one row with its settings; its translations and scores reference it */
+    cr_assert_eq(count_rows(db, "SELECT count(*) FROM evaluation"), 2);
+    cr_assert_eq(count_rows(db, "SELECT count(*) FROM evaluation WHERE beam = 2 AND length_penalty = 0.6 AND"
+                                " max_sentences IS NULL AND n_sentences = 12 AND split = 'test' AND members IS NULL"
+                                " AND seconds > 0 AND sentences_per_s > 0 AND checkpoint_id IS NOT NULL"), 1);
+    cr_assert_eq(count_rows(db, "SELECT count(*) FROM evaluation WHERE beam = 1 AND length_penalty = 0.25 AND"
+                                " max_sentences = 5 AND n_sentences = 5"), 1);
+    cr_assert_eq(count_rows(db, "SELECT count(*) FROM translation t JOIN evaluation e ON e.id = t.evaluation_id"
+                                " WHERE t.beam = e.beam AND t.checkpoint_id = e.checkpoint_id"), 17);
+    cr_assert_eq(count_rows(db, "SELECT count(*) FROM metric m JOIN evaluation e ON e.id = m.evaluation_id"
+                                " WHERE m.checkpoint_id = e.checkpoint_id AND m.step = e.step"), 4);
     free(tr), free(sc), free(hp), free(out);
     sbuf_free(&hyp);
     free(db);

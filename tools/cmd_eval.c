@@ -103,7 +103,17 @@ static int run(int argc, char **argv)
     double t_decode = 0;
     translator_totals(t, NULL, NULL, NULL, &t_decode);
     double wall = clock_since(t0);
-    if ((rc = eval_store(db, ck.run_id, ck.checkpoint_id, ck.step, split, (int)beam, alpha, &p, &ev)) != 0) {
+    const struct eval_record rec = {
+        .run_id = ck.run_id,
+        .checkpoint_id = ck.checkpoint_id,
+        .step = ck.step,
+        .split = split,
+        .beam = (int)beam,
+        .alpha = alpha,
+        .limit = (size_t)limit,
+        .seconds = t_decode,
+    };
+    if ((rc = eval_store(db, &rec, &p, &ev)) != 0) {
         cli_fail_status(&cmd_eval, rc);
         goto cleanup;
     }

@@ -52,7 +52,8 @@ int ckpt_save(struct db *db, const struct ckpt_save_req *q, int64_t *id)
         return rc;
     int64_t cid = 0;
     double best = NAN;
-    if ((rc = db_ckpt_insert(db, &c, &cid)) || (rc = save_views(db, cid, &q->model->table, "", q->w)))
+    if ((rc = db_ckpt_insert(db, &c, &cid)) || (rc = db_metric_link_checkpoint(db, q->run_id, q->step, cid)) ||
+        (rc = save_views(db, cid, &q->model->table, "", q->w)))
         goto fail;
     if (q->m && (rc = save_views(db, cid, &q->model->table, "adam.m.", q->m)))
         goto fail;

@@ -9,6 +9,7 @@
 #include "util/err.h"
 #include "util/vec.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -180,28 +181,41 @@ static int corpus_of(struct db *db, const struct ranges *r, int64_t pair_id, int
     return db_pair_get(db, pair_id, corpus_id, &line);
 }
 
-int eval_store(struct db *db, int64_t run_id, int64_t checkpoint_id, int64_t step, const char *split, int beam,
-               double alpha, const struct eval_set *s, const struct eval_out *o)
+int eval_store(struct db *db, const struct eval_record *r, const struct eval_set *s, const struct eval_out *o)
 {
     struct ranges rg;
     memset(&rg, 0, sizeof rg);
-    rg.split = split;
+    rg.split = r->split;
     int rc = db_corpus_foreach(db, ranges_cb, &rg);
     if (rc < 0)
         return rc;
+    struct db_evaluation e = {
+        .run_id = r->run_id,
+        .checkpoint_id = r->checkpoint_id,
+        .step = r->step,
+        .split = r->split,
+        .beam = r->beam,
+        .length_penalty = r->alpha,
+        .max_sentences = (int64_t)r->limit,
+        .members = r->members,
+        .n_sentences = (int64_t)s->n,
+        .seconds = r->seconds > 0 ? r->seconds : NAN,
+        .sentences_per_s = r->seconds > 0 ? (double)s->n / r->seconds : NAN,
+    };
+    int64_t eid = 0;
     if ((rc = db_begin(db)) != 0)
         return rc;
+    if ((rc = db_evaluation_insert(db, &e, &eid)) != 0)
+        goto fail;
     for (size_t i = 0; i < s->n; i++) {
         int64_t cid = 0;
         if ((rc = corpus_of(db, &rg, s->pair_id[i], &cid)) != 0 ||
-            (rc = db_translation_insert(db, checkpoint_id, cid, s->pair_id[i], beam, alpha,
+            (rc = db_translation_insert(db, eid, e.checkpoint_id, cid, s->pair_id[i], r->beam, r->alpha,
                                         o->hyps.data + o->hyp_off[i], o->hyp_lp[i])) != 0)
             goto fail;
     }
-    if ((rc = db_metric_insert(db, run_id, checkpoint_id, step, split, "bleu", o->bleu.score,
-                               o->bleu.signature.data)) != 0 ||
-        (rc = db_metric_insert(db, run_id, checkpoint_id, step, split, "chrf", o->chrf.score,
-                               o->chrf.signature.data)) != 0 ||
+    if ((rc = db_evaluation_metric_insert(db, eid, "bleu", o->bleu.score, o->bleu.signature.data)) != 0 ||
+        (rc = db_evaluation_metric_insert(db, eid, "chrf", o->chrf.score, o->chrf.signature.data)) != 0 ||
         (rc = db_commit(db)) != 0)
         goto fail;
     return 0;

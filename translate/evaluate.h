@@ -48,10 +48,22 @@ void eval_out_free(struct eval_out *o);
  * message naming the pairs. */
 int eval_translate(struct translator *t, const struct eval_set *s, struct eval_out *o);
 
-/* Stores an evaluation in one transaction: every hypothesis of s with its log-probability (translation
- * rows, o must have been made with keep_hyps) and both scores with their signatures (metric rows of
- * run_id / checkpoint_id at step, for split). Nothing is stored on failure. */
-int eval_store(struct db *db, int64_t run_id, int64_t checkpoint_id, int64_t step, const char *split, int beam,
-               double alpha, const struct eval_set *s, const struct eval_out *o);
+/* What an evaluation scored and with which settings. */
+struct eval_record {
+    int64_t run_id, checkpoint_id, step; /* the model (an ensemble: its first member) */
+    const char *split;
+    int beam;
+    double alpha;        /* length penalty */
+    size_t limit;        /* first N pairs only (0: all) */
+    const char *members; /* JSON array of an ensemble's checkpoint ids; NULL: one model */
+    double seconds;      /* decoding time (0: not measured) */
+};
+
+/* Stores an evaluation in one transaction: an evaluation row with r's settings, every hypothesis of s
+ * with its log-probability (translation rows, o must have been made with keep_hyps) and both scores
+ * with their signatures (metric rows), all referencing that evaluation. A checkpoint deleted since it
+ * was loaded (pruned by training) is stored as NULL, the evaluation keeps its run and step. Nothing is
+ * stored on failure. */
+int eval_store(struct db *db, const struct eval_record *r, const struct eval_set *s, const struct eval_out *o);
 
 #endif

@@ -53,6 +53,7 @@ const char *sl_strstatus(int code)
     case SL_EINTR: return "interrupted";
     case SL_ENUM: return "not a finite number";
     case SL_EUTF8: return "invalid UTF-8";
+    case SL_EBUSY: return "in use by another process";
     default: return "unknown error";
     }
 }

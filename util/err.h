@@ -19,6 +19,7 @@ enum sl_status {
     SL_EINTR = -9,     /* interrupted by a signal or a time limit */
     SL_ENUM = -10,     /* a NaN or an infinity where a number was needed */
     SL_EUTF8 = -11,    /* invalid UTF-8 */
+    SL_EBUSY = -12,    /* another live process owns it */
 };
 
 /* Records a printf-style message for this thread and returns code (so: return sl_err(...)). */
