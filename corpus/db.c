@@ -29,6 +29,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <unistd.h>
 
 /* migrations[i] brings user_version i to i + 1. Never edit a released entry: append a new one. */
 static const char *const migrations[] = {
@@ -666,6 +668,53 @@ static int set_journal_mode(struct db *db, int wal)
     return ok;
 }
 
+/* Opens an existing database for reading only where it cannot be written (a read-only medium, or a
+ * file this user may not write): WAL readers need a writable -shm next to the file, so on a read-only
+ * file system the file is opened immutable (nothing can change it there). No migration: an older
+ * schema is refused with what to do. */
+static int open_readonly(struct db *db, int immutable)
+{
+    char *uri = uri_for(db->path, immutable ? "immutable=1" : "mode=ro");
+    if (!uri)
+        return sl_err(SL_ENOMEM, "out of memory");
+    int orc = sqlite3_open_v2(uri, &db->h, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_URI, NULL);
+    free(uri);
+    if (orc != SQLITE_OK)
+        return db->h ? dberr(db, "opening read-only") : sl_err(SL_ENOMEM, "out of memory");
+    sqlite3_extended_result_codes(db->h, 1);
+    sqlite3_busy_timeout(db->h, 10000);
+    uint32_t app_id;
+    int64_t version = 0, n_schema = 0;
+    int rc = read_identity(db, &app_id, &version, &n_schema);
+    if (!rc)
+        rc = check_identity(db->path, app_id, version, n_schema);
+    if (!rc && version < DB_SCHEMA_VERSION)
+        rc = sl_err(SL_EVERSION,
+                    "%s: schema %lld needs an upgrade to %d, which a read-only file cannot take: open it once "
+                    "where it is writable (any seqlite command, e.g. seqlite info)",
+                    db->path, (long long)version, DB_SCHEMA_VERSION);
+    if (!rc)
+        rc = script(db, "PRAGMA foreign_keys = ON;", "setting up the connection");
+    return rc;
+}
+
+/* Whether path lies on a read-only file system, or this user may not write it or its folder. */
+static int read_only_place(const char *path, int *medium)
+{
+    struct statvfs vs;
+    *medium = statvfs(path, &vs) == 0 && (vs.f_flag & ST_RDONLY);
+    if (*medium)
+        return 1;
+    char *dir = strdup(path);
+    if (!dir)
+        return 0;
+    char *slash = strrchr(dir, '/');
+    const char *d = slash ? (slash == dir ? "/" : (*slash = '\0', dir)) : ".";
+    int ro = access(path, W_OK) != 0 || access(d, W_OK) != 0;
+    free(dir);
+    return ro;
+}
+
 int db_open(const char *path, int flags, struct db **out)
 {
     *out = NULL;
@@ -679,6 +728,19 @@ int db_open(const char *path, int flags, struct db **out)
     struct db *db = db_alloc(path);
     if (!db)
         return sl_err(SL_ENOMEM, "out of memory");
+    int medium = 0;
+    if ((flags & DB_READ) && exists && read_only_place(path, &medium)) {
+        if ((rc = open_readonly(db, medium)) && !medium) {
+            /* mode=ro could not read the WAL (no -shm can be made here): the file cannot change either */
+            sqlite3_close(db->h);
+            db->h = NULL;
+            rc = open_readonly(db, 1);
+        }
+        if (rc)
+            goto fail;
+        *out = db;
+        return 0;
+    }
     int oflags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_URI |
                  ((flags & DB_CREATE) ? SQLITE_OPEN_CREATE : 0);
     /* Paths are paths: opened as a percent-encoded file: URI, so a name such as "file:x.db?mode=memory"

@@ -16,6 +16,8 @@
 
 enum db_open_flags {
     DB_CREATE = 1, /* create the file (and the schema) when it does not exist */
+    DB_READ = 2,   /* the caller only reads: where the file cannot be written (a read-only medium, no
+                      write permission) it is opened read-only, without migration */
 };
 
 struct db;

@@ -343,6 +343,7 @@ Test(translate, nbest_order_and_length_limit)
 
 #include <signal.h>
 #include <sqlite3.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -621,6 +622,36 @@ Test(translate_cli, eval_stores_rows_and_matches_score)
     free(tr), free(sc), free(hp), free(out);
     sbuf_free(&hyp);
     free(db);
+    th_rmdir(dir);
+    free(dir);
+}
+
+/* A model on a read-only file system (a bind mount remounted read-only in a private mount namespace)
+ * translates as it does where it is writable, with no -shm to create and nothing written. */
+Test(translate_cli, read_only_medium)
+{
+    if (system("unshare -rm sh -c 'mount --bind /tmp /tmp' >/dev/null 2>&1") != 0)
+        cr_skip_test("no private mount namespaces here (unshare -rm)");
+    char *dir = th_tmpdir();
+    char *ro = th_path(dir, "ro");
+    cr_assert_eq(mkdir(ro, 0755), 0);
+    char *db = make_db(ro, 1);
+    char *in = th_path(dir, "in.txt"), *out = th_path(dir, "out.txt"), *err = th_path(dir, "err.txt");
+    const char lines[] = "der hund\ndie katze spielt\n";
+    cr_assert_eq(th_write_file(in, lines, sizeof lines - 1), 0);
+    char *expect = NULL;
+    cr_assert_eq(runf(&expect, NULL, in, "translate '%s' --beam 2", db), 0);
+    char cmd[4096];
+    snprintf(cmd, sizeof cmd,
+             "unshare -rm sh -c \"mount --bind '%s' '%s' && mount -o remount,ro,bind '%s' &&"
+             " ! touch '%s/probe' 2>/dev/null && '%s' translate '%s' --beam 2 <'%s' >'%s' 2>'%s'\"",
+             ro, ro, ro, ro, SEQLITE_BIN, db, in, out, err);
+    int st = system(cmd);
+    char *got = th_read_file(out, NULL), *msg = th_read_file(err, NULL);
+    cr_assert(st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 0, "exit %d: %s", st, msg ? msg : "");
+    cr_assert_str_eq(got, expect);
+    free(got), free(msg), free(expect);
+    free(in), free(out), free(err), free(db), free(ro);
     th_rmdir(dir);
     free(dir);
 }

@@ -79,7 +79,7 @@ static int run(int argc, char **argv)
 
     struct db *db = NULL;
     struct bpe *b = NULL;
-    if ((rc = db_open(pos[0], 0, &db)))
+    if ((rc = db_open(pos[0], DB_READ, &db)))
         return cli_fail_status(&cmd_tokenize, rc);
     rc = corpus_vocab_load_latest(db, side, &b, NULL);
     db_close(db);

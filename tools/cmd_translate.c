@@ -22,7 +22,7 @@
 /* Opens path and loads checkpoint which; on failure prints the message and returns 1. */
 static int open_model(const char *path, const char *which, struct db **db, struct ckpt_model *ck)
 {
-    int rc = db_open(path, 0, db);
+    int rc = db_open(path, DB_READ, db);
     if (rc == SL_ENOTFOUND)
         return cli_fail(&cmd_translate, "no trained model: %s does not exist (run seqlite import, vocab and "
                         "train first)", path);
