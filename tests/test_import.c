@@ -550,3 +550,76 @@ Test(import_cli, killed_midway_leaves_nothing)
     cr_assert_eq(q_int(dbp, "SELECT count(*) FROM pair"), 4);
     free(fs), free(ft), free(dbp), free(src), free(tgt);
 }
+
+/* No file left in dir whose name starts with prefix (a temporary database of a failed import). */
+static int leftovers(const char *prefix)
+{
+    char cmd[4200];
+    snprintf(cmd, sizeof cmd, "ls '%s' | grep -c '^%s' >/dev/null", dir, prefix);
+    return system(cmd) == 0;
+}
+
+/* A first import (into a database that does not exist yet) fails while a second import creates and
+ * fills that database: the second import's corpus survives, nothing is deleted that the failing
+ * import did not create, and no temporary file is left. */
+Test(import_cli, failed_first_import_keeps_a_database_another_process_filled)
+{
+    char *src = WRITE("r.en", "one\ntwo\nthree\n");
+    char *tgt = WRITE("r.de", "eins\nzwei\ndrei\n");
+    char *dbp = th_path(dir, "race.db");
+    char *fs = th_path(dir, "rs.fifo");
+    cr_assert_eq(mkfifo(fs, 0600), 0);
+    pid_t pid = fork();
+    cr_assert(pid >= 0);
+    if (pid == 0) {
+        int fd = open("/dev/null", O_WRONLY);
+        dup2(fd, 2);
+        execl(SEQLITE_BIN, SEQLITE_BIN, "import", dbp, fs, tgt, "--name", "slow", (char *)NULL);
+        _exit(127);
+    }
+    FILE *a = fopen(fs, "w"); /* the first import is now reading its source */
+    cr_assert(a);
+    fputs("uno\n", a);
+    fflush(a);
+    char args[4096], *err = NULL;
+    snprintf(args, sizeof args, "import '%s' '%s' '%s' --name fast", dbp, src, tgt);
+    cr_assert_eq(th_run(args, NULL, NULL, &err), 0, "%s", err);
+    free(err);
+    fputs("dos\ntres\ncuatro\n", a); /* 4 source lines for 3 target lines: the first import fails */
+    fclose(a);
+    int status;
+    cr_assert_eq(waitpid(pid, &status, 0), pid);
+    cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 1, "status %d", status);
+    cr_assert_eq(q_int(dbp, "PRAGMA integrity_check"), 0);
+    cr_assert_eq(q_int(dbp, "SELECT count(*) FROM corpus WHERE name = 'fast' AND n_pairs = 3"), 1);
+    cr_assert_eq(q_int(dbp, "SELECT count(*) FROM corpus"), 1);
+    cr_assert(!leftovers("race.db.import-"), "a temporary database was left behind");
+    free(fs), free(dbp), free(src), free(tgt);
+}
+
+/* A first import through a dangling symlink creates the file the link names; a failed one leaves both
+ * the link and the missing target as they were. */
+Test(import_cli, dangling_symlink)
+{
+    char *src = WRITE("s.en", "one\ntwo\n");
+    char *tgt = WRITE("s.de", "eins\nzwei\n");
+    char *bad = WRITE("s-bad.de", "eins\n");
+    char *link = th_path(dir, "link.db"), *target = th_path(dir, "target.db");
+    cr_assert_eq(symlink("target.db", link), 0);
+    char args[4096], *err = NULL;
+    snprintf(args, sizeof args, "import '%s' '%s' '%s'", link, src, bad);
+    cr_assert_eq(th_run(args, NULL, NULL, &err), 1, "%s", err);
+    free(err);
+    struct stat sb;
+    cr_assert_eq(lstat(link, &sb), 0, "the failed import deleted the symlink");
+    cr_assert(S_ISLNK(sb.st_mode));
+    cr_assert_neq(access(target, F_OK), 0, "the failed import left %s behind", target);
+    cr_assert(!leftovers("target.db.import-"));
+    snprintf(args, sizeof args, "import '%s' '%s' '%s'", link, src, tgt);
+    cr_assert_eq(th_run(args, NULL, NULL, &err), 0, "%s", err);
+    free(err);
+    cr_assert_eq(lstat(link, &sb), 0);
+    cr_assert(S_ISLNK(sb.st_mode), "the symlink was replaced");
+    cr_assert_eq(q_int(target, "SELECT count(*) FROM pair"), 2);
+    free(link), free(target), free(src), free(tgt), free(bad);
+}

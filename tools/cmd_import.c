@@ -8,8 +8,11 @@
 #include "util/clock.h"
 #include "util/err.h"
 
+#include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 static void progress(void *ctx, int64_t lines)
@@ -18,14 +21,79 @@ static void progress(void *ctx, int64_t lines)
     fprintf(stderr, "\rimport: %lld lines", (long long)lines);
 }
 
-static void remove_db(const char *path)
+/* A first import builds the new database under a temporary name of its own (created exclusively, so
+ * no other process knows it) and links it into place when it succeeded, so a failed first import
+ * leaves nothing behind and deletes nothing it did not create — not a database another process
+ * created and filled meanwhile, not a symlink. */
+struct new_db {
+    char target[4096]; /* where the database goes: the path, or the file a dangling symlink names */
+    char tmp[4160];    /* the temporary file, "" when none */
+};
+
+/* 1 when path names no file yet (a dangling symlink counts: its target is the new file), 0 when it
+ * exists, or an SL_E* error. */
+static int new_db_plan(const char *path, struct new_db *n)
 {
-    char side[4096];
-    unlink(path);
-    snprintf(side, sizeof side, "%s-wal", path);
+    struct stat sb;
+    n->tmp[0] = '\0';
+    snprintf(n->target, sizeof n->target, "%s", path);
+    if (stat(path, &sb) == 0)
+        return 0;
+    if (errno != ENOENT)
+        return sl_err(SL_EIO, "%s: %s", path, strerror(errno));
+    if (lstat(path, &sb) == 0 && S_ISLNK(sb.st_mode)) {
+        char link[4096];
+        ssize_t k = readlink(path, link, sizeof link - 1);
+        if (k < 0)
+            return sl_err(SL_EIO, "%s: %s", path, strerror(errno));
+        link[k] = '\0';
+        const char *slash = strrchr(path, '/');
+        int w = link[0] == '/' || !slash
+                    ? snprintf(n->target, sizeof n->target, "%s", link)
+                    : snprintf(n->target, sizeof n->target, "%.*s/%s", (int)(slash - path), path, link);
+        if (w < 0 || (size_t)w >= sizeof n->target)
+            return sl_err(SL_EINVAL, "%s: the path its symlink names is too long", path);
+    }
+    int w = snprintf(n->tmp, sizeof n->tmp, "%s.import-XXXXXX", n->target);
+    if (w < 0 || (size_t)w >= sizeof n->tmp)
+        return sl_err(SL_EINVAL, "%s: path too long", path);
+    int fd = mkstemp(n->tmp);
+    if (fd < 0) {
+        int e = errno;
+        n->tmp[0] = '\0';
+        return sl_err(SL_EIO, "%s: cannot create the database: %s", path, strerror(e));
+    }
+    close(fd);
+    return 1;
+}
+
+/* Removes the temporary database and its side files (ours alone). */
+static void new_db_discard(struct new_db *n)
+{
+    if (!n->tmp[0])
+        return;
+    char side[4200];
+    unlink(n->tmp);
+    snprintf(side, sizeof side, "%s-wal", n->tmp);
     unlink(side);
-    snprintf(side, sizeof side, "%s-shm", path);
+    snprintf(side, sizeof side, "%s-shm", n->tmp);
     unlink(side);
+    n->tmp[0] = '\0';
+}
+
+/* Puts the finished temporary database in place: 0, or 1 when another process created the target
+ * meanwhile (the caller then imports into that one). */
+static int new_db_publish(struct new_db *n)
+{
+    if (link(n->tmp, n->target) == 0) {
+        new_db_discard(n);
+        return 0;
+    }
+    int e = errno;
+    new_db_discard(n);
+    if (e == EEXIST)
+        return 1;
+    return sl_err(SL_EIO, "%s: cannot create the database: %s", n->target, strerror(e));
 }
 
 static int run(int argc, char **argv)
@@ -65,13 +133,33 @@ static int run(int argc, char **argv)
     struct import_result res;
     struct db *db = NULL;
     double t0 = clock_now();
-    int existed = access(pos[0], F_OK) == 0;
-    if ((rc = db_open(pos[0], DB_CREATE, &db)))
-        return cli_fail_status(&cmd_import, rc);
-    rc = import_run(db, &o, &res);
-    db_close(db);
-    if (rc && !existed)
-        remove_db(pos[0]); /* a failed first import leaves no empty database behind */
+    struct new_db nd;
+    int fresh = new_db_plan(pos[0], &nd);
+    if (fresh < 0)
+        return cli_fail_status(&cmd_import, fresh);
+    for (;;) {
+        if ((rc = db_open(fresh ? nd.tmp : pos[0], DB_CREATE, &db)) == 0)
+            rc = import_run(db, &o, &res);
+        db_close(db);
+        db = NULL;
+        if (!fresh)
+            break;
+        if (rc) {
+            new_db_discard(&nd);
+            break;
+        }
+        if ((rc = new_db_publish(&nd)) <= 0)
+            break;
+        /* another process created DB meanwhile: import into it (inputs that can be read again) */
+        struct stat s1, s2;
+        if (stat(pos[1], &s1) != 0 || stat(pos[2], &s2) != 0 || !S_ISREG(s1.st_mode) || !S_ISREG(s2.st_mode)) {
+            rc = sl_err(SL_EIO, "%s was created by another process during this import, whose input cannot be "
+                        "read again: run the import again", pos[0]);
+            break;
+        }
+        fresh = 0;
+        fprintf(stderr, "import: %s was created by another process meanwhile: importing into it\n", pos[0]);
+    }
     if (o.progress)
         fputs("\r\033[K", stderr);
     if (rc == SL_EEXIST)
