@@ -1,8 +1,9 @@
 /* tools/cmd_train.c: `seqlite train DB`: trains (or --resume's) an LSTM encoder-decoder on the train
  * split with the newest vocabulary (train_run). Progress goes to stderr: one line per --log-every
  * steps (redrawn in place on a terminal); stdout gets one summary line at the end.
- * SIGINT / SIGTERM set a flag the trainer polls: it saves a checkpoint, marks the run 'stopped' and
- * we exit 130; a second signal restores the default action (kills at once).
+ * SIGINT, SIGTERM, SIGHUP, SIGQUIT and SIGPIPE set a flag the trainer polls: it saves a checkpoint,
+ * marks the run 'stopped' and we exit 128 + the signal (130 for ^C, 143 for kill); a second signal
+ * restores the default action (kills at once).
  * The flags and their usage lines come from the option table (train/options.h): each row gives one flag
  * (a BOOL row two: --FLAG and --no-FLAG); only --resume is this file's own.
  * ref: train/train.h, train/options.h. */
@@ -19,12 +20,26 @@
 #include <stdio.h>
 #include <string.h>
 
-static volatile sig_atomic_t stop_flag;
+static volatile sig_atomic_t stop_flag, stop_signal;
+
+/* The signals that stop a run cleanly: ^C, kill, a closed terminal, ^\, a closed pipe on stdout or
+ * stderr. The exit status is then 128 + the signal's number, as a shell reports a death by it. */
+static const int stop_signals[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGPIPE};
+#define N_STOP_SIGNALS (sizeof stop_signals / sizeof stop_signals[0])
 
 static void on_signal(int sig)
 {
     stop_flag = 1;
-    signal(sig, SIG_DFL); /* a second ^C kills */
+    stop_signal = sig;
+    /* a second ^C (or kill) kills; a closed pipe is ignored from now on, so writing the last lines to
+     * it fails quietly instead of killing the process before it has marked the run stopped */
+    signal(sig, sig == SIGPIPE ? SIG_IGN : SIG_DFL);
+}
+
+static void catch_stop_signals(int on)
+{
+    for (size_t i = 0; i < N_STOP_SIGNALS; i++)
+        signal(stop_signals[i], on ? on_signal : SIG_DFL);
 }
 
 struct view {
@@ -188,12 +203,12 @@ static int run(int argc, char **argv)
     struct db *db = NULL;
     if ((rc = db_open(pos[0], 0, &db)))
         return cli_fail_status(&cmd_train, rc);
-    signal(SIGINT, on_signal);
-    signal(SIGTERM, on_signal);
+    catch_stop_signals(1);
     struct train_result r;
     rc = train_run(db, &o, &r);
-    signal(SIGINT, SIG_DFL);
-    signal(SIGTERM, SIG_DFL);
+    catch_stop_signals(0);
+    if (stop_signal == SIGPIPE)
+        signal(SIGPIPE, SIG_IGN);
     end_line(&v);
     db_close(db);
     if (rc == SL_EINVAL && r.run_id == 0)
@@ -208,7 +223,7 @@ static int run(int argc, char **argv)
     if (stop_flag) {
         fprintf(stderr, "stopped: checkpoint %lld saved; continue with: seqlite train %s --resume\n",
                 (long long)r.last_checkpoint_id, pos[0]);
-        return 130;
+        return 128 + (int)stop_signal;
     }
     return 0;
 }
