@@ -147,3 +147,20 @@ Test(signals, closed_pipe_stops_the_run_cleanly)
     cr_assert_eq(waitpid(pid, &status, 0), pid);
     assert_stopped(SIGPIPE, status);
 }
+
+/* The short crash torture (tools/torture.sh): SIGKILLs training, import, vocab, eval (and export)
+ * at random moments and at commits; after each kill the database is intact, the last checkpoint
+ * translates and --resume goes on from no earlier step. */
+Test(torture, eight_kills)
+{
+    char cmd[4096];
+    snprintf(cmd, sizeof cmd, "bash '%s/tools/torture.sh' --rounds 8 --bin '%s' 2>&1", SEQLITE_SRCDIR, SEQLITE_BIN);
+    FILE *p = popen(cmd, "r");
+    cr_assert(p);
+    char out[16384];
+    size_t n = fread(out, 1, sizeof out - 1, p);
+    out[n] = '\0';
+    int st = pclose(p);
+    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "%s", out);
+    cr_assert(strstr(out, "torture: 8/8 rounds passed"), "%s", out);
+}
