@@ -796,6 +796,19 @@ int db_begin(struct db *db) { return db_exec(db, "starting a transaction", 0, "B
 
 int db_commit(struct db *db) { return db_exec(db, "committing", 0, "COMMIT", DB_NO_ARGS); }
 
+int db_read_begin(struct db *db)
+{
+    int64_t n;
+    int rc = db_exec(db, "starting a read transaction", 0, "BEGIN DEFERRED", DB_NO_ARGS);
+    /* the snapshot starts at the first read */
+    if (!rc && (rc = db_query_int(db, &n, "starting a read transaction", "SELECT count(*) FROM sqlite_schema",
+                                  DB_NO_ARGS)))
+        db_rollback(db);
+    return rc;
+}
+
+int db_read_end(struct db *db) { return db_rollback(db); }
+
 int db_rollback(struct db *db)
 {
     if (sqlite3_get_autocommit(db->h))

@@ -38,6 +38,10 @@ const char *db_path(const struct db *db);
 int db_begin(struct db *db);
 int db_commit(struct db *db);
 int db_rollback(struct db *db);
+/* A read transaction: every read until db_read_end sees one snapshot of the database (WAL: writers go
+ * on meanwhile, and nothing they commit or delete, e.g. a pruned checkpoint, shows). No writes inside. */
+int db_read_begin(struct db *db);
+int db_read_end(struct db *db);
 /* Bulk load mode (call outside a transaction): bigger page cache, and no foreign key checks (only
  * for code that inserts rows whose parents it has just created itself). on = 0 restores. */
 int db_bulk_mode(struct db *db, int on);
@@ -274,6 +278,8 @@ int db_ckpt_insert(struct db *db, const struct db_checkpoint *c, int64_t *id /* 
 int db_ckpt_get(struct db *db, int64_t id, struct db_checkpoint *out /* OUT */);
 /* which: "last" or "best" (highest id with is_best, else SL_ENOTFOUND); run_id 0: any run. */
 int db_ckpt_find(struct db *db, int64_t run_id, const char *which, int64_t *id /* OUT */);
+/* Whether the database holds any checkpoint (keeps the thread's error message as it was). */
+int db_has_checkpoint(struct db *db);
 /* Makes id the only best checkpoint of its run. */
 int db_ckpt_set_best(struct db *db, int64_t id);
 /* The best validation score among the run's checkpoints other than except_id: the lowest valid_ppl,

@@ -253,3 +253,13 @@ int db_tensor_count(struct db *db, int64_t ckpt_id, int64_t *n)
                           DB_ARGS(db_int(ckpt_id)));
     return rc == SL_ENOTFOUND ? db_fail(db, rc, "no tensors") : rc;
 }
+
+int db_has_checkpoint(struct db *db)
+{
+    char saved[1024];
+    snprintf(saved, sizeof saved, "%s", sl_errmsg());
+    int64_t n = 0;
+    int rc = db_query_int(db, &n, "counting checkpoints", "SELECT count(*) FROM checkpoint", DB_NO_ARGS);
+    sl_err(0, "%s", saved);
+    return !rc && n > 0;
+}

@@ -626,6 +626,27 @@ Test(translate_cli, eval_stores_rows_and_matches_score)
     free(dir);
 }
 
+/* A damaged checkpoint (a tensor missing) is reported as what it is, not as "no trained model". */
+Test(translate_cli, damaged_checkpoint_is_named)
+{
+    char *dir = th_tmpdir();
+    char *db = make_db(dir, 1);
+    sqlite3 *h;
+    cr_assert_eq(sqlite3_open(db, &h), SQLITE_OK);
+    cr_assert_eq(sqlite3_exec(h, "DELETE FROM tensor WHERE name = 'out.b'", NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(h);
+    char *err = NULL;
+    cr_assert_eq(runf(NULL, &err, NULL, "translate '%s'", db), 1);
+    cr_assert(strstr(err, "out.b") && !strstr(err, "no trained model"), "%s", err);
+    free(err);
+    cr_assert_eq(runf(NULL, &err, NULL, "eval '%s'", db), 1);
+    cr_assert(strstr(err, "out.b") && !strstr(err, "no trained model"), "%s", err);
+    free(err);
+    free(db);
+    th_rmdir(dir);
+    free(dir);
+}
+
 /* A model on a read-only file system (a bind mount remounted read-only in a private mount namespace)
  * translates as it does where it is writable, with no -shm to create and nothing written. */
 Test(translate_cli, read_only_medium)

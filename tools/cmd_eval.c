@@ -68,8 +68,12 @@ static int run(int argc, char **argv)
         cli_fail_status(&cmd_eval, rc);
         goto cleanup;
     }
-    rc = ckpt_model_load(db, which, &ck);
-    if (rc == SL_ENOTFOUND && (strcmp(which, "last") == 0 || strcmp(which, "best") == 0)) {
+    /* one snapshot: a checkpoint pruned by a training run meanwhile cannot vanish halfway */
+    if ((rc = db_read_begin(db)) == 0) {
+        rc = ckpt_model_load(db, which, &ck);
+        db_read_end(db);
+    }
+    if (rc == SL_ENOTFOUND && (strcmp(which, "last") == 0 || strcmp(which, "best") == 0) && !db_has_checkpoint(db)) {
         cli_fail(&cmd_eval, "no trained model: run seqlite train %s first", pos[0]);
         goto cleanup;
     }

@@ -28,8 +28,12 @@ static int open_model(const char *path, const char *which, struct db **db, struc
                         "train first)", path);
     if (rc)
         return cli_fail_status(&cmd_translate, rc);
-    rc = ckpt_model_load(*db, which, ck);
-    if (rc == SL_ENOTFOUND && (strcmp(which, "last") == 0 || strcmp(which, "best") == 0))
+    /* one snapshot: a checkpoint pruned by a training run meanwhile cannot vanish halfway */
+    if ((rc = db_read_begin(*db)) == 0) {
+        rc = ckpt_model_load(*db, which, ck);
+        db_read_end(*db);
+    }
+    if (rc == SL_ENOTFOUND && (strcmp(which, "last") == 0 || strcmp(which, "best") == 0) && !db_has_checkpoint(*db))
         return cli_fail(&cmd_translate, "no trained model: run seqlite train %s first", path);
     if (rc)
         return cli_fail_status(&cmd_translate, rc);
