@@ -228,6 +228,11 @@ int db_metric_insert(struct db *db, int64_t run_id, int64_t checkpoint_id, int64
 /* The newest value of metric name for (run_id, split) (SL_ENOTFOUND if none). */
 int db_metric_latest(struct db *db, int64_t run_id, const char *split, const char *name,
                      double *value /* OUT */, int64_t *step /* OUT, may be NULL */);
+/* Calls cb(ctx, step, value) for run_id's training-written validation values of metric name (split
+ * 'valid', no checkpoint) with step <= max_step, in step order (then insertion order). Nonzero from cb
+ * stops and is returned. */
+int db_metric_valid_foreach(struct db *db, int64_t run_id, const char *name, int64_t max_step,
+                            int (*cb)(void *ctx, int64_t step, double value), void *ctx);
 /* Training's validation metrics at step (split 'valid', written with no checkpoint) are linked to
  * checkpoint_id, the checkpoint saved at that step. */
 int db_metric_link_checkpoint(struct db *db, int64_t run_id, int64_t step, int64_t checkpoint_id);

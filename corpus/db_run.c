@@ -281,6 +281,19 @@ int db_metric_latest(struct db *db, int64_t run_id, const char *split, const cha
     return db_stmt_end(st, rc);
 }
 
+int db_metric_valid_foreach(struct db *db, int64_t run_id, const char *name, int64_t max_step,
+                            int (*cb)(void *ctx, int64_t step, double value), void *ctx)
+{
+    struct db_stmt *st;
+    int rc = db_query(db, &st, "reading validation metrics",
+                      "SELECT step, value FROM metric WHERE run_id = ?1 AND split = 'valid' AND name = ?2 AND"
+                      " evaluation_id IS NULL AND step <= ?3 ORDER BY step, id",
+                      DB_ARGS(db_int(run_id), db_text(name), db_int(max_step)));
+    while (!rc && db_row(st) > 0)
+        rc = cb(ctx, db_col_int(st, 0), db_col_real_or_nan(st, 1));
+    return db_stmt_end(st, rc);
+}
+
 int db_run_rewind(struct db *db, int64_t run_id, int64_t step)
 {
     int rc = db_begin(db);

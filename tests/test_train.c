@@ -1,7 +1,8 @@
 /* tests/test_train.c: checkpoints (round trip, corrupt rows, pruning, SQL view of the rows), the training
  * loop (1 vs 2 threads bit-identical, resume equals uninterrupted, stop request, bad options, the stop on a
- * NaN/Inf loss), the option table (its invariants, the stored config read back on resume) and the
- * `seqlite train` command. Each test builds a tiny database (synthetic copy-task pairs, a 300-token
+ * NaN/Inf loss), early stopping and lr decay on a stalled validation (also across a resume), the
+ * option table (its invariants, the stored config read back on resume), the progress lines (cut to a
+ * width, JSON) and the `seqlite train` command. Each test builds a tiny database (synthetic copy-task pairs, a 300-token
  * vocabulary) in a temporary directory. The learn_ suite trains a small model to copy (slower). */
 #include <criterion/criterion.h>
 
@@ -21,6 +22,7 @@
 #include "tests/helpers.h"
 #include "train/checkpoint.h"
 #include "train/options.h"
+#include "train/progress.h"
 #include "train/train.h"
 #include "util/err.h"
 #include "util/rng.h"
@@ -1248,9 +1250,29 @@ Test(train, cli_usage_and_errors)
              "train %s --layers 1 --emb 8 --hidden 8 --batch 10 --steps 3 --log-every 1 --threads 2", ok);
     cr_assert_eq(th_run(args, NULL, &out, &err), 0, "%s", err);
     cr_assert(strstr(out, "run 1: done after 3 steps"), "%s", out);
-    cr_assert(strstr(err, "step 3/3 loss"), "%s", err);
+    /* not a terminal: one full line per log step, step/total and ETA first */
+    cr_assert(strstr(err, "\nstep 1/3 eta ") && strstr(err, "\nstep 3/3 eta "), "%s", err);
+    cr_assert(strstr(err, " loss ") && strstr(err, " elapsed ") && !strstr(err, "\r"), "%s", err);
     cr_assert(strstr(err, "valid ppl"), "%s", err);
     free(out), free(err);
+    /* a usage error writes nothing: not even the database file */
+    static const char *const bad_stall[][2] = {{"--patience -1", "--patience"},
+                                               {"--lr-decay-on-stall 0", "--lr-decay-on-stall"},
+                                               {"--lr-decay-on-stall 1.5", "--lr-decay-on-stall"},
+                                               {"--log-format xml", "--log-format: 'xml' is not text or json"}};
+    char *none = th_path(dir, "none.db");
+    for (size_t i = 0; i < sizeof bad_stall / sizeof bad_stall[0]; i++) {
+        snprintf(args, sizeof args, "train %s %s", none, bad_stall[i][0]);
+        cr_assert_eq(th_run(args, NULL, NULL, &err), 2, "%s", bad_stall[i][0]);
+        cr_assert(strstr(err, bad_stall[i][1]), "%s: %s", bad_stall[i][0], err);
+        cr_assert_neq(access(none, F_OK), 0, "%s created the database", bad_stall[i][0]);
+        free(err);
+    }
+    free(none);
+    snprintf(args, sizeof args, "train %s --patience 2 --valid-every 0", novocab);
+    cr_assert_eq(th_run(args, NULL, NULL, &err), 2);
+    cr_assert(strstr(err, "--valid-every N > 0"), "%s", err);
+    free(err);
     snprintf(args, sizeof args, "train %s --resume --hidden 16", ok);
     cr_assert_eq(th_run(args, NULL, NULL, &err), 2);
     cr_assert(strstr(err, "conflicts with run 1"), "%s", err);
@@ -1366,6 +1388,328 @@ Test(train, killed_process_then_resume)
     free(path);
     th_rmdir(dir);
     free(dir);
+}
+
+/* The text of a one-row, one-column query into buf (read-only, waiting for a writer). */
+static void q_text(const char *path, const char *query, char *buf, size_t cap)
+{
+    sqlite3 *h;
+    cr_assert_eq(sqlite3_open_v2(path, &h, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    sqlite3_busy_timeout(h, 5000);
+    sqlite3_stmt *st;
+    cr_assert_eq(sqlite3_prepare_v2(h, query, -1, &st, NULL), SQLITE_OK, "%s", sqlite3_errmsg(h));
+    const unsigned char *t = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_text(st, 0) : NULL;
+    snprintf(buf, cap, "%s", t ? (const char *)t : "");
+    sqlite3_finalize(st);
+    sqlite3_close(h);
+}
+
+/* ---- progress lines ---- */
+
+static const struct train_progress sample_log = {
+    .event = TRAIN_EV_LOG, .run_id = 1, .epoch = 0, .step = 120, .total_steps = 2000, .loss = 4.12345,
+    .ppl = 61.8, .lr = 0.003, .grad_norm = 1.25, .src_tok_s = 1234, .tgt_tok_s = 1300, .elapsed_s = 62,
+    .eta_s = 200,
+};
+
+Test(train, progress_line_is_cut_to_the_width_in_whole_fields_step_eta_and_speed_first)
+{
+    struct sbuf full, b;
+    sbuf_init(&full);
+    sbuf_init(&b);
+    cr_assert_eq(train_progress_format(&sample_log, TRAIN_LOG_TEXT, 0, &full), 0);
+    cr_assert_str_eq(full.data, "step 120/2000 eta 3m20s tok/s 1234/1300 loss 4.1235 ppl 61.80 lr 0.003 gnorm 1.25 "
+                                "epoch 1 elapsed 1m02s");
+    static const size_t widths[] = {40, 80, 200};
+    static const char *const last_field[] = {"tok/s 1234/1300", "lr 0.003", "elapsed 1m02s"};
+    for (size_t i = 0; i < 3; i++) {
+        sbuf_reset(&b);
+        cr_assert_eq(train_progress_format(&sample_log, TRAIN_LOG_TEXT, widths[i], &b), 0);
+        cr_assert_lt(b.len, widths[i], "width %zu: %zu bytes never reach the last column", widths[i], b.len);
+        cr_assert(strncmp(b.data, "step 120/2000 eta 3m20s", 23) == 0, "width %zu: %s", widths[i], b.data);
+        /* whole fields: a prefix of the full line that ends where a field ends */
+        cr_assert(strncmp(full.data, b.data, b.len) == 0 && (full.data[b.len] == ' ' || !full.data[b.len]),
+                  "width %zu: %s", widths[i], b.data);
+        size_t lf = strlen(last_field[i]);
+        cr_assert(b.len >= lf && strcmp(b.data + b.len - lf, last_field[i]) == 0, "width %zu: %s", widths[i],
+                  b.data);
+    }
+    /* narrower than the first field: as much of it as fits; an unknown ETA is '?' */
+    sbuf_reset(&b);
+    cr_assert_eq(train_progress_format(&sample_log, TRAIN_LOG_TEXT, 10, &b), 0);
+    cr_assert_str_eq(b.data, "step 120/");
+    struct train_progress p = sample_log;
+    p.eta_s = -1;
+    sbuf_reset(&b);
+    cr_assert_eq(train_progress_format(&p, TRAIN_LOG_TEXT, 80, &b), 0);
+    cr_assert(strncmp(b.data, "step 120/2000 eta ? tok/s", 25) == 0, "%s", b.data);
+    /* other events are never cut */
+    p = (struct train_progress){.event = TRAIN_EV_VALID, .step = 500, .valid_ppl = 12.3456, .valid_bleu = 20.5,
+                                .valid_chrf = 45.25, .valid_sents = 200, .valid_seconds = 3.25};
+    sbuf_reset(&b);
+    cr_assert_eq(train_progress_format(&p, TRAIN_LOG_TEXT, 20, &b), 0);
+    cr_assert_str_eq(b.data, "step 500: valid ppl 12.346, BLEU 20.50, chrF2 45.25 on 200 sentences (3.2 s)");
+    sbuf_free(&full);
+    sbuf_free(&b);
+}
+
+/* 1 when line is one JSON object holding every key of keys (NULL-terminated), asked of SQLite's JSON1. */
+static int json_object_with(sqlite3 *h, const char *line, const char *const *keys)
+{
+    sqlite3_stmt *st;
+    cr_assert_eq(sqlite3_prepare_v2(h, "SELECT json_valid(?1) AND json_type(?1) = 'object' AND"
+                                       " json_type(?1, '$.' || ?2) IS NOT NULL", -1, &st, NULL), SQLITE_OK);
+    int ok = 1;
+    for (size_t i = 0; ok && keys[i]; i++) {
+        sqlite3_bind_text(st, 1, line, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, keys[i], -1, SQLITE_STATIC);
+        ok = sqlite3_step(st) == SQLITE_ROW && sqlite3_column_int(st, 0) == 1;
+        sqlite3_reset(st);
+    }
+    sqlite3_finalize(st);
+    return ok;
+}
+
+/* The text of json_extract(line, '$.key') into buf. */
+static void json_member(sqlite3 *h, const char *line, const char *key, char *buf, size_t cap)
+{
+    sqlite3_stmt *st;
+    cr_assert_eq(sqlite3_prepare_v2(h, "SELECT json_extract(?1, '$.' || ?2)", -1, &st, NULL), SQLITE_OK);
+    sqlite3_bind_text(st, 1, line, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, key, -1, SQLITE_STATIC);
+    const unsigned char *t = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_text(st, 0) : NULL;
+    snprintf(buf, cap, "%s", t ? (const char *)t : "(null)");
+    sqlite3_finalize(st);
+}
+
+static const char *const log_keys[] = {"event", "run", "step", "total", "epoch", "loss", "ppl", "lr", "gnorm",
+                                       "src_tok_s", "tgt_tok_s", "elapsed_s", "eta_s", NULL};
+static const char *const valid_keys[] = {"event", "step", "epoch", "valid_ppl", "valid_bleu", "valid_chrf",
+                                         "best_step", "stalled", NULL};
+
+Test(train, json_progress_lines_are_objects_with_the_fields)
+{
+    sqlite3 *h;
+    cr_assert_eq(sqlite3_open(":memory:", &h), SQLITE_OK);
+    struct sbuf b;
+    sbuf_init(&b);
+    char v[64];
+    struct train_progress p = sample_log;
+    p.eta_s = -1; /* unknown: null, not a number JSON cannot hold */
+    cr_assert_eq(train_progress_format(&p, TRAIN_LOG_JSON, 40, &b), 0);
+    cr_assert(json_object_with(h, b.data, log_keys), "%s", b.data);
+    cr_assert_null(strchr(b.data, '\n'));
+    json_member(h, b.data, "eta_s", v, sizeof v);
+    cr_assert_str_eq(v, "(null)");
+    json_member(h, b.data, "total", v, sizeof v);
+    cr_assert_str_eq(v, "2000");
+    json_member(h, b.data, "epoch", v, sizeof v);
+    cr_assert_str_eq(v, "1", "epochs count from 1 as in the text line");
+    p = (struct train_progress){.event = TRAIN_EV_VALID, .step = 500, .valid_ppl = 12.5, .valid_bleu = NAN,
+                                .valid_chrf = NAN, .best_step = 250, .stalled = 2};
+    sbuf_reset(&b);
+    cr_assert_eq(train_progress_format(&p, TRAIN_LOG_JSON, 0, &b), 0);
+    cr_assert(json_object_with(h, b.data, valid_keys), "%s", b.data);
+    json_member(h, b.data, "valid_ppl", v, sizeof v);
+    cr_assert_str_eq(v, "12.5");
+    json_member(h, b.data, "valid_bleu", v, sizeof v);
+    cr_assert_str_eq(v, "(null)", "not measured");
+    p = (struct train_progress){.event = TRAIN_EV_NOTE, .note = "a \"quoted\"\\path\nand\ta line"};
+    sbuf_reset(&b);
+    cr_assert_eq(train_progress_format(&p, TRAIN_LOG_JSON, 0, &b), 0);
+    static const char *const note_keys[] = {"event", "message", NULL};
+    cr_assert(json_object_with(h, b.data, note_keys), "%s", b.data);
+    json_member(h, b.data, "message", v, sizeof v);
+    cr_assert_str_eq(v, p.note, "escaped and read back");
+    sbuf_free(&b);
+    sqlite3_close(h);
+}
+
+Test(train, log_format_json_run_prints_only_json_lines)
+{
+    char *dir = th_tmpdir();
+    char *path = make_db(dir, "j.db", 30, 1);
+    char args[512], *out = NULL, *err = NULL;
+    snprintf(args, sizeof args,
+             "train %s --layers 1 --emb 8 --hidden 8 --batch 10 --steps 4 --log-every 1 --valid-every 2 "
+             "--valid-bleu 5 --threads 1 --log-format json --patience 0",
+             path);
+    cr_assert_eq(th_run(args, NULL, &out, &err), 0, "%s", err);
+    cr_assert(strstr(out, "run 1: done after 4 steps"), "%s", out);
+    sqlite3 *h;
+    cr_assert_eq(sqlite3_open(":memory:", &h), SQLITE_OK);
+    int n_log = 0, n_valid = 0, n_lines = 0;
+    char ev[32], step[32];
+    for (char *line = strtok(err, "\n"); line; line = strtok(NULL, "\n")) {
+        static const char *const any[] = {"event", "run", "step", NULL};
+        cr_assert(json_object_with(h, line, any), "not a JSON object: %s", line);
+        n_lines++;
+        json_member(h, line, "event", ev, sizeof ev);
+        if (strcmp(ev, "log") == 0) {
+            cr_assert(json_object_with(h, line, log_keys), "%s", line);
+            json_member(h, line, "step", step, sizeof step);
+            cr_assert_eq(atoi(step), ++n_log, "%s", line);
+        } else if (strcmp(ev, "valid") == 0) {
+            cr_assert(json_object_with(h, line, valid_keys), "%s", line);
+            n_valid++;
+        }
+    }
+    cr_assert_eq(n_log, 4, "one object per log step");
+    cr_assert_eq(n_valid, 2, "one per validation (steps 2 and 4)");
+    cr_assert_gt(n_lines, n_log + n_valid, "notes and saves too");
+    sqlite3_close(h);
+    free(out), free(err), free(path);
+    th_rmdir(dir);
+    free(dir);
+}
+
+/* ---- early stopping and lr decay on a stalled validation ---- */
+
+/* Options whose validations cannot improve: the update is far below the parameters' float resolution (lr
+ * and clip 1e-12), so every validation scores what the first one did. */
+static void frozen_opts(struct train_opts *o)
+{
+    tiny_opts(o);
+    o->dropout = 0;
+    o->lr = 1e-12;
+    o->clip = 1e-12;
+    o->valid_every = 2;
+    o->valid_bleu = 0;
+    o->steps = 20;
+}
+
+Test(train, patience_stops_a_run_whose_validation_cannot_improve)
+{
+    char *dir = th_tmpdir();
+    char *path = make_db(dir, "p.db", 45, 1);
+    struct train_opts o;
+    frozen_opts(&o);
+    o.patience = 2; /* step 2 is the best; 4 and 6 do not improve on it */
+    struct losses L;
+    size_t n;
+    struct train_result r;
+    free(train_and_read(path, &o, &L, &n, &r));
+    cr_assert_str_eq(r.status, "done");
+    cr_assert_eq(r.steps_done, 6);
+    cr_assert_eq(L.n, 6);
+    char msg[256];
+    q_text(path, "SELECT message FROM run", msg, sizeof msg);
+    cr_assert_str_eq(msg, "early stop: no improvement in 2 validations (best step 2)");
+    cr_assert_eq(q_int(path, "SELECT max(step) FROM checkpoint"), 6, "the stop step is saved");
+    cr_assert_eq(q_int(path, "SELECT step FROM checkpoint WHERE is_best"), 6, "equal scores: the newest");
+    cr_assert_eq(q_int(path, "SELECT count(DISTINCT value) FROM metric WHERE name = 'ppl'"), 1, "frozen");
+    free(path);
+    th_rmdir(dir);
+    free(dir);
+}
+
+Test(train, lr_decays_after_each_stalled_validation_on_top_of_the_schedule)
+{
+    char *dir = th_tmpdir();
+    char *path = make_db(dir, "d.db", 45, 1);
+    struct train_opts o;
+    frozen_opts(&o);
+    o.steps = 8;
+    o.lr_decay_on_stall = 0.5; /* validations 4 and 6 stall: halved for steps 5 on, again for 7 on */
+    o.lr_decay = 0.5;          /* the schedule: halved for steps 1-4, quartered for 5-8 */
+    o.lr_decay_start = 0;
+    o.lr_decay_every = 4;
+    struct losses L;
+    size_t n;
+    free(train_and_read(path, &o, &L, &n, NULL));
+    cr_assert_eq(L.n, 8);
+    const double lr = 1e-12;
+    const double want[8] = {lr * 0.5, lr * 0.5, lr * 0.5, lr * 0.5,
+                            lr * 0.25 * 0.5, lr * 0.25 * 0.5, lr * 0.25 * 0.25, lr * 0.25 * 0.25};
+    for (int i = 0; i < 8; i++)
+        cr_assert(L.lr[i] == want[i], "step %d: lr %.17g, want %.17g", i + 1, L.lr[i], want[i]);
+    char msg[256];
+    q_text(path, "SELECT message FROM run", msg, sizeof msg);
+    cr_assert_str_eq(msg, "finished after 8 steps", "no --patience: no early stop");
+    free(path);
+    th_rmdir(dir);
+    free(dir);
+}
+
+/* Learning for 4 steps, then the --lr-decay schedule freezes the parameters, so the validations from step
+ * 8 on stall for sure: a run stopped at step 9, inside the stall and off the validation schedule, then
+ * resumed, repeats the uninterrupted one exactly (the lr factor, the counter and the stop step included). */
+Test(train, resume_inside_a_stall_equals_uninterrupted)
+{
+    char *dir = th_tmpdir();
+    char *a = make_db(dir, "a.db", 45, 1), *b = make_db(dir, "b.db", 45, 1);
+    struct train_opts o;
+    tiny_opts(&o);
+    o.valid_every = 2;
+    o.valid_bleu = 0;
+    o.lr_decay = 1e-6;
+    o.lr_decay_start = 4;
+    o.lr_decay_every = 1;
+    o.lr_decay_on_stall = 0.5;
+    o.patience = 4; /* at least 4 stalled validations: the stop comes after step 9 */
+    o.steps = 30;
+    o.threads = 2;
+    struct losses La, Lb;
+    size_t na, nb;
+    struct train_result ra, rb;
+    float *wa = train_and_read(a, &o, &La, &na, &ra);
+    cr_assert_lt(ra.steps_done, 30, "stopped early");
+    cr_assert_gt(ra.steps_done, 9);
+    /* step 9 runs inside a stall: its lr is below the schedule's */
+    const double sched9 = 0.01 * pow(1e-6, 1 + (9 - 4 - 1) / 1);
+    cr_assert(La.lr[8] < 0.75 * sched9, "lr at step 9: %g, schedule %g", La.lr[8], sched9);
+    o.steps = 9;
+    o.threads = 1;
+    free(train_and_read(b, &o, &Lb, &nb, NULL));
+    cr_assert_eq(q_int(b, "SELECT count(*) FROM metric WHERE step = 9"), 1, "the stop validated off the schedule");
+    struct train_opts r;
+    train_opts_init(&r);
+    r.resume = 1;
+    r.steps = 30;
+    float *wb = train_and_read(b, &r, &Lb, &nb, &rb);
+    cr_assert_eq(rb.steps_done, ra.steps_done);
+    cr_assert_eq(La.n, Lb.n);
+    for (int i = 0; i < La.n; i++) {
+        cr_assert(La.v[i] == Lb.v[i], "step %lld: loss %.17g vs %.17g", (long long)La.step[i], La.v[i], Lb.v[i]);
+        cr_assert(La.lr[i] == Lb.lr[i], "step %lld: lr %.17g vs %.17g", (long long)La.step[i], La.lr[i], Lb.lr[i]);
+    }
+    cr_assert_eq(na, nb);
+    cr_assert(memcmp(wa, wb, na * sizeof *wa) == 0, "final parameters differ after resume");
+    char ma[256], mb[256];
+    q_text(a, "SELECT message FROM run", ma, sizeof ma);
+    q_text(b, "SELECT message FROM run", mb, sizeof mb);
+    static const char stop_msg[] = "early stop: no improvement in 4 validations (best step ";
+    cr_assert(strncmp(ma, stop_msg, sizeof stop_msg - 1) == 0, "%s", ma);
+    cr_assert_str_eq(ma, mb);
+    /* resuming the early-stopped run stops at once; another --valid-every would miscount: refused */
+    struct db *db;
+    cr_assert_eq(db_open(b, 0, &db), 0);
+    train_opts_init(&r);
+    r.resume = 1;
+    r.steps = 40;
+    struct train_result rc;
+    cr_assert_eq(train_run(db, &r, &rc), 0, "%s", sl_errmsg());
+    cr_assert_eq(rc.steps_done, ra.steps_done);
+    cr_assert_str_eq(rc.status, "done");
+    train_opts_init(&r);
+    r.resume = 1;
+    r.valid_every = 3;
+    cr_assert_eq(train_run(db, &r, &rc), SL_EINVAL);
+    cr_assert(strstr(sl_errmsg(), "--valid-every 3 conflicts with run 1 (valid-every 2)"), "%s", sl_errmsg());
+    db_close(db);
+    free(wa), free(wb), free(a), free(b);
+    th_rmdir(dir);
+    free(dir);
+}
+
+Test(train, stall_options_threads_1_and_2_identical)
+{
+    struct train_opts a;
+    tiny_opts(&a);
+    a.valid_every = 2;
+    a.lr_decay_on_stall = 0.5;
+    a.patience = 5;
+    assert_threads_identical(&a);
 }
 
 /* ---- learning ---- */

@@ -1,6 +1,7 @@
 /* tools/cmd_train.c: `seqlite train DB`: trains (or --resume's) an LSTM encoder-decoder on the train
  * split with the newest vocabulary (train_run). Progress goes to stderr: one line per --log-every
- * steps (redrawn in place on a terminal); stdout gets one summary line at the end.
+ * steps (text redrawn in place on a terminal and cut to its width; --log-format json: JSON lines, as
+ * train/progress.h formats them); stdout gets one summary line at the end.
  * SIGINT, SIGTERM, SIGHUP, SIGQUIT and SIGPIPE set a flag the trainer polls: it saves a checkpoint,
  * marks the run 'stopped' and we exit 128 + the signal (130 for ^C, 143 for kill); a second signal
  * restores the default action (kills at once).
@@ -11,14 +12,17 @@
 
 #include "corpus/db.h"
 #include "train/options.h"
+#include "train/progress.h"
 #include "train/train.h"
 #include "util/err.h"
 #include "util/sbuf.h"
 
-#include <math.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
 
 static volatile sig_atomic_t stop_flag, stop_signal;
 
@@ -45,19 +49,20 @@ static void catch_stop_signals(int on)
 struct view {
     int tty;
     int open_line; /* a \r line is on screen */
+    enum train_log_format fmt;
+    struct sbuf line;
 };
 
-static void fmt_time(char *buf, size_t cap, double s)
+/* The terminal's columns: TIOCGWINSZ on stderr, else $COLUMNS, else 80. Read at every redraw, so a
+ * resized window is followed. */
+static size_t stderr_width(void)
 {
-    if (s < 0 || !isfinite(s)) {
-        snprintf(buf, cap, "?");
-        return;
-    }
-    long t = (long)(s + 0.5);
-    if (t >= 3600)
-        snprintf(buf, cap, "%ldh%02ldm", t / 3600, t / 60 % 60);
-    else
-        snprintf(buf, cap, "%ldm%02lds", t / 60, t % 60);
+    struct winsize ws;
+    if (ioctl(STDERR_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 0)
+        return ws.ws_col;
+    const char *c = getenv("COLUMNS");
+    long n = c ? strtol(c, NULL, 10) : 0;
+    return n > 0 && n < 100000 ? (size_t)n : 80;
 }
 
 static void end_line(struct view *v)
@@ -68,39 +73,21 @@ static void end_line(struct view *v)
     }
 }
 
+/* Text on a terminal: the progress line redrawn in place (\r, clear to the end of the line), cut to the
+ * width; other lines below it. Text elsewhere and JSON: one line per event. */
 static void progress(void *ctx, const struct train_progress *p)
 {
     struct view *v = ctx;
-    char el[32], eta[32];
-    switch (p->event) {
-    case TRAIN_EV_LOG:
-        fmt_time(el, sizeof el, p->elapsed_s);
-        fmt_time(eta, sizeof eta, p->eta_s);
-        fprintf(stderr,
-                "%sepoch %lld step %lld/%lld loss %.4f ppl %.2f gnorm %.3g lr %g %.0f/%.0f src/tgt tok/s %s "
-                "eta %s%s",
-                v->tty ? "\r\033[K" : "", (long long)p->epoch + 1, (long long)p->step, (long long)p->total_steps,
-                p->loss, p->ppl, p->grad_norm, p->lr, p->src_tok_s, p->tgt_tok_s, el, eta, v->tty ? "" : "\n");
-        v->open_line = v->tty;
-        break;
-    case TRAIN_EV_VALID:
+    const int redraw = v->tty && v->fmt == TRAIN_LOG_TEXT && p->event == TRAIN_EV_LOG;
+    sbuf_reset(&v->line);
+    if (train_progress_format(p, v->fmt, redraw ? stderr_width() : 0, &v->line))
+        return;
+    if (redraw) {
+        fprintf(stderr, "\r\033[K%s", v->line.data ? v->line.data : "");
+        v->open_line = 1;
+    } else {
         end_line(v);
-        if (isnan(p->valid_bleu))
-            fprintf(stderr, "step %lld: valid ppl %.3f (%.1f s)\n", (long long)p->step, p->valid_ppl,
-                    p->valid_seconds);
-        else
-            fprintf(stderr, "step %lld: valid ppl %.3f, BLEU %.2f, chrF2 %.2f on %lld sentences (%.1f s)\n",
-                    (long long)p->step, p->valid_ppl, p->valid_bleu, p->valid_chrf, (long long)p->valid_sents,
-                    p->valid_seconds);
-        break;
-    case TRAIN_EV_SAVE:
-        end_line(v);
-        fprintf(stderr, "step %lld: checkpoint %lld saved\n", (long long)p->step, (long long)p->checkpoint_id);
-        break;
-    case TRAIN_EV_NOTE:
-        end_line(v);
-        fprintf(stderr, "%s\n", p->note);
-        break;
+        fprintf(stderr, "%s\n", v->line.data ? v->line.data : "");
     }
     fflush(stderr);
 }
@@ -196,7 +183,8 @@ static int run(int argc, char **argv)
         return rc;
     o.resume = resume;
     o.stop = &stop_flag;
-    struct view v = {.tty = cli_stderr_is_tty()};
+    struct view v = {.tty = cli_stderr_is_tty(), .fmt = o.log_format == TRAIN_LOG_JSON ? TRAIN_LOG_JSON : TRAIN_LOG_TEXT};
+    sbuf_init(&v.line);
     o.progress = progress;
     o.progress_ctx = &v;
 
@@ -210,6 +198,7 @@ static int run(int argc, char **argv)
     if (stop_signal == SIGPIPE)
         signal(SIGPIPE, SIG_IGN);
     end_line(&v);
+    sbuf_free(&v.line);
     db_close(db);
     if (rc == SL_EINVAL && r.run_id == 0)
         return cli_usage_error(&cmd_train, "%s", sl_errmsg());

@@ -23,6 +23,8 @@ static const char *const best_by_names[] = {"ppl", "bleu", NULL};
 /* in the order of enum attn_score (nn/attention.h): the stored value is the index */
 static const char *const attention_names[] = {"none", "dot", "general", "mlp", NULL};
 static const char *const encoder_names[] = {"uni", "bi", NULL};
+/* in the order of enum train_log_format (train/progress.h) */
+static const char *const log_format_names[] = {"text", "json", NULL};
 static const double plain = 0; /* runs stored before attention, bidirectional encoders and label smoothing */
 static const double off = 0; /* runs stored before validation BLEU existed did not measure it */
 
@@ -138,6 +140,17 @@ const struct train_opt train_opt_table[] = {
      .resume = TRAIN_RESUME_SAME, .key = "best_by_bleu",
      .help = "ppl (default: lowest validation perplexity) or bleu (highest BLEU):\n"
              "the checkpoint kept as best, which translate and eval use"},
+    /* the stall state is replayed from the run's validations on resume (train/stall.h): both stay the run's */
+    {.flag = "patience", .arg = "N", .type = TRAIN_OPT_INT, .field = OPT(patience), .def = 0,
+     .min = 0, .max = 1e9, .lo = 0, .hi = INFINITY,
+     .resume = TRAIN_RESUME_SAME, .key = "patience",
+     .help = "stop after N validations in a row that do not improve the --best-by\n"
+             "metric (default {default}: never)"},
+    {.flag = "lr-decay-on-stall", .arg = "F", .type = TRAIN_OPT_DOUBLE, .field = OPT(lr_decay_on_stall), .def = 1.0,
+     .min = 1e-6, .max = 1.0, .lo = 0, .hi = 1, .open = TRAIN_OPEN_LO,
+     .resume = TRAIN_RESUME_SAME, .key = "lr_decay_on_stall",
+     .help = "multiply the lr by F after each validation that does not improve the\n"
+             "--best-by metric, on top of --lr-decay (default {default}: never)"},
     {.flag = "save-every", .arg = "N", .type = TRAIN_OPT_INT, .field = OPT(save_every), .def = 500,
      .min = 0, .max = 1e12, .lo = 0, .hi = INFINITY,
      .resume = TRAIN_RESUME_KEEP, .key = "save_every", .column = COL(save_every),
@@ -146,6 +159,11 @@ const struct train_opt train_opt_table[] = {
      .min = 1, .max = 1e12, .lo = 1, .hi = INFINITY,
      .resume = TRAIN_RESUME_KEEP, .key = "log_every",
      .help = "progress line and train_log row every N steps (default {default})"},
+    /* how this invocation reports progress: not stored (like --threads), the caller's callback reads it */
+    {.flag = "log-format", .arg = "F", .type = TRAIN_OPT_CHOICE, .field = OPT(log_format), .def = 0,
+     .choices = log_format_names, .resume = TRAIN_RESUME_FREE,
+     .help = "progress on stderr as text (default: one line, cut to the terminal's width)\n"
+             "or json (one object per line: log steps, validations, saves, notes)"},
     {.flag = "keep", .arg = "N", .type = TRAIN_OPT_INT, .field = OPT(keep), .def = 3,
      .min = 1, .max = 1000, .lo = 1, .hi = INFINITY,
      .resume = TRAIN_RESUME_KEEP, .key = "keep", .column = COL(keep),
@@ -348,6 +366,9 @@ int train_opts_check(const struct train_opts *o)
     }
     if (o->best_by_bleu == 1 && o->valid_bleu == 0)
         return sl_err(SL_EINVAL, "keeping the best checkpoint by BLEU needs --valid-bleu N > 0");
+    if ((o->patience > 0 || (!isnan(o->lr_decay_on_stall) && o->lr_decay_on_stall < 1)) && o->valid_every == 0)
+        return sl_err(SL_EINVAL, "--patience and --lr-decay-on-stall act on the validations every --valid-every "
+                      "steps: give --valid-every N > 0");
     if (o->encoder == 1 && o->hidden != TRAIN_UNSET && o->hidden % 2)
         return sl_err(SL_EINVAL, "--encoder bi needs an even --hidden (each direction has hidden/2), not %lld",
                       (long long)o->hidden);

@@ -7,6 +7,8 @@
  * Every sum has a fixed order, so the thread count never changes a bit of the result.
  * Data position: (epoch, batch index); batch_plan_epoch(e) is a pure function of (data, options, seed,
  * e), so a checkpoint's (step, epoch, batch) plus parameters and Adam moments resume exactly.
+ * --patience and --lr-decay-on-stall: train/stall.h (the state is replayed from the run's validations
+ * on resume, so a resumed run stops and decays where the uninterrupted one does).
  * All SQLite calls happen on the calling thread, outside the parallel regions.
  * ref: Sutskever, Vinyals & Le 2014; Kingma & Ba 2015; Pascanu et al. 2013 (clipping). */
 #include "train/train.h"
@@ -20,6 +22,7 @@
 #include "nn/params.h"
 #include "train/checkpoint.h"
 #include "train/options.h"
+#include "train/stall.h"
 #include "translate/evaluate.h"
 #include "translate/translator.h"
 #include "train/update.h"
@@ -78,6 +81,8 @@ struct trainer {
     struct translator *tr;     /* for them (NULL: no validation BLEU) */
     struct eval_out bleu_out;
     int64_t saved_step;        /* step of the last checkpoint (-1 none) */
+    struct train_stall stall;  /* --patience / --lr-decay-on-stall state (train/stall.h) */
+    int early_stop;            /* --patience ran out: the run ends after this step */
     int64_t last_ckpt;
     /* this invocation of train_run */
     double t0, limit_s;        /* its start (clock_now) and time limit in seconds (0: none) */
@@ -124,7 +129,16 @@ static int resume_opts(struct trainer *t, struct train_opts *o)
     t->run_id = id;
     t->src_vocab_id = r.src_vocab_id;
     t->tgt_vocab_id = r.tgt_vocab_id;
-    rc = train_opts_resume(t->db, &r, o);
+    const int64_t valid_every = o->valid_every;
+    struct train_opts stored; /* the run's values of the options that may change */
+    train_opts_init(&stored);
+    if (!(rc = train_opts_resume(t->db, &r, o)) && !(rc = train_opts_resume(t->db, &r, &stored)) &&
+        valid_every != TRAIN_UNSET && valid_every != stored.valid_every &&
+        (o->patience > 0 || o->lr_decay_on_stall < 1))
+        /* the stall state counts the validations on the run's schedule (train/stall.h) */
+        rc = sl_err(SL_EINVAL, "--valid-every %lld conflicts with run %lld (valid-every %lld), whose --patience or "
+                    "--lr-decay-on-stall counts the validations on that schedule; resume without it",
+                    (long long)valid_every, (long long)id, (long long)stored.valid_every);
     db_run_clear(&r);
     return rc;
 }
@@ -250,17 +264,18 @@ static int grad_step(struct trainer *t, size_t total, double *loss_sum, double *
     return 0;
 }
 
-/* The learning rate of step `step` (1-based): a pure function of the options and the step, so a
- * resumed run follows the same schedule. */
+/* The learning rate of step `step` (1-based): the --lr-decay schedule, a pure function of the options
+ * and the step, times the stall factor of the validations before it (--lr-decay-on-stall; replayed on
+ * resume, train/stall.h), so a resumed run follows the same rates. */
 static double lr_at(const struct trainer *t, int64_t step)
 {
     const struct train_opts *o = &t->o;
     if (o->lr_decay >= 1.0 || step <= o->lr_decay_start)
-        return o->lr;
+        return o->lr * t->stall.lr_scale;
     int64_t every = o->lr_decay_every > 0 ? o->lr_decay_every : (int64_t)batch_plan_count(t->plan);
     if (every < 1)
         every = 1;
-    return o->lr * pow(o->lr_decay, (double)(1 + (step - o->lr_decay_start - 1) / every));
+    return o->lr * pow(o->lr_decay, (double)(1 + (step - o->lr_decay_start - 1) / every)) * t->stall.lr_scale;
 }
 
 /* Adam on the summed gradient gs[0] scaled by gscale (the clipping factor). */
@@ -359,6 +374,20 @@ static int save(struct trainer *t)
     return 0;
 }
 
+/* The validation just measured, for --patience and --lr-decay-on-stall (train/stall.h): counted when on
+ * the --valid-every schedule; sets early_stop when the patience ran out. Returns train_stall_update's
+ * answer (1 improved, 0 not, -1 not counted). */
+static int count_validation(struct trainer *t)
+{
+    if (t->o.valid_every <= 0 || t->step % t->o.valid_every != 0)
+        return -1;
+    const double score = t->o.best_by_bleu ? t->valid_bleu : t->valid_ppl;
+    int r = train_stall_update(&t->stall, t->step, score, (int)t->o.best_by_bleu, t->o.lr_decay_on_stall);
+    if (r == 0 && t->o.patience > 0 && t->stall.stalled >= t->o.patience)
+        t->early_stop = 1;
+    return r;
+}
+
 /* Validation: perplexity over the valid split, then (when asked) BLEU and chrF of the first
  * --valid-bleu valid pairs translated with the current parameters (translate/evaluate.h, as seqlite eval
  * does); metric rows for each. */
@@ -392,7 +421,18 @@ static int do_validate(struct trainer *t)
             return rc;
     }
     p.valid_seconds = clock_now() - v0;
+    const int improved = count_validation(t);
+    p.best_step = t->stall.best_step;
+    p.stalled = t->stall.stalled;
     emit(t, &p);
+    if (improved == 0 && (t->o.patience > 0 || t->o.lr_decay_on_stall < 1)) {
+        char lr[48] = "";
+        if (t->o.lr_decay_on_stall < 1)
+            snprintf(lr, sizeof lr, "; lr now %g", lr_at(t, t->step + 1));
+        note(t, "step %lld: no improvement of valid %s in %lld validation%s (best %.4g at step %lld)%s",
+             (long long)t->step, t->o.best_by_bleu ? "BLEU" : "ppl", (long long)t->stall.stalled,
+             t->stall.stalled == 1 ? "" : "s", t->stall.best, (long long)t->stall.best_step, lr);
+    }
     return 0;
 }
 
@@ -589,8 +629,11 @@ static int resume_state(struct trainer *t)
         t->valid_step = t->step;
     }
     if ((rc = db_run_rewind(t->db, t->run_id, t->step)) ||
+        (rc = train_stall_replay(t->db, t->run_id, t->o.best_by_bleu ? "bleu" : "ppl", t->o.valid_every, t->step,
+                                 (int)t->o.best_by_bleu, t->o.lr_decay_on_stall, &t->stall)) ||
         (rc = db_run_update(t->db, t->run_id, "running", t->step, t->nthreads, "")))
         return rc;
+    t->early_stop = t->o.patience > 0 && t->stall.stalled >= t->o.patience;
     note(t, "resuming run %lld from checkpoint %lld (step %lld, epoch %lld, batch %lld)", (long long)t->run_id,
          (long long)cid, (long long)t->step, (long long)t->epoch + 1, (long long)t->bidx);
     return 0;
@@ -662,7 +705,8 @@ static int train_loop(struct trainer *t, struct train_result *out, int *stopped)
     const size_t per_epoch = batch_plan_count(t->plan);
     t->total_steps = t->o.steps > 0 ? t->o.steps : t->o.epochs * (int64_t)per_epoch;
     if (!t->vplan)
-        note(t, "no valid split: validation perplexity is skipped (import one with --split valid)");
+        note(t, "no valid split: validation perplexity is skipped (import one with --split valid)%s",
+             t->o.patience > 0 || t->o.lr_decay_on_stall < 1 ? "; --patience and --lr-decay-on-stall do nothing" : "");
     if (t->train->n_long || batch_plan_n_over(t->plan))
         note(t, "%zu training pairs longer than --max-len %lld left out", t->train->n_long + batch_plan_n_over(t->plan),
              (long long)t->o.max_len);
@@ -680,7 +724,7 @@ static int train_loop(struct trainer *t, struct train_result *out, int *stopped)
             if ((rc = batch_plan_epoch(t->plan, (uint64_t)t->epoch)))
                 return rc;
         }
-        if (t->o.steps > 0 ? t->step >= t->o.steps : t->epoch >= t->o.epochs)
+        if ((t->o.steps > 0 ? t->step >= t->o.steps : t->epoch >= t->o.epochs) || t->early_stop)
             break;
         if (stop_due(t)) {
             *stopped = 1;
@@ -714,6 +758,8 @@ static int train_loop(struct trainer *t, struct train_result *out, int *stopped)
             return rc;
         if (t->o.valid_every > 0 && t->step % t->o.valid_every == 0 && (rc = do_validate(t)))
             return rc;
+        if (t->early_stop)
+            break; /* finish_run saves this step */
         /* the run's last step is saved by finish_run, after its validation, so the last checkpoint carries
          * the last scores and can become the best (also with --valid-every 0) */
         if (t->o.save_every > 0 && t->step % t->o.save_every == 0 && !last && !stop_due(t) && (rc = save(t)))
@@ -733,9 +779,16 @@ static int finish_run(struct trainer *t, struct train_result *out, int stopped)
         return rc;
     snprintf(out->status, sizeof out->status, "%s", stopped ? "stopped" : "done");
     char msg[160];
-    snprintf(msg, sizeof msg, "%s after %lld steps",
-             stopped ? ((t->o.stop && *t->o.stop) ? "stopped on request" : "stopped at the time limit") : "finished",
-             (long long)t->step);
+    if (t->early_stop && !stopped) {
+        snprintf(msg, sizeof msg, "early stop: no improvement in %lld validations (best step %lld)",
+                 (long long)t->o.patience, (long long)t->stall.best_step);
+        note(t, "%s", msg);
+    } else {
+        snprintf(msg, sizeof msg, "%s after %lld steps",
+                 stopped ? ((t->o.stop && *t->o.stop) ? "stopped on request" : "stopped at the time limit")
+                         : "finished",
+                 (long long)t->step);
+    }
     rc = db_run_update(t->db, t->run_id, out->status, t->step, 0, msg);
     double el = clock_now() - t->t0;
     out->src_tok_s = el > 0 ? (double)t->all_src / el : 0;
@@ -778,6 +831,7 @@ int train_run(struct db *db, const struct train_opts *opts, struct train_result 
     t.o = *opts;
     t.valid_step = t.saved_step = -1;
     t.valid_ppl = t.valid_bleu = NAN;
+    train_stall_init(&t.stall);
     t.t0 = clock_now();
     eval_out_init(&t.bleu_out, 0);
     int rc, started = 0, stopped = 0, gemm_threads = 0;

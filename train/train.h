@@ -39,6 +39,8 @@ struct train_progress {
     double valid_ppl;                 /* TRAIN_EV_VALID */
     double valid_bleu, valid_chrf;    /* TRAIN_EV_VALID: NAN when not measured */
     int64_t valid_sents;              /* TRAIN_EV_VALID: pairs translated for them */
+    int64_t best_step;                /* TRAIN_EV_VALID: step of the best validation so far (0: none) */
+    int64_t stalled;                  /* TRAIN_EV_VALID: validations in a row without improving it */
     double valid_seconds;             /* TRAIN_EV_VALID: time the validation took */
     int64_t checkpoint_id;            /* TRAIN_EV_SAVE */
     const char *note;                 /* TRAIN_EV_NOTE (borrowed, valid during the call) */
@@ -47,7 +49,8 @@ struct train_progress {
 /* Options. Integers TRAIN_UNSET, doubles NAN and strings NULL mean "not given". Each option's default,
  * ranges, resume policy and storage are its row in the table (train/options.h); on resume the given model
  * and data options must equal the run's (SL_EINVAL otherwise), while epochs, steps, intervals, keep,
- * time_limit_min and threads may change. */
+ * time_limit_min, threads and log_format may change (valid_every not while patience or lr_decay_on_stall
+ * is on: train/stall.h counts the validations on the run's schedule). */
 struct train_opts {
     const char *name;                 /* run name (NULL: "run-<id>") */
     int64_t layers, emb, hidden;
@@ -74,6 +77,10 @@ struct train_opts {
                                          (the first N in import order; 0: none) */
     int64_t valid_beam;               /* beam for them (1: greedy) */
     int64_t best_by_bleu;             /* keep the best checkpoint by BLEU (1) or perplexity (0) */
+    int64_t patience;                 /* stop after this many validations without improvement (0: never) */
+    double lr_decay_on_stall;         /* lr factor per validation without improvement (1: none) */
+    int64_t log_format;               /* enum train_log_format (train/progress.h): for the caller's
+                                         progress callback; the library does not read it */
     double time_limit_min;            /* <= 0: none */
     int resume;                       /* continue the newest run (0 or 1; not in the table) */
     volatile sig_atomic_t *stop;      /* polled between steps: nonzero = save and stop (may be NULL) */
