@@ -265,6 +265,34 @@ int db_translation_insert(struct db *db, int64_t evaluation_id, int64_t checkpoi
                           int64_t pair_id, int beam, double length_penalty, const char *hypothesis,
                           double score);
 
+/* ---- learning curves ---- */
+
+/* A run as db_curve_runs_foreach lists it (strings borrowed). */
+struct db_curve_run {
+    int64_t id;
+    const char *name, *status;
+    int64_t n_loss;  /* train_log rows with a loss */
+    int64_t n_valid; /* metric rows of split 'valid' with a value */
+};
+/* One point of a learning curve: the value at a step and the run's wall time then (elapsed_s: the
+ * train_log.elapsed_s of that step, or of the last logged step before it; NaN when none). */
+struct db_curve_point {
+    int64_t step;
+    double elapsed_s;
+    double value;
+};
+/* Calls cb for every run in id order. A nonzero return from cb stops the loop and is returned. */
+int db_curve_runs_foreach(struct db *db, int (*cb)(void *ctx, const struct db_curve_run *r), void *ctx);
+/* Calls cb for the training loss of every train_log row of run_id that has one, in step order.
+ * Nonzero from cb stops. No rows (or no such run) is not an error. */
+int db_curve_loss_foreach(struct db *db, int64_t run_id, int (*cb)(void *ctx, const struct db_curve_point *p),
+                          void *ctx);
+/* Calls cb for metric name of split measured on run_id, one point per step in step order: the first
+ * value stored for that step (training's own validation comes before a later seqlite eval of the
+ * same step). NULL values are left out. Nonzero from cb stops. */
+int db_curve_metric_foreach(struct db *db, int64_t run_id, const char *split, const char *name,
+                            int (*cb)(void *ctx, const struct db_curve_point *p), void *ctx);
+
 /* ---- checkpoint, tensor ---- */
 
 struct db_checkpoint {

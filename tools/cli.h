@@ -40,6 +40,6 @@ int cli_usage_error(const struct cli_cmd *c, const char *fmt, ...) __attribute__
 int cli_stderr_is_tty(void);
 
 extern const struct cli_cmd cmd_import, cmd_vocab, cmd_tokenize, cmd_train, cmd_translate, cmd_score,
-    cmd_eval, cmd_bench;
+    cmd_eval, cmd_bench, cmd_plot;
 
 #endif
