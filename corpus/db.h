@@ -304,22 +304,46 @@ struct db_checkpoint {
     int has_rng;
     unsigned char rng_state[32];
     int64_t pos_epoch, pos_batch; /* data_pos {"epoch":E,"batch":I}: the next batch to train */
+    int averaged;                 /* read only: averaged_from is set (db_ckpt_set_averaged_from) */
 };
 
 /* Creates a checkpoint row from c (all but id). */
 int db_ckpt_insert(struct db *db, const struct db_checkpoint *c, int64_t *id /* OUT */);
 int db_ckpt_get(struct db *db, int64_t id, struct db_checkpoint *out /* OUT */);
-/* which: "last" or "best" (highest id with is_best, else SL_ENOTFOUND); run_id 0: any run. */
+/* which: "last" (the highest id among the trained checkpoints, i.e. not averaged; an averaged one only
+ * when there is no trained one) or "best" (highest id with is_best); SL_ENOTFOUND when there is none;
+ * run_id 0: any run. Training resumes from "last", and `--checkpoint last` means the last trained
+ * checkpoint: use an averaged one by its id. */
 int db_ckpt_find(struct db *db, int64_t run_id, const char *which, int64_t *id /* OUT */);
 /* Whether the database holds any checkpoint (keeps the thread's error message as it was). */
 int db_has_checkpoint(struct db *db);
 /* Makes id the only best checkpoint of its run. */
 int db_ckpt_set_best(struct db *db, int64_t id);
-/* The best validation score among the run's checkpoints other than except_id: the lowest valid_ppl,
- * or with by_bleu the highest valid_bleu (NAN when none measured). */
+/* The best validation score among the run's trained checkpoints other than except_id: the lowest
+ * valid_ppl, or with by_bleu the highest valid_bleu (NAN when none measured). */
 int db_ckpt_best_score(struct db *db, int64_t run_id, int64_t except_id, int by_bleu, double *out /* OUT */);
-/* Deletes the run's checkpoints that are neither among its newest keep nor the best. */
+/* Deletes the run's trained checkpoints that are neither among its newest keep trained ones nor the
+ * best. Averaged checkpoints are never deleted by it, nor counted among the keep. */
 int db_ckpt_prune(struct db *db, int64_t run_id, int64_t keep);
+/* How db_ckpt_select ranks a run's trained checkpoints. */
+enum db_ckpt_rank {
+    DB_CKPT_NEWEST = 0,       /* highest step first (then highest id) */
+    DB_CKPT_LOWEST_PPL = 1,   /* measured valid_ppl, lowest first (ties: the newer) */
+    DB_CKPT_HIGHEST_BLEU = 2, /* measured valid_bleu, highest first (ties: the newer) */
+};
+/* Number of trained checkpoints of run_id that rank can choose (with DB_CKPT_LOWEST_PPL /
+ * DB_CKPT_HIGHEST_BLEU: those with that score measured). */
+int db_ckpt_count_trained(struct db *db, int64_t run_id, enum db_ckpt_rank rank, int64_t *n /* OUT */);
+/* The first n trained checkpoints of run_id by rank, returned in ids[0..*n_out) in ascending id order
+ * (*n_out < n when the run has fewer). */
+int db_ckpt_select(struct db *db, int64_t run_id, enum db_ckpt_rank rank, int64_t n, int64_t *ids /* OUT */,
+                   int64_t *n_out /* OUT */);
+/* Marks checkpoint id as the element-wise mean of ids[0..n) (checkpoint.averaged_from, a JSON array).
+ * SL_ENOTFOUND: no checkpoint id. */
+int db_ckpt_set_averaged_from(struct db *db, int64_t id, const int64_t *ids, size_t n);
+/* The members of averaged checkpoint id in stored order: the first cap go to ids, *n counts them all
+ * (0 for a trained checkpoint or no such id). */
+int db_ckpt_averaged_from(struct db *db, int64_t id, int64_t *ids /* OUT */, size_t cap, size_t *n /* OUT */);
 /* A resumed run rewrites its future: deletes run_id's checkpoints, train_log rows and training-written
  * validation metric rows (split 'valid', no checkpoint) with step > step, in one transaction. */
 int db_run_rewind(struct db *db, int64_t run_id, int64_t step);
@@ -333,5 +357,22 @@ int db_tensor_read(struct db *db, int64_t ckpt_id, const char *name, int ndim, c
                    float *dst, size_t n);
 /* Number of tensors of ckpt_id. */
 int db_tensor_count(struct db *db, int64_t ckpt_id, int64_t *n /* OUT */);
+
+/* ---- export ---- */
+
+struct db_export_sizes {
+    int64_t checkpoint_bytes; /* the tensors of the checkpoint in the source, optimizer state included */
+    int64_t model_bytes;      /* of those, the model's (what the export holds) */
+    int64_t file_bytes;       /* the size of the exported file */
+};
+/* Writes checkpoint ckpt_id of db as a new seqlite database at path out: the checkpoint's vocabularies
+ * (vocab, token, merge rows), its run row (without owner; a running run is stored as stopped) and the
+ * checkpoint (is_best 1: the file's only one; no rng_state) with its tensors except the Adam moments
+ * (adam.m.*, adam.v.*). Ids are kept. The copy reads one snapshot of db. out is written under a
+ * temporary name in its directory and renamed when complete; a failed export leaves no out and
+ * removes only its temporary file. SL_EEXIST: out exists (it is not touched); SL_EIO: out's directory
+ * is not writable (the message names it); SL_ENOTFOUND: no checkpoint ckpt_id. Call outside a
+ * transaction. OUT: sizes. */
+int db_export_checkpoint(struct db *db, int64_t ckpt_id, const char *out, struct db_export_sizes *sizes /* OUT */);
 
 #endif

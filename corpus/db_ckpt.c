@@ -1,7 +1,12 @@
 /* corpus/db_ckpt.c: the checkpoint and tensor tables (see db.h). A tensor is a BLOB of little-endian
  * float32 whatever the host, with its shape as a JSON array and dtype 'f32' (the safetensors
- * convention); a reader checks dtype, shape and byte size before it copies anything. Which
- * checkpoints a run keeps: its newest `keep` and its best (is_best, at most one per run). */
+ * convention); a reader checks dtype, shape and byte size before it copies anything.
+ * - Trained checkpoints (averaged_from NULL) are what training saves, resumes from ("last") and
+ *   prunes: a run keeps its newest `keep` trained checkpoints and its best (is_best, at most one per
+ *   run).
+ * - Averaged checkpoints (averaged_from: a JSON array of member ids, `seqlite average`) are never
+ *   "last" while the run has a trained one, never counted among the newest `keep` and never pruned;
+ *   they are deleted only with their run or by a rewind past their step. */
 #include "corpus/db_internal.h"
 
 #include "util/err.h"
@@ -54,6 +59,7 @@ static int ckpt_from_row(struct db *db, struct db_stmt *st, void *vout)
     }
     out->pos_epoch = db_col_int(st, 10);
     out->pos_batch = db_col_int(st, 11);
+    out->averaged = !db_col_is_null(st, 12);
     return rc;
 }
 
@@ -62,8 +68,8 @@ int db_ckpt_get(struct db *db, int64_t id, struct db_checkpoint *out)
     memset(out, 0, sizeof *out);
     return db_get_by_id(db, "checkpoint",
                         "SELECT id, run_id, step, epoch, src_vocab_id, tgt_vocab_id, valid_ppl, valid_bleu, is_best,"
-                        " rng_state, json_extract(data_pos, '$.epoch'), json_extract(data_pos, '$.batch')"
-                        " FROM checkpoint WHERE id = ?1",
+                        " rng_state, json_extract(data_pos, '$.epoch'), json_extract(data_pos, '$.batch'),"
+                        " averaged_from FROM checkpoint WHERE id = ?1",
                         id, ckpt_from_row, out);
 }
 
@@ -72,9 +78,12 @@ int db_ckpt_find(struct db *db, int64_t run_id, const char *which, int64_t *id)
     int best = strcmp(which, "best") == 0;
     if (!best && strcmp(which, "last") != 0)
         return sl_err(SL_EINVAL, "checkpoint '%s': expected last, best or an id", which);
+    /* last: the newest trained checkpoint; an averaged one only where there is no trained one (a
+     * file written by seqlite export of an averaged checkpoint) */
     int rc = db_query_int(db, id, "querying",
                           best ? "SELECT max(id) FROM checkpoint WHERE is_best = 1 AND (?1 = 0 OR run_id = ?1)"
-                               : "SELECT max(id) FROM checkpoint WHERE ?1 = 0 OR run_id = ?1",
+                               : "SELECT id FROM checkpoint WHERE ?1 = 0 OR run_id = ?1"
+                                 " ORDER BY averaged_from IS NULL DESC, id DESC LIMIT 1",
                           DB_ARGS(db_int(run_id)));
     if (rc == SL_ENOTFOUND && run_id)
         rc = db_fail(db, rc, "run %lld has no %scheckpoint", (long long)run_id, best ? "best " : "");
@@ -96,7 +105,9 @@ int db_ckpt_best_score(struct db *db, int64_t run_id, int64_t except_id, int by_
     struct db_stmt *st;
     int rc = db_query_row(db, &st, "reading checkpoints",
                           by_bleu ? "SELECT max(valid_bleu) FROM checkpoint WHERE run_id = ?1 AND id != ?2"
-                                  : "SELECT min(valid_ppl) FROM checkpoint WHERE run_id = ?1 AND id != ?2",
+                                    " AND averaged_from IS NULL"
+                                  : "SELECT min(valid_ppl) FROM checkpoint WHERE run_id = ?1 AND id != ?2"
+                                    " AND averaged_from IS NULL",
                           DB_ARGS(db_int(run_id), db_int(except_id)));
     if (!rc)
         *out = db_col_real_or_nan(st, 0);
@@ -106,9 +117,75 @@ int db_ckpt_best_score(struct db *db, int64_t run_id, int64_t except_id, int by_
 int db_ckpt_prune(struct db *db, int64_t run_id, int64_t keep)
 {
     return db_exec(db, "pruning checkpoints", 0,
-                   "DELETE FROM checkpoint WHERE run_id = ?1 AND is_best = 0 AND id NOT IN"
-                   " (SELECT id FROM checkpoint WHERE run_id = ?1 ORDER BY step DESC, id DESC LIMIT ?2)",
+                   "DELETE FROM checkpoint WHERE run_id = ?1 AND is_best = 0 AND averaged_from IS NULL AND id NOT IN"
+                   " (SELECT id FROM checkpoint WHERE run_id = ?1 AND averaged_from IS NULL"
+                   " ORDER BY step DESC, id DESC LIMIT ?2)",
                    DB_ARGS(db_int(run_id), db_int(keep)));
+}
+
+int db_ckpt_count_trained(struct db *db, int64_t run_id, enum db_ckpt_rank rank, int64_t *n)
+{
+    return db_query_int(db, n, "counting checkpoints",
+                        "SELECT count(*) FROM checkpoint WHERE run_id = ?1 AND averaged_from IS NULL"
+                        " AND (?2 = 0 OR (?2 = 1 AND valid_ppl IS NOT NULL) OR (?2 = 2 AND valid_bleu IS NOT NULL))",
+                        DB_ARGS(db_int(run_id), db_int((int64_t)rank)));
+}
+
+int db_ckpt_select(struct db *db, int64_t run_id, enum db_ckpt_rank rank, int64_t n, int64_t *ids, int64_t *n_out)
+{
+    static const char *const sql[] = {
+        [DB_CKPT_NEWEST] = "SELECT id FROM (SELECT id FROM checkpoint WHERE run_id = ?1 AND averaged_from IS NULL"
+                           " ORDER BY step DESC, id DESC LIMIT ?2) ORDER BY id",
+        [DB_CKPT_LOWEST_PPL] = "SELECT id FROM (SELECT id FROM checkpoint WHERE run_id = ?1 AND averaged_from IS NULL"
+                               " AND valid_ppl IS NOT NULL ORDER BY valid_ppl, step DESC, id DESC LIMIT ?2) ORDER BY id",
+        [DB_CKPT_HIGHEST_BLEU] = "SELECT id FROM (SELECT id FROM checkpoint WHERE run_id = ?1"
+                                 " AND averaged_from IS NULL AND valid_bleu IS NOT NULL"
+                                 " ORDER BY valid_bleu DESC, step DESC, id DESC LIMIT ?2) ORDER BY id",
+    };
+    *n_out = 0;
+    if ((int)rank < 0 || (int)rank > DB_CKPT_HIGHEST_BLEU || n < 0)
+        return sl_err(SL_EINVAL, "db_ckpt_select: bad rank or count");
+    struct db_stmt *st;
+    int rc = db_query(db, &st, "selecting checkpoints", sql[rank], DB_ARGS(db_int(run_id), db_int(n)));
+    while (!rc && *n_out < n && db_row(st) > 0)
+        ids[(*n_out)++] = db_col_int(st, 0);
+    return db_stmt_end(st, rc);
+}
+
+int db_ckpt_set_averaged_from(struct db *db, int64_t id, const int64_t *ids, size_t n)
+{
+    struct sbuf js;
+    sbuf_init(&js);
+    int rc = sbuf_putc(&js, '[');
+    for (size_t i = 0; !rc && i < n; i++)
+        rc = sbuf_printf(&js, "%s%lld", i ? "," : "", (long long)ids[i]);
+    if (!rc)
+        rc = sbuf_putc(&js, ']');
+    if (rc) {
+        sbuf_free(&js);
+        return sl_err(SL_ENOMEM, "out of memory");
+    }
+    rc = db_exec(db, "marking an averaged checkpoint", 0, "UPDATE checkpoint SET averaged_from = ?2 WHERE id = ?1",
+                 DB_ARGS(db_int(id), db_text_n(js.data, js.len)));
+    sbuf_free(&js);
+    if (!rc && db_changes(db) != 1)
+        rc = db_fail(db, SL_ENOTFOUND, "no checkpoint with id %lld", (long long)id);
+    return rc;
+}
+
+int db_ckpt_averaged_from(struct db *db, int64_t id, int64_t *ids, size_t cap, size_t *n)
+{
+    *n = 0;
+    struct db_stmt *st;
+    int rc = db_query(db, &st, "reading an averaged checkpoint",
+                      "SELECT j.value FROM checkpoint c, json_each(c.averaged_from) j WHERE c.id = ?1 ORDER BY j.key",
+                      DB_ARGS(db_int(id)));
+    while (!rc && db_row(st) > 0) {
+        if (*n < cap)
+            ids[*n] = db_col_int(st, 0);
+        (*n)++;
+    }
+    return db_stmt_end(st, rc);
 }
 
 /* The tensor BLOB format is little-endian float32 whatever the host. */

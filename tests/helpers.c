@@ -1,6 +1,9 @@
 /* tests/helpers.c: see helpers.h. */
 #include "tests/helpers.h"
 
+#include "util/rng.h"
+#include "util/sbuf.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -114,4 +117,29 @@ int th_gemm_isa(const char *isa)
     if (ok)
         setenv("SEQLITE_GEMM_ISA", isa, 1);
     return ok;
+}
+
+int th_write_copy(const char *dir, const char *name, size_t n, uint64_t seed)
+{
+    static const char *w10[] = {"haus", "katze", "der", "hund", "baum", "grün", "kind", "ball", "rot", "mit"};
+    struct rng r;
+    rng_seed(&r, seed);
+    struct sbuf s;
+    sbuf_init(&s);
+    for (size_t i = 0; i < n; i++) {
+        size_t k = 1 + rng_below(&r, 4);
+        for (size_t j = 0; j < k; j++)
+            sbuf_printf(&s, "%s%s", j ? " " : "", w10[rng_below(&r, 10)]);
+        sbuf_putc(&s, '\n');
+    }
+    char fn[64];
+    int rc = 0;
+    for (int side = 0; side < 2 && !rc; side++) {
+        snprintf(fn, sizeof fn, "%s.%s", name, side ? "tgt" : "src");
+        char *p = th_path(dir, fn);
+        rc = th_write_file(p, s.data, s.len);
+        free(p);
+    }
+    sbuf_free(&s);
+    return rc;
 }

@@ -731,29 +731,6 @@ Test(translate_cli, unbuffered_pipe)
 
 /* ---- learning end to end: import, vocab, train a tiny copy model, eval, translate, score ---- */
 
-static void write_copy(const char *dir, const char *name, size_t n, uint64_t seed)
-{
-    static const char *w10[] = {"haus", "katze", "der", "hund", "baum", "grün", "kind", "ball", "rot", "mit"};
-    struct rng r;
-    rng_seed(&r, seed);
-    struct sbuf s;
-    sbuf_init(&s);
-    for (size_t i = 0; i < n; i++) {
-        size_t k = 1 + rng_below(&r, 4);
-        for (size_t j = 0; j < k; j++)
-            sbuf_printf(&s, "%s%s", j ? " " : "", w10[rng_below(&r, 10)]);
-        sbuf_putc(&s, '\n');
-    }
-    char fn[64];
-    for (int side = 0; side < 2; side++) {
-        snprintf(fn, sizeof fn, "%s.%s", name, side ? "tgt" : "src");
-        char *p = th_path(dir, fn);
-        cr_assert_eq(th_write_file(p, s.data, s.len), 0);
-        free(p);
-    }
-    sbuf_free(&s);
-}
-
 /* The number after " = " on the line of out that starts with name. */
 static double metric_value(const char *out, const char *name)
 {
@@ -767,9 +744,9 @@ static double metric_value(const char *out, const char *name)
 Test(learn_e2e, train_then_translate_eval_score, .timeout = 120)
 {
     char *dir = th_tmpdir();
-    write_copy(dir, "train", 300, 11);
-    write_copy(dir, "valid", 30, 12);
-    write_copy(dir, "test", 30, 13);
+    cr_assert_eq(th_write_copy(dir, "train", 300, 11), 0);
+    cr_assert_eq(th_write_copy(dir, "valid", 30, 12), 0);
+    cr_assert_eq(th_write_copy(dir, "test", 30, 13), 0);
     char *db = th_path(dir, "copy.db");
     char *out = NULL, *err = NULL;
     cr_assert_eq(runf(NULL, &err, NULL, "import '%s' '%s/train.src' '%s/train.tgt'", db, dir, dir), 0, "%s", err);
@@ -840,8 +817,8 @@ static double query_real(const char *db_path, const char *sql)
 Test(learn_e2e, validation_bleu_is_eval_bleu, .timeout = 120)
 {
     char *dir = th_tmpdir();
-    write_copy(dir, "train", 300, 21);
-    write_copy(dir, "valid", 40, 22);
+    cr_assert_eq(th_write_copy(dir, "train", 300, 21), 0);
+    cr_assert_eq(th_write_copy(dir, "valid", 40, 22), 0);
     char *db = th_path(dir, "vb.db");
     char *out = NULL, *err = NULL;
     cr_assert_eq(runf(NULL, NULL, NULL, "import '%s' '%s/train.src' '%s/train.tgt'", db, dir, dir), 0);
