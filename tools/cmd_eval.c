@@ -46,8 +46,8 @@ static int run(int argc, char **argv)
 
     int status = 1;
     struct db *db = NULL;
-    struct ckpt_model ck;
-    memset(&ck, 0, sizeof ck);
+    struct ckpt_model *cks = NULL;
+    size_t n_ck = 0;
     struct translator *t = NULL;
     struct eval_set p;
     memset(&p, 0, sizeof p);
@@ -68,7 +68,7 @@ static int run(int argc, char **argv)
         cli_fail_status(&cmd_eval, rc);
         goto cleanup;
     }
-    rc = ckpt_model_load(db, which, &ck);
+    rc = ckpt_ensemble_load(db, which, &cks, &n_ck);
     if (rc == SL_ENOTFOUND && (strcmp(which, "last") == 0 || strcmp(which, "best") == 0)) {
         cli_fail(&cmd_eval, "no trained model: run seqlite train %s first", pos[0]);
         goto cleanup;
@@ -85,13 +85,18 @@ static int run(int argc, char **argv)
         cli_fail(&cmd_eval, "no %s pairs in %s (seqlite import --split %s ...)", split, pos[0], split);
         goto cleanup;
     }
+    const struct ckpt_model ck = cks[0];
+    const struct s2s_model *models[CKPT_ENSEMBLE_MAX];
+    const float *weights[CKPT_ENSEMBLE_MAX];
+    for (size_t i = 0; i < n_ck; i++)
+        models[i] = &cks[i].model, weights[i] = cks[i].w;
     struct translate_opts to;
     translate_opts_default(&to);
     to.beam = (size_t)beam;
     to.alpha = (float)alpha;
     to.threads = (int)threads;
     to.src_eos = ck.src_eos;
-    if (!(t = translator_create(&ck.model, ck.w, ck.src_bpe, ck.tgt_bpe, &to))) {
+    if (!(t = translator_create_ensemble(models, weights, n_ck, ck.src_bpe, ck.tgt_bpe, &to))) {
         cli_fail_status(&cmd_eval, SL_EINVAL);
         goto cleanup;
     }
@@ -103,7 +108,8 @@ static int run(int argc, char **argv)
     double t_decode = 0;
     translator_totals(t, NULL, NULL, NULL, &t_decode);
     double wall = clock_since(t0);
-    if ((rc = eval_store(db, ck.run_id, ck.checkpoint_id, ck.step, split, (int)beam, alpha, &p, &ev)) != 0) {
+    /* an ensemble's scores are printed only: the stored rows name one checkpoint */
+    if (n_ck == 1 && (rc = eval_store(db, ck.run_id, ck.checkpoint_id, ck.step, split, (int)beam, alpha, &p, &ev)) != 0) {
         cli_fail_status(&cmd_eval, rc);
         goto cleanup;
     }
@@ -133,7 +139,7 @@ cleanup:
     sbuf_free(&out);
     translator_free(t);
     eval_set_free(&p);
-    ckpt_model_free(&ck);
+    ckpt_ensemble_free(cks, n_ck);
     db_close(db);
     return status;
 }
@@ -150,7 +156,8 @@ const struct cli_cmd cmd_eval = {
         "  line per metric on stdout, as `seqlite score`, and the decoding speed on stderr.\n"
         "options:\n"
         "  --split S           train, valid or test (default test)\n"
-        "  --checkpoint C      best (default), last or a checkpoint id (see seqlite translate)\n"
+        "  --checkpoint C      best (default), last or a checkpoint id (see seqlite translate); a\n"
+        "                      comma-separated list decodes with the ensemble (scores printed, not stored)\n"
         "  --beam K            beam size (default 5; 1 = greedy)\n"
         "  --length-penalty A  GNMT length penalty exponent (default 0.6)\n"
         "  --limit N           only the first N pairs (default 0: all)\n"
