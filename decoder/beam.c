@@ -6,7 +6,8 @@
  * finished list (capacity nbest, sorted by normalised score, stable), the others fill the sentence's
  * rows of layout_{t+1} (unused rows: score -inf, token pad). History: hist_tok/hist_back[t][i] give
  * row i of layout_{t+1} its token and its parent row in layout_t, so every hypothesis is read back
- * by walking parents. Stopping: an open hypothesis with log-prob p <= 0 can end with at most
+ * by walking parents; with beam_model.aux, hist_aux[t][i] is the aux value of that token (its parent's row
+ * at step t), read back along the same walk. Stopping: an open hypothesis with log-prob p <= 0 can end with at most
  * p / lp(L) for some L in [t+2, max_len] (log-probs only decrease), so a sentence whose nbest-th
  * finished score is >= that bound cannot change its result and stops; its rows leave the batch.
  * ref: Wu et al. 2016 (length penalty); Koehn 2004 (beam search for MT). */
@@ -35,6 +36,7 @@ struct fin {
     int32_t u0, r0, extra;
     size_t ntok, steps;
     int finished;
+    int32_t extra_aux; /* aux value of `extra` */
 };
 
 struct beam_search {
@@ -51,11 +53,15 @@ struct beam_search {
     size_t *src;           /* (max_M) compacted parents, given to reorder() */
     int32_t *hist_tok;     /* (max_len, max_M) */
     int32_t *hist_back;    /* (max_len, max_M) */
+    int32_t *hist_aux;     /* (max_len, max_M) beam_model.aux values, as hist_tok */
+    int32_t *naux;         /* (max_M) next layout's aux values, before compaction */
+    const int32_t *cur_aux; /* (M) the model's aux values of the current step; NULL without aux */
     size_t *active;        /* (max_B) sentence of each live slot */
     struct cand *heap;     /* (K) */
     struct fin *fins;      /* (max_B, K) */
     size_t *nfin;          /* (max_B) */
     int32_t *out_tok;      /* (max_B, K, max_len) */
+    int32_t *out_aux;      /* (max_B, K, max_len) */
     struct beam_hyp *res;  /* (max_B, K) */
     size_t *nres;          /* (max_B) */
     size_t steps;
@@ -83,6 +89,9 @@ void beam_search_free(struct beam_search *bs)
     free(bs->src);
     free(bs->hist_tok);
     free(bs->hist_back);
+    free(bs->hist_aux);
+    free(bs->naux);
+    free(bs->out_aux);
     free(bs->active);
     free(bs->heap);
     free(bs->fins);
@@ -115,6 +124,8 @@ struct beam_search *beam_search_create(size_t max_B, size_t K, size_t V, size_t 
         !(bs->src = malloc(M * sizeof *bs->src)) ||
         !(bs->hist_tok = malloc(max_len * M * sizeof *bs->hist_tok)) ||
         !(bs->hist_back = malloc(max_len * M * sizeof *bs->hist_back)) ||
+        !(bs->hist_aux = malloc(max_len * M * sizeof *bs->hist_aux)) || !(bs->naux = malloc(M * sizeof *bs->naux)) ||
+        !(bs->out_aux = malloc(mul(M, max_len) * sizeof *bs->out_aux)) ||
         !(bs->active = malloc(max_B * sizeof *bs->active)) || !(bs->heap = malloc(K * sizeof *bs->heap)) ||
         !(bs->fins = malloc(M * sizeof *bs->fins)) || !(bs->nfin = calloc(max_B, sizeof *bs->nfin)) ||
         !(bs->out_tok = malloc(mul(M, max_len) * sizeof *bs->out_tok)) ||
@@ -273,16 +284,21 @@ static void add_fin(struct beam_search *bs, size_t s, size_t cap, const struct f
         bs->nfin[s] = n + 1;
 }
 
-/* Writes f's tokens to dst (f->ntok of them). */
-static void read_back(const struct beam_search *bs, const struct fin *f, int32_t *dst)
+/* Writes f's tokens to dst (f->ntok of them) and, when dst_aux is not NULL, their aux values to dst_aux. */
+static void read_back(const struct beam_search *bs, const struct fin *f, int32_t *dst, int32_t *dst_aux)
 {
     size_t pos = f->ntok;
-    if (f->extra >= 0)
+    if (f->extra >= 0) {
         dst[--pos] = f->extra;
+        if (dst_aux)
+            dst_aux[pos] = f->extra_aux;
+    }
     int32_t r = f->r0;
     for (int32_t u = f->u0; u >= 0 && pos > 0; u--) {
         size_t at = (size_t)u * bs->max_M + (size_t)r;
         dst[--pos] = bs->hist_tok[at];
+        if (dst_aux)
+            dst_aux[pos] = bs->hist_aux[at];
         r = bs->hist_back[at];
     }
 }
@@ -354,7 +370,7 @@ static int run_extend(struct beam_search *bs, const struct run *r, size_t j, siz
         const struct cand *cd = &bs->heap[c];
         if (!r->fixed && cd->tok == m->eos) {
             struct fin f = {cd->sc, cd->sc / beam_length_penalty(t + 1, r->alpha), (int32_t)t - 1, cd->row, -1, t,
-                            t + 1, 1};
+                            t + 1, 1, -1};
             add_fin(bs, s, r->nbest, &f);
             continue;
         }
@@ -363,6 +379,8 @@ static int run_extend(struct beam_search *bs, const struct run *r, size_t j, siz
         bs->ntok[slot] = cd->tok;
         bs->nscore[slot] = cd->sc;
         bs->ndone[slot] = r->fixed && (bs->done[cd->row] || cd->tok == m->eos);
+        if (bs->cur_aux)
+            bs->naux[slot] = bs->cur_aux[cd->row];
     }
     for (size_t k = open; k < K; k++) {
         bs->nsrc[base + k] = base;
@@ -379,7 +397,7 @@ static int run_extend(struct beam_search *bs, const struct run *r, size_t j, siz
         for (size_t k = 0; k < open; k++) {
             size_t slot = base + k;
             struct fin f = {bs->nscore[slot], bs->nscore[slot] / r->lp_max, (int32_t)t - 1, (int32_t)bs->nsrc[slot],
-                            bs->ntok[slot], t + 1, t + 1, 0};
+                            bs->ntok[slot], t + 1, t + 1, 0, bs->cur_aux ? bs->naux[slot] : -1};
             add_fin(bs, s, r->nbest, &f);
         }
         *stop = 1;
@@ -405,6 +423,8 @@ static void run_compact(struct beam_search *bs, size_t from, size_t to, size_t t
         bs->prev[b] = bs->ntok[a];
         bs->score[b] = bs->nscore[a];
         bs->done[b] = bs->ndone[a];
+        if (bs->cur_aux)
+            bs->hist_aux[at] = bs->naux[a];
     }
 }
 
@@ -419,9 +439,9 @@ static void run_finish_fixed(struct beam_search *bs, const struct run *r, size_t
             size_t row = j * K + k;
             if (bs->score[row] == -INFINITY)
                 continue;
-            struct fin f = {bs->score[row], 0, (int32_t)n_steps - 1, (int32_t)row, -1, n_steps, n_steps, 0};
+            struct fin f = {bs->score[row], 0, (int32_t)n_steps - 1, (int32_t)row, -1, n_steps, n_steps, 0, -1};
             int32_t *tmp = bs->out_tok + (s * K + K - 1) * bs->max_len; /* scratch: last result slot */
-            read_back(bs, &f, tmp);
+            read_back(bs, &f, tmp, NULL);
             for (size_t i = 0; i < n_steps; i++)
                 if (tmp[i] == r->m->eos) {
                     f.finished = 1;
@@ -443,9 +463,11 @@ static void run_results(struct beam_search *bs, const struct run *r, size_t B)
         for (size_t i = 0; i < n; i++) {
             const struct fin *f = bs->fins + s * K + i;
             int32_t *dst = bs->out_tok + (s * K + i) * bs->max_len;
-            read_back(bs, f, dst);
+            int32_t *dst_aux = r->m->aux ? bs->out_aux + (s * K + i) * bs->max_len : NULL;
+            read_back(bs, f, dst, dst_aux);
             struct beam_hyp *h = bs->res + s * K + i;
             h->tokens = dst;
+            h->aux = dst_aux;
             h->len = f->ntok;
             if (r->fixed) /* the tokens before the first EOS; pads follow it */
                 h->len = f->finished ? f->steps - 1 : f->ntok;
@@ -464,12 +486,15 @@ int beam_search_run(struct beam_search *bs, const struct beam_model *m, size_t B
     if (rc)
         return rc;
     run_start(bs, &r, B);
+    bs->cur_aux = NULL;
     const size_t K = bs->K;
     size_t n_active = B, M = B * K;
     for (size_t t = 0; t < r.max_len && n_active > 0; t++) {
         if ((rc = m->step(m->ctx, bs->prev, M, bs->logp)))
             return rc;
         bs->steps++;
+        if (m->aux && !(bs->cur_aux = m->aux(m->ctx)))
+            return sl_err(SL_EINVAL, "beam search: the model gave no aux values at step %zu", t);
         /* each live sentence extends its rows; those that go on move to the front of layout_{t+1} */
         size_t kept = 0;
         for (size_t j = 0; j < n_active; j++) {

@@ -10,6 +10,9 @@
  * Fixed-length mode (beam_opts.fixed_length) is how the benchmark decodes, greedy (K = 1) and beam
  * alike: every hypothesis runs exactly max_len steps, as the PyTorch peer benchmark does
  * (tools/bench/bench.h).
+ * Per-token values (beam_model.aux, optional): the model may give one int32 per row at every step (the
+ * translator's argmax source position of the attention); the search carries them along the back-pointer
+ * history like the tokens, so each returned hypothesis has the value of the row that chose each token.
  * All memory is allocated by beam_search_create(); a run allocates nothing. Letters: nn/dims.h
  * (B sentences, K beam, M = B·K rows, V vocabulary).
  * ref: Wu et al. 2016 (GNMT length penalty lp(Y) = ((5+|Y|)/6)^alpha). */
@@ -32,6 +35,10 @@ struct beam_model {
     /* After a step: new row m := old row src[m], m < M. M is at most the previous row count (rows of
      * sentences that stopped are dropped). Not called when nothing changes. Returns 0 or SL_E*. */
     int (*reorder)(void *ctx, const size_t *src, size_t M);
+    /* Optional (NULL: no per-token values): called after each step(), returns (M) values for the rows of
+     * that step, borrowed until the next callback; row m's value goes with every token chosen from row m
+     * at that step (struct beam_hyp.aux). */
+    const int32_t *(*aux)(void *ctx);
 };
 
 struct beam_opts {
@@ -46,6 +53,7 @@ struct beam_opts {
 /* One returned hypothesis. */
 struct beam_hyp {
     const int32_t *tokens; /* (len) ids without BOS / EOS; valid until the next run or free */
+    const int32_t *aux;    /* (len) beam_model.aux's value for each token; NULL without aux; as tokens */
     size_t len;
     double logprob;        /* sum of the chosen tokens' log-probabilities, EOS included */
     double score;          /* logprob / lp(|Y|); |Y| = steps taken = len + 1 with EOS, else len */

@@ -206,3 +206,67 @@ fail:
     ckpt_model_free(out);
     return rc;
 }
+
+/* ---- ensembles ---- */
+
+void ckpt_ensemble_free(struct ckpt_model *ms, size_t n)
+{
+    for (size_t i = 0; ms && i < n; i++)
+        ckpt_model_free(&ms[i]);
+    free(ms);
+}
+
+int ckpt_ensemble_load(struct db *db, const char *which, struct ckpt_model **out, size_t *n)
+{
+    *out = NULL;
+    *n = 0;
+    size_t count = 1;
+    for (const char *p = which; *p; p++)
+        count += *p == ',';
+    if (count > CKPT_ENSEMBLE_MAX)
+        return sl_err(SL_EINVAL, "--checkpoint: %zu checkpoints, at most %d in an ensemble", count,
+                      CKPT_ENSEMBLE_MAX);
+    struct ckpt_model *ms = calloc(count, sizeof *ms);
+    if (!ms)
+        return sl_err(SL_ENOMEM, "out of memory for %zu checkpoints", count);
+    size_t got = 0;
+    int rc = 0;
+    char name[64];
+    for (const char *p = which; got < count; got++) {
+        const char *e = strchr(p, ',');
+        size_t len = e ? (size_t)(e - p) : strlen(p);
+        if (len == 0 || len >= sizeof name) {
+            rc = sl_err(SL_EINVAL, "--checkpoint '%s': %s checkpoint name (names: best, last or an id; an "
+                        "ensemble: a comma-separated list such as 12,15,18)", which, len ? "a too long" : "an empty");
+            goto fail;
+        }
+        memcpy(name, p, len);
+        name[len] = '\0';
+        if ((rc = ckpt_model_load(db, name, &ms[got]))) {
+            if (count > 1)
+                sl_err_prefix(rc, "checkpoint '%s'", name);
+            goto fail;
+        }
+        const struct ckpt_model *a = &ms[0], *b = &ms[got];
+        if (a->src_vocab_id != b->src_vocab_id || a->tgt_vocab_id != b->tgt_vocab_id) {
+            rc = sl_err(SL_EINVAL, "checkpoints %lld and %lld use different vocabularies (source %lld and %lld, "
+                        "target %lld and %lld): an ensemble's members must share both", (long long)a->checkpoint_id,
+                        (long long)b->checkpoint_id, (long long)a->src_vocab_id, (long long)b->src_vocab_id,
+                        (long long)a->tgt_vocab_id, (long long)b->tgt_vocab_id);
+            goto fail;
+        }
+        if (a->src_eos != b->src_eos) {
+            rc = sl_err(SL_EINVAL, "checkpoints %lld and %lld were trained on different sources (with and without "
+                        "a source EOS): they cannot decode together", (long long)a->checkpoint_id,
+                        (long long)b->checkpoint_id);
+            goto fail;
+        }
+        p = e ? e + 1 : p + len;
+    }
+    *out = ms;
+    *n = count;
+    return 0;
+fail:
+    ckpt_ensemble_free(ms, count); /* calloc'd: members never loaded are empty */
+    return rc;
+}

@@ -40,6 +40,18 @@ int ckpt_model_load(struct db *db, const char *which, struct ckpt_model *out /* 
 /* Releases everything; a zeroed struct is fine. */
 void ckpt_model_free(struct ckpt_model *m);
 
+#define CKPT_ENSEMBLE_MAX 64 /* members of one ensemble */
+
+/* An ensemble: the checkpoints named by the comma-separated list `which` (each as ckpt_model_load; a name
+ * may repeat; one name is one model). The members may differ in architecture but must share the source and
+ * the target vocabulary ids and whether sources end with EOS: otherwise SL_EINVAL naming the two
+ * checkpoints. OUT: *out, an array of *n models (the caller frees it with ckpt_ensemble_free); on failure
+ * *out is NULL and *n 0. Errors of a member as ckpt_model_load, prefixed with its name when there are
+ * several; SL_EINVAL for an empty name or more than CKPT_ENSEMBLE_MAX members. */
+int ckpt_ensemble_load(struct db *db, const char *which, struct ckpt_model **out /* OUT */, size_t *n /* OUT */);
+/* Frees the n models of ms and ms itself (NULL is fine). */
+void ckpt_ensemble_free(struct ckpt_model *ms, size_t n);
+
 /* The checkpoint row, as read back. */
 struct ckpt_info {
     int64_t id, run_id, step, epoch, batch, src_vocab_id, tgt_vocab_id;

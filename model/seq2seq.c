@@ -16,6 +16,7 @@
 #include "nn/lstm.h"
 #include "nn/proj.h"
 #include "util/err.h"
+#include "util/vec.h"
 
 #ifndef S2S_CHUNK
 #define S2S_CHUNK 512 /* projection rows per chunk: (512, V) logits; nearby sizes ran no differently */
@@ -63,6 +64,11 @@ struct s2s_decoder {
     float *feed, *feed2;        /* (cap, H) h~ of the previous step */
     float *ascr;                /* attn_stack_step_floats(M, S) */
     size_t ascr_cap;
+    int track;                  /* s2s_decoder_track_align */
+    float *aw;                  /* (M, S) the last step's attention weights (tracking) */
+    size_t aw_cap;
+    int32_t *apos;              /* (M) their argmax source positions (tracking) */
+    size_t apos_cap;
 };
 
 /* ---- model ---- */
@@ -554,6 +560,8 @@ void s2s_decoder_free(struct s2s_decoder *d)
     decoder_buffers_free(d);
     param_buf_free(d->keys);
     param_buf_free(d->ascr);
+    param_buf_free(d->aw);
+    free(d->apos);
     s2s_packed_free(d->own);
     free(d);
 }
@@ -607,6 +615,21 @@ int s2s_decoder_start(struct s2s_decoder *d, const int32_t *src, const int32_t *
     return 0;
 }
 
+/* apos[i] := the source position (the source's own order) of row i's largest weight in aw. */
+static void align_argmax(struct s2s_decoder *d, size_t M)
+{
+    for (size_t i = 0; i < M; i++) {
+        const size_t n = (size_t)d->src_len[d->row[i]];
+        const float *a = d->aw + i * d->S;
+        size_t best = 0;
+        for (size_t s = 1; s < n; s++)
+            if (a[s] > a[best])
+                best = s;
+        /* enc_load reversed the first n positions of a reversed source */
+        d->apos[i] = (int32_t)(d->m->cfg.reverse_source && n ? n - 1 - best : best);
+    }
+}
+
 int s2s_decoder_step(struct s2s_decoder *d, const int32_t *prev, size_t M, float *logprobs)
 {
     if (M != d->M)
@@ -625,8 +648,15 @@ int s2s_decoder_step(struct s2s_decoder *d, const int32_t *prev, size_t M, float
         int rc = floats_reserve(&d->ascr, &d->ascr_cap, attn_stack_step_floats(&m->dec, &m->att, M, d->S));
         if (rc)
             return rc;
+        if (d->track && (rc = floats_reserve(&d->aw, &d->aw_cap, M * d->S)))
+            return rc;
+        if (d->track && (rc = vec_reserve(&d->apos, &d->apos_cap, M, sizeof *d->apos)))
+            return rc;
         attn_stack_step(&m->dec, &m->att, d->w, packed ? d->pk->p : NULL, d->pk->lstm, d->pk->att, prev, M, d->Hs,
-                        d->keys, d->src_len, d->S, d->B_src, d->row, d->h, d->c, d->feed, NULL, d->ascr);
+                        d->keys, d->src_len, d->S, d->B_src, d->row, d->h, d->c, d->feed, d->track ? d->aw : NULL,
+                        d->ascr);
+        if (d->track)
+            align_argmax(d, M);
         if (packed)
             proj_logprobs_packed(d->pk->p + d->pk->out, d->w + m->out.b, d->feed, M, H, m->cfg.V_tgt, logprobs);
         else
@@ -647,6 +677,16 @@ int s2s_decoder_step(struct s2s_decoder *d, const int32_t *prev, size_t M, float
                          logprobs);
     return 0;
 }
+
+int s2s_decoder_track_align(struct s2s_decoder *d, int on)
+{
+    if (on && d->m->cfg.attention == ATTN_NONE)
+        return sl_err(SL_EINVAL, "alignments need a model with attention (this one has --attention none)");
+    d->track = on != 0;
+    return 0;
+}
+
+const int32_t *s2s_decoder_align(const struct s2s_decoder *d) { return d->track ? d->apos : NULL; }
 
 /* The attention's per-hypothesis state: feed_out, row_out row i = row rows[i] of feed, row. */
 static void attn_state_gather(size_t H, const float *feed, const int32_t *row, const size_t *rows, size_t M,

@@ -130,6 +130,14 @@ int s2s_decoder_step(struct s2s_decoder *d, const int32_t *prev, size_t M, float
 /* New hypothesis i continues old hypothesis rows[i] (i < M_new; rows in [0, M)); M becomes M_new.
  * M_new may exceed M (the buffers grow). Same shape as struct beam_model's reorder. */
 int s2s_decoder_reorder(struct s2s_decoder *d, const size_t *rows, size_t M_new);
+/* Alignment tracking (models with attention): with on != 0, every later s2s_decoder_step also records, per
+ * row, the source position with the largest attention weight (the first on ties), in the source's own order
+ * (a reversed source is mapped back) and counting its EOS when the source has one. SL_EINVAL for a model
+ * without attention. */
+int s2s_decoder_track_align(struct s2s_decoder *d, int on);
+/* (M) the positions of the last step (M = s2s_decoder_rows at that step); NULL when not tracking. Borrowed
+ * until the next call on d. */
+const int32_t *s2s_decoder_align(const struct s2s_decoder *d);
 /* The model d decodes with (borrowed). */
 const struct s2s_model *s2s_decoder_model(const struct s2s_decoder *d);
 /* Current number of hypotheses. */

@@ -18,4 +18,10 @@
 int greedy_oracle_decode(struct s2s_decoder *d, const int32_t *src, const int32_t *src_len, size_t B, size_t S,
                          size_t max_len, int32_t *out, int32_t *out_len, float *score);
 
+/* The same for an ensemble of n >= 1 decoders d[0..n) (models that share V_tgt): each step takes the argmax
+ * of the mean of the members' log-probabilities (summed in member order in float, divided by n); score sums
+ * those means. n = 1 is greedy_oracle_decode. */
+int greedy_oracle_decode_n(struct s2s_decoder *const *d, size_t n, const int32_t *src, const int32_t *src_len,
+                           size_t B, size_t S, size_t max_len, int32_t *out, int32_t *out_len, float *score);
+
 #endif

@@ -144,7 +144,7 @@ static int fake_reorder(void *ctx, const size_t *src, size_t M)
 
 static struct beam_model model_of(struct fake *f)
 {
-    struct beam_model m = {f, f->V, BOS, EOS, PAD, fake_step, fake_reorder};
+    struct beam_model m = {f, f->V, BOS, EOS, PAD, fake_step, fake_reorder, NULL};
     return m;
 }
 

@@ -662,12 +662,14 @@ static void long_copy_batch(struct rng *r, size_t B, int32_t *src, int32_t *len)
     }
 }
 
-/* Trains the copy task for `steps` batches; returns the greedy token accuracy on 8 fresh batches. */
-static double learn_long_copy(enum attn_score att, int bidirectional, size_t steps)
+/* Trains the copy task for `steps` batches; returns the greedy token accuracy on 8 fresh batches. With diag:
+ * *diag = the share of target tokens (teacher-forced, EOS left out) whose largest attention weight is on
+ * the source token at the same position (s2s_decoder_align). */
+static double learn_long_copy(enum attn_score att, int bidirectional, size_t steps, int reverse, double *diag)
 {
     gemm_set_threads(1);
     struct s2s_config cfg = {.V_src = AV, .V_tgt = AV, .E = 16, .H = 16, .L = 1, .attention = att,
-                             .bidirectional = bidirectional};
+                             .bidirectional = bidirectional, .reverse_source = reverse};
     struct s2s_model m;
     cr_assert_eq(s2s_model_init(&m, &cfg), 0);
     size_t P = m.table.total;
@@ -701,6 +703,28 @@ static double learn_long_copy(enum attn_score att, int bidirectional, size_t ste
             total += (size_t)len[b];
         }
     }
+    if (diag) { /* teacher-forced: step t reads the true previous token; its target is source token t */
+        cr_assert_eq(s2s_decoder_track_align(d, 1), 0);
+        size_t on = 0, n = 0;
+        long_copy_batch(&r, B, src, len);
+        cr_assert_eq(s2s_decoder_start(d, src, len, B, AMAX, 1), 0);
+        int32_t prev[B];
+        float *lp = param_buf_create((size_t)B * AV);
+        for (size_t t = 0; t < AMAX; t++) {
+            for (size_t b = 0; b < B; b++)
+                prev[b] = t == 0 ? BPE_BOS : (int32_t)t <= len[b] ? src[b * AMAX + t - 1] : BPE_PAD;
+            cr_assert_eq(s2s_decoder_step(d, prev, B, lp), 0);
+            const int32_t *pos = s2s_decoder_align(d);
+            cr_assert_not_null(pos);
+            for (size_t b = 0; b < B; b++) {
+                cr_assert(pos[b] >= 0 && pos[b] < len[b]);
+                if ((int32_t)t < len[b])
+                    on += pos[b] == (int32_t)t, n++;
+            }
+        }
+        param_buf_free(lp);
+        *diag = (double)on / (double)n;
+    }
     s2s_decoder_free(d);
     s2s_workspace_free(ws);
     param_buf_free(w), param_buf_free(g), param_buf_free(am), param_buf_free(av);
@@ -712,12 +736,37 @@ Test(learn_model, attention_copies_long_sentences_the_plain_model_cannot, .timeo
 {
     /* the same 2000 steps for each; with a unidirectional encoder mlp learns in that time, while dot and
      * general sit on a plateau for longer, so those run with the bidirectional encoder */
-    const double plain = learn_long_copy(ATTN_NONE, 1, 2000), dot = learn_long_copy(ATTN_DOT, 1, 2000),
-                 general = learn_long_copy(ATTN_GENERAL, 1, 2000), mlp = learn_long_copy(ATTN_MLP, 0, 2000);
+    const double plain = learn_long_copy(ATTN_NONE, 1, 2000, 0, NULL), dot = learn_long_copy(ATTN_DOT, 1, 2000, 0, NULL),
+                 general = learn_long_copy(ATTN_GENERAL, 1, 2000, 0, NULL),
+                 mlp = learn_long_copy(ATTN_MLP, 0, 2000, 0, NULL);
     cr_log_info("long copy, token accuracy: plain (bi) %.3f, dot (bi) %.3f, general (bi) %.3f, mlp (uni) %.3f", plain,
                 dot, general, mlp);
     cr_assert_lt(plain, 0.5, "the plain model copied too well for this test (%.3f)", plain);
     cr_assert_gt(dot, 0.85, "attention (dot) copied %.3f", dot);
     cr_assert_gt(general, 0.95, "attention (general) copied %.3f", general);
     cr_assert_gt(mlp, 0.95, "attention (mlp) copied %.3f", mlp);
+}
+
+/* Hard alignments of a model that learned to copy are the diagonal: target token t attends most to source
+ * token t, also when the encoder reads the source backwards (positions are mapped back). */
+Test(learn_model, copy_alignments_are_the_diagonal, .timeout = 300)
+{
+    double fwd = 0, rev = 0;
+    const double acc_fwd = learn_long_copy(ATTN_MLP, 0, 2000, 0, &fwd);
+    const double acc_rev = learn_long_copy(ATTN_MLP, 0, 2000, 1, &rev);
+    cr_log_info("copy alignments on the diagonal: %.3f (accuracy %.3f), reversed source %.3f (accuracy %.3f)", fwd,
+                acc_fwd, rev, acc_rev);
+    cr_assert_gt(fwd, 0.9, "forward source: %.3f of the alignments on the diagonal", fwd);
+    cr_assert_gt(rev, 0.9, "reversed source: %.3f of the alignments on the diagonal", rev);
+    /* the plain model has no alignments */
+    struct s2s_config cfg = {.V_src = AV, .V_tgt = AV, .E = 4, .H = 4, .L = 1};
+    struct s2s_model m;
+    cr_assert_eq(s2s_model_init(&m, &cfg), 0);
+    float *w = param_buf_create(m.table.total);
+    struct s2s_decoder *d = s2s_decoder_create(&m, w, NULL);
+    cr_assert_eq(s2s_decoder_track_align(d, 1), SL_EINVAL);
+    cr_assert_null(s2s_decoder_align(d));
+    s2s_decoder_free(d);
+    param_buf_free(w);
+    s2s_model_free(&m);
 }

@@ -208,22 +208,19 @@ Test(translate, alignment_with_empty_and_invalid_lines)
     fixture_free(&f);
 }
 
-/* Beam 1 is greedy decoding: same tokens as the greedy oracle with the same length limit, and for a
- * hypothesis that ended with EOS the same log-probability. */
-static void check_greedy(size_t L, int reverse)
+/* Compares t's beam-1 results for f's lines with the greedy oracle over decoders d[0..n) (the same length
+ * limit): the same tokens and text, and for a hypothesis that ended with EOS the same log-probability.
+ * OUT: *n_fin (hypotheses that ended before the limit), *n_words (non-empty ones). */
+static void compare_with_oracle(struct fixture *f, const struct translator *t, struct s2s_decoder *const *d, size_t n,
+                                size_t *n_fin, size_t *n_words)
 {
-    struct fixture f;
-    fixture_make(&f, L, reverse, 1.2f, 30);
-    struct translator *t = make(&f, 1, 1, 8, 1);
-    run(t, &f);
-    struct s2s_decoder *d = s2s_decoder_create(&f.m, f.w, NULL);
     struct tok_ids ids;
     tok_ids_init(&ids);
     struct sbuf txt;
     sbuf_init(&txt);
-    size_t n_fin = 0, n_cut = 0;
-    for (size_t i = 0; i < f.n; i++) {
-        cr_assert_eq(bpe_encode(f.bpe, f.lines[i], f.lens[i], &ids), 0);
+    *n_fin = *n_words = 0;
+    for (size_t i = 0; i < f->n; i++) {
+        cr_assert_eq(bpe_encode(f->bpe, f->lines[i], f->lens[i], &ids), 0);
         int32_t src[64];
         cr_assert_lt(ids.n, 63);
         memcpy(src, ids.ids, ids.n * sizeof *src);
@@ -232,11 +229,11 @@ static void check_greedy(size_t L, int reverse)
         size_t max_len = 2 * ids.n + 10; /* the default limit: floor(2.0 n) + 10 */
         int32_t out[128], out_len;
         float score;
-        cr_assert_eq(greedy_oracle_decode(d, src, &slen, 1, (size_t)slen, max_len, out, &out_len, &score), 0);
+        cr_assert_eq(greedy_oracle_decode_n(d, n, src, &slen, 1, (size_t)slen, max_len, out, &out_len, &score), 0);
         const struct translate_result *r = translator_result(t, i);
         cr_assert_eq(r->n_hyps, 1);
         cr_assert_eq(r->hyps[0].n_tokens, (size_t)out_len, "line %zu", i);
-        cr_assert_eq(bpe_decode(f.bpe, out, (size_t)out_len, &txt), 0);
+        cr_assert_eq(bpe_decode(f->bpe, out, (size_t)out_len, &txt), 0);
         struct sbuf rep;
         sbuf_init(&rep);
         cr_assert_eq(tok_utf8_repair(txt.data, txt.len, &rep), 0);
@@ -245,18 +242,29 @@ static void check_greedy(size_t L, int reverse)
                 rep.data[c] = ' ';
         cr_assert_str_eq(r->hyps[0].text, rep.data ? rep.data : "", "line %zu", i);
         sbuf_free(&rep);
+        *n_words += out_len > 0;
         if ((size_t)out_len < max_len) {
-            n_fin++;
+            (*n_fin)++;
             cr_assert(r->hyps[0].finished);
             cr_assert(fabs(r->hyps[0].logprob - score) < 1e-3 * (1 + fabs(score)), "line %zu: %g vs %g", i,
                       r->hyps[0].logprob, (double)score);
-        } else {
-            n_cut++;
         }
     }
-    cr_assert_gt(n_fin, 0, "the EOS bias should end some hypotheses early");
     sbuf_free(&txt);
     tok_ids_free(&ids);
+}
+
+/* Beam 1 is greedy decoding (compare_with_oracle with the one model). */
+static void check_greedy(size_t L, int reverse)
+{
+    struct fixture f;
+    fixture_make(&f, L, reverse, 1.2f, 30);
+    struct translator *t = make(&f, 1, 1, 8, 1);
+    run(t, &f);
+    struct s2s_decoder *d = s2s_decoder_create(&f.m, f.w, NULL);
+    size_t n_fin, n_words;
+    compare_with_oracle(&f, t, &d, 1, &n_fin, &n_words);
+    cr_assert_gt(n_fin, 0, "the EOS bias should end some hypotheses early");
     s2s_decoder_free(d);
     translator_free(t);
     fixture_free(&f);
@@ -339,6 +347,236 @@ Test(translate, nbest_order_and_length_limit)
     fixture_free(&f);
 }
 
+/* ---- ensembles and alignments ---- */
+
+#include "translate/align.h"
+
+/* A model over f's BPE with its own architecture and random parameters (seed), EOS bias as the fixture's. */
+static void member_make(const struct fixture *f, struct s2s_model *m, float **w, size_t E, size_t H, size_t L,
+                        enum attn_score att, int bi, int reverse, uint64_t seed, float eos_bias)
+{
+    size_t V = bpe_size(f->bpe);
+    struct s2s_config cfg = {.V_src = V, .V_tgt = V, .E = E, .H = H, .L = L, .reverse_source = reverse,
+                             .attention = att, .bidirectional = bi};
+    cr_assert_eq(s2s_model_init(m, &cfg), 0, "%s", sl_errmsg());
+    *w = param_buf_create(m->table.total);
+    cr_assert_not_null(*w);
+    struct rng r;
+    rng_seed(&r, seed);
+    s2s_params_init(m, *w, &r);
+    (*w)[param_table_find(&m->table, "out.b")->offset + BPE_EOS] += eos_bias;
+}
+
+static struct translator *make_n(const struct fixture *f, const struct s2s_model *const *m, const float *const *w,
+                                 size_t n, size_t beam, size_t nbest, int alignment, int threads)
+{
+    struct translate_opts o;
+    translate_opts_default(&o);
+    o.beam = beam;
+    o.nbest = nbest;
+    o.batch = 4;
+    o.threads = threads;
+    o.alignment = alignment;
+    struct translator *t = translator_create_ensemble(m, w, n, f->bpe, f->bpe, &o);
+    cr_assert_not_null(t, "%s", sl_errmsg());
+    return t;
+}
+
+/* The same model twice: the mean of two equal log-probabilities is each of them, so every output and score is
+ * the single model's, bit for bit (greedy and beam, plain and attention). */
+Test(ensemble, the_same_model_twice_is_that_model)
+{
+    struct fixture f;
+    fixture_make(&f, 2, 1, 0.8f, 30);
+    struct s2s_model am;
+    float *aw;
+    member_make(&f, &am, &aw, 8, 20, 1, ATTN_GENERAL, 1, 0, 5, 0.8f);
+    const struct s2s_model *ms[2][2] = {{&f.m, &f.m}, {&am, &am}};
+    const float *ws[2][2] = {{f.w, f.w}, {aw, aw}};
+    for (int k = 0; k < 2; k++)
+        for (size_t beam = 1; beam <= 5; beam += 4) {
+            struct translator *one = make_n(&f, ms[k], ws[k], 1, beam, beam > 1 ? 3 : 1, 0, 2);
+            struct translator *two = make_n(&f, ms[k], ws[k], 2, beam, beam > 1 ? 3 : 1, 0, 2);
+            run(one, &f);
+            run(two, &f);
+            assert_same(one, two, f.n);
+            translator_free(one);
+            translator_free(two);
+        }
+    param_buf_free(aw);
+    s2s_model_free(&am);
+    fixture_free(&f);
+}
+
+/* Two different models (plain unidirectional, attention over a bidirectional encoder of other sizes): greedy
+ * decoding takes the argmax of the mean log-probabilities at every step, as the N-model greedy oracle does.
+ * eos_bias: the second member's (random models end either at once or never; the tests use both sides). */
+static void check_ensemble_greedy(float eos_bias, int want_finished)
+{
+    struct fixture f;
+    fixture_make(&f, 1, 0, 0.05f, 30);
+    struct s2s_model am;
+    float *aw;
+    member_make(&f, &am, &aw, 8, 20, 2, ATTN_MLP, 1, 0, 11, eos_bias);
+    const struct s2s_model *ms[2] = {&f.m, &am};
+    const float *ws[2] = {f.w, aw};
+    struct translator *t = make_n(&f, ms, ws, 2, 1, 1, 0, 1), *solo = make_n(&f, ms, ws, 1, 1, 1, 0, 1);
+    run(t, &f);
+    run(solo, &f);
+    struct s2s_decoder *d[2] = {s2s_decoder_create(&f.m, f.w, NULL), s2s_decoder_create(&am, aw, NULL)};
+    size_t n_fin, n_words, n_differ = 0;
+    compare_with_oracle(&f, t, d, 2, &n_fin, &n_words);
+    for (size_t i = 0; i < f.n; i++)
+        n_differ += strcmp(translator_result(t, i)->hyps[0].text, translator_result(solo, i)->hyps[0].text) != 0;
+    cr_assert_gt(n_differ, 0, "the second member should change some translations");
+    if (want_finished)
+        cr_assert_gt(n_fin, 0, "some hypotheses should end with EOS");
+    cr_assert_gt(n_words, 0, "some hypotheses should have tokens");
+    s2s_decoder_free(d[0]);
+    s2s_decoder_free(d[1]);
+    translator_free(t);
+    translator_free(solo);
+    param_buf_free(aw);
+    s2s_model_free(&am);
+    fixture_free(&f);
+}
+
+Test(ensemble, greedy_is_the_argmax_of_the_mean_log_probabilities) { check_ensemble_greedy(0.12f, 0); }
+Test(ensemble, greedy_is_the_argmax_of_the_mean_log_probabilities_eos) { check_ensemble_greedy(0.13f, 1); }
+
+Test(ensemble, members_must_share_the_target_vocabulary)
+{
+    struct fixture f;
+    fixture_make(&f, 1, 0, 0.0f, 2);
+    struct s2s_config cfg = f.m.cfg;
+    cfg.V_tgt -= 1;
+    struct s2s_model small;
+    cr_assert_eq(s2s_model_init(&small, &cfg), 0);
+    float *sw = param_buf_create(small.table.total);
+    const struct s2s_model *ms[2] = {&f.m, &small};
+    const float *ws[2] = {f.w, sw};
+    cr_assert_null(translator_create_ensemble(ms, ws, 2, f.bpe, f.bpe, NULL));
+    cr_assert(strstr(sl_errmsg(), "member 2 has V_tgt"), "%s", sl_errmsg());
+    cr_assert_null(translator_create_ensemble(ms, ws, 0, f.bpe, f.bpe, NULL));
+    param_buf_free(sw);
+    s2s_model_free(&small);
+    fixture_free(&f);
+}
+
+/* Words of a hand-made subword sequence: "▁h" "a" | "▁" then three byte tokens (one character) | "▁" "h"
+ * <unk> | <pad> "▁" (trailing: no word) -> 0 0 1 1 1 1 2 2 2 -1 -1. */
+Test(word_alignment, word_index_of_hand_made_subwords)
+{
+    struct bpe *b = bpe_create(TOK_NORM_NFKC);
+    cr_assert_not_null(b);
+    const char *spec[] = {"<pad>", "<s>", "</s>", "<unk>"};
+    for (int32_t i = 0; i < 4; i++)
+        cr_assert_eq(bpe_add_token(b, i, spec[i], strlen(spec[i]), BPE_KIND_SPECIAL, 0), 0);
+    for (int32_t v = 0; v < 256; v++) {
+        char c = (char)v;
+        cr_assert_eq(bpe_add_token(b, BPE_BYTE0 + v, &c, 1, BPE_KIND_BYTE, 0), 0);
+    }
+    cr_assert_eq(bpe_add_token(b, 260, "\xe2\x96\x81", 3, BPE_KIND_NORMAL, 5), 0);
+    cr_assert_eq(bpe_add_token(b, 261, "h", 1, BPE_KIND_NORMAL, 4), 0);
+    cr_assert_eq(bpe_add_token(b, 262, "a", 1, BPE_KIND_NORMAL, 3), 0);
+    cr_assert_eq(bpe_add_token(b, 263, "\xe2\x96\x81h", 4, BPE_KIND_NORMAL, 2), 0);
+    cr_assert_eq(bpe_add_merge(b, 0, 260, 261, 263), 0);
+    cr_assert_eq(bpe_finalize(b), 0, "%s", sl_errmsg());
+    const int32_t ids[] = {263, 262, 260, BPE_BYTE0 + 0xE4, BPE_BYTE0 + 0xB8, BPE_BYTE0 + 0xAD, 260, 261, BPE_UNK,
+                           BPE_PAD, 260};
+    const int32_t want[] = {0, 0, 1, 1, 1, 1, 2, 2, 2, -1, -1};
+    int32_t word[11];
+    cr_assert_eq(align_word_index(b, ids, 11, word), 0);
+    for (int i = 0; i < 11; i++)
+        cr_assert_eq(word[i], want[i], "subword %d: word %d, want %d", i, word[i], want[i]);
+    struct sbuf dec;
+    sbuf_init(&dec);
+    cr_assert_eq(bpe_decode(b, ids, 11, &dec), 0); /* three words, as the detokenised text has */
+    cr_assert_eq(dec.len, strlen("ha \xe4\xb8\xad h\xe2\x81\x87 "));
+    const int32_t bad = 9999;
+    cr_assert_eq(align_word_index(b, &bad, 1, word), SL_EINVAL);
+    /* pairs: target subwords 0..4 aligned to source subwords 2 0 0 5 (EOS: left out) 3 -> sorted unique */
+    const int32_t src_word[] = {0, 0, 1, 1, 1}, tgt_word[] = {0, 1, 1, 2, 2}, tgt_src[] = {2, 0, 0, 5, 3};
+    uint64_t scr[5];
+    sbuf_reset(&dec);
+    cr_assert_eq(align_format(src_word, 5, tgt_word, tgt_src, 5, scr, &dec), 0);
+    cr_assert_str_eq(dec.data, "0-1 1-0 1-2");
+    sbuf_free(&dec);
+    bpe_free(b);
+}
+
+static size_t count_words(const char *s)
+{
+    size_t n = 0;
+    for (int in = 0; *s; s++) {
+        int sp = *s == ' ' || *s == '\t';
+        n += !sp && !in;
+        in = !sp;
+    }
+    return n;
+}
+
+/* Every n-best hypothesis has its alignment: unique pairs sorted by source then target, inside the word
+ * counts of its line and of its own text; asking for alignments changes no translation. A plain model
+ * (no attention) is refused. */
+static void check_alignments(int reverse, int bi)
+{
+    struct fixture f;
+    fixture_make(&f, 1, 0, 0.8f, 25);
+    struct s2s_model am;
+    float *aw;
+    member_make(&f, &am, &aw, 8, 20, 1, ATTN_DOT, bi, reverse, 13, 0.5f);
+    const struct s2s_model *ms[2] = {&f.m, &am};
+    const float *ws[2] = {f.w, aw};
+    struct translate_opts o;
+    translate_opts_default(&o);
+    o.alignment = 1;
+    cr_assert_null(translator_create_ensemble(ms, ws, 1, f.bpe, f.bpe, &o));
+    cr_assert(strstr(sl_errmsg(), "attention"), "%s", sl_errmsg());
+    /* the ensemble aligns with its first member with attention (the second here) */
+    struct translator *a = make_n(&f, ms, ws, 2, 4, 3, 1, 2), *plain = make_n(&f, ms, ws, 2, 4, 3, 0, 1);
+    run(a, &f);
+    run(plain, &f);
+    assert_same(a, plain, f.n);
+    size_t n_pairs = 0;
+    for (size_t i = 0; i < f.n; i++) {
+        const struct translate_result *r = translator_result(a, i);
+        const size_t ns = count_words(f.lines[i]);
+        for (size_t k = 0; k < r->n_hyps; k++) {
+            const struct translate_hyp *h = &r->hyps[k];
+            cr_assert_not_null(h->align, "line %zu hyp %zu", i, k);
+            cr_assert_eq(strlen(h->align), h->align_len);
+            cr_assert_null(translator_result(plain, i)->hyps[k].align);
+            const size_t nt = count_words(h->text);
+            long ps = -1, pt = -1;
+            for (const char *p = h->align; *p;) {
+                char *e;
+                long s = strtol(p, &e, 10);
+                cr_assert_eq(*e, '-', "line %zu: '%s'", i, h->align);
+                long t = strtol(e + 1, &e, 10);
+                cr_assert(s >= 0 && (size_t)s < ns && t >= 0 && (size_t)t < nt, "line %zu '%s' / '%s': %s", i,
+                          f.lines[i], h->text, h->align);
+                cr_assert(s > ps || (s == ps && t > pt), "line %zu: not sorted and unique: %s", i, h->align);
+                ps = s, pt = t;
+                n_pairs++;
+                p = *e == ' ' ? e + 1 : e;
+                cr_assert(*e == ' ' || *e == '\0');
+            }
+            cr_assert_eq(h->align_len == 0, nt == 0, "line %zu hyp %zu: '%s' has words, alignment '%s'", i, k,
+                         h->text, h->align);
+        }
+    }
+    cr_assert_gt(n_pairs, f.n);
+    translator_free(a);
+    translator_free(plain);
+    param_buf_free(aw);
+    s2s_model_free(&am);
+    fixture_free(&f);
+}
+
+Test(word_alignment, nbest_hypotheses_each_have_an_alignment) { check_alignments(0, 1); }
+Test(word_alignment, nbest_alignments_reversed_source) { check_alignments(1, 0); }
+
 /* ---- the command line (seqlite translate / eval) on a database with a random-model checkpoint ---- */
 
 #include <signal.h>
@@ -404,6 +642,8 @@ static size_t count_lines(const char *s)
     return n;
 }
 
+static int64_t add_ckpt(const char *db_path, enum attn_score att, uint64_t seed);
+
 /* A database with train + test corpora, a vocabulary and (with_ckpt) a checkpoint of a random model
  * whose EOS bias ends some hypotheses early. Returns the db path (malloc'd). */
 static char *make_db(const char *dir, int with_ckpt)
@@ -419,8 +659,15 @@ static char *make_db(const char *dir, int with_ckpt)
     free(err);
     cr_assert_eq(runf(NULL, &err, NULL, "vocab '%s' --size 300 --min-count 1", db_path), 0, "%s", err);
     free(err);
-    if (!with_ckpt)
-        return db_path;
+    if (with_ckpt)
+        add_ckpt(db_path, ATTN_NONE, 3);
+    return db_path;
+}
+
+/* Adds a run and a checkpoint of a random model (attention att, parameters from seed) over the newest
+ * vocabulary of db_path; returns the checkpoint id. */
+static int64_t add_ckpt(const char *db_path, enum attn_score att, uint64_t seed)
+{
     struct db *db;
     cr_assert_eq(db_open(db_path, 0, &db), 0);
     int64_t vid;
@@ -430,17 +677,20 @@ static char *make_db(const char *dir, int with_ckpt)
     memset(&run, 0, sizeof run);
     run.src_vocab_id = run.tgt_vocab_id = vid;
     run.threads = 1;
-    run.config = "{\"seed\":1,\"layers\":1,\"emb\":12,\"hidden\":16,\"batch\":8,\"lr\":0.001,\"clip\":5,"
-                 "\"epochs\":1,\"max_len\":64,\"reverse_source\":1,\"keep\":3,\"src_eos\":1}";
+    char config[512];
+    snprintf(config, sizeof config, "{\"seed\":1,\"layers\":1,\"emb\":12,\"hidden\":16,\"batch\":8,\"lr\":0.001,"
+             "\"clip\":5,\"epochs\":1,\"max_len\":64,\"reverse_source\":1,\"keep\":3,\"src_eos\":1,\"attention\":%d}",
+             (int)att);
+    run.config = config;
     int64_t run_id;
     cr_assert_eq(db_run_create(db, &run, &run_id), 0, "%s", sl_errmsg());
     struct s2s_config cfg = {.V_src = bpe_size(b), .V_tgt = bpe_size(b), .E = 12, .H = 16, .L = 1,
-                             .reverse_source = 1};
+                             .reverse_source = 1, .attention = att};
     struct s2s_model m;
     cr_assert_eq(s2s_model_init(&m, &cfg), 0);
     float *w = param_buf_create(m.table.total);
     struct rng r;
-    rng_seed(&r, 3);
+    rng_seed(&r, seed);
     s2s_params_init(&m, w, &r);
     w[param_table_find(&m.table, "out.b")->offset + BPE_EOS] += 1.0f;
     struct ckpt_save_req req = {.run_id = run_id, .step = 10, .src_vocab_id = vid, .tgt_vocab_id = vid,
@@ -451,7 +701,7 @@ static char *make_db(const char *dir, int with_ckpt)
     s2s_model_free(&m);
     bpe_free(b);
     db_close(db);
-    return db_path;
+    return ck;
 }
 
 static int64_t count_rows(const char *db_path, const char *sql)
@@ -861,6 +1111,88 @@ Test(learn_e2e, validation_bleu_is_eval_bleu, .timeout = 120)
     cr_assert_float_eq(metric_value(out, "BLEU|"), round(last_bleu * 10) / 10, 1e-9, "%s vs %f", out, last_bleu);
     cr_assert_float_eq(metric_value(out, "chrF2|"), round(last_chrf * 10) / 10, 1e-9, "%s vs %f", out, last_chrf);
     free(out), free(err);
+    free(db);
+    th_rmdir(dir);
+    free(dir);
+}
+
+/* Ensembles and alignments on the command line: the same checkpoint twice is that checkpoint (text and
+ * scores), members of different architectures decode together, names work in the list, checkpoints of
+ * different vocabularies are refused (exit 1, nothing written), --alignment needs attention (exit 2) and
+ * gives every line (every n-best line) a " ||| " alignment field. */
+Test(translate_cli, ensembles_and_alignments)
+{
+    char *dir = th_tmpdir();
+    char *db = make_db(dir, 1); /* checkpoint 1: plain */
+    cr_assert_eq(add_ckpt(db, ATTN_GENERAL, 4), 2);
+    char *in = th_path(dir, "in.txt");
+    const char ok[] = "der hund läuft\n\ndie katze\nkind spielt mit ball\n";
+    cr_assert_eq(th_write_file(in, ok, sizeof ok - 1), 0);
+    char *o1 = NULL, *o2 = NULL, *err = NULL;
+    cr_assert_eq(runf(&o1, NULL, in, "translate '%s' --checkpoint 1 --scores", db), 0);
+    cr_assert_eq(runf(&o2, &err, in, "translate '%s' --checkpoint 1,1 --scores", db), 0, "%s", err);
+    cr_assert_str_eq(o1, o2);
+    free(o1), free(o2), free(err);
+    cr_assert_eq(runf(&o1, &err, in, "translate '%s' --checkpoint 1,2 --beam 3", db), 0, "%s", err);
+    cr_assert_eq(count_lines(o1), 4);
+    free(o1), free(err);
+    cr_assert_eq(runf(&o1, NULL, in, "translate '%s' --checkpoint best,last,1", db), 0);
+    cr_assert_eq(count_lines(o1), 4);
+    free(o1);
+    cr_assert_eq(runf(NULL, &err, in, "translate '%s' --checkpoint 1,,2", db), 1);
+    cr_assert(strstr(err, "empty checkpoint name"), "%s", err);
+    free(err);
+    /* alignments */
+    cr_assert_eq(runf(&o1, &err, in, "translate '%s' --checkpoint 1 --alignment", db), 2);
+    cr_assert(strstr(err, "--alignment needs a model with attention"), "%s", err);
+    cr_assert_str_eq(o1, "");
+    free(o1), free(err);
+    cr_assert_eq(runf(&o1, NULL, in, "translate '%s' --checkpoint 2", db), 0);
+    cr_assert_eq(runf(&o2, &err, in, "translate '%s' --checkpoint 2 --alignment", db), 0, "%s", err);
+    free(err);
+    const char *a = o1, *b = o2;
+    for (int i = 0; i < 4; i++) { /* the same text, then " ||| " and the pairs */
+        const char *nl = strchr(a, '\n'), *sep = strstr(b, " ||| ");
+        cr_assert_not_null(sep);
+        cr_assert_eq((size_t)(sep - b), (size_t)(nl - a), "line %d: %s", i + 1, o2);
+        cr_assert_eq(strncmp(a, b, (size_t)(nl - a)), 0);
+        b = strchr(sep, '\n') + 1;
+        a = nl + 1;
+    }
+    free(o1), free(o2);
+    cr_assert_eq(runf(&o1, &err, in, "translate '%s' --checkpoint 1,2 --alignment --beam 4 --nbest 2", db), 0,
+                 "%s", err);
+    free(err);
+    cr_assert_eq(count_lines(o1), 2 + 1 + 2 + 2, "%s", o1);
+    for (const char *l = o1; *l; l = strchr(l, '\n') + 1) { /* ID ||| hyp ||| alignment ||| score */
+        int fields = 1;
+        for (const char *p = l; *p != '\n'; p++)
+            fields += strncmp(p, " ||| ", 5) == 0;
+        cr_assert_eq(fields, 4, "%s", o1);
+    }
+    free(o1);
+    /* a checkpoint of another vocabulary */
+    cr_assert_eq(runf(NULL, &err, NULL, "vocab '%s' --size 310 --min-count 1", db), 0, "%s", err);
+    free(err);
+    cr_assert_eq(add_ckpt(db, ATTN_NONE, 5), 3);
+    cr_assert_eq(runf(&o1, &err, in, "translate '%s' --checkpoint 1,3", db), 1);
+    cr_assert(strstr(err, "checkpoints 1 and 3 use different vocabularies"), "%s", err);
+    cr_assert_str_eq(o1, "");
+    free(o1), free(err);
+    /* eval with an ensemble: stored as one evaluation naming its members */
+    int64_t rows = count_rows(db, "SELECT count(*) FROM metric");
+    cr_assert_eq(runf(&o1, &err, NULL, "eval '%s' --checkpoint 1,1 --beam 2", db), 0, "%s", err);
+    free(err);
+    cr_assert_eq(count_rows(db, "SELECT count(*) FROM metric"), rows + 2);
+    cr_assert_eq(count_rows(db, "SELECT count(*) FROM evaluation WHERE members = '[1,1]' AND checkpoint_id = 1"), 1);
+    cr_assert_eq(runf(&o2, NULL, NULL, "eval '%s' --checkpoint 1 --beam 2", db), 0);
+    cr_assert_str_eq(o1, o2);
+    cr_assert_eq(count_rows(db, "SELECT count(*) FROM metric"), rows + 4);
+    cr_assert_eq(count_rows(db, "SELECT count(*) FROM evaluation WHERE members IS NULL AND checkpoint_id = 1"), 1);
+    cr_assert_eq(runf(NULL, &err, NULL, "eval '%s' --checkpoint 2,3", db), 1);
+    cr_assert(strstr(err, "different vocabularies"), "%s", err);
+    free(o1), free(o2), free(err);
+    free(in);
     free(db);
     th_rmdir(dir);
     free(dir);

@@ -46,8 +46,8 @@ static int run(int argc, char **argv)
 
     int status = 1;
     struct db *db = NULL;
-    struct ckpt_model ck;
-    memset(&ck, 0, sizeof ck);
+    struct ckpt_model *cks = NULL;
+    size_t n_ck = 0;
     struct translator *t = NULL;
     struct eval_set p;
     memset(&p, 0, sizeof p);
@@ -70,7 +70,7 @@ static int run(int argc, char **argv)
     }
     /* one snapshot: a checkpoint pruned by a training run meanwhile cannot vanish halfway */
     if ((rc = db_read_begin(db)) == 0) {
-        rc = ckpt_model_load(db, which, &ck);
+        rc = ckpt_ensemble_load(db, which, &cks, &n_ck);
         db_read_end(db);
     }
     if (rc == SL_ENOTFOUND && (strcmp(which, "last") == 0 || strcmp(which, "best") == 0) && !db_has_checkpoint(db)) {
@@ -89,13 +89,18 @@ static int run(int argc, char **argv)
         cli_fail(&cmd_eval, "no %s pairs in %s (seqlite import --split %s ...)", split, pos[0], split);
         goto cleanup;
     }
+    const struct ckpt_model ck = cks[0];
+    const struct s2s_model *models[CKPT_ENSEMBLE_MAX];
+    const float *weights[CKPT_ENSEMBLE_MAX];
+    for (size_t i = 0; i < n_ck; i++)
+        models[i] = &cks[i].model, weights[i] = cks[i].w;
     struct translate_opts to;
     translate_opts_default(&to);
     to.beam = (size_t)beam;
     to.alpha = (float)alpha;
     to.threads = (int)threads;
     to.src_eos = ck.src_eos;
-    if (!(t = translator_create(&ck.model, ck.w, ck.src_bpe, ck.tgt_bpe, &to))) {
+    if (!(t = translator_create_ensemble(models, weights, n_ck, ck.src_bpe, ck.tgt_bpe, &to))) {
         cli_fail_status(&cmd_eval, SL_EINVAL);
         goto cleanup;
     }
@@ -107,6 +112,13 @@ static int run(int argc, char **argv)
     double t_decode = 0;
     translator_totals(t, NULL, NULL, NULL, &t_decode);
     double wall = clock_since(t0);
+    /* an ensemble's evaluation names its first member and lists all of them */
+    char members[1024] = "";
+    for (size_t i = 0; n_ck > 1 && i < n_ck; i++) {
+        size_t used = strlen(members);
+        snprintf(members + used, sizeof members - used, "%s%lld%s", i ? "," : "[", (long long)cks[i].checkpoint_id,
+                 i + 1 == n_ck ? "]" : "");
+    }
     const struct eval_record rec = {
         .run_id = ck.run_id,
         .checkpoint_id = ck.checkpoint_id,
@@ -115,6 +127,7 @@ static int run(int argc, char **argv)
         .beam = (int)beam,
         .alpha = alpha,
         .limit = (size_t)limit,
+        .members = n_ck > 1 ? members : NULL,
         .seconds = t_decode,
     };
     if ((rc = eval_store(db, &rec, &p, &ev)) != 0) {
@@ -147,7 +160,7 @@ cleanup:
     sbuf_free(&out);
     translator_free(t);
     eval_set_free(&p);
-    ckpt_model_free(&ck);
+    ckpt_ensemble_free(cks, n_ck);
     db_close(db);
     return status;
 }
@@ -160,11 +173,13 @@ const struct cli_cmd cmd_eval = {
         "  Translates the source side of every pair of a split (all its corpora, in import order),\n"
         "  scores the hypotheses against the stored targets with BLEU and chrF as sacreBLEU 2.x does\n"
         "  (13a tokenizer, exp smoothing; chrF2), and stores in one transaction every hypothesis\n"
-        "  (table translation) and both scores with their signatures (table metric). Prints one\n"
+        "  (table translation) and both scores with their signatures (table metric), grouped by one\n"
+        "  evaluation row with the settings (table evaluation). Prints one\n"
         "  line per metric on stdout, as `seqlite score`, and the decoding speed on stderr.\n"
         "options:\n"
         "  --split S           train, valid or test (default test)\n"
-        "  --checkpoint C      best (default), last or a checkpoint id (see seqlite translate)\n"
+        "  --checkpoint C      best (default), last or a checkpoint id (see seqlite translate); a\n"
+        "                      comma-separated list decodes with the ensemble (evaluation.members)\n"
         "  --beam K            beam size (default 5; 1 = greedy)\n"
         "  --length-penalty A  GNMT length penalty exponent (default 0.6)\n"
         "  --limit N           only the first N pairs (default 0: all)\n"

@@ -1,6 +1,7 @@
 /* tools/cmd_translate.c: `seqlite translate DB < input > output`: translates stdin line by line with
  * a stored checkpoint (translate/translator.h), writing exactly one output line per input line in input
- * order (N lines per input with --nbest N, Moses format "ID ||| hypothesis ||| score"). Streams:
+ * order (N lines per input with --nbest N, Moses format "ID ||| hypothesis ||| score"), with an ensemble
+ * of checkpoints (--checkpoint 12,15,18) and word alignments (--alignment, Marian's " ||| " field). Streams:
  * reads --batch lines, translates, writes, repeats (constant memory); --unbuffered (the default on a
  * terminal) answers each line and flushes before reading the next. An invalid UTF-8 line gives an
  * empty output line and a message naming it; the run goes on and exits 1 at the end.
@@ -19,8 +20,9 @@
 #include <string.h>
 #include <unistd.h>
 
-/* Opens path and loads checkpoint which; on failure prints the message and returns 1. */
-static int open_model(const char *path, const char *which, struct db **db, struct ckpt_model *ck)
+/* Opens path and loads the checkpoints of which (one, or an ensemble); on failure prints the message and
+ * returns 1. */
+static int open_model(const char *path, const char *which, struct db **db, struct ckpt_model **ck, size_t *n_ck)
 {
     int rc = db_open(path, DB_READ, db);
     if (rc == SL_ENOTFOUND)
@@ -30,7 +32,7 @@ static int open_model(const char *path, const char *which, struct db **db, struc
         return cli_fail_status(&cmd_translate, rc);
     /* one snapshot: a checkpoint pruned by a training run meanwhile cannot vanish halfway */
     if ((rc = db_read_begin(*db)) == 0) {
-        rc = ckpt_model_load(*db, which, ck);
+        rc = ckpt_ensemble_load(*db, which, ck, n_ck);
         db_read_end(*db);
     }
     if (rc == SL_ENOTFOUND && (strcmp(which, "last") == 0 || strcmp(which, "best") == 0) && !db_has_checkpoint(*db))
@@ -75,7 +77,7 @@ static int round_add(struct round *r, const char *s, size_t n)
 
 /* Writes the results of one round; counts invalid lines in *n_bad. first: 0-based index of line 0. */
 static int write_round(struct translator *t, const struct round *r, size_t first, size_t nbest, int scores,
-                       struct sbuf *out, size_t *n_bad)
+                       int alignment, struct sbuf *out, size_t *n_bad)
 {
     sbuf_reset(out);
     for (size_t i = 0; i < r->n; i++) {
@@ -88,12 +90,15 @@ static int write_round(struct translator *t, const struct round *r, size_t first
         }
         if (nbest > 1) {
             if (res->n_hyps == 0)
-                rc = sbuf_printf(out, "%zu |||  ||| 0\n", first + i);
+                rc = sbuf_printf(out, "%zu |||  ||| %s0\n", first + i, alignment ? " ||| " : "");
             for (size_t k = 0; !rc && k < res->n_hyps; k++)
-                rc = sbuf_printf(out, "%zu ||| %s ||| %.6f\n", first + i, res->hyps[k].text, res->hyps[k].score);
+                rc = sbuf_printf(out, "%zu ||| %s ||| %s%s%.6f\n", first + i, res->hyps[k].text,
+                                 alignment ? res->hyps[k].align : "", alignment ? " ||| " : "", res->hyps[k].score);
         } else {
             if (res->n_hyps)
                 rc = sbuf_append(out, res->hyps[0].text, res->hyps[0].len);
+            if (!rc && alignment)
+                rc = sbuf_printf(out, " ||| %s", res->n_hyps ? res->hyps[0].align : "");
             if (!rc && scores)
                 rc = sbuf_printf(out, "\t%.6f", res->n_hyps ? res->hyps[0].score : 0.0);
             if (!rc)
@@ -112,7 +117,7 @@ static int run(int argc, char **argv)
     const char *which = "best";
     int64_t beam = 5, nbest = 1, batch = 64, threads = 0;
     double alpha = 0.6, ratio = 2.0;
-    int unbuffered = 0, scores = 0;
+    int unbuffered = 0, scores = 0, alignment = 0;
     const struct cli_opt opts[] = {
         {"checkpoint", CLI_STR, &which, 0, 0},
         {"beam", CLI_INT, &beam, 1, 100},
@@ -123,6 +128,7 @@ static int run(int argc, char **argv)
         {"threads", CLI_INT, &threads, 0, 256},
         {"unbuffered", CLI_BOOL, &unbuffered, 0, 0},
         {"scores", CLI_BOOL, &scores, 0, 0},
+        {"alignment", CLI_BOOL, &alignment, 0, 0},
         {NULL, 0, NULL, 0, 0},
     };
     char *pos[1];
@@ -142,8 +148,8 @@ static int run(int argc, char **argv)
 
     int status = 1;
     struct db *db = NULL;
-    struct ckpt_model ck;
-    memset(&ck, 0, sizeof ck);
+    struct ckpt_model *ck = NULL;
+    size_t n_ck = 0;
     struct translator *t = NULL;
     struct round r;
     memset(&r, 0, sizeof r);
@@ -154,10 +160,23 @@ static int run(int argc, char **argv)
     size_t n_lines = 0, n_bad = 0;
     const double t0 = clock_now();
 
-    if (open_model(pos[0], which, &db, &ck))
+    if (open_model(pos[0], which, &db, &ck, &n_ck))
         goto cleanup;
     db_close(db); /* everything needed is in memory now */
     db = NULL;
+    const struct s2s_model *models[CKPT_ENSEMBLE_MAX];
+    const float *weights[CKPT_ENSEMBLE_MAX];
+    int any_attention = 0;
+    for (size_t i = 0; i < n_ck; i++) {
+        models[i] = &ck[i].model;
+        weights[i] = ck[i].w;
+        any_attention |= ck[i].model.cfg.attention != ATTN_NONE;
+    }
+    if (alignment && !any_attention) {
+        status = cli_usage_error(&cmd_translate, "--alignment needs a model with attention: %s --attention "
+                                 "none", n_ck == 1 ? "the checkpoint has" : "every checkpoint has");
+        goto cleanup;
+    }
     struct translate_opts to;
     translate_opts_default(&to);
     to.beam = (size_t)beam;
@@ -165,8 +184,9 @@ static int run(int argc, char **argv)
     to.alpha = (float)alpha;
     to.max_len_ratio = ratio;
     to.threads = (int)threads;
-    to.src_eos = ck.src_eos;
-    if (!(t = translator_create(&ck.model, ck.w, ck.src_bpe, ck.tgt_bpe, &to))) {
+    to.src_eos = ck[0].src_eos;
+    to.alignment = alignment;
+    if (!(t = translator_create_ensemble(models, weights, n_ck, ck[0].src_bpe, ck[0].tgt_bpe, &to))) {
         cli_fail_status(&cmd_translate, SL_EINVAL);
         goto cleanup;
     }
@@ -201,7 +221,7 @@ static int run(int argc, char **argv)
             cli_fail(&cmd_translate, "lines %zu-%zu: %s", n_lines + 1, n_lines + r.n, sl_errmsg());
             goto cleanup;
         }
-        if ((rc = write_round(t, &r, n_lines, (size_t)nbest, scores, &out, &n_bad)) != 0) {
+        if ((rc = write_round(t, &r, n_lines, (size_t)nbest, scores, alignment, &out, &n_bad)) != 0) {
             cli_fail_status(&cmd_translate, rc);
             goto cleanup;
         }
@@ -221,10 +241,11 @@ static int run(int argc, char **argv)
     translator_totals(t, &done, &src_tok, &tgt_tok, &secs);
     if (!unbuffered)
         fprintf(stderr, "translate: %zu lines (%zu translated) in %.2f s (decoding %.2f s: %.1f sentences/s, "
-                "%.0f target tokens/s), checkpoint %lld (run %lld, step %lld), beam %lld, %d threads\n",
+                "%.0f target tokens/s), checkpoint %lld (run %lld, step %lld)%s, beam %lld, %d threads\n",
                 n_lines, done, wall, secs, secs > 0 ? (double)done / secs : 0.0,
-                secs > 0 ? (double)tgt_tok / secs : 0.0, (long long)ck.checkpoint_id, (long long)ck.run_id,
-                (long long)ck.step, (long long)beam, translator_opts(t)->threads);
+                secs > 0 ? (double)tgt_tok / secs : 0.0, (long long)ck[0].checkpoint_id, (long long)ck[0].run_id,
+                (long long)ck[0].step, n_ck > 1 ? " and the rest of the ensemble" : "", (long long)beam,
+                translator_opts(t)->threads);
     if (n_bad) {
         cli_fail(&cmd_translate, "%zu line%s had invalid UTF-8 (empty lines written for them)", n_bad,
                  n_bad == 1 ? "" : "s");
@@ -234,7 +255,7 @@ static int run(int argc, char **argv)
 
 cleanup:
     translator_free(t);
-    ckpt_model_free(&ck);
+    ckpt_ensemble_free(ck, n_ck);
     db_close(db);
     sbuf_free(&line);
     sbuf_free(&out);
@@ -257,7 +278,10 @@ const struct cli_cmd cmd_translate = {
         "  the output does not depend on --batch or --threads.\n"
         "options:\n"
         "  --checkpoint C      best (default: the best validated checkpoint of the newest run, else its\n"
-        "                      newest), last (the newest of any run) or a checkpoint id\n"
+        "                      newest), last (the newest of any run) or a checkpoint id; a comma-separated\n"
+        "                      list (12,15,18 or best,last) decodes with the ensemble: the mean of the\n"
+        "                      members' log-probabilities at every step (the members may differ in\n"
+        "                      architecture but must share both vocabularies)\n"
         "  --beam K            beam size (default 5; 1 = greedy)\n"
         "  --nbest N           write the N best hypotheses per line (N <= K), Moses format:\n"
         "                        ID ||| hypothesis ||| score   (ID 0-based line index, best first;\n"
@@ -271,6 +295,12 @@ const struct cli_cmd cmd_translate = {
         "                      stdin is a terminal)\n"
         "  --scores            append a TAB and the score (length-normalised log-probability) to\n"
         "                      each line (without --nbest)\n"
+        "  --alignment         append \" ||| \" and the hard word alignment SRC-TGT of each hypothesis\n"
+        "                      (0-based whitespace-separated words of the source and the output; for\n"
+        "                      each target subword the source subword with the largest attention weight;\n"
+        "                      EOS left out; pairs sorted by source, then target), Moses / Marian style:\n"
+        "                        hypothesis ||| 0-0 1-2 2-1   (--nbest: ID ||| hyp ||| 0-0 ... ||| score)\n"
+        "                      Needs attention; an ensemble uses its first member with attention\n"
         "  A summary (lines, sentences/s, target tokens/s) goes to stderr unless --unbuffered.\n"
         "exit status: 0 ok, 1 no model / invalid input line / I/O error, 2 usage error\n",
     .run = run,

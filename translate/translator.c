@@ -5,15 +5,18 @@
  * schedule; a failing sub-batch's status and message reach the caller): each worker fills its (N, S)
  * source matrix, starts its s2s_decoder and runs its beam_search, whose model callbacks wrap s2s_decoder_step /
  * s2s_decoder_reorder and force EOS for rows whose sentence reached its own length limit (a row ->
- * sentence map follows the reorders); the hypotheses' tokens are copied to the line's slots;
- * (3) serial: decode the tokens with the target BPE into text, in input order.
+ * sentence map follows the reorders); the hypotheses' tokens (and alignment positions) are copied to the
+ * line's slots; (3) serial: decode the tokens with the target BPE into text, in input order, and format
+ * the alignments. An ensemble's workers hold one s2s_decoder per member, stepped and reordered together.
  * No allocation in the parallel part except inside s2s_decoder_start when a sub-batch is larger
  * than any before (its buffers grow once, then are reused).
  * ref: decoder/beam.h (callbacks, GNMT length penalty), model/seq2seq.h. */
 #include "translate/translator.h"
 
 #include "decoder/beam.h"
+#include "translate/align.h"
 #include "nn/gemm.h"
+#include "nn/params.h"
 #include "util/clock.h"
 #include "util/err.h"
 #include "util/jobs.h"
@@ -28,7 +31,8 @@
 /* One worker: a decoder, a beam search and their buffers. */
 struct tr_worker {
     struct translator *t;
-    struct s2s_decoder *dec;
+    struct s2s_decoder **dec;   /* (n_models) */
+    float *lp;                  /* (batch * K, V) a member's log-probabilities (ensembles) */
     struct beam_search *bs;
     size_t *row_sent, *row_tmp; /* (batch * K) sentence (within the sub-batch) of each row */
     size_t *limit;              /* (batch) max tokens of each sentence */
@@ -49,11 +53,12 @@ struct tr_sort {
 };
 
 struct translator {
-    const struct s2s_model *m;
-    const float *w;
+    const struct s2s_model *m; /* the first member (the shared V_tgt) */
+    size_t n_models;
     const struct bpe *sb, *tb;
     struct translate_opts o;
-    struct s2s_packed *pk; /* the weights decoding multiplies, packed once, shared by the workers */
+    struct s2s_packed **pk; /* (n_models) the weights decoding multiplies, packed once, shared by the workers */
+    size_t align_member;   /* the member whose attention gives the alignments */
     size_t n_workers;
     struct tr_worker *wk;
     /* per run, sized for cap lines */
@@ -70,6 +75,13 @@ struct translator {
     size_t src_ids_cap;
     int32_t *out_tok;
     size_t out_tok_cap;
+    int32_t *out_pos;             /* as out_tok: the aligned source subword of each token (alignment) */
+    size_t out_pos_cap;
+    size_t *align_off;            /* (cap * nbest) */
+    int32_t *src_word, *tgt_word; /* alignment scratch: word index of each subword */
+    size_t src_word_cap, tgt_word_cap;
+    uint64_t *pairs;
+    size_t pairs_cap;
     struct tok_ids ids;
     struct sbuf text, tmp;
     /* totals */
@@ -106,10 +118,21 @@ static size_t max_tokens(const struct translate_opts *o, size_t n_src)
 static int cb_step(void *ctx, const int32_t *prev, size_t M, float *logprobs)
 {
     struct tr_worker *w = ctx;
-    int rc = s2s_decoder_step(w->dec, prev, M, logprobs);
+    const size_t V = w->t->m->cfg.V_tgt, n_models = w->t->n_models, MV = M * V;
+    int rc = s2s_decoder_step(w->dec[0], prev, M, logprobs);
     if (rc)
         return rc;
-    size_t V = w->t->m->cfg.V_tgt;
+    if (n_models > 1) { /* the mean of the members' log-probabilities */
+        for (size_t i = 1; i < n_models; i++) {
+            if ((rc = s2s_decoder_step(w->dec[i], prev, M, w->lp)))
+                return rc;
+            for (size_t k = 0; k < MV; k++)
+                logprobs[k] += w->lp[k];
+        }
+        const float n = (float)n_models;
+        for (size_t k = 0; k < MV; k++)
+            logprobs[k] /= n;
+    }
     for (size_t r = 0; r < M; r++) {
         if (w->step < w->limit[w->row_sent[r]])
             continue;
@@ -132,14 +155,28 @@ static int cb_reorder(void *ctx, const size_t *src, size_t M)
     size_t *x = w->row_sent;
     w->row_sent = w->row_tmp;
     w->row_tmp = x;
-    return s2s_decoder_reorder(w->dec, src, M);
+    for (size_t i = 0; i < w->t->n_models; i++) {
+        int rc = s2s_decoder_reorder(w->dec[i], src, M);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
+static const int32_t *cb_aux(void *ctx)
+{
+    struct tr_worker *w = ctx;
+    return s2s_decoder_align(w->dec[w->t->align_member]);
 }
 
 /* ---- creation ---- */
 
-static void worker_free(struct tr_worker *w)
+static void worker_free(struct tr_worker *w, size_t n_models)
 {
-    s2s_decoder_free(w->dec);
+    for (size_t i = 0; w->dec && i < n_models; i++)
+        s2s_decoder_free(w->dec[i]);
+    free(w->dec);
+    param_buf_free(w->lp);
     beam_search_free(w->bs);
     free(w->row_sent);
     free(w->row_tmp);
@@ -151,15 +188,44 @@ static void worker_free(struct tr_worker *w)
 struct translator *translator_create(const struct s2s_model *m, const float *w, const struct bpe *src,
                                      const struct bpe *tgt, const struct translate_opts *opts)
 {
+    return translator_create_ensemble(&m, &w, 1, src, tgt, opts);
+}
+
+/* Checks the members against each other and the BPE models; OUT: *align_member. */
+static int check_members(const struct s2s_model *const *m, const float *const *w, size_t n, const struct bpe *src,
+                         const struct bpe *tgt, int alignment, size_t *align_member)
+{
+    if (!m || !w || n < 1 || !src || !tgt)
+        return sl_err(SL_EINVAL, "translator: model, parameters and both BPE models are needed");
+    *align_member = n;
+    for (size_t i = 0; i < n; i++) {
+        if (!m[i] || !w[i])
+            return sl_err(SL_EINVAL, "translator: model, parameters and both BPE models are needed");
+        if (bpe_size(src) > m[i]->cfg.V_src || m[i]->cfg.V_tgt > bpe_size(tgt))
+            return sl_err(SL_EINVAL, "translator: vocabularies do not match the model (source BPE %zu tokens, "
+                          "model V_src %zu; target BPE %zu tokens, model V_tgt %zu)", bpe_size(src),
+                          m[i]->cfg.V_src, bpe_size(tgt), m[i]->cfg.V_tgt);
+        if (m[i]->cfg.V_tgt != m[0]->cfg.V_tgt)
+            return sl_err(SL_EINVAL, "translator: ensemble member %zu has V_tgt %zu, member 1 has %zu", i + 1,
+                          m[i]->cfg.V_tgt, m[0]->cfg.V_tgt);
+        if (*align_member == n && m[i]->cfg.attention != ATTN_NONE)
+            *align_member = i;
+    }
+    if (alignment && *align_member == n)
+        return sl_err(SL_EINVAL, "translator: alignments need a model with attention (%s --attention none)",
+                      n == 1 ? "the model has" : "every member has");
+    return 0;
+}
+
+struct translator *translator_create_ensemble(const struct s2s_model *const *m, const float *const *w,
+                                              size_t n_models, const struct bpe *src, const struct bpe *tgt,
+                                              const struct translate_opts *opts)
+{
     struct translate_opts o;
     if (opts)
         o = *opts;
     else
         translate_opts_default(&o);
-    if (!m || !w || !src || !tgt) {
-        sl_err(SL_EINVAL, "translator: model, parameters and both BPE models are needed");
-        return NULL;
-    }
     if (o.beam < 1 || o.beam > 1000 || o.nbest < 1 || o.nbest > o.beam || !(o.alpha >= 0.0f) ||
         isinf(o.alpha) || !(o.max_len_ratio >= 0.0) || isinf(o.max_len_ratio) || o.max_len_cap < 1 ||
         o.max_len_cap > 100000 || o.batch < 1 || o.batch > 100000 || o.threads < 0 || o.threads > 1024) {
@@ -168,12 +234,9 @@ struct translator *translator_create(const struct s2s_model *m, const float *w, 
                o.max_len_cap, o.batch, o.threads);
         return NULL;
     }
-    if (bpe_size(src) > m->cfg.V_src || m->cfg.V_tgt > bpe_size(tgt)) {
-        sl_err(SL_EINVAL, "translator: vocabularies do not match the model (source BPE %zu tokens, model "
-               "V_src %zu; target BPE %zu tokens, model V_tgt %zu)", bpe_size(src), m->cfg.V_src,
-               bpe_size(tgt), m->cfg.V_tgt);
+    size_t align_member = 0;
+    if (check_members(m, w, n_models, src, tgt, o.alignment, &align_member))
         return NULL;
-    }
     if (o.threads == 0)
         o.threads = omp_get_max_threads();
     struct translator *t = calloc(1, sizeof *t);
@@ -181,22 +244,35 @@ struct translator *translator_create(const struct s2s_model *m, const float *w, 
         sl_err(SL_ENOMEM, "translator: out of memory");
         return NULL;
     }
-    t->m = m, t->w = w, t->sb = src, t->tb = tgt, t->o = o;
+    t->m = m[0], t->n_models = n_models, t->sb = src, t->tb = tgt, t->o = o;
+    t->align_member = align_member;
     tok_ids_init(&t->ids);
     sbuf_init(&t->text);
     sbuf_init(&t->tmp);
     t->n_workers = (size_t)o.threads;
-    if (!(t->pk = s2s_packed_create(m, w)))
-        goto fail;
+    if (!(t->pk = calloc(n_models, sizeof *t->pk)))
+        goto nomem;
+    for (size_t i = 0; i < n_models; i++)
+        if (!(t->pk[i] = s2s_packed_create(m[i], w[i])))
+            goto fail;
     if (!(t->wk = calloc(t->n_workers, sizeof *t->wk)))
         goto nomem;
-    size_t K = o.beam, NB = o.batch;
+    const size_t K = o.beam, NB = o.batch, V = m[0]->cfg.V_tgt;
     for (size_t i = 0; i < t->n_workers; i++) {
         struct tr_worker *wk = &t->wk[i];
         wk->t = t;
-        if (!(wk->dec = s2s_decoder_create(m, w, t->pk)) ||
-            !(wk->bs = beam_search_create(NB, K, m->cfg.V_tgt, o.max_len_cap + 1)))
+        if (!(wk->dec = calloc(n_models, sizeof *wk->dec)))
+            goto nomem;
+        for (size_t j = 0; j < n_models; j++) {
+            if (!(wk->dec[j] = s2s_decoder_create(m[j], w[j], t->pk[j])))
+                goto fail;
+            if (o.alignment && j == align_member && s2s_decoder_track_align(wk->dec[j], 1))
+                goto fail;
+        }
+        if (!(wk->bs = beam_search_create(NB, K, V, o.max_len_cap + 1)))
             goto fail;
+        if (n_models > 1 && !(wk->lp = param_buf_create(NB * K * V)))
+            goto nomem;
         if (!(wk->row_sent = malloc(NB * K * sizeof *wk->row_sent)) ||
             !(wk->row_tmp = malloc(NB * K * sizeof *wk->row_tmp)) || !(wk->limit = malloc(NB * sizeof *wk->limit)) ||
             !(wk->src_len = malloc(NB * sizeof *wk->src_len)))
@@ -204,8 +280,8 @@ struct translator *translator_create(const struct s2s_model *m, const float *w, 
     }
     return t;
 nomem:
-    sl_err(SL_ENOMEM, "translator: out of memory (%zu threads, batch %zu, beam %zu)", t->n_workers, o.batch,
-           o.beam);
+    sl_err(SL_ENOMEM, "translator: out of memory (%zu threads, batch %zu, beam %zu, %zu models)", t->n_workers,
+           o.batch, o.beam, n_models);
 fail:
     translator_free(t);
     return NULL;
@@ -216,9 +292,11 @@ void translator_free(struct translator *t)
     if (!t)
         return;
     for (size_t i = 0; t->wk && i < t->n_workers; i++)
-        worker_free(&t->wk[i]);
+        worker_free(&t->wk[i], t->n_models);
     free(t->wk);
-    s2s_packed_free(t->pk);
+    for (size_t i = 0; t->pk && i < t->n_models; i++)
+        s2s_packed_free(t->pk[i]);
+    free(t->pk);
     free(t->res);
     free(t->src_off);
     free(t->out_off);
@@ -229,6 +307,11 @@ void translator_free(struct translator *t)
     free(t->order);
     free(t->src_ids);
     free(t->out_tok);
+    free(t->out_pos);
+    free(t->align_off);
+    free(t->src_word);
+    free(t->tgt_word);
+    free(t->pairs);
     tok_ids_free(&t->ids);
     sbuf_free(&t->text);
     sbuf_free(&t->tmp);
@@ -237,7 +320,11 @@ void translator_free(struct translator *t)
 
 const struct translate_opts *translator_opts(const struct translator *t) { return &t->o; }
 
-void translator_weights_changed(struct translator *t) { s2s_packed_refresh(t->pk); }
+void translator_weights_changed(struct translator *t)
+{
+    for (size_t i = 0; i < t->n_models; i++)
+        s2s_packed_refresh(t->pk[i]);
+}
 
 const struct translate_result *translator_result(const struct translator *t, size_t i) { return &t->res[i]; }
 
@@ -271,7 +358,8 @@ static int reserve_lines(struct translator *t, size_t n)
         (rc = vec_resize(&t->order, c, sizeof *t->order)) ||
         (rc = vec_resize(&t->raw, c * nb, sizeof *t->raw)) ||
         (rc = vec_resize(&t->hyps, c * nb, sizeof *t->hyps)) ||
-        (rc = vec_resize(&t->text_off, c * nb, sizeof *t->text_off)))
+        (rc = vec_resize(&t->text_off, c * nb, sizeof *t->text_off)) ||
+        (rc = vec_resize(&t->align_off, c * nb, sizeof *t->align_off)))
         return sl_err_prefix(rc, "translator: %zu lines", c);
     t->cap = c;
     return 0;
@@ -309,16 +397,19 @@ static int run_chunk(struct tr_worker *w, size_t a, size_t b)
         for (size_t k = 0; k < K; k++)
             w->row_sent[j * K + k] = j;
     }
-    int rc = s2s_decoder_start(w->dec, w->src, w->src_len, N, S, K);
-    if (rc)
-        return rc;
+    for (size_t i = 0; i < t->n_models; i++) {
+        int rc = s2s_decoder_start(w->dec[i], w->src, w->src_len, N, S, K);
+        if (rc)
+            return rc;
+    }
     w->step = 0;
     struct beam_model bm = {
         .ctx = w, .V = t->m->cfg.V_tgt, .bos = BPE_BOS, .eos = BPE_EOS, .pad = BPE_PAD,
-        .step = cb_step, .reorder = cb_reorder,
+        .step = cb_step, .reorder = cb_reorder, .aux = o->alignment ? cb_aux : NULL,
     };
     struct beam_opts bo = {.nbest = o->nbest, .max_len = T, .alpha = o->alpha, .fixed_length = 0};
-    if ((rc = beam_search_run(w->bs, &bm, N, &bo)) != 0)
+    int rc = beam_search_run(w->bs, &bm, N, &bo);
+    if (rc != 0)
         return rc;
     for (size_t j = 0; j < N; j++) {
         size_t line = t->order[a + j].line, cnt = 0;
@@ -329,6 +420,8 @@ static int run_chunk(struct tr_worker *w, size_t a, size_t b)
             struct tr_raw *x = &t->raw[line * o->nbest + k];
             size_t len = h[k].len <= t->limit[line] ? h[k].len : t->limit[line];
             memcpy(t->out_tok + t->out_off[line] + k * t->limit[line], h[k].tokens, len * sizeof(int32_t));
+            if (o->alignment)
+                memcpy(t->out_pos + t->out_off[line] + k * t->limit[line], h[k].aux, len * sizeof(int32_t));
             x->len = len;
             x->score = h[k].score;
             x->logprob = h[k].logprob;
@@ -363,6 +456,28 @@ static int put_text(struct translator *t, const char *s, size_t n)
         if (t->text.data[i] == '\n' || t->text.data[i] == '\r')
             t->text.data[i] = ' ';
     return sbuf_putc(&t->text, '\0'); /* each hypothesis NUL-terminated inside the buffer */
+}
+
+/* Appends the word alignment of hypothesis k of line i (tokens tok (n_tok)) to t->text, NUL-terminated. */
+static int put_alignment(struct translator *t, size_t i, size_t k, const int32_t *tok, size_t n_tok)
+{
+    const size_t nb = t->o.nbest, n_src = t->res[i].n_src_tokens;
+    const int32_t *pos = t->out_pos + t->out_off[i] + k * t->limit[i];
+    int rc;
+    if ((rc = vec_reserve(&t->src_word, &t->src_word_cap, n_src + 1, sizeof *t->src_word)) ||
+        (rc = vec_reserve(&t->tgt_word, &t->tgt_word_cap, n_tok + 1, sizeof *t->tgt_word)) ||
+        (rc = vec_reserve(&t->pairs, &t->pairs_cap, n_tok + 1, sizeof *t->pairs)))
+        return rc;
+    if ((rc = align_word_index(t->sb, t->src_ids + t->src_off[i], n_src, t->src_word)) ||
+        (rc = align_word_index(t->tb, tok, n_tok, t->tgt_word)))
+        return rc;
+    const size_t at = t->text.len;
+    t->align_off[i * nb + k] = at;
+    if ((rc = align_format(t->src_word, n_src, t->tgt_word, pos, n_tok, t->pairs, &t->text)) ||
+        (rc = sbuf_putc(&t->text, '\0')))
+        return rc;
+    t->hyps[i * nb + k].align_len = t->text.len - 1 - at;
+    return 0;
 }
 
 int translator_run(struct translator *t, const char *const *lines, const size_t *lens, size_t n)
@@ -409,6 +524,8 @@ int translator_run(struct translator *t, const char *const *lines, const size_t 
     qsort(t->order, n_dec, sizeof *t->order, cmp_sort);
     if ((rc = vec_reserve(&t->out_tok, &t->out_tok_cap, n_out ? n_out : 1, sizeof *t->out_tok)) != 0)
         return rc;
+    if (o->alignment && (rc = vec_reserve(&t->out_pos, &t->out_pos_cap, n_out ? n_out : 1, sizeof *t->out_pos)))
+        return rc;
     /* worker source matrices: the longest sub-batch is the first one */
     size_t S_max = n_dec ? t->order[0].n_src + eos : 1;
     for (size_t i = 0; i < t->n_workers; i++) {
@@ -444,6 +561,9 @@ int translator_run(struct translator *t, const char *const *lines, const size_t 
             h->score = x->score;
             h->logprob = x->logprob;
             h->finished = x->finished;
+            h->align_len = 0;
+            if (o->alignment && (rc = put_alignment(t, i, k, tok, x->len)) != 0)
+                return sl_err_prefix(rc, "line %zu", i + 1);
         }
         if (r->n_hyps) {
             t->tot_lines++;
@@ -452,8 +572,10 @@ int translator_run(struct translator *t, const char *const *lines, const size_t 
         }
     }
     for (size_t i = 0; i < n; i++)
-        for (size_t k = 0; k < t->res[i].n_hyps; k++)
+        for (size_t k = 0; k < t->res[i].n_hyps; k++) {
             t->hyps[i * nb + k].text = t->text.data + t->text_off[i * nb + k];
+            t->hyps[i * nb + k].align = o->alignment ? t->text.data + t->align_off[i * nb + k] : NULL;
+        }
     t->tot_seconds += clock_since(t0);
     return 0;
 }

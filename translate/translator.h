@@ -10,6 +10,13 @@
  * Scores: GNMT length normalisation, score = logprob / ((5 + |Y|) / 6)^alpha with |Y| counting EOS
  * (decoder/beam.h); alpha 0.6 by default as in Wu et al. (Marian's 0.6 divides by |Y|^0.6 instead).
  * Line errors (invalid UTF-8) are per line: that result has status SL_EUTF8 and no hypothesis.
+ * Ensembles (translator_create_ensemble): every member keeps its own encoder states and decoder state per
+ * hypothesis (beam reordering applies to each); the search reads, per step, the mean of the members'
+ * log-probabilities, summed in member order in float and divided by the member count (not renormalised,
+ * as the mean of log-probabilities in OpenNMT-py's ensembles). One member is translator_create exactly.
+ * Alignments (opts.alignment): per target subword the argmax source subword of the attention weights of the
+ * first member with attention, carried through the beam with each hypothesis, mapped to word pairs by
+ * translate/align.h (target EOS and source EOS left out).
  * ref: Wu et al. 2016 (length penalty); Sutskever et al. 2014 (beam search for seq2seq). */
 #ifndef SL_TRANSLATE_TRANSLATOR_H
 #define SL_TRANSLATE_TRANSLATOR_H
@@ -30,6 +37,7 @@ struct translate_opts {
     size_t batch;         /* sentences per decoding sub-batch (default 32) */
     int threads;          /* OpenMP threads (0: omp_get_max_threads()) */
     int src_eos;          /* 1: each source ends with EOS, as corpus/batch.h src_eos does in training */
+    int alignment;        /* 1: word alignments for every hypothesis (a member must have attention) */
 };
 
 /* One hypothesis of a line. text is borrowed: valid until the next translator_run or free. */
@@ -40,6 +48,9 @@ struct translate_hyp {
     double score;     /* length-normalised log-probability (what ranks hypotheses) */
     double logprob;   /* sum of the token log-probabilities, EOS included when finished */
     int finished;     /* 1: ended with EOS; 0: cut at the length limit */
+    const char *align; /* with opts.alignment: "s-t s-t ..." source-target word pairs (translate/align.h),
+                        * NUL-terminated, borrowed as text; NULL otherwise */
+    size_t align_len;
 };
 
 struct translate_result {
@@ -58,6 +69,12 @@ void translate_opts_default(struct translate_opts *o);
  * ENOMEM (message in sl_errmsg()). */
 struct translator *translator_create(const struct s2s_model *m, const float *w, const struct bpe *src,
                                      const struct bpe *tgt, const struct translate_opts *o);
+/* An ensemble of n_models >= 1 members m[i] with parameters w[i] (borrowed), which must share V_tgt and
+ * accept the source BPE (bpe_size(src) <= V_src of each). NULL on bad options, an alignment request
+ * without a member with attention, or ENOMEM (message in sl_errmsg()). */
+struct translator *translator_create_ensemble(const struct s2s_model *const *m, const float *const *w,
+                                              size_t n_models, const struct bpe *src, const struct bpe *tgt,
+                                              const struct translate_opts *o);
 void translator_free(struct translator *t);
 /* The options in use (defaults filled in). */
 const struct translate_opts *translator_opts(const struct translator *t);
