@@ -41,5 +41,6 @@ int cli_stderr_is_tty(void);
 
 extern const struct cli_cmd cmd_import, cmd_vocab, cmd_tokenize, cmd_train, cmd_translate, cmd_score,
     cmd_eval, cmd_bench;
+extern const struct cli_cmd cmd_info;
 
 #endif

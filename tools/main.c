@@ -7,6 +7,7 @@
 static const struct cli_cmd *const commands[] = {
     &cmd_import, &cmd_vocab, &cmd_tokenize, &cmd_train, &cmd_translate,
     &cmd_score,  &cmd_eval,  &cmd_bench,
+    &cmd_info,
 };
 #define N_COMMANDS (sizeof commands / sizeof commands[0])
 
