@@ -375,4 +375,69 @@ struct db_export_sizes {
  * transaction. OUT: sizes. */
 int db_export_checkpoint(struct db *db, int64_t ckpt_id, const char *out, struct db_export_sizes *sizes /* OUT */);
 
+/* ---- project summary (seqlite info): read-only queries over every table ----
+ * Callbacks get borrowed strings (valid during the callback; "" for NULL); a nonzero return from cb
+ * stops the loop and is returned. Measured numbers that are NULL read as NaN, missing ids as 0. */
+
+/* A read snapshot: every query until db_info_end sees one committed state of the file (BEGIN
+ * DEFERRED ... COMMIT). Takes no write lock: a training run writing meanwhile is not held up. */
+int db_info_begin(struct db *db);
+int db_info_end(struct db *db);
+
+struct db_info_vocab {
+    int64_t id, size;
+    const char *kind, *side, *normalization, *created_at;
+};
+/* Calls cb for every vocabulary in id order. */
+int db_info_vocabs(struct db *db, int (*cb)(void *ctx, const struct db_info_vocab *v), void *ctx);
+
+struct db_info_run {
+    int64_t id;
+    const char *name;
+    const char *status;              /* as stored: running|done|stopped|failed */
+    enum db_run_liveness liveness;   /* db_run_liveness: a 'running' run may be DB_RUN_INTERRUPTED */
+    const char *owner;               /* PID@HOST of the lease ("" when none) */
+    int64_t layers, hidden;
+    int64_t attention, encoder;      /* config members (CHOICE indices, train/options.c); -1: absent */
+    int64_t steps_done, steps;       /* steps: the --steps target, 0: none */
+    const char *started_at, *ended_at;
+    double seconds;                  /* wall time from started_at to ended_at; while running to now; an
+                                        interrupted run to its last heartbeat (now when it has none) */
+    int64_t best_checkpoint_id;      /* its best checkpoint (0: none) */
+    double best_valid_ppl, best_valid_bleu;
+};
+/* Calls cb for every run in id order. */
+int db_info_runs(struct db *db, int (*cb)(void *ctx, const struct db_info_run *r), void *ctx);
+/* The run whose id (all digits) or else name is key. SL_ENOTFOUND "no run 'KEY'". */
+int db_info_run_find(struct db *db, const char *key, int64_t *id /* OUT */);
+
+struct db_info_checkpoint {
+    int64_t id, run_id, step;
+    double valid_ppl, valid_bleu;
+    int is_best;
+    const char *averaged_from; /* JSON array of checkpoint ids ("" for a trained checkpoint) */
+    int64_t n_tensors;
+    int64_t bytes, adam_bytes; /* sum of length(data) of its tensors; of those named adam.* */
+    const char *created_at;
+};
+/* Calls cb for every checkpoint of run_id in step order. */
+int db_info_checkpoints(struct db *db, int64_t run_id, int (*cb)(void *ctx, const struct db_info_checkpoint *c),
+                        void *ctx);
+
+struct db_info_evaluation {
+    int64_t id, run_id, checkpoint_id, step; /* run_id, checkpoint_id 0: deleted */
+    const char *split;
+    int64_t beam;                 /* 0: not recorded (stored before schema 3) */
+    double length_penalty;        /* NaN: not recorded */
+    int64_t max_sentences;        /* --limit; 0: all */
+    const char *members;          /* JSON array of an ensemble's checkpoint ids ("": one model) */
+    int64_t n_sentences;          /* 0: not recorded */
+    double seconds, sentences_per_s;
+    double bleu, chrf;            /* its metric rows (NaN: none) */
+    const char *created_at;
+};
+/* Calls cb for the newest limit evaluations (of run_id; 0: of every run), oldest of them first. */
+int db_info_evaluations(struct db *db, int64_t run_id, int64_t limit,
+                        int (*cb)(void *ctx, const struct db_info_evaluation *e), void *ctx);
+
 #endif

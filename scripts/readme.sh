@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 SEQ=${1:-build}/tools/seqlite
 tmp=$(mktemp)
 {
-  for c in import vocab tokenize train translate score eval plot average export bench; do
+  for c in import vocab tokenize train translate score eval info plot average export bench; do
     printf '### seqlite %s\n\n```\n' "$c"
     "$SEQ" help "$c"
     printf '```\n\n'

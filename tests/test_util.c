@@ -1,5 +1,5 @@
 /* tests/test_util.c: util/ — error messages, the RNG and the 64-bit mixer, growable arrays, the monotonic
- * clock, the byte buffer and line reader, UTF-8, big buffers, jobs. */
+ * clock, the byte buffer and line reader, UTF-8, big buffers, jobs, the JSON writer. */
 #include <criterion/criterion.h>
 
 #include "tests/helpers.h"
@@ -7,11 +7,13 @@
 #include "util/clock.h"
 #include "util/err.h"
 #include "util/jobs.h"
+#include "util/json.h"
 #include "util/rng.h"
 #include "util/sbuf.h"
 #include "util/utf8.h"
 #include "util/vec.h"
 
+#include <math.h>
 #include <omp.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -432,4 +434,97 @@ Test(jobs, the_lowest_failing_job_status_and_message_reach_the_caller)
             cr_assert_eq(rc, SL_EIO, "sched %d, %d threads: rc %d", sched, nt, rc);
             cr_assert(strstr(sl_errmsg(), "job 1 failed") != NULL, "message: '%s'", sl_errmsg());
         }
+}
+
+/* ---- the JSON writer ---- */
+
+Test(json, strings_are_escaped_and_always_valid_utf8)
+{
+    struct sbuf b;
+    sbuf_init(&b);
+    const char s[] = "a\"b\\c\n\t\r\x01\x1f\x7f \xc3\xa4 \xe2\x82\xac \xf0\x9f\x98\x80 \xff\xc3 \xed\xa0\x80";
+    cr_assert_eq(json_put_string(&b, s, sizeof s - 1), 0);
+    cr_assert_str_eq(b.data, "\"a\\\"b\\\\c\\n\\t\\r\\u0001\\u001f\x7f \xc3\xa4 \xe2\x82\xac \xf0\x9f\x98\x80 "
+                             "\\ufffd\\ufffd \\ufffd\\ufffd\\ufffd\"");
+    sbuf_reset(&b);
+    cr_assert_eq(json_put_string(&b, "x\0y", 3), 0); /* NUL is a control character */
+    cr_assert_str_eq(b.data, "\"x\\u0000y\"");
+    sbuf_free(&b);
+}
+
+Test(json, numbers_are_shortest_round_trip_and_null_when_not_finite)
+{
+    const double v[] = {0, -0.0, 1, 0.1, 117.79216, 1e300, -2.5e-10, 1.0 / 3, 4.96, NAN, INFINITY, -INFINITY};
+    const char *want[] = {"0", "-0", "1", "0.1", "117.79216", "1e+300", "-2.5e-10", "0.3333333333333333",
+                          "4.96", "null", "null", "null"};
+    struct sbuf b;
+    sbuf_init(&b);
+    for (size_t i = 0; i < sizeof v / sizeof *v; i++) {
+        sbuf_reset(&b);
+        cr_assert_eq(json_put_real(&b, v[i]), 0);
+        cr_assert_str_eq(b.data, want[i]);
+        if (isfinite(v[i]))
+            cr_assert_eq(strtod(b.data, NULL), v[i]);
+    }
+    sbuf_free(&b);
+}
+
+Test(json, writer_places_commas_and_colons)
+{
+    struct sbuf b;
+    sbuf_init(&b);
+    struct json_writer w;
+    json_writer_init(&w, &b);
+    json_object_begin(&w);
+    json_key(&w, "a");
+    json_array_begin(&w);
+    json_int(&w, -3);
+    json_real(&w, 0.5);
+    json_string(&w, NULL);
+    json_object_begin(&w);
+    json_object_end(&w);
+    json_array_begin(&w);
+    json_array_end(&w);
+    json_bool(&w, 1);
+    json_null(&w);
+    json_raw(&w, "[1,2]");
+    json_array_end(&w);
+    json_key(&w, "k\"ey");
+    json_string(&w, "v");
+    json_key(&w, "n");
+    json_int(&w, INT64_MIN);
+    json_object_end(&w);
+    cr_assert_eq(json_writer_finish(&w), 0, "%s", sl_errmsg());
+    cr_assert_str_eq(b.data, "{\"a\":[-3,0.5,null,{},[],true,null,[1,2]],\"k\\\"ey\":\"v\",\"n\":-9223372036854775808}");
+    sbuf_free(&b);
+}
+
+Test(json, misuse_is_a_sticky_error)
+{
+    struct sbuf b;
+    sbuf_init(&b);
+    struct json_writer w;
+    json_writer_init(&w, &b);
+    json_object_begin(&w);
+    json_int(&w, 1); /* a value without a key */
+    cr_assert_eq(w.rc, SL_EINVAL);
+    json_key(&w, "a");
+    json_object_end(&w);
+    cr_assert_eq(json_writer_finish(&w), SL_EINVAL);
+    cr_assert_str_eq(b.data, "{"); /* nothing written after the failure */
+    sbuf_reset(&b);
+    json_writer_init(&w, &b);
+    json_array_begin(&w);
+    cr_assert_eq(json_writer_finish(&w), SL_EINVAL); /* left open */
+    sbuf_reset(&b);
+    json_writer_init(&w, &b);
+    json_array_begin(&w);
+    json_object_end(&w); /* closes the wrong kind */
+    cr_assert_eq(json_writer_finish(&w), SL_EINVAL);
+    sbuf_reset(&b);
+    json_writer_init(&w, &b);
+    for (int i = 0; i <= JSON_MAX_DEPTH; i++)
+        json_array_begin(&w);
+    cr_assert_eq(w.rc, SL_EINVAL);
+    sbuf_free(&b);
 }

@@ -41,6 +41,6 @@ int cli_stderr_is_tty(void);
 
 extern const struct cli_cmd cmd_import, cmd_vocab, cmd_tokenize, cmd_train, cmd_translate, cmd_score,
     cmd_eval, cmd_bench, cmd_plot;
-extern const struct cli_cmd cmd_average, cmd_export;
+extern const struct cli_cmd cmd_average, cmd_export, cmd_info;
 
 #endif

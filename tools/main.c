@@ -6,7 +6,8 @@
 
 static const struct cli_cmd *const commands[] = {
     &cmd_import, &cmd_vocab, &cmd_tokenize, &cmd_train, &cmd_translate,
-    &cmd_score,  &cmd_eval,  &cmd_plot,     &cmd_average, &cmd_export, &cmd_bench,
+    &cmd_score,  &cmd_eval,  &cmd_info,     &cmd_plot,   &cmd_average, &cmd_export,
+    &cmd_bench,
 };
 #define N_COMMANDS (sizeof commands / sizeof commands[0])
 
