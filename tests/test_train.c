@@ -1368,6 +1368,30 @@ Test(train, killed_process_then_resume)
     free(dir);
 }
 
+/* --resume without --threads trains with the run's thread count (not all cores); --threads changes it. */
+Test(train, resume_keeps_the_runs_threads_unless_given)
+{
+    char *dir = th_tmpdir();
+    char *path = make_db(dir, "t.db", 30, 1);
+    char args[512], *out = NULL, *err = NULL;
+    snprintf(args, sizeof args, "train '%s' --layers 1 --emb 8 --hidden 8 --batch 10 --steps 2 --threads 1", path);
+    cr_assert_eq(th_run(args, NULL, &out, &err), 0, "%s", err);
+    free(out), free(err);
+    snprintf(args, sizeof args, "train '%s' --resume --steps 3", path);
+    cr_assert_eq(th_run(args, NULL, &out, &err), 0, "%s", err);
+    cr_assert(strstr(err, ", 1 threads,"), "%s", err);
+    cr_assert_eq(q_int(path, "SELECT threads FROM run WHERE id = 1"), 1);
+    free(out), free(err);
+    snprintf(args, sizeof args, "train '%s' --resume --steps 4 --threads 2", path);
+    cr_assert_eq(th_run(args, NULL, &out, &err), 0, "%s", err);
+    cr_assert(strstr(err, ", 2 threads,"), "%s", err);
+    cr_assert_eq(q_int(path, "SELECT threads FROM run WHERE id = 1"), 2);
+    free(out), free(err);
+    free(path);
+    th_rmdir(dir);
+    free(dir);
+}
+
 /* ---- learning ---- */
 
 TestSuite(learn_train, .timeout = 300);

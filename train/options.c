@@ -86,10 +86,11 @@ const struct train_opt train_opt_table[] = {
      .min = 0, .max = 9e15, .lo = -INFINITY, .hi = INFINITY,
      .resume = TRAIN_RESUME_SAME, .key = "seed", .column = COL(seed),
      .help = "initialisation, batching and dropout seed (default {default})"},
-    /* not stored as an option: the run's threads column holds the threads it used (db_run_update) */
+    /* not in the config: the run's threads column holds the threads it used (db_run_update), and a resume
+     * without --threads uses that many again */
     {.flag = "threads", .arg = "N", .type = TRAIN_OPT_INT, .field = OPT(threads), .def = 0,
      .min = 1, .max = 1024, .lo = 0, .hi = INFINITY,
-     .resume = TRAIN_RESUME_FREE,
+     .resume = TRAIN_RESUME_KEEP, .column = COL(threads),
      .help = "OpenMP threads (default: all cores); results do not depend on it"},
     {.flag = "shards", .arg = "N", .type = TRAIN_OPT_INT, .field = OPT(shards), .def = 4,
      .min = 1, .max = 256, .lo = 1, .hi = 256,

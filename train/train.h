@@ -47,7 +47,7 @@ struct train_progress {
 /* Options. Integers TRAIN_UNSET, doubles NAN and strings NULL mean "not given". Each option's default,
  * ranges, resume policy and storage are its row in the table (train/options.h); on resume the given model
  * and data options must equal the run's (SL_EINVAL otherwise), while epochs, steps, intervals, keep,
- * time_limit_min and threads may change. */
+ * time_limit_min and threads may change (threads not given: the run's). */
 struct train_opts {
     const char *name;                 /* run name (NULL: "run-<id>") */
     int64_t layers, emb, hidden;
