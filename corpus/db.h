@@ -36,6 +36,15 @@ const char *db_path(const struct db *db);
 int db_begin(struct db *db);
 int db_commit(struct db *db);
 int db_rollback(struct db *db);
+/* Busy waiting: a statement that needs a lock another connection holds waits up to the busy timeout
+ * (10 s, or the environment variable SEQLITE_BUSY_TIMEOUT_MS in milliseconds), then fails with SL_EDB
+ * "database is locked". db_failed_busy tells that failure apart: 1 when rc is SL_EDB and the last SQLite
+ * failure of this connection was SQLITE_BUSY (the write can be retried later). */
+int db_failed_busy(const struct db *db, int rc);
+/* The busy timeout of new connections in milliseconds (the environment's, else 10000). */
+int db_busy_timeout_default(void);
+/* Sets this connection's busy timeout (ms < 0: db_busy_timeout_default()). */
+void db_set_busy_timeout(struct db *db, int ms);
 /* Bulk load mode (call outside a transaction): bigger page cache, and no foreign key checks (only
  * for code that inserts rows whose parents it has just created itself). on = 0 restores. */
 int db_bulk_mode(struct db *db, int on);

@@ -33,6 +33,7 @@ struct db {
      * db_corpus_finish) */
     int64_t ins_corpus, ins_first, ins_last, ins_n;
     struct sbuf tmp; /* vocab group: scratch for token surfaces */
+    int busy;        /* the last SQLite failure recorded (dberr) was SQLITE_BUSY */
 };
 
 /* ---- parameters ---- */

@@ -1347,6 +1347,19 @@ Test(train, killed_process_then_resume)
     sqlite3_finalize(st);
     sqlite3_close(h);
     cr_assert_eq(q_int(path, "SELECT count(*) FROM run WHERE status = 'running'"), 1);
+    /* the dead trainer still holds the lease: the run shows as interrupted, and resumable */
+    struct db *db;
+    cr_assert_eq(db_open(path, 0, &db), 0, "%s", sl_errmsg());
+    enum db_run_liveness live;
+    char owner[128], want[128];
+    cr_assert_eq(db_run_liveness(db, 1, &live, owner, sizeof owner), 0, "%s", sl_errmsg());
+    cr_assert_eq(live, DB_RUN_INTERRUPTED);
+    db_run_owner_self(want, sizeof want);
+    char *at = strchr(want, '@');
+    char killed_owner[160];
+    snprintf(killed_owner, sizeof killed_owner, "%ld%s", (long)pid, at);
+    cr_assert_str_eq(owner, killed_owner);
+    db_close(db);
     int64_t saved = q_int(path, "SELECT max(step) FROM checkpoint");
     int64_t logged = q_int(path, "SELECT max(step) FROM train_log");
     cr_assert_gt(logged, saved); /* rows past the checkpoint: the resume rewrites them */
@@ -1355,14 +1368,118 @@ Test(train, killed_process_then_resume)
     snprintf(args, sizeof args, "train '%s' --resume --steps %lld", path, (long long)n);
     cr_assert_eq(th_run(args, NULL, &out, &err), 0, "%s", err);
     cr_assert(strstr(err, "resuming run 1"), "%s", err);
+    cr_assert(strstr(err, "was interrupted"), "%s", err);
+    cr_assert(strstr(err, killed_owner), "%s", err);
     free(out), free(err);
-    cr_assert_eq(q_int(path, "SELECT count(*) FROM run WHERE status = 'done'"), 1);
+    cr_assert_eq(q_int(path, "SELECT count(*) FROM run WHERE status = 'done' AND owner IS NULL"), 1);
     cr_assert_eq(q_int(path, "SELECT count(*) FROM train_log"), n);
     cr_assert_eq(q_int(path, "SELECT max(step) FROM train_log"), n);
     int64_t nvalid = n / 3 + (n % 3 != 0); /* every 3 steps and at the end */
     cr_assert_eq(q_int(path, "SELECT count(*) FROM metric WHERE name = 'ppl'"), nvalid);
     cr_assert_eq(q_int(path, "SELECT count(DISTINCT step) FROM metric WHERE name = 'ppl'"), nvalid);
     cr_assert_eq(q_int(path, "SELECT count(*) FROM metric WHERE name = 'bleu'"), nvalid);
+    free(path);
+    th_rmdir(dir);
+    free(dir);
+}
+
+/* Starts `seqlite train path ARGS...` in a child process (output to /dev/null); returns its pid. */
+static pid_t spawn_train(const char *path, const char *const *args)
+{
+    pid_t pid = fork();
+    cr_assert(pid >= 0);
+    if (pid == 0) {
+        const char *argv[40] = {SEQLITE_BIN, "train", path};
+        size_t n = 3;
+        for (; args[n - 3] && n < 39; n++)
+            argv[n] = args[n - 3];
+        argv[n] = NULL;
+        int fd = open("/dev/null", O_WRONLY);
+        dup2(fd, 1);
+        dup2(fd, 2);
+        execv(SEQLITE_BIN, (char *const *)argv);
+        _exit(127);
+    }
+    return pid;
+}
+
+/* A second trainer on a run that a live process trains is refused (exit 1, naming the owner) and
+ * changes nothing: the first trainer ends 'done' with every step logged once and its checkpoints in
+ * step order. */
+Test(train, second_trainer_on_a_live_run_is_refused_and_the_first_is_unaffected)
+{
+    char *dir = th_tmpdir();
+    char *path = make_db(dir, "two.db", 60, 1);
+    static const char *const args[] = {"--layers", "1", "--emb", "8", "--hidden", "8", "--batch", "10", "--steps",
+                                       "1500", "--log-every", "1", "--valid-every", "50", "--valid-bleu", "0",
+                                       "--save-every", "7", "--keep", "1000", "--threads", "1", NULL};
+    pid_t pid = spawn_train(path, args);
+    for (int i = 0; i < 6000 && q_int(path, "SELECT count(*) FROM checkpoint") < 2; i++)
+        usleep(10000);
+    cr_assert_geq(q_int(path, "SELECT count(*) FROM checkpoint"), 2, "no checkpoints after 60 s");
+    char cmd[512], *out = NULL, *err = NULL, owner[160], self[128];
+    db_run_owner_self(self, sizeof self);
+    snprintf(owner, sizeof owner, "process %ld%s", (long)pid, strchr(self, '@'));
+    snprintf(cmd, sizeof cmd, "train '%s' --resume --steps 2000", path);
+    cr_assert_eq(th_run(cmd, NULL, &out, &err), 1, "%s", err);
+    cr_assert(strstr(err, "being trained by") && strstr(err, owner), "%s", err);
+    free(out), free(err);
+    cr_assert_eq(waitpid(pid, NULL, WNOHANG), 0, "the first trainer ended before the second was refused: "
+                 "the test needs a longer run");
+    int status;
+    cr_assert_eq(waitpid(pid, &status, 0), pid);
+    cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "first trainer: status %d", status);
+    cr_assert_eq(q_int(path, "SELECT count(*) FROM run WHERE status = 'done' AND steps_done = 1500"
+                             " AND owner IS NULL AND message = 'finished after 1500 steps'"), 1);
+    cr_assert_eq(q_int(path, "SELECT count(*) FROM train_log"), 1500);
+    cr_assert_eq(q_int(path, "SELECT count(DISTINCT step) FROM train_log WHERE step BETWEEN 1 AND 1500"), 1500);
+    cr_assert_eq(q_int(path, "SELECT count(*) FROM checkpoint"), 1500 / 7 + 1);
+    cr_assert_eq(q_int(path, "SELECT count(*) FROM checkpoint a JOIN checkpoint b ON a.id < b.id AND a.step >= b.step"),
+                 0, "checkpoints out of step order");
+    cr_assert_eq(q_int(path, "SELECT count(*) FROM metric WHERE name = 'ppl'"), 1500 / 50);
+    free(path);
+    th_rmdir(dir);
+    free(dir);
+}
+
+/* Set by take_over_at_2: the run's owner is replaced by another (live-looking) process at step 2, and
+ * the next heartbeat comes due. */
+static const char *take_over_path;
+
+static void take_over_at_2(void *ctx, const struct train_progress *p)
+{
+    (void)ctx;
+    if (p->event != TRAIN_EV_LOG || p->step != 2)
+        return;
+    sqlite3 *h;
+    cr_assert_eq(sqlite3_open_v2(take_over_path, &h, SQLITE_OPEN_READWRITE, NULL), SQLITE_OK);
+    sqlite3_busy_timeout(h, 5000);
+    cr_assert_eq(sqlite3_exec(h, "UPDATE run SET owner = '12@another-host', heartbeat_at = "
+                                 "strftime('%Y-%m-%dT%H:%M:%fZ', 'now')", NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(h);
+    usleep((useconds_t)(DB_RUN_HEARTBEAT_S * 1e6 / 2 + 2e5));
+}
+
+/* A trainer whose heartbeat finds the run taken over stops at once (SL_EBUSY) and writes nothing more:
+ * no further log rows, no checkpoint, the status and the new owner left alone. */
+Test(train, heartbeat_finding_the_run_taken_over_stops_without_writing)
+{
+    char *dir = th_tmpdir();
+    char *path = make_db(dir, "t.db", 30, 1);
+    take_over_path = path;
+    struct train_opts o;
+    tiny_opts(&o);
+    o.steps = 20;
+    o.progress = take_over_at_2;
+    struct db *db;
+    cr_assert_eq(db_open(path, 0, &db), 0);
+    struct train_result r;
+    cr_assert_eq(train_run(db, &o, &r), SL_EBUSY);
+    cr_assert(strstr(sl_errmsg(), "another process took the run over"), "%s", sl_errmsg());
+    db_close(db);
+    cr_assert_eq(q_int(path, "SELECT max(step) FROM train_log"), 2);
+    cr_assert_eq(q_int(path, "SELECT count(*) FROM checkpoint"), 0);
+    cr_assert_eq(q_int(path, "SELECT count(*) FROM run WHERE status = 'running' AND owner = '12@another-host'"), 1);
     free(path);
     th_rmdir(dir);
     free(dir);

@@ -83,6 +83,10 @@ struct trainer {
     double t0, limit_s;        /* its start (clock_now) and time limit in seconds (0: none) */
     int64_t step0, total_steps; /* the step it started at and the step the run ends at */
     size_t all_src, all_tgt;   /* tokens trained on */
+    /* the run's lease (lease_*) */
+    int leased;                /* this process owns the run (claimed, not released or lost) */
+    int lease_lost;            /* another process took the run over: write nothing more */
+    double beat_at;            /* clock_now() of the last heartbeat */
 };
 
 /* The dropout stream of shard k at step t (1-based): three splitmix64 steps, each rng_mix64(z + gamma). */
@@ -90,6 +94,80 @@ static uint64_t shard_seed(uint64_t seed, int64_t t, size_t k)
 {
     const uint64_t g = RNG_GOLDEN_GAMMA;
     return rng_mix64((rng_mix64((rng_mix64(seed + g) ^ (uint64_t)t) + g) ^ (uint64_t)k) + g);
+}
+
+/* ---- the run's lease (corpus/db.h: run ownership) ----
+ * Claimed when a run is created or resumed (before a resume writes anything), refreshed from the loop,
+ * released on every way out (report). A heartbeat is a small write: the database busy or failing only
+ * skips it until the next step; finding the lease taken by another process stops the run at once. */
+
+#define LEASE_BEAT_S (DB_RUN_HEARTBEAT_S / 2.0) /* the loop beats this often, well inside the period */
+#define LEASE_BEAT_WAIT_MS 100                  /* a heartbeat waits this long for the write lock */
+
+/* Resume, before anything is loaded or written: SL_EBUSY when a live process trains the run. */
+static int lease_check(struct trainer *t)
+{
+    enum db_run_liveness live;
+    char owner[128], self[128];
+    int rc = db_run_liveness(t->db, t->run_id, &live, owner, sizeof owner);
+    if (rc)
+        return rc;
+    db_run_owner_self(self, sizeof self);
+    if (live == DB_RUN_ALIVE && strcmp(owner, self) != 0)
+        return sl_err(SL_EBUSY, "run %lld is being trained by process %s: nothing was changed (stop that process "
+                      "first, or wait for it to end)", (long long)t->run_id, owner);
+    return 0;
+}
+
+static void note(struct trainer *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Takes the run's lease (a dead owner's is taken over, with a note). */
+static int lease_claim(struct trainer *t)
+{
+    enum db_run_liveness live;
+    char owner[128];
+    int rc = db_run_liveness(t->db, t->run_id, &live, owner, sizeof owner);
+    if (!rc)
+        rc = db_run_claim(t->db, t->run_id);
+    if (rc)
+        return rc;
+    if (live == DB_RUN_INTERRUPTED && owner[0])
+        note(t, "run %lld was interrupted (its process %s is gone): this process takes it over", (long long)t->run_id,
+             owner);
+    t->leased = 1;
+    t->beat_at = clock_now();
+    return 0;
+}
+
+/* The heartbeat, when due. SL_EBUSY (t->lease_lost) when another process owns the run now. */
+static int lease_beat(struct trainer *t)
+{
+    if (!t->leased || clock_now() - t->beat_at < LEASE_BEAT_S)
+        return 0;
+    db_set_busy_timeout(t->db, LEASE_BEAT_WAIT_MS);
+    int rc = db_run_heartbeat(t->db, t->run_id);
+    db_set_busy_timeout(t->db, -1);
+    if (rc == SL_EBUSY) {
+        t->leased = 0;
+        t->lease_lost = 1;
+        return sl_err(SL_EBUSY, "run %lld: another process took the run over at step %lld; this one stops "
+                      "without writing more", (long long)t->run_id, (long long)t->step);
+    }
+    if (rc == 0)
+        t->beat_at = clock_now(); /* else (busy, a store error): try again at the next step */
+    return 0;
+}
+
+/* Gives the lease up (keeps the thread's error message). */
+static void lease_release(struct trainer *t)
+{
+    if (!t->leased)
+        return;
+    char saved[512];
+    snprintf(saved, sizeof saved, "%s", sl_errmsg());
+    db_run_release(t->db, t->run_id);
+    t->leased = 0;
+    sl_err(0, "%s", saved);
 }
 
 /* ---- options (the table: train/options.h) ---- */
@@ -124,7 +202,9 @@ static int resume_opts(struct trainer *t, struct train_opts *o)
     t->run_id = id;
     t->src_vocab_id = r.src_vocab_id;
     t->tgt_vocab_id = r.tgt_vocab_id;
-    rc = train_opts_resume(t->db, &r, o);
+    rc = lease_check(t);
+    if (!rc)
+        rc = train_opts_resume(t->db, &r, o);
     db_run_clear(&r);
     return rc;
 }
@@ -311,7 +391,6 @@ static void emit(struct trainer *t, struct train_progress *p)
         t->o.progress(t->o.progress_ctx, p);
 }
 
-static void note(struct trainer *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void note(struct trainer *t, const char *fmt, ...)
 {
     char buf[512];
@@ -575,7 +654,7 @@ static int resume_state(struct trainer *t)
     int64_t cid;
     struct ckpt_info ci;
     int rc;
-    if ((rc = ckpt_find(t->db, t->run_id, "last", &cid)) || (rc = ckpt_info_get(t->db, cid, &ci)) ||
+    if ((rc = lease_claim(t)) || (rc = ckpt_find(t->db, t->run_id, "last", &cid)) || (rc = ckpt_info_get(t->db, cid, &ci)) ||
         (rc = ckpt_state_load(t->db, cid, &t->model, t->w, t->m, t->v)))
         return rc;
     t->step = ci.step;
@@ -608,6 +687,8 @@ static int create_run(struct trainer *t)
     int rc = run_row(t, &row, &config);
     if (!rc)
         rc = db_run_create(t->db, &row, &t->run_id);
+    if (!rc)
+        rc = lease_claim(t);
     sbuf_free(&config);
     return rc;
 }
@@ -686,6 +767,8 @@ static int train_loop(struct trainer *t, struct train_result *out, int *stopped)
             *stopped = 1;
             break;
         }
+        if ((rc = lease_beat(t)))
+            return rc;
         if ((rc = batch_plan_fill(t->plan, (size_t)t->bidx, t->batch)) || (rc = split_batch(t, t->batch)))
             return rc;
         size_t total = t->batch->n_tgt_tokens + t->batch->B; /* each row: its tokens and EOS */
@@ -760,8 +843,9 @@ static int report(struct trainer *t, struct train_result *out, int rc, int start
         if (db_ckpt_find(t->db, t->run_id, "best", &best) == 0)
             out->best_checkpoint_id = best;
     }
-    if (rc && started)
+    if (rc && started && !t->lease_lost)
         db_run_update(t->db, t->run_id, "failed", t->saved_step >= 0 ? t->saved_step : 0, 0, msg);
+    lease_release(t);
     if (rc)
         sl_err(rc, "%s", msg);
     return rc;
