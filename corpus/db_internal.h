@@ -36,6 +36,9 @@ struct db {
     int busy;        /* the last SQLite failure recorded (dberr) was SQLITE_BUSY */
 };
 
+/* Appends ids[0..n) to out as the JSON array json_each reads ("[3,5]"). SL_ENOMEM. */
+int db_ids_json(const int64_t *ids, size_t n, struct sbuf *out);
+
 /* ---- parameters ---- */
 
 enum db_val_kind { DB_V_NULL, DB_V_INT, DB_V_REAL, DB_V_TEXT, DB_V_BLOB };

@@ -1485,6 +1485,76 @@ Test(train, heartbeat_finding_the_run_taken_over_stops_without_writing)
     free(dir);
 }
 
+/* The "run R: N pairs" note of a run (its first number). */
+static void pairs_note(void *ctx, const struct train_progress *p)
+{
+    long long *n = ctx, run;
+    if (p->event == TRAIN_EV_NOTE)
+        sscanf(p->note, "run %lld: %lld pairs", &run, n);
+}
+
+/* --corpus chooses the train corpora: batching reads only those, the choice is stored with the run and
+ * a resume keeps it; an unknown name or a corpus of another split is refused before anything is written. */
+Test(train, corpus_option_chooses_the_train_corpora)
+{
+    char *dir = th_tmpdir();
+    char *path = make_db(dir, "c.db", 30, 1);
+    struct db *db;
+    cr_assert_eq(db_open(path, 0, &db), 0);
+    add_corpus(db, "more", "train", 45, 9, 6);
+    struct train_opts o;
+    tiny_opts(&o);
+    o.steps = 2;
+    long long n = 0;
+    o.progress = pairs_note;
+    o.progress_ctx = &n;
+    struct train_result r;
+    static const char *const bad[] = {"nope", "valid", "more,", ",more"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        o.corpus = bad[i];
+        cr_assert_eq(train_run(db, &o, &r), SL_EINVAL, "--corpus %s", bad[i]);
+        cr_assert(strstr(sl_errmsg(), "--corpus"), "%s", sl_errmsg());
+        cr_assert_eq(r.run_id, 0);
+    }
+    cr_assert_eq(q_int(path, "SELECT count(*) FROM run"), 0, "nothing written");
+    o.corpus = "more";
+    cr_assert_eq(train_run(db, &o, &r), 0, "%s", sl_errmsg());
+    cr_assert_eq(n, 45, "the run trains on corpus 'more' only");
+    cr_assert_eq(q_int(path, "SELECT count(*) FROM run WHERE json_extract(config, '$.corpus') = 'more'"), 1);
+    /* a resume keeps the choice; another one conflicts */
+    struct train_opts ro;
+    train_opts_init(&ro);
+    ro.resume = 1;
+    ro.steps = 3;
+    ro.progress = pairs_note;
+    ro.progress_ctx = &n;
+    n = 0;
+    cr_assert_eq(train_run(db, &ro, &r), 0, "%s", sl_errmsg());
+    cr_assert_eq(n, 45);
+    ro.steps = 4;
+    ro.corpus = "train,more";
+    cr_assert_eq(train_run(db, &ro, &r), SL_EINVAL);
+    cr_assert(strstr(sl_errmsg(), "conflicts with run 1"), "%s", sl_errmsg());
+    /* both, and the default: every train corpus */
+    o.corpus = "train,more";
+    o.name = "both";
+    cr_assert_eq(train_run(db, &o, &r), 0, "%s", sl_errmsg());
+    cr_assert_eq(n, 75);
+    o.corpus = NULL;
+    o.name = "all";
+    cr_assert_eq(train_run(db, &o, &r), 0, "%s", sl_errmsg());
+    cr_assert_eq(n, 75);
+    db_close(db);
+    char args[512], *err = NULL;
+    snprintf(args, sizeof args, "train '%s' --steps 2 --corpus valid", path);
+    cr_assert_eq(th_run(args, NULL, NULL, &err), 2);
+    cr_assert(strstr(err, "not a train corpus"), "%s", err);
+    free(err);
+    free(path);
+    th_rmdir(dir);
+    free(dir);
+}
+
 /* --resume without --threads trains with the run's thread count (not all cores); --threads changes it. */
 Test(train, resume_keeps_the_runs_threads_unless_given)
 {

@@ -97,7 +97,9 @@ struct flag_slot {
     const char *choice; /* CHOICE: the name given */
 };
 
-/* The flags of the table (and --resume) into opts (room for 2 * train_opt_count + 2). */
+/* The flags of the table (and this file's own: --resume, --corpus) into opts (room for
+ * 2 * train_opt_count + TRAIN_OWN_FLAGS + 1). */
+#define TRAIN_OWN_FLAGS 2
 static void make_flags(struct train_opts *o, struct flag_slot *slot, int *resume, struct cli_opt *opts)
 {
     size_t n = 0;
@@ -125,6 +127,7 @@ static void make_flags(struct train_opts *o, struct flag_slot *slot, int *resume
         }
     }
     opts[n++] = (struct cli_opt){"resume", CLI_BOOL, resume, 0, 0};
+    opts[n++] = (struct cli_opt){"corpus", CLI_STR, &o->corpus, 0, 0};
     opts[n] = (struct cli_opt){NULL, 0, NULL, 0, 0};
 }
 
@@ -165,7 +168,7 @@ static int run(int argc, char **argv)
     train_opts_init(&o);
     int resume = 0;
     struct flag_slot slot[TRAIN_OPT_MAX];
-    struct cli_opt opts[2 * TRAIN_OPT_MAX + 2];
+    struct cli_opt opts[2 * TRAIN_OPT_MAX + TRAIN_OWN_FLAGS + 1];
     memset(slot, 0, sizeof slot);
     make_flags(&o, slot, &resume, opts);
     char *pos[1];
@@ -255,6 +258,8 @@ __attribute__((constructor)) static void usage_build(void)
         train_opt_format_default(d, def, sizeof def);
         usage_flag(&b, d->flag, d->arg, d->help, def);
     }
+    usage_flag(&b, "corpus", "NAME[,..]", "train on these train corpora only (default: every train\n"
+                                            "corpus; stored with the run)", "");
     usage_flag(&b, "resume", NULL, "continue the newest run (its options; may change steps, epochs,\n"
                                    "time limit, threads, intervals)", "");
     snprintf(usage_text, sizeof usage_text, "%s", b.data ? b.data : usage_head);

@@ -20,6 +20,7 @@
 #include "nn/params.h"
 #include "train/checkpoint.h"
 #include "train/options.h"
+#include "train/train_data.h"
 #include "translate/evaluate.h"
 #include "translate/translator.h"
 #include "train/update.h"
@@ -83,6 +84,8 @@ struct trainer {
     double t0, limit_s;        /* its start (clock_now) and time limit in seconds (0: none) */
     int64_t step0, total_steps; /* the step it started at and the step the run ends at */
     size_t all_src, all_tgt;   /* tokens trained on */
+    struct db_train_data data; /* the train corpora (data_*) */
+    struct sbuf corpus_names;  /* a resumed run's --corpus (o.corpus points here) */
     /* the run's lease (lease_*) */
     int leased;                /* this process owns the run (claimed, not released or lost) */
     int lease_lost;            /* another process took the run over: write nothing more */
@@ -170,6 +173,34 @@ static void lease_release(struct trainer *t)
     sl_err(0, "%s", saved);
 }
 
+/* ---- the train corpora (train/train_data.h) ---- */
+
+/* Appends ,"key":"text" (JSON string escapes for '"' and '\\'; names hold no control characters). */
+static int json_member_text(struct sbuf *b, const char *key, const char *text)
+{
+    int rc = sbuf_printf(b, ",\"%s\":\"", key);
+    for (const char *p = text; *p && !rc; p++)
+        rc = (*p == '"' || *p == '\\') ? sbuf_printf(b, "\\%c", *p) : sbuf_putc(b, *p);
+    return rc ? rc : sbuf_putc(b, '"');
+}
+
+/* The corpora the run trains on: --corpus, or on resume the run's (a different --corpus conflicts), or
+ * every train corpus. */
+static int data_resolve(struct trainer *t)
+{
+    if (t->o.resume) {
+        int rc = db_run_config_text(t->db, t->run_id, "corpus", &t->corpus_names);
+        if (rc && rc != SL_ENOTFOUND)
+            return rc;
+        const char *stored = rc ? NULL : t->corpus_names.data;
+        if (t->o.corpus && (!stored || strcmp(t->o.corpus, stored) != 0))
+            return sl_err(SL_EINVAL, "--corpus %s conflicts with run %lld (%s%s); resume without it", t->o.corpus,
+                          (long long)t->run_id, stored ? "corpus " : "every train corpus", stored ? stored : "");
+        t->o.corpus = stored;
+    }
+    return train_data_resolve(t->db, t->o.corpus, &t->data);
+}
+
 /* ---- options (the table: train/options.h) ---- */
 
 /* The run row of resolved options: the table's columns, the vocabularies, the threads used and the
@@ -184,7 +215,14 @@ static int run_row(const struct trainer *t, struct db_run *r, struct sbuf *confi
     r->threads = t->nthreads;
     snprintf(extra, sizeof extra, "\"src_eos\":%d,\"optimizer\":\"adam\",\"beta1\":0.9,\"beta2\":0.999,\"eps\":1e-8",
              SRC_EOS);
-    int rc = train_opts_config_json(&t->o, extra, config);
+    struct sbuf more;
+    sbuf_init(&more);
+    int rc = sbuf_printf(&more, "%s", extra);
+    if (!rc && t->o.corpus)
+        rc = json_member_text(&more, "corpus", t->o.corpus);
+    if (!rc)
+        rc = train_opts_config_json(&t->o, more.data, config);
+    sbuf_free(&more);
     r->config = config->data;
     return rc;
 }
@@ -506,7 +544,7 @@ static int load_data(struct trainer *t)
         rc = SL_ENOMEM;
         goto done;
     }
-    if ((rc = batch_data_load(t->train, t->db, "train", corpus_vocab_encode, &enc)))
+    if ((rc = batch_data_load_in(t->train, t->db, "train", t->data.corpora, t->data.n, corpus_vocab_encode, &enc)))
         goto done;
     if (t->train->n == 0) {
         rc = sl_err(SL_ENOTFOUND, "%s: no training pairs (import a train split first; %zu dropped as longer than "
@@ -631,6 +669,8 @@ static void teardown(struct trainer *t)
     if (t->tgt_bpe != t->src_bpe)
         bpe_free(t->tgt_bpe);
     bpe_free(t->src_bpe);
+    db_train_data_clear(&t->data);
+    sbuf_free(&t->corpus_names);
 }
 
 /* ---- the run: options, resume or start, the loop, the end ---- */
@@ -642,7 +682,7 @@ static int prepare(struct trainer *t)
     if (t->o.resume && (rc = resume_opts(t, &t->o)))
         return rc;
     train_opts_fill_defaults(&t->o);
-    if ((rc = train_opts_check(&t->o)))
+    if ((rc = train_opts_check(&t->o)) || (rc = data_resolve(t)))
         return rc;
     return setup(t);
 }
@@ -863,6 +903,7 @@ int train_run(struct db *db, const struct train_opts *opts, struct train_result 
     t.valid_step = t.saved_step = -1;
     t.valid_ppl = t.valid_bleu = NAN;
     t.t0 = clock_now();
+    sbuf_init(&t.corpus_names);
     eval_out_init(&t.bleu_out, 0);
     int rc, started = 0, stopped = 0, gemm_threads = 0;
     if ((rc = prepare(&t)))

@@ -76,6 +76,9 @@ struct train_opts {
     int64_t best_by_bleu;             /* keep the best checkpoint by BLEU (1) or perplexity (0) */
     double time_limit_min;            /* <= 0: none */
     int resume;                       /* continue the newest run (0 or 1; not in the table) */
+    /* not in the table either (train.c stores them in the config) */
+    const char *corpus;               /* the train corpora, "NAME[,NAME...]" (NULL: every train corpus;
+                                         on resume: the run's) */
     volatile sig_atomic_t *stop;      /* polled between steps: nonzero = save and stop (may be NULL) */
     void (*progress)(void *ctx, const struct train_progress *p); /* may be NULL */
     void *progress_ctx;
