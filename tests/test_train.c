@@ -1278,6 +1278,22 @@ static int64_t q_int(const char *path, const char *query)
     return v;
 }
 
+/* The text a one-row query gives (malloc'd; "" for NULL or no row), as q_int. */
+static char *q_text(const char *path, const char *query)
+{
+    sqlite3 *h;
+    cr_assert_eq(sqlite3_open_v2(path, &h, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    sqlite3_busy_timeout(h, 5000);
+    sqlite3_stmt *st;
+    cr_assert_eq(sqlite3_prepare_v2(h, query, -1, &st, NULL), SQLITE_OK, "%s", sqlite3_errmsg(h));
+    const unsigned char *t = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_text(st, 0) : NULL;
+    char *v = strdup(t ? (const char *)t : "");
+    sqlite3_finalize(st);
+    sqlite3_close(h);
+    cr_assert(v);
+    return v;
+}
+
 /* Training's validation scores reference the checkpoint saved at their step (steps 2 and 4 here);
  * a validation with no checkpoint at its step (3) references none. */
 Test(train, validation_scores_reference_the_checkpoint_of_their_step)
@@ -1550,6 +1566,70 @@ Test(train, corpus_option_chooses_the_train_corpora)
     cr_assert_eq(th_run(args, NULL, NULL, &err), 2);
     cr_assert(strstr(err, "not a train corpus"), "%s", err);
     free(err);
+    free(path);
+    th_rmdir(dir);
+    free(dir);
+}
+
+/* A text digest of what a run has written (the run row and the counts of its rows). */
+static char *run_digest(const char *path)
+{
+    return q_text(path, "SELECT status || '|' || steps_done || '|' || coalesce(message, '') || '|' || coalesce(owner, '')"
+                     " || '|' || config || '|' || coalesce(train_data, '') || '|' || coalesce(ended_at, '') || '|' ||"
+                     " (SELECT count(*) FROM train_log) || '|' || (SELECT count(*) FROM checkpoint) || '|' ||"
+                     " (SELECT count(*) FROM metric) FROM run WHERE id = 1");
+}
+
+/* A run records its train data; a resume after a new train import is refused (saying what changed and
+ * how to continue) and writes nothing; with --allow-new-data it continues on the new data and records it. */
+Test(train, resume_after_a_new_import_needs_allow_new_data)
+{
+    char *dir = th_tmpdir();
+    char *path = make_db(dir, "d.db", 30, 1);
+    struct train_opts o;
+    tiny_opts(&o);
+    o.steps = 2;
+    struct db *db;
+    cr_assert_eq(db_open(path, 0, &db), 0);
+    struct train_result r;
+    cr_assert_eq(train_run(db, &o, &r), 0, "%s", sl_errmsg());
+    char *td = q_text(path, "SELECT train_data FROM run WHERE id = 1");
+    cr_assert_str_eq(td, "{\"corpora\":[1],\"pairs\":30,\"last_pair_id\":30}");
+    free(td);
+    add_corpus(db, "more", "train", 45, 9, 6);
+    char *before = run_digest(path);
+    struct train_opts ro;
+    train_opts_init(&ro);
+    ro.resume = 1;
+    ro.steps = 4;
+    cr_assert_eq(train_run(db, &ro, &r), SL_EINVAL);
+    cr_assert(strstr(sl_errmsg(), "the train data changed since run 1 started: 30 -> 75 pairs (corpus 'more' added)"),
+              "%s", sl_errmsg());
+    cr_assert(strstr(sl_errmsg(), "--allow-new-data"), "%s", sl_errmsg());
+    char *after = run_digest(path);
+    cr_assert_str_eq(after, before, "a refused resume writes nothing");
+    free(after);
+    char args[512], *out = NULL, *err = NULL;
+    snprintf(args, sizeof args, "train '%s' --resume --steps 4", path);
+    cr_assert_eq(th_run(args, NULL, NULL, &err), 2);
+    cr_assert(strstr(err, "corpus 'more' added") && strstr(err, "--allow-new-data"), "%s", err);
+    free(err);
+    after = run_digest(path);
+    cr_assert_str_eq(after, before);
+    free(after), free(before);
+    snprintf(args, sizeof args, "train '%s' --resume --steps 4 --allow-new-data", path);
+    cr_assert_eq(th_run(args, NULL, &out, &err), 0, "%s", err);
+    cr_assert(strstr(err, "75 pairs"), "%s", err);
+    free(out), free(err);
+    td = q_text(path, "SELECT train_data || ' ' || json_array_length(config, '$.allow_new_data') || ' ' ||"
+                   " json_extract(config, '$.allow_new_data[0].step') || ' ' ||"
+                   " json_extract(config, '$.allow_new_data[0].from.pairs') || ' ' || status FROM run WHERE id = 1");
+    cr_assert_str_eq(td, "{\"corpora\":[1,3],\"pairs\":75,\"last_pair_id\":95} 1 2 30 done");
+    free(td);
+    /* the data now matches the record: a plain resume goes on */
+    ro.steps = 5;
+    cr_assert_eq(train_run(db, &ro, &r), 0, "%s", sl_errmsg());
+    db_close(db);
     free(path);
     th_rmdir(dir);
     free(dir);

@@ -86,6 +86,8 @@ struct trainer {
     size_t all_src, all_tgt;   /* tokens trained on */
     struct db_train_data data; /* the train corpora (data_*) */
     struct sbuf corpus_names;  /* a resumed run's --corpus (o.corpus points here) */
+    struct db_train_data data_was; /* resume: the run's recorded train data */
+    int data_stored;           /* resume: the run has a record (runs of older versions may not) */
     /* the run's lease (lease_*) */
     int leased;                /* this process owns the run (claimed, not released or lost) */
     int lease_lost;            /* another process took the run over: write nothing more */
@@ -199,6 +201,38 @@ static int data_resolve(struct trainer *t)
         t->o.corpus = stored;
     }
     return train_data_resolve(t->db, t->o.corpus, &t->data);
+}
+
+/* Resume, before anything is written: the run's train corpora as recorded against now. Changed data is
+ * refused unless --allow-new-data. */
+static int data_check(struct trainer *t)
+{
+    int rc = db_run_train_data_get(t->db, t->run_id, &t->data_was, &t->data_stored);
+    if (rc || !t->data_stored || train_data_same(&t->data_was, &t->data) || t->o.allow_new_data)
+        return rc;
+    char what[512];
+    train_data_describe_change(t->db, &t->data_was, &t->data, what, sizeof what);
+    return sl_err(SL_EINVAL, "the train data changed since run %lld started: %s; to train on it, resume with "
+                  "--allow-new-data (recorded in the run), or start a new run", (long long)t->run_id, what);
+}
+
+/* The run's train data recorded (a new run, a run without a record) or, resumed with --allow-new-data on
+ * changed data, the change noted in its config (member allow_new_data) and the record replaced. */
+static int data_record(struct trainer *t)
+{
+    if (!t->o.resume || !t->data_stored)
+        return db_run_train_data_set(t->db, t->run_id, &t->data);
+    if (train_data_same(&t->data_was, &t->data))
+        return 0;
+    char what[512];
+    train_data_describe_change(t->db, &t->data_was, &t->data, what, sizeof what);
+    int rc = db_run_note_new_data(t->db, t->run_id, t->step, &t->data_was, &t->data);
+    if (!rc)
+        rc = db_run_train_data_set(t->db, t->run_id, &t->data);
+    if (!rc)
+        note(t, "--allow-new-data: run %lld continues on changed train data: %s (recorded in its config, "
+             "member allow_new_data)", (long long)t->run_id, what);
+    return rc;
 }
 
 /* ---- options (the table: train/options.h) ---- */
@@ -670,6 +704,7 @@ static void teardown(struct trainer *t)
         bpe_free(t->tgt_bpe);
     bpe_free(t->src_bpe);
     db_train_data_clear(&t->data);
+    db_train_data_clear(&t->data_was);
     sbuf_free(&t->corpus_names);
 }
 
@@ -682,7 +717,7 @@ static int prepare(struct trainer *t)
     if (t->o.resume && (rc = resume_opts(t, &t->o)))
         return rc;
     train_opts_fill_defaults(&t->o);
-    if ((rc = train_opts_check(&t->o)) || (rc = data_resolve(t)))
+    if ((rc = train_opts_check(&t->o)) || (rc = data_resolve(t)) || (t->o.resume && (rc = data_check(t))))
         return rc;
     return setup(t);
 }
@@ -707,7 +742,7 @@ static int resume_state(struct trainer *t)
         t->valid_bleu = ci.valid_bleu;
         t->valid_step = t->step;
     }
-    if ((rc = db_run_rewind(t->db, t->run_id, t->step)) ||
+    if ((rc = db_run_rewind(t->db, t->run_id, t->step)) || (rc = data_record(t)) ||
         (rc = db_run_update(t->db, t->run_id, "running", t->step, t->nthreads, "")))
         return rc;
     note(t, "resuming run %lld from checkpoint %lld (step %lld, epoch %lld, batch %lld)", (long long)t->run_id,
@@ -729,6 +764,8 @@ static int create_run(struct trainer *t)
         rc = db_run_create(t->db, &row, &t->run_id);
     if (!rc)
         rc = lease_claim(t);
+    if (!rc)
+        rc = data_record(t);
     sbuf_free(&config);
     return rc;
 }

@@ -79,6 +79,7 @@ struct train_opts {
     /* not in the table either (train.c stores them in the config) */
     const char *corpus;               /* the train corpora, "NAME[,NAME...]" (NULL: every train corpus;
                                          on resume: the run's) */
+    int allow_new_data;               /* resume although the train corpora changed since the run started */
     volatile sig_atomic_t *stop;      /* polled between steps: nonzero = save and stop (may be NULL) */
     void (*progress)(void *ctx, const struct train_progress *p); /* may be NULL */
     void *progress_ctx;
