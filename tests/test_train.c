@@ -1635,6 +1635,97 @@ Test(train, resume_after_a_new_import_needs_allow_new_data)
     free(dir);
 }
 
+/* A checkpoint's parameters and Adam moments (malloc'd, n floats each). */
+static void read_state(struct db *db, int64_t id, float **w, float **m, float **v, size_t *n)
+{
+    char which[32];
+    snprintf(which, sizeof which, "%lld", (long long)id);
+    struct ckpt_model cm;
+    cr_assert_eq(ckpt_model_load(db, which, &cm), 0, "%s", sl_errmsg());
+    *n = cm.model.table.total;
+    *w = param_buf_create(*n);
+    *m = param_buf_create(*n);
+    *v = param_buf_create(*n);
+    cr_assert_eq(ckpt_state_load(db, id, &cm.model, *w, *m, *v), 0, "%s", sl_errmsg());
+    ckpt_model_free(&cm);
+}
+
+/* --init-from: a new run starts from exactly the checkpoint's weights, with its run's model options and a
+ * fresh optimizer; a conflicting model option and a different vocabulary are refused, writing nothing. */
+Test(train, init_from_starts_a_new_run_from_the_checkpoint_weights)
+{
+    char *dir = th_tmpdir();
+    char *path = make_db(dir, "i.db", 40, 1);
+    struct db *db;
+    cr_assert_eq(db_open(path, 0, &db), 0);
+    struct train_opts o;
+    tiny_opts(&o);
+    o.steps = 3;
+    struct train_result r1, r2, r3;
+    cr_assert_eq(train_run(db, &o, &r1), 0, "%s", sl_errmsg());
+    /* one step with a learning rate so small that Adam moves each weight by about 1e-7 */
+    struct train_opts f;
+    tiny_opts(&f);
+    f.layers = f.emb = f.hidden = TRAIN_UNSET; /* taken from the checkpoint's run */
+    f.init_from = r1.last_checkpoint_id;
+    f.lr = 1e-7;
+    f.steps = 1;
+    f.name = "fine";
+    cr_assert_eq(train_run(db, &f, &r2), 0, "%s", sl_errmsg());
+    cr_assert_eq(r2.run_id, 2);
+    f.init_from = 0;
+    f.layers = 2, f.emb = 8, f.hidden = 12;
+    f.name = "fresh";
+    cr_assert_eq(train_run(db, &f, &r3), 0, "%s", sl_errmsg());
+    float *w1, *m1, *v1, *w2, *m2, *v2, *w3, *m3, *v3;
+    size_t n1, n2, n3;
+    read_state(db, r1.last_checkpoint_id, &w1, &m1, &v1, &n1);
+    read_state(db, r2.last_checkpoint_id, &w2, &m2, &v2, &n2);
+    read_state(db, r3.last_checkpoint_id, &w3, &m3, &v3, &n3);
+    cr_assert(n1 == n2 && n1 == n3);
+    double d12 = 0, d13 = 0, worst = 0;
+    size_t moved = 0;
+    for (size_t i = 0; i < n1; i++) {
+        d12 = fmax(d12, fabs((double)w2[i] - w1[i]));
+        d13 = fmax(d13, fabs((double)w3[i] - w1[i]));
+        /* a fresh Adam after one step: m = 0.1 g, v = 0.001 g^2, so m^2 = 10 v */
+        double a = (double)m2[i] * m2[i], b = 10.0 * v2[i];
+        if (a + b > 0) {
+            moved++;
+            worst = fmax(worst, fabs(a - b) / (a + b));
+        }
+    }
+    cr_assert_lt(d12, 1e-6, "the fine-tuned run starts from the checkpoint's weights (max difference %g)", d12);
+    cr_assert_gt(d13, 1e-3, "a run from the seed differs (max difference %g)", d13);
+    cr_assert_gt(moved, n1 / 2);
+    cr_assert_lt(worst, 1e-3, "Adam moments start from zero (m^2 vs 10 v: %g)", worst);
+    float *bufs[] = {w1, m1, v1, w2, m2, v2, w3, m3, v3};
+    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
+        param_buf_free(bufs[i]);
+    cr_assert_eq(q_int(path, "SELECT count(*) FROM run WHERE id = 2 AND hidden = 12 AND"
+                             " json_extract(config, '$.init_from') = 1"), 1);
+    /* refused: a model option of another value, a different vocabulary */
+    tiny_opts(&f);
+    f.init_from = r1.last_checkpoint_id;
+    f.hidden = 16;
+    cr_assert_eq(train_run(db, &f, &r2), SL_EINVAL);
+    cr_assert(strstr(sl_errmsg(), "--hidden 16 conflicts with checkpoint"), "%s", sl_errmsg());
+    f.hidden = TRAIN_UNSET;
+    struct corpus_vocab_opts vo = {.size = 320, .mode = CORPUS_VOCAB_JOINT, .min_count = 1, .norm = TOK_NORM_NFKC};
+    struct corpus_vocab_result vr;
+    cr_assert_eq(corpus_vocab_learn(db, &vo, &vr), 0, "%s", sl_errmsg());
+    cr_assert_eq(train_run(db, &f, &r2), SL_EINVAL);
+    cr_assert(strstr(sl_errmsg(), "vocabulary"), "%s", sl_errmsg());
+    f.init_from = 999;
+    cr_assert_eq(train_run(db, &f, &r2), SL_EINVAL);
+    cr_assert(strstr(sl_errmsg(), "no such checkpoint"), "%s", sl_errmsg());
+    cr_assert_eq(q_int(path, "SELECT count(*) FROM run"), 3, "nothing written");
+    db_close(db);
+    free(path);
+    th_rmdir(dir);
+    free(dir);
+}
+
 /* --resume without --threads trains with the run's thread count (not all cores); --threads changes it. */
 Test(train, resume_keeps_the_runs_threads_unless_given)
 {

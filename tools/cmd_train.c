@@ -4,7 +4,8 @@
  * SIGINT / SIGTERM set a flag the trainer polls: it saves a checkpoint, marks the run 'stopped' and
  * we exit 130; a second signal restores the default action (kills at once).
  * The flags and their usage lines come from the option table (train/options.h): each row gives one flag
- * (a BOOL row two: --FLAG and --no-FLAG); --resume, --corpus, --allow-new-data are this file's own.
+ * (a BOOL row two: --FLAG and --no-FLAG); --resume, --corpus, --allow-new-data, --init-from
+ * are this file's own.
  * ref: train/train.h, train/options.h. */
 #include "tools/cli.h"
 
@@ -98,9 +99,9 @@ struct flag_slot {
 };
 
 /* The flags of the table (and this file's own: --resume, --corpus,
- * --allow-new-data) into opts (room for
+ * --allow-new-data, --init-from) into opts (room for
  * 2 * train_opt_count + TRAIN_OWN_FLAGS + 1). */
-#define TRAIN_OWN_FLAGS 3
+#define TRAIN_OWN_FLAGS 4
 static void make_flags(struct train_opts *o, struct flag_slot *slot, int *resume, struct cli_opt *opts)
 {
     size_t n = 0;
@@ -130,6 +131,7 @@ static void make_flags(struct train_opts *o, struct flag_slot *slot, int *resume
     opts[n++] = (struct cli_opt){"resume", CLI_BOOL, resume, 0, 0};
     opts[n++] = (struct cli_opt){"corpus", CLI_STR, &o->corpus, 0, 0};
     opts[n++] = (struct cli_opt){"allow-new-data", CLI_BOOL, &o->allow_new_data, 0, 0};
+    opts[n++] = (struct cli_opt){"init-from", CLI_INT, &o->init_from, 1, 9e15};
     opts[n] = (struct cli_opt){NULL, 0, NULL, 0, 0};
 }
 
@@ -262,6 +264,8 @@ __attribute__((constructor)) static void usage_build(void)
     }
     usage_flag(&b, "corpus", "NAME[,..]", "train on these train corpora only (default: every train\n"
                                             "corpus; stored with the run)", "");
+    usage_flag(&b, "init-from", "C", "a new run starting from checkpoint C's weights (fine-tuning):\n"
+                                     "its run's model options, the same vocabulary, a fresh optimizer", "");
     usage_flag(&b, "resume", NULL, "continue the newest run (its options; may change steps, epochs,\n"
                                    "time limit, threads, intervals)", "");
     usage_flag(&b, "allow-new-data", NULL, "with --resume: continue although train corpora were imported\n"

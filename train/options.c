@@ -510,3 +510,28 @@ int train_opts_resume(struct db *db, const struct db_run *run, struct train_opts
     }
     return 0;
 }
+
+/* ---- inheriting options from another run ---- */
+
+int train_opts_inherit(struct db *db, const struct db_run *run, const char *const *flags, const char *whose,
+                       struct train_opts *o)
+{
+    struct train_opts s; /* every option of run, as a resume would read it */
+    train_opts_init(&s);
+    int rc = train_opts_resume(db, run, &s);
+    if (rc)
+        return rc;
+    for (const char *const *f = flags; *f; f++) {
+        const struct train_opt *d = train_opt_find(*f);
+        if (!d)
+            return sl_err(SL_EINVAL, "--%s: no such option", *f);
+        if (train_opt_is_set(d, o) && !same_value(d, o, &s)) {
+            char a[128], b[128];
+            format_value(d, o, 1, a, sizeof a);
+            format_value(d, &s, 0, b, sizeof b);
+            return sl_err(SL_EINVAL, "%s conflicts with %s (%s); leave it out", a, whose, b);
+        }
+        copy_value(d, o, &s);
+    }
+    return 0;
+}

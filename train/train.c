@@ -88,6 +88,7 @@ struct trainer {
     struct sbuf corpus_names;  /* a resumed run's --corpus (o.corpus points here) */
     struct db_train_data data_was; /* resume: the run's recorded train data */
     int data_stored;           /* resume: the run has a record (runs of older versions may not) */
+    struct ckpt_info init;     /* --init-from: the checkpoint (init_*) */
     /* the run's lease (lease_*) */
     int leased;                /* this process owns the run (claimed, not released or lost) */
     int lease_lost;            /* another process took the run over: write nothing more */
@@ -254,6 +255,8 @@ static int run_row(const struct trainer *t, struct db_run *r, struct sbuf *confi
     int rc = sbuf_printf(&more, "%s", extra);
     if (!rc && t->o.corpus)
         rc = json_member_text(&more, "corpus", t->o.corpus);
+    if (!rc && t->o.init_from)
+        rc = sbuf_printf(&more, ",\"init_from\":%lld", (long long)t->o.init_from);
     if (!rc)
         rc = train_opts_config_json(&t->o, more.data, config);
     sbuf_free(&more);
@@ -279,6 +282,54 @@ static int resume_opts(struct trainer *t, struct train_opts *o)
         rc = train_opts_resume(t->db, &r, o);
     db_run_clear(&r);
     return rc;
+}
+
+/* ---- fine-tuning: --init-from, a new run from another run's weights ---- */
+
+/* the model options a run started from a checkpoint takes from that checkpoint's run */
+static const char *const init_model_flags[] = {"layers", "emb", "hidden", "attention", "encoder",
+                                               "reverse-source", NULL};
+
+/* Before the defaults: the checkpoint read and its run's model options set in t->o (given ones must match). */
+static int init_opts(struct trainer *t)
+{
+    if (!t->o.init_from)
+        return 0;
+    if (t->o.resume)
+        return sl_err(SL_EINVAL, "--init-from starts a new run: leave out --resume");
+    int rc = ckpt_info_get(t->db, t->o.init_from, &t->init);
+    if (rc == SL_ENOTFOUND)
+        return sl_err(SL_EINVAL, "--init-from %lld: no such checkpoint", (long long)t->o.init_from);
+    struct db_run r;
+    if (rc || (rc = db_run_get(t->db, t->init.run_id, &r)))
+        return rc;
+    char whose[96];
+    snprintf(whose, sizeof whose, "checkpoint %lld (run %lld)", (long long)t->init.id, (long long)t->init.run_id);
+    rc = train_opts_inherit(t->db, &r, init_model_flags, whose, &t->o);
+    db_run_clear(&r);
+    return rc;
+}
+
+/* After the vocabularies are chosen (the newest): they must be the checkpoint's. */
+static int init_check_vocab(const struct trainer *t)
+{
+    if (!t->o.init_from || (t->src_vocab_id == t->init.src_vocab_id && t->tgt_vocab_id == t->init.tgt_vocab_id))
+        return 0;
+    return sl_err(SL_EINVAL, "--init-from %lld: the checkpoint was trained with vocabulary %lld/%lld (source/target),"
+                  " the newest is %lld/%lld: a model cannot change its vocabulary; fine-tune before learning a "
+                  "new one", (long long)t->init.id, (long long)t->init.src_vocab_id, (long long)t->init.tgt_vocab_id,
+                  (long long)t->src_vocab_id, (long long)t->tgt_vocab_id);
+}
+
+/* The new run's parameters: the checkpoint's; the Adam moments stay zero and the step 0. */
+static int init_weights(struct trainer *t)
+{
+    int rc = ckpt_state_load(t->db, t->init.id, &t->model, t->w, NULL, NULL);
+    if (rc)
+        return sl_err_prefix(rc, "--init-from %lld", (long long)t->init.id);
+    note(t, "run %lld starts from checkpoint %lld (run %lld, step %lld) with a fresh optimizer", (long long)t->run_id,
+         (long long)t->init.id, (long long)t->init.run_id, (long long)t->init.step);
+    return 0;
 }
 
 /* ---- buffers ---- */
@@ -714,12 +765,14 @@ static void teardown(struct trainer *t)
 static int prepare(struct trainer *t)
 {
     int rc;
-    if (t->o.resume && (rc = resume_opts(t, &t->o)))
+    if ((t->o.resume && (rc = resume_opts(t, &t->o))) || (rc = init_opts(t)))
         return rc;
     train_opts_fill_defaults(&t->o);
     if ((rc = train_opts_check(&t->o)) || (rc = data_resolve(t)) || (t->o.resume && (rc = data_check(t))))
         return rc;
-    return setup(t);
+    if ((rc = setup(t)))
+        return rc;
+    return init_check_vocab(t);
 }
 
 /* Resume: parameters, Adam moments, step and data position from the run's last checkpoint; the run's
@@ -755,7 +808,8 @@ static int create_run(struct trainer *t)
 {
     struct rng r;
     rng_seed(&r, (uint64_t)t->o.seed);
-    s2s_params_init(&t->model, t->w, &r);
+    if (!t->o.init_from)
+        s2s_params_init(&t->model, t->w, &r);
     struct db_run row;
     struct sbuf config;
     sbuf_init(&config);
@@ -766,6 +820,8 @@ static int create_run(struct trainer *t)
         rc = lease_claim(t);
     if (!rc)
         rc = data_record(t);
+    if (!rc && t->o.init_from)
+        rc = init_weights(t);
     sbuf_free(&config);
     return rc;
 }

@@ -80,6 +80,8 @@ struct train_opts {
     const char *corpus;               /* the train corpora, "NAME[,NAME...]" (NULL: every train corpus;
                                          on resume: the run's) */
     int allow_new_data;               /* resume although the train corpora changed since the run started */
+    int64_t init_from;                /* a new run starts from the weights of this checkpoint (0: from the
+                                         seed), with its run's model options and a fresh optimizer */
     volatile sig_atomic_t *stop;      /* polled between steps: nonzero = save and stop (may be NULL) */
     void (*progress)(void *ctx, const struct train_progress *p); /* may be NULL */
     void *progress_ctx;
