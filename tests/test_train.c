@@ -6,6 +6,7 @@
 #include <criterion/criterion.h>
 
 #include <fcntl.h>
+#include <pthread.h>
 #include <math.h>
 #include <signal.h>
 #include <sqlite3.h>
@@ -1721,6 +1722,85 @@ Test(train, init_from_starts_a_new_run_from_the_checkpoint_weights)
     cr_assert(strstr(sl_errmsg(), "no such checkpoint"), "%s", sl_errmsg());
     cr_assert_eq(q_int(path, "SELECT count(*) FROM run"), 3, "nothing written");
     db_close(db);
+    free(path);
+    th_rmdir(dir);
+    free(dir);
+}
+
+/* Another writer: holds the write lock (BEGIN IMMEDIATE on its own connection) for hold_s seconds. */
+struct lock_holder {
+    const char *path;
+    double hold_s;
+    volatile int locked; /* set once the lock is held */
+    int started, n_deferred_notes;
+    pthread_t thread;
+};
+
+static void *hold_lock(void *ctx)
+{
+    struct lock_holder *h = ctx;
+    sqlite3 *c;
+    if (sqlite3_open_v2(h->path, &c, SQLITE_OPEN_READWRITE, NULL) == SQLITE_OK) {
+        sqlite3_busy_timeout(c, 5000);
+        if (sqlite3_exec(c, "BEGIN IMMEDIATE", NULL, NULL, NULL) == SQLITE_OK) {
+            __atomic_store_n(&h->locked, 1, __ATOMIC_SEQ_CST);
+            usleep((useconds_t)(h->hold_s * 1e6));
+            sqlite3_exec(c, "COMMIT", NULL, NULL, NULL);
+        }
+    }
+    sqlite3_close(c);
+    __atomic_store_n(&h->locked, 2, __ATOMIC_SEQ_CST);
+    return NULL;
+}
+
+/* At step 3: the other writer takes the lock (waited for here); counts the "deferred" notes. */
+static void lock_at_3(void *ctx, const struct train_progress *p)
+{
+    struct lock_holder *h = ctx;
+    if (p->event == TRAIN_EV_NOTE && strstr(p->note, "database busy (another writer)") && strstr(p->note, "deferred"))
+        h->n_deferred_notes++;
+    if (p->event != TRAIN_EV_LOG || p->step != 3 || h->started)
+        return;
+    h->started = 1;
+    cr_assert_eq(pthread_create(&h->thread, NULL, hold_lock, h), 0);
+    while (!__atomic_load_n(&h->locked, __ATOMIC_SEQ_CST))
+        usleep(1000);
+}
+
+/* A writer holding the lock longer than the busy timeout (SEQLITE_BUSY_TIMEOUT_MS: 200 ms here) does not
+ * fail the run: its log rows, scores and checkpoints are deferred with a note, training goes on, and the
+ * run ends done with every row written and its checkpoints saved. */
+Test(train, a_long_writer_defers_checkpoints_and_rows_without_failing_the_run)
+{
+    char *dir = th_tmpdir();
+    char *path = make_db(dir, "b.db", 40, 1);
+    cr_assert_eq(setenv("SEQLITE_BUSY_TIMEOUT_MS", "200", 1), 0);
+    struct db *db;
+    cr_assert_eq(db_open(path, 0, &db), 0);
+    struct train_opts o;
+    tiny_opts(&o);
+    o.steps = 40;
+    o.save_every = 5;
+    o.valid_every = 10;
+    o.keep = 100;
+    struct lock_holder h = {.path = path, .hold_s = 1.5};
+    o.progress = lock_at_3;
+    o.progress_ctx = &h;
+    struct train_result r;
+    int rc = train_run(db, &o, &r);
+    cr_assert(h.started);
+    pthread_join(h.thread, NULL);
+    cr_assert_eq(rc, 0, "%s", sl_errmsg());
+    cr_assert_str_eq(r.status, "done");
+    cr_assert_geq(h.n_deferred_notes, 1, "the busy database was noted");
+    db_close(db);
+    cr_assert_eq(q_int(path, "SELECT count(*) FROM run WHERE status = 'done' AND steps_done = 40"), 1);
+    cr_assert_eq(q_int(path, "SELECT count(DISTINCT step) FROM train_log WHERE step BETWEEN 1 AND 40"), 40);
+    cr_assert_eq(q_int(path, "SELECT count(*) FROM metric WHERE name = 'ppl'"), 4);
+    cr_assert_eq(q_int(path, "SELECT max(step) FROM checkpoint"), 40);
+    cr_assert_geq(q_int(path, "SELECT count(*) FROM checkpoint"), 2);
+    cr_assert_eq(q_int(path, "SELECT count(*) FROM checkpoint a JOIN checkpoint b ON a.id < b.id AND a.step >= b.step"),
+                 0);
     free(path);
     th_rmdir(dir);
     free(dir);

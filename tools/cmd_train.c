@@ -227,10 +227,13 @@ static char usage_text[8192];
 static const char usage_head[] =
     "usage: seqlite train DB [options]\n"
     "       seqlite train DB --resume [--steps N | --epochs N] [--time-limit M] [--threads T]\n"
+    "       seqlite train DB --init-from CHECKPOINT [options]\n"
     "  Trains on the train split of DB with its newest vocabulary; validates on the valid split\n"
     "  (perplexity, and BLEU / chrF of greedy translations as seqlite eval computes them);\n"
     "  saves checkpoints in DB. Progress on stderr, a summary line on stdout.\n"
-    "  Ctrl-C saves a checkpoint and stops (continue with --resume).\n";
+    "  Ctrl-C saves a checkpoint and stops (continue with --resume). One process trains a run at a\n"
+    "  time. While another writer holds DB, checkpoints and log rows are retried, not lost (busy\n"
+    "  timeout: SEQLITE_BUSY_TIMEOUT_MS, default 10000).\n";
 
 /* One flag's lines: "  --FLAG ARG" padded to the help column, the help with "{default}" replaced and
  * each '\n' continued on a line indented to that column. */

@@ -39,6 +39,25 @@
 
 #define SRC_EOS 0               /* sources are not terminated by EOS (the lengths say where they end) */
 
+/* A validation score waiting for the database (defer_*). */
+struct deferred_metric {
+    int64_t step;
+    const char *name;  /* a string literal */
+    double value;
+    char *signature;   /* malloc'd (NULL: none) */
+};
+
+/* Training writes put off while another connection holds the write lock (defer_*), in order: log rows
+ * and scores first, then the checkpoint. */
+struct deferred {
+    struct db_train_log *logs;
+    size_t n_logs, cap_logs;
+    struct deferred_metric *metrics;
+    size_t n_metrics, cap_metrics;
+    int save;          /* a checkpoint is due */
+    int noted;         /* the busy note was printed for this episode */
+};
+
 /* One shard of a batch: a row range of it, in the same layout (struct s2s_batch). */
 struct shard {
     int32_t *src;     /* (cap_rows, cap_s) */
@@ -89,6 +108,7 @@ struct trainer {
     struct db_train_data data_was; /* resume: the run's recorded train data */
     int data_stored;           /* resume: the run has a record (runs of older versions may not) */
     struct ckpt_info init;     /* --init-from: the checkpoint (init_*) */
+    struct deferred later;     /* writes a busy database put off (defer_*) */
     /* the run's lease (lease_*) */
     int leased;                /* this process owns the run (claimed, not released or lost) */
     int lease_lost;            /* another process took the run over: write nothing more */
@@ -332,6 +352,135 @@ static int init_weights(struct trainer *t)
     return 0;
 }
 
+/* ---- writes deferred while the database is busy ----
+ * Another writer (a long import) may hold the write lock longer than the busy timeout. A training write
+ * that fails so is kept in memory and retried before the next step (waiting DEFER_RETRY_WAIT_MS each
+ * time, so training goes on); a due checkpoint is retried after the rows before it. The run's end waits
+ * until everything is written. Other failures fail the run as before. */
+
+#define DEFER_RETRY_WAIT_MS 100
+
+static int defer_pending(const struct trainer *t) { return t->later.n_logs || t->later.n_metrics; }
+
+/* rc of a write: a busy failure becomes 0 with *kept = 1 (the caller keeps the write). */
+static int defer_if_busy(struct trainer *t, int rc, int *kept)
+{
+    *kept = db_failed_busy(t->db, rc);
+    if (*kept && !t->later.noted) {
+        t->later.noted = 1;
+        note(t, "database busy (another writer): rows from step %lld deferred, retrying", (long long)t->step);
+    }
+    return *kept ? 0 : rc;
+}
+
+/* Stores a log row, or keeps it (behind any kept before it). */
+static int defer_log(struct trainer *t, const struct db_train_log *l)
+{
+    int kept = 1, rc = 0;
+    if (!defer_pending(t) && (rc = defer_if_busy(t, db_train_log_insert(t->db, t->run_id, l), &kept)))
+        return rc;
+    if (!kept)
+        return 0;
+    struct deferred *d = &t->later;
+    if (d->n_logs == d->cap_logs) {
+        size_t cap = d->cap_logs ? 2 * d->cap_logs : 64;
+        struct db_train_log *p = realloc(d->logs, cap * sizeof *p);
+        if (!p)
+            return sl_err(SL_ENOMEM, "out of memory");
+        d->logs = p;
+        d->cap_logs = cap;
+    }
+    d->logs[d->n_logs++] = *l;
+    return 0;
+}
+
+/* Stores a validation score of this step (name a string literal), or keeps it. */
+static int defer_metric(struct trainer *t, const char *name, double value, const char *signature)
+{
+    int kept = 1, rc = 0;
+    if (!defer_pending(t) &&
+        (rc = defer_if_busy(t, db_metric_insert(t->db, t->run_id, 0, t->step, "valid", name, value, signature),
+                            &kept)))
+        return rc;
+    if (!kept)
+        return 0;
+    struct deferred *d = &t->later;
+    if (d->n_metrics == d->cap_metrics) {
+        size_t cap = d->cap_metrics ? 2 * d->cap_metrics : 16;
+        struct deferred_metric *p = realloc(d->metrics, cap * sizeof *p);
+        if (!p)
+            return sl_err(SL_ENOMEM, "out of memory");
+        d->metrics = p;
+        d->cap_metrics = cap;
+    }
+    struct deferred_metric *m = &d->metrics[d->n_metrics];
+    *m = (struct deferred_metric){.step = t->step, .name = name, .value = value,
+                                  .signature = signature ? strdup(signature) : NULL};
+    if (signature && !m->signature)
+        return sl_err(SL_ENOMEM, "out of memory");
+    d->n_metrics++;
+    return 0;
+}
+
+/* Writes the kept rows, in order, as far as the database lets. OUT: *done 1 when none is left. */
+static int defer_flush(struct trainer *t, int *done)
+{
+    struct deferred *d = &t->later;
+    size_t i = 0, j = 0;
+    int rc = 0, kept = 0;
+    for (; i < d->n_logs && !kept && !rc; i += !kept && !rc)
+        rc = defer_if_busy(t, db_train_log_insert(t->db, t->run_id, &d->logs[i]), &kept);
+    for (; !kept && !rc && j < d->n_metrics; j += !kept && !rc) {
+        const struct deferred_metric *m = &d->metrics[j];
+        rc = defer_if_busy(t, db_metric_insert(t->db, t->run_id, 0, m->step, "valid", m->name, m->value,
+                                               m->signature), &kept);
+        if (!kept && !rc)
+            free(d->metrics[j].signature);
+    }
+    memmove(d->logs, d->logs + i, (d->n_logs - i) * sizeof *d->logs);
+    d->n_logs -= i;
+    memmove(d->metrics, d->metrics + j, (d->n_metrics - j) * sizeof *d->metrics);
+    d->n_metrics -= j;
+    *done = !defer_pending(t);
+    return rc;
+}
+
+static int save(struct trainer *t);
+
+/* Before a step: the kept rows, then a due checkpoint, each waiting only briefly for the lock. */
+static int defer_retry(struct trainer *t)
+{
+    if (!defer_pending(t) && !t->later.save)
+        return 0;
+    db_set_busy_timeout(t->db, DEFER_RETRY_WAIT_MS);
+    int done = 0, rc = defer_flush(t, &done);
+    if (!rc && done && t->later.save)
+        rc = save(t);
+    db_set_busy_timeout(t->db, -1);
+    if (!rc && !defer_pending(t) && !t->later.save)
+        t->later.noted = 0;
+    return rc;
+}
+
+/* The run's end: everything kept is written, however long the other writer holds the lock. */
+static int defer_drain(struct trainer *t)
+{
+    int rc = 0, done = 0;
+    while (!rc && (defer_pending(t) || t->later.save)) {
+        if (!(rc = defer_flush(t, &done)) && done && t->later.save)
+            rc = save(t);
+    }
+    return rc;
+}
+
+static void defer_free(struct trainer *t)
+{
+    for (size_t j = 0; j < t->later.n_metrics; j++)
+        free(t->later.metrics[j].signature);
+    free(t->later.metrics);
+    free(t->later.logs);
+}
+
 /* ---- buffers ---- */
 
 static int alloc_shards(struct trainer *t)
@@ -548,11 +697,25 @@ static int save(struct trainer *t)
         .keep = t->o.keep,
     };
     int64_t id;
+    if (defer_pending(t)) { /* the rows before it first (defer_retry) */
+        t->later.save = 1;
+        return 0;
+    }
     int rc = ckpt_save(t->db, &q, &id);
-    if (!rc)
-        rc = db_run_update(t->db, t->run_id, "running", t->step, 0, NULL);
+    if (db_failed_busy(t->db, rc)) {
+        if (!t->later.save)
+            note(t, "database busy (another writer): checkpoint at step %lld deferred, retrying", (long long)t->step);
+        t->later.save = 1;
+        return 0;
+    }
+    /* the run row's steps_done is refreshed by the next save or the end when busy now */
+    if (!rc) {
+        int urc = db_run_update(t->db, t->run_id, "running", t->step, 0, NULL);
+        rc = db_failed_busy(t->db, urc) ? 0 : urc;
+    }
     if (rc)
         return rc;
+    t->later.save = 0;
     t->saved_step = t->step;
     t->last_ckpt = id;
     struct train_progress p = {.event = TRAIN_EV_SAVE, .run_id = t->run_id, .epoch = t->epoch, .step = t->step,
@@ -574,7 +737,7 @@ static int do_validate(struct trainer *t)
         return rc;
     t->valid_step = t->step;
     t->valid_bleu = NAN;
-    if ((rc = db_metric_insert(t->db, t->run_id, 0, t->step, "valid", "ppl", t->valid_ppl, "teacher-forced")))
+    if ((rc = defer_metric(t, "ppl", t->valid_ppl, "teacher-forced")))
         return rc;
     struct train_progress p = {.event = TRAIN_EV_VALID, .run_id = t->run_id, .epoch = t->epoch,
                                .step = t->step, .valid_ppl = t->valid_ppl, .valid_bleu = NAN,
@@ -587,10 +750,8 @@ static int do_validate(struct trainer *t)
         p.valid_bleu = t->bleu_out.bleu.score;
         p.valid_chrf = t->bleu_out.chrf.score;
         p.valid_sents = (int64_t)t->bleu_set.n;
-        if ((rc = db_metric_insert(t->db, t->run_id, 0, t->step, "valid", "bleu", p.valid_bleu,
-                                   t->bleu_out.bleu.signature.data)) ||
-            (rc = db_metric_insert(t->db, t->run_id, 0, t->step, "valid", "chrf", p.valid_chrf,
-                                   t->bleu_out.chrf.signature.data)))
+        if ((rc = defer_metric(t, "bleu", p.valid_bleu, t->bleu_out.bleu.signature.data)) ||
+            (rc = defer_metric(t, "chrf", p.valid_chrf, t->bleu_out.chrf.signature.data)))
             return rc;
     }
     p.valid_seconds = clock_now() - v0;
@@ -756,6 +917,7 @@ static void teardown(struct trainer *t)
     bpe_free(t->src_bpe);
     db_train_data_clear(&t->data);
     db_train_data_clear(&t->data_was);
+    defer_free(t);
     sbuf_free(&t->corpus_names);
 }
 
@@ -851,7 +1013,7 @@ static int log_interval(struct trainer *t, struct interval *iv, double gnorm, st
     struct db_train_log l = {.step = t->step, .epoch = t->epoch, .loss = p.loss, .ppl = p.ppl, .lr = p.lr,
                              .grad_norm = gnorm, .src_tok_s = p.src_tok_s, .tgt_tok_s = p.tgt_tok_s,
                              .elapsed_s = p.elapsed_s};
-    int rc = db_train_log_insert(t->db, t->run_id, &l);
+    int rc = defer_log(t, &l);
     if (rc)
         return rc;
     emit(t, &p);
@@ -900,7 +1062,7 @@ static int train_loop(struct trainer *t, struct train_result *out, int *stopped)
             *stopped = 1;
             break;
         }
-        if ((rc = lease_beat(t)))
+        if ((rc = lease_beat(t)) || (rc = defer_retry(t)))
             return rc;
         if ((rc = batch_plan_fill(t->plan, (size_t)t->bidx, t->batch)) || (rc = split_batch(t, t->batch)))
             return rc;
@@ -945,14 +1107,16 @@ static int finish_run(struct trainer *t, struct train_result *out, int stopped)
     int rc;
     if ((rc = do_validate(t)))
         return rc;
-    if (t->saved_step != t->step && (rc = save(t)))
+    if ((t->saved_step != t->step && (rc = save(t))) || (rc = defer_drain(t)))
         return rc;
     snprintf(out->status, sizeof out->status, "%s", stopped ? "stopped" : "done");
     char msg[160];
     snprintf(msg, sizeof msg, "%s after %lld steps",
              stopped ? ((t->o.stop && *t->o.stop) ? "stopped on request" : "stopped at the time limit") : "finished",
              (long long)t->step);
-    rc = db_run_update(t->db, t->run_id, out->status, t->step, 0, msg);
+    do /* waits out another writer, like defer_drain */
+        rc = db_run_update(t->db, t->run_id, out->status, t->step, 0, msg);
+    while (db_failed_busy(t->db, rc));
     double el = clock_now() - t->t0;
     out->src_tok_s = el > 0 ? (double)t->all_src / el : 0;
     out->tgt_tok_s = el > 0 ? (double)t->all_tgt / el : 0;
