@@ -131,8 +131,14 @@ static int load_one(void *vctx, int64_t pair_id, const char *src, size_t srclen,
 int batch_data_load(struct batch_data *d, struct db *db, const char *split, batch_encode_fn encode,
                     void *ctx)
 {
+    return batch_data_load_in(d, db, split, NULL, 0, encode, ctx);
+}
+
+int batch_data_load_in(struct batch_data *d, struct db *db, const char *split, const int64_t *corpus_ids,
+                       size_t n_ids, batch_encode_fn encode, void *ctx)
+{
     struct load_ctx c = {.d = d, .encode = encode, .ctx = ctx};
-    int rc = db_pairs_foreach(db, split, load_one, &c);
+    int rc = db_pairs_foreach_in(db, split, corpus_ids, n_ids, load_one, &c);
     free(c.src);
     if (!rc)
         batch_data_shrink(d);

@@ -50,6 +50,9 @@ int batch_data_add(struct batch_data *d, int64_t pair_id, const int32_t *src, si
 /* Encodes and adds every pair of split (corpus id, line order). Errors name the pair id. */
 int batch_data_load(struct batch_data *d, struct db *db, const char *split, batch_encode_fn encode,
                     void *ctx);
+/* batch_data_load of the corpora corpus_ids[0..n_ids) of split only (NULL: every corpus of split). */
+int batch_data_load_in(struct batch_data *d, struct db *db, const char *split, const int64_t *corpus_ids,
+                       size_t n_ids, batch_encode_fn encode, void *ctx);
 /* Releases the unused tail of the arrays (after loading). */
 void batch_data_shrink(struct batch_data *d);
 

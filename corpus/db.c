@@ -5,7 +5,8 @@
  * - PRAGMA application_id = 0x53514C54 ("SQLT"), PRAGMA user_version = schema version;
  *   migrations[i] brings version i to i + 1 in one transaction; a file that is not ours or is newer
  *   is refused before anything is written to it.
- * - Connections use WAL (readers see the last commit while training writes), busy_timeout 10 s,
+ * - Connections use WAL (readers see the last commit while training writes), busy_timeout 10 s (the
+ *   environment variable SEQLITE_BUSY_TIMEOUT_MS, milliseconds, overrides it: tests use it),
  *   foreign_keys=ON; every table is STRICT. Times are UTC text "YYYY-MM-DDTHH:MM:SS.SSSZ".
  *   A bulk import (db_bulk_mode) switches to a rollback journal while no other connection is open.
  * - The schema is the DDL below; docs/schema.md documents every table and column of it for users
@@ -258,7 +259,23 @@ struct db_stmt {
 /* Records "PATH: what: sqlite message" as SL_EDB. */
 static int dberr(struct db *db, const char *what)
 {
+    db->busy = (sqlite3_extended_errcode(db->h) & 0xff) == SQLITE_BUSY;
     return sl_err(SL_EDB, "%s: %s: %s", db->path, what, sqlite3_errmsg(db->h));
+}
+
+int db_failed_busy(const struct db *db, int rc) { return rc == SL_EDB && db->busy; }
+
+int db_busy_timeout_default(void)
+{
+    const char *env = getenv("SEQLITE_BUSY_TIMEOUT_MS");
+    char *end;
+    long ms = env && *env ? strtol(env, &end, 10) : -1;
+    return env && *env && !*end && ms >= 0 && ms <= 3600000 ? (int)ms : 10000;
+}
+
+void db_set_busy_timeout(struct db *db, int ms)
+{
+    sqlite3_busy_timeout(db->h, ms < 0 ? db_busy_timeout_default() : ms);
 }
 
 int db_fail(struct db *db, int code, const char *fmt, ...)
@@ -663,7 +680,7 @@ static int set_journal_mode(struct db *db, int wal)
                           wal ? "PRAGMA journal_mode = WAL" : "PRAGMA journal_mode = DELETE", DB_NO_ARGS) == 0 &&
              sqlite3_stricmp(db_col_text(st, 0), wal ? "WAL" : "DELETE") == 0;
     db_stmt_end(st, 0);
-    sqlite3_busy_timeout(db->h, 10000);
+    db_set_busy_timeout(db, -1);
     sl_err(0, "%s", saved);
     return ok;
 }
@@ -757,7 +774,7 @@ int db_open(const char *path, int flags, struct db **out)
         goto fail;
     }
     sqlite3_extended_result_codes(db->h, 1);
-    sqlite3_busy_timeout(db->h, 10000);
+    db_set_busy_timeout(db, -1);
     /* The first migration runs in rollback-journal mode, so the application id reaches the main file
      * before WAL is switched on: a later precheck always sees it in the header. */
     if ((rc = migrate(db)))

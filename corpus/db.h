@@ -42,6 +42,16 @@ int db_rollback(struct db *db);
  * on meanwhile, and nothing they commit or delete, e.g. a pruned checkpoint, shows). No writes inside. */
 int db_read_begin(struct db *db);
 int db_read_end(struct db *db);
+
+/* Busy waiting: a statement that needs a lock another connection holds waits up to the busy timeout
+ * (10 s, or the environment variable SEQLITE_BUSY_TIMEOUT_MS in milliseconds), then fails with SL_EDB
+ * "database is locked". db_failed_busy tells that failure apart: 1 when rc is SL_EDB and the last SQLite
+ * failure of this connection was SQLITE_BUSY (the write can be retried later). */
+int db_failed_busy(const struct db *db, int rc);
+/* The busy timeout of new connections in milliseconds (the environment's, else 10000). */
+int db_busy_timeout_default(void);
+/* Sets this connection's busy timeout (ms < 0: db_busy_timeout_default()). */
+void db_set_busy_timeout(struct db *db, int ms);
 /* Bulk load mode (call outside a transaction): bigger page cache, and no foreign key checks (only
  * for code that inserts rows whose parents it has just created itself). on = 0 restores. */
 int db_bulk_mode(struct db *db, int on);
@@ -86,6 +96,12 @@ int db_pairs_foreach(struct db *db, const char *split,
                      int (*cb)(void *ctx, int64_t pair_id, const char *src, size_t srclen,
                                const char *tgt, size_t tgtlen),
                      void *ctx);
+/* db_pairs_foreach over the corpora of split whose ids are corpus_ids[0..n_ids) only (corpus_ids NULL:
+ * every corpus of split, as db_pairs_foreach). */
+int db_pairs_foreach_in(struct db *db, const char *split, const int64_t *corpus_ids, size_t n_ids,
+                        int (*cb)(void *ctx, int64_t pair_id, const char *src, size_t srclen,
+                                  const char *tgt, size_t tgtlen),
+                        void *ctx);
 /* Where a pair came from: its corpus id and 1-based line (SL_ENOTFOUND if no such pair). */
 int db_pair_get(struct db *db, int64_t pair_id, int64_t *corpus_id /* OUT */, int64_t *line /* OUT */);
 /* Records the token counts of a pair under the current vocabulary. */
@@ -194,6 +210,31 @@ int db_run_claim(struct db *db, int64_t id);
 int db_run_heartbeat(struct db *db, int64_t id);
 /* Gives the lease up (owner NULL) if this process holds it. */
 int db_run_release(struct db *db, int64_t id);
+
+/* ---- run.train_data: the corpora a run trains on, as they were when it started ---- */
+
+struct db_train_data {
+    int64_t *corpora;       /* (n) corpus ids, ascending (malloc'd: release with db_train_data_clear) */
+    size_t n;
+    int64_t pairs;          /* their pairs (corpus.n_pairs summed) */
+    int64_t last_pair_id;   /* the highest pair id among them (0: none) */
+};
+/* The current data of corpora ids[0..n) (ids of existing corpora; any order, no repeats): out lists them
+ * ascending with their pairs and last pair id. */
+int db_train_data_now(struct db *db, const int64_t *ids, size_t n, struct db_train_data *out /* OUT */);
+/* Reads run id's train_data; *stored 0 (out empty) when the run has none (older runs). SL_ECORRUPT when
+ * it is not {"corpora":[ids],"pairs":N,"last_pair_id":I}. */
+int db_run_train_data_get(struct db *db, int64_t id, struct db_train_data *out /* OUT */, int *stored /* OUT */);
+/* Stores d as run id's train_data. */
+int db_run_train_data_set(struct db *db, int64_t id, const struct db_train_data *d);
+/* Records in run id's config that it resumed on changed data: appends {"step":S,"from":OLD,"to":NEW}
+ * (train_data JSON of old_d and new_d) to the array member allow_new_data (created when absent). */
+int db_run_note_new_data(struct db *db, int64_t id, int64_t step, const struct db_train_data *old_d,
+                         const struct db_train_data *new_d);
+void db_train_data_clear(struct db_train_data *d);
+/* A member of a run's config JSON that holds text: *out = its text (SL_ENOTFOUND: no such member or not
+ * text; SL_ECORRUPT: the config is not a JSON object). key as for db_run_config_get. */
+int db_run_config_text(struct db *db, int64_t id, const char *key, struct sbuf *out /* OUT */);
 
 /* A member of a run's config JSON (db_run_config_get). */
 enum db_json_type {

@@ -154,14 +154,37 @@ int db_pairs_foreach(struct db *db, const char *split,
                                const char *tgt, size_t tgtlen),
                      void *ctx)
 {
+    return db_pairs_foreach_in(db, split, NULL, 0, cb, ctx);
+}
+
+int db_ids_json(const int64_t *ids, size_t n, struct sbuf *out)
+{
+    int rc = sbuf_putc(out, '[');
+    for (size_t i = 0; i < n && !rc; i++)
+        rc = sbuf_printf(out, "%s%lld", i ? "," : "", (long long)ids[i]);
+    return rc ? rc : sbuf_putc(out, ']');
+}
+
+int db_pairs_foreach_in(struct db *db, const char *split, const int64_t *corpus_ids, size_t n_ids,
+                        int (*cb)(void *ctx, int64_t pair_id, const char *src, size_t srclen,
+                                  const char *tgt, size_t tgtlen),
+                        void *ctx)
+{
+    struct sbuf ids;
+    sbuf_init(&ids);
+    if (corpus_ids && db_ids_json(corpus_ids, n_ids, &ids)) {
+        sbuf_free(&ids);
+        return sl_err(SL_ENOMEM, "out of memory");
+    }
     struct db_stmt *st;
     int rc = db_query(db, &st, "reading pairs",
                       /* CROSS JOIN fixes the loop order: corpora, then each one's id range */
                       "SELECT pair.id, pair.src, pair.tgt, pair.corpus_id = corpus.id, corpus.name"
                       " FROM corpus CROSS JOIN pair WHERE corpus.split = ?1"
+                      " AND (?2 IS NULL OR corpus.id IN (SELECT value FROM json_each(?2)))"
                       " AND pair.id >= corpus.first_pair_id AND pair.id <= corpus.last_pair_id"
                       " ORDER BY corpus.id, pair.id",
-                      DB_ARGS(db_text(split)));
+                      DB_ARGS(db_text(split), db_text(corpus_ids ? ids.data : NULL)));
     while (!rc && db_row(st) > 0) {
         if (!db_col_int(st, 3)) {
             rc = db_fail(db, SL_ECORRUPT, "corpus '%s': pair %lld is in its id range but not its own",
@@ -173,7 +196,9 @@ int db_pairs_foreach(struct db *db, const char *split,
         const char *tgt = db_col_text_n(st, 2, &tgtlen);
         rc = cb(ctx, db_col_int(st, 0), src, srclen, tgt, tgtlen);
     }
-    return db_stmt_end(st, rc);
+    rc = db_stmt_end(st, rc);
+    sbuf_free(&ids);
+    return rc;
 }
 
 int db_pair_set_tokens(struct db *db, int64_t pair_id, int64_t n_src, int64_t n_tgt)

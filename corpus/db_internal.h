@@ -33,7 +33,11 @@ struct db {
      * db_corpus_finish) */
     int64_t ins_corpus, ins_first, ins_last, ins_n;
     struct sbuf tmp; /* vocab group: scratch for token surfaces */
+    int busy;        /* the last SQLite failure recorded (dberr) was SQLITE_BUSY */
 };
+
+/* Appends ids[0..n) to out as the JSON array json_each reads ("[3,5]"). SL_ENOMEM. */
+int db_ids_json(const int64_t *ids, size_t n, struct sbuf *out);
 
 /* ---- parameters ---- */
 

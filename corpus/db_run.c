@@ -314,6 +314,168 @@ int db_run_rewind(struct db *db, int64_t run_id, int64_t step)
     return 0;
 }
 
+/* ---- train_data ---- */
+
+static int plain_key(const char *k);
+
+void db_train_data_clear(struct db_train_data *d)
+{
+    if (!d)
+        return;
+    free(d->corpora);
+    memset(d, 0, sizeof *d);
+}
+
+/* d as {"corpora":[ids],"pairs":N,"last_pair_id":I}. */
+static int train_data_json(const struct db_train_data *d, struct sbuf *out)
+{
+    int rc = sbuf_printf(out, "{\"corpora\":");
+    if (!rc)
+        rc = db_ids_json(d->corpora, d->n, out);
+    if (!rc)
+        rc = sbuf_printf(out, ",\"pairs\":%lld,\"last_pair_id\":%lld}", (long long)d->pairs,
+                         (long long)d->last_pair_id);
+    return rc ? sl_err(SL_ENOMEM, "out of memory") : 0;
+}
+
+int db_train_data_now(struct db *db, const int64_t *ids, size_t n, struct db_train_data *out)
+{
+    memset(out, 0, sizeof *out);
+    struct sbuf js;
+    sbuf_init(&js);
+    struct db_stmt *st = NULL;
+    int rc = db_ids_json(ids, n, &js) ? sl_err(SL_ENOMEM, "out of memory") : 0;
+    if (!rc && !(out->corpora = malloc((n ? n : 1) * sizeof *out->corpora)))
+        rc = sl_err(SL_ENOMEM, "out of memory");
+    if (!rc)
+        rc = db_query(db, &st, "reading the train corpora",
+                      "SELECT id, n_pairs, last_pair_id FROM corpus WHERE id IN (SELECT value FROM json_each(?1))"
+                      " ORDER BY id",
+                      DB_ARGS(db_text(js.data)));
+    while (!rc && db_row(st) > 0 && out->n < n) {
+        out->corpora[out->n++] = db_col_int(st, 0);
+        out->pairs += db_col_int(st, 1);
+        if (db_col_int(st, 2) > out->last_pair_id)
+            out->last_pair_id = db_col_int(st, 2);
+    }
+    rc = db_stmt_end(st, rc);
+    if (!rc && out->n != n)
+        rc = db_fail(db, SL_ENOTFOUND, "a train corpus no longer exists");
+    sbuf_free(&js);
+    if (rc)
+        db_train_data_clear(out);
+    return rc;
+}
+
+int db_run_train_data_get(struct db *db, int64_t id, struct db_train_data *out, int *stored)
+{
+    memset(out, 0, sizeof *out);
+    *stored = 0;
+    struct db_stmt *st;
+    int rc = db_query_row(db, &st, "reading a run's train data",
+                          "SELECT train_data IS NOT NULL, json_type(train_data, '$.corpora') IS 'array'"
+                          " AND json_type(train_data, '$.pairs') IS 'integer'"
+                          " AND json_type(train_data, '$.last_pair_id') IS 'integer',"
+                          " json_extract(train_data, '$.pairs'), json_extract(train_data, '$.last_pair_id'),"
+                          " json_array_length(train_data, '$.corpora') FROM run WHERE id = ?1",
+                          DB_ARGS(db_int(id)));
+    if (rc == SL_ENOTFOUND)
+        rc = db_fail(db, rc, "no run with id %lld", (long long)id);
+    int present = rc ? 0 : (int)db_col_int(st, 0), ok = rc ? 0 : (int)db_col_int(st, 1);
+    const int64_t n = ok ? db_col_int(st, 4) : 0;
+    if (ok) {
+        out->pairs = db_col_int(st, 2);
+        out->last_pair_id = db_col_int(st, 3);
+    }
+    if ((rc = db_stmt_end(st, rc)) || !present)
+        return rc;
+    if (!ok || n < 0)
+        return db_fail(db, SL_ECORRUPT, "run %lld: train_data is not {\"corpora\":[ids],\"pairs\":N,"
+                       "\"last_pair_id\":I}", (long long)id);
+    if (!(out->corpora = malloc((size_t)(n ? n : 1) * sizeof *out->corpora)))
+        return sl_err(SL_ENOMEM, "out of memory");
+    rc = db_query(db, &st, "reading a run's train data",
+                  "SELECT value, type FROM run, json_each(run.train_data, '$.corpora') WHERE run.id = ?1"
+                  " ORDER BY value",
+                  DB_ARGS(db_int(id)));
+    while (!rc && db_row(st) > 0) {
+        if ((int64_t)out->n >= n || strcmp(db_col_text(st, 1), "integer") != 0) {
+            rc = db_fail(db, SL_ECORRUPT, "run %lld: train_data.corpora is not an array of ids", (long long)id);
+            break;
+        }
+        out->corpora[out->n++] = db_col_int(st, 0);
+    }
+    rc = db_stmt_end(st, rc);
+    if (rc)
+        db_train_data_clear(out);
+    else
+        *stored = 1;
+    return rc;
+}
+
+int db_run_train_data_set(struct db *db, int64_t id, const struct db_train_data *d)
+{
+    struct sbuf js;
+    sbuf_init(&js);
+    int rc = train_data_json(d, &js);
+    if (!rc)
+        rc = db_exec(db, "storing a run's train data", 0, "UPDATE run SET train_data = ?2 WHERE id = ?1",
+                     DB_ARGS(db_int(id), db_text(js.data)));
+    if (!rc && db_changes(db) != 1)
+        rc = db_fail(db, SL_ENOTFOUND, "no run with id %lld", (long long)id);
+    sbuf_free(&js);
+    return rc;
+}
+
+int db_run_note_new_data(struct db *db, int64_t id, int64_t step, const struct db_train_data *old_d,
+                         const struct db_train_data *new_d)
+{
+    struct sbuf js;
+    sbuf_init(&js);
+    int rc = sbuf_printf(&js, "{\"step\":%lld,\"from\":", (long long)step) ? sl_err(SL_ENOMEM, "out of memory") : 0;
+    if (!rc)
+        rc = train_data_json(old_d, &js);
+    if (!rc && sbuf_printf(&js, ",\"to\":"))
+        rc = sl_err(SL_ENOMEM, "out of memory");
+    if (!rc)
+        rc = train_data_json(new_d, &js);
+    if (!rc && sbuf_putc(&js, '}'))
+        rc = sl_err(SL_ENOMEM, "out of memory");
+    if (!rc)
+        rc = db_exec(db, "recording new train data", 0,
+                     "UPDATE run SET config = json_set(config, '$.allow_new_data',"
+                     " json(json_insert(coalesce(json_extract(config, '$.allow_new_data'), '[]'), '$[#]', json(?2))))"
+                     " WHERE id = ?1",
+                     DB_ARGS(db_int(id), db_text(js.data)));
+    sbuf_free(&js);
+    return rc;
+}
+
+int db_run_config_text(struct db *db, int64_t id, const char *key, struct sbuf *out)
+{
+    if (!plain_key(key))
+        return sl_err(SL_EINVAL, "run config: '%s' is not a plain member name", key ? key : "");
+    char path[80];
+    snprintf(path, sizeof path, "$.%s", key);
+    struct db_stmt *st;
+    int rc = db_query_row(db, &st, "reading a run's config",
+                          "SELECT json_valid(config) AND json_type(config) = 'object', json_type(config, ?2),"
+                          " json_extract(config, ?2) FROM run WHERE id = ?1",
+                          DB_ARGS(db_int(id), db_text(path)));
+    if (rc == SL_ENOTFOUND)
+        rc = db_fail(db, rc, "no run with id %lld", (long long)id);
+    else if (!rc && !db_col_int(st, 0))
+        rc = db_fail(db, SL_ECORRUPT, "the config of run %lld is not a JSON object", (long long)id);
+    else if (!rc && (db_col_is_null(st, 1) || strcmp(db_col_text(st, 1), "text") != 0))
+        rc = SL_ENOTFOUND;
+    else if (!rc) {
+        sbuf_reset(out);
+        if (sbuf_printf(out, "%s", db_col_text(st, 2)))
+            rc = sl_err(SL_ENOMEM, "out of memory");
+    }
+    return db_stmt_end(st, rc);
+}
+
 /* ---- run config members (json_type / json_extract, never a search of the text) ---- */
 
 /* A member name that needs no quoting in a JSON path: [A-Za-z0-9_]+. */

@@ -7,6 +7,7 @@
 #include <criterion/criterion.h>
 
 #include <fcntl.h>
+#include <pthread.h>
 #include <math.h>
 #include <signal.h>
 #include <sqlite3.h>
@@ -1300,6 +1301,22 @@ static int64_t q_int(const char *path, const char *query)
     return v;
 }
 
+/* The text a one-row query gives (malloc'd; "" for NULL or no row), as q_int. */
+static char *q_text(const char *path, const char *query)
+{
+    sqlite3 *h;
+    cr_assert_eq(sqlite3_open_v2(path, &h, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    sqlite3_busy_timeout(h, 5000);
+    sqlite3_stmt *st;
+    cr_assert_eq(sqlite3_prepare_v2(h, query, -1, &st, NULL), SQLITE_OK, "%s", sqlite3_errmsg(h));
+    const unsigned char *t = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_text(st, 0) : NULL;
+    char *v = strdup(t ? (const char *)t : "");
+    sqlite3_finalize(st);
+    sqlite3_close(h);
+    cr_assert(v);
+    return v;
+}
+
 /* Training's validation scores reference the checkpoint saved at their step (steps 2 and 4 here);
  * a validation with no checkpoint at its step (3) references none. */
 Test(train, validation_scores_reference_the_checkpoint_of_their_step)
@@ -1369,6 +1386,19 @@ Test(train, killed_process_then_resume)
     sqlite3_finalize(st);
     sqlite3_close(h);
     cr_assert_eq(q_int(path, "SELECT count(*) FROM run WHERE status = 'running'"), 1);
+    /* the dead trainer still holds the lease: the run shows as interrupted, and resumable */
+    struct db *db;
+    cr_assert_eq(db_open(path, 0, &db), 0, "%s", sl_errmsg());
+    enum db_run_liveness live;
+    char owner[128], want[128];
+    cr_assert_eq(db_run_liveness(db, 1, &live, owner, sizeof owner), 0, "%s", sl_errmsg());
+    cr_assert_eq(live, DB_RUN_INTERRUPTED);
+    db_run_owner_self(want, sizeof want);
+    char *at = strchr(want, '@');
+    char killed_owner[160];
+    snprintf(killed_owner, sizeof killed_owner, "%ld%s", (long)pid, at);
+    cr_assert_str_eq(owner, killed_owner);
+    db_close(db);
     int64_t saved = q_int(path, "SELECT max(step) FROM checkpoint");
     int64_t logged = q_int(path, "SELECT max(step) FROM train_log");
     cr_assert_gt(logged, saved); /* rows past the checkpoint: the resume rewrites them */
@@ -1377,8 +1407,10 @@ Test(train, killed_process_then_resume)
     snprintf(args, sizeof args, "train '%s' --resume --steps %lld", path, (long long)n);
     cr_assert_eq(th_run(args, NULL, &out, &err), 0, "%s", err);
     cr_assert(strstr(err, "resuming run 1"), "%s", err);
+    cr_assert(strstr(err, "was interrupted"), "%s", err);
+    cr_assert(strstr(err, killed_owner), "%s", err);
     free(out), free(err);
-    cr_assert_eq(q_int(path, "SELECT count(*) FROM run WHERE status = 'done'"), 1);
+    cr_assert_eq(q_int(path, "SELECT count(*) FROM run WHERE status = 'done' AND owner IS NULL"), 1);
     cr_assert_eq(q_int(path, "SELECT count(*) FROM train_log"), n);
     cr_assert_eq(q_int(path, "SELECT max(step) FROM train_log"), n);
     int64_t nvalid = n / 3 + (n % 3 != 0); /* every 3 steps and at the end */
@@ -1390,8 +1422,438 @@ Test(train, killed_process_then_resume)
     free(dir);
 }
 
+/* Starts `seqlite train path ARGS...` in a child process (output to /dev/null); returns its pid. */
+static pid_t spawn_train(const char *path, const char *const *args)
+{
+    pid_t pid = fork();
+    cr_assert(pid >= 0);
+    if (pid == 0) {
+        const char *argv[40] = {SEQLITE_BIN, "train", path};
+        size_t n = 3;
+        for (; args[n - 3] && n < 39; n++)
+            argv[n] = args[n - 3];
+        argv[n] = NULL;
+        int fd = open("/dev/null", O_WRONLY);
+        dup2(fd, 1);
+        dup2(fd, 2);
+        execv(SEQLITE_BIN, (char *const *)argv);
+        _exit(127);
+    }
+    return pid;
+}
+
+/* A second trainer on a run that a live process trains is refused (exit 1, naming the owner) and
+ * changes nothing: the first trainer ends 'done' with every step logged once and its checkpoints in
+ * step order. */
+Test(train, second_trainer_on_a_live_run_is_refused_and_the_first_is_unaffected)
+{
+    char *dir = th_tmpdir();
+    char *path = make_db(dir, "two.db", 60, 1);
+    static const char *const args[] = {"--layers", "1", "--emb", "8", "--hidden", "8", "--batch", "10", "--steps",
+                                       "1500", "--log-every", "1", "--valid-every", "50", "--valid-bleu", "0",
+                                       "--save-every", "7", "--keep", "1000", "--threads", "1", NULL};
+    pid_t pid = spawn_train(path, args);
+    for (int i = 0; i < 6000 && q_int(path, "SELECT count(*) FROM checkpoint") < 2; i++)
+        usleep(10000);
+    cr_assert_geq(q_int(path, "SELECT count(*) FROM checkpoint"), 2, "no checkpoints after 60 s");
+    char cmd[512], *out = NULL, *err = NULL, owner[160], self[128];
+    db_run_owner_self(self, sizeof self);
+    snprintf(owner, sizeof owner, "process %ld%s", (long)pid, strchr(self, '@'));
+    snprintf(cmd, sizeof cmd, "train '%s' --resume --steps 2000", path);
+    cr_assert_eq(th_run(cmd, NULL, &out, &err), 1, "%s", err);
+    cr_assert(strstr(err, "being trained by") && strstr(err, owner), "%s", err);
+    free(out), free(err);
+    cr_assert_eq(waitpid(pid, NULL, WNOHANG), 0, "the first trainer ended before the second was refused: "
+                 "the test needs a longer run");
+    int status;
+    cr_assert_eq(waitpid(pid, &status, 0), pid);
+    cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "first trainer: status %d", status);
+    cr_assert_eq(q_int(path, "SELECT count(*) FROM run WHERE status = 'done' AND steps_done = 1500"
+                             " AND owner IS NULL AND message = 'finished after 1500 steps'"), 1);
+    cr_assert_eq(q_int(path, "SELECT count(*) FROM train_log"), 1500);
+    cr_assert_eq(q_int(path, "SELECT count(DISTINCT step) FROM train_log WHERE step BETWEEN 1 AND 1500"), 1500);
+    cr_assert_eq(q_int(path, "SELECT count(*) FROM checkpoint"), 1500 / 7 + 1);
+    cr_assert_eq(q_int(path, "SELECT count(*) FROM checkpoint a JOIN checkpoint b ON a.id < b.id AND a.step >= b.step"),
+                 0, "checkpoints out of step order");
+    cr_assert_eq(q_int(path, "SELECT count(*) FROM metric WHERE name = 'ppl'"), 1500 / 50);
+    free(path);
+    th_rmdir(dir);
+    free(dir);
+}
+
+/* Set by take_over_at_2: the run's owner is replaced by another (live-looking) process at step 2, and
+ * the next heartbeat comes due. */
+static const char *take_over_path;
+
+static void take_over_at_2(void *ctx, const struct train_progress *p)
+{
+    (void)ctx;
+    if (p->event != TRAIN_EV_LOG || p->step != 2)
+        return;
+    sqlite3 *h;
+    cr_assert_eq(sqlite3_open_v2(take_over_path, &h, SQLITE_OPEN_READWRITE, NULL), SQLITE_OK);
+    sqlite3_busy_timeout(h, 5000);
+    cr_assert_eq(sqlite3_exec(h, "UPDATE run SET owner = '12@another-host', heartbeat_at = "
+                                 "strftime('%Y-%m-%dT%H:%M:%fZ', 'now')", NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(h);
+    usleep((useconds_t)(DB_RUN_HEARTBEAT_S * 1e6 / 2 + 2e5));
+}
+
+/* A trainer whose heartbeat finds the run taken over stops at once (SL_EBUSY) and writes nothing more:
+ * no further log rows, no checkpoint, the status and the new owner left alone. */
+Test(train, heartbeat_finding_the_run_taken_over_stops_without_writing)
+{
+    char *dir = th_tmpdir();
+    char *path = make_db(dir, "t.db", 30, 1);
+    take_over_path = path;
+    struct train_opts o;
+    tiny_opts(&o);
+    o.steps = 20;
+    o.progress = take_over_at_2;
+    struct db *db;
+    cr_assert_eq(db_open(path, 0, &db), 0);
+    struct train_result r;
+    cr_assert_eq(train_run(db, &o, &r), SL_EBUSY);
+    cr_assert(strstr(sl_errmsg(), "another process took the run over"), "%s", sl_errmsg());
+    db_close(db);
+    cr_assert_eq(q_int(path, "SELECT max(step) FROM train_log"), 2);
+    cr_assert_eq(q_int(path, "SELECT count(*) FROM checkpoint"), 0);
+    cr_assert_eq(q_int(path, "SELECT count(*) FROM run WHERE status = 'running' AND owner = '12@another-host'"), 1);
+    free(path);
+    th_rmdir(dir);
+    free(dir);
+}
+
+/* The "run R: N pairs" note of a run (its first number). */
+static void pairs_note(void *ctx, const struct train_progress *p)
+{
+    long long *n = ctx, run;
+    if (p->event == TRAIN_EV_NOTE)
+        sscanf(p->note, "run %lld: %lld pairs", &run, n);
+}
+
+/* --corpus chooses the train corpora: batching reads only those, the choice is stored with the run and
+ * a resume keeps it; an unknown name or a corpus of another split is refused before anything is written. */
+Test(train, corpus_option_chooses_the_train_corpora)
+{
+    char *dir = th_tmpdir();
+    char *path = make_db(dir, "c.db", 30, 1);
+    struct db *db;
+    cr_assert_eq(db_open(path, 0, &db), 0);
+    add_corpus(db, "more", "train", 45, 9, 6);
+    struct train_opts o;
+    tiny_opts(&o);
+    o.steps = 2;
+    long long n = 0;
+    o.progress = pairs_note;
+    o.progress_ctx = &n;
+    struct train_result r;
+    static const char *const bad[] = {"nope", "valid", "more,", ",more"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        o.corpus = bad[i];
+        cr_assert_eq(train_run(db, &o, &r), SL_EINVAL, "--corpus %s", bad[i]);
+        cr_assert(strstr(sl_errmsg(), "--corpus"), "%s", sl_errmsg());
+        cr_assert_eq(r.run_id, 0);
+    }
+    cr_assert_eq(q_int(path, "SELECT count(*) FROM run"), 0, "nothing written");
+    o.corpus = "more";
+    cr_assert_eq(train_run(db, &o, &r), 0, "%s", sl_errmsg());
+    cr_assert_eq(n, 45, "the run trains on corpus 'more' only");
+    cr_assert_eq(q_int(path, "SELECT count(*) FROM run WHERE json_extract(config, '$.corpus') = 'more'"), 1);
+    /* a resume keeps the choice; another one conflicts */
+    struct train_opts ro;
+    train_opts_init(&ro);
+    ro.resume = 1;
+    ro.steps = 3;
+    ro.progress = pairs_note;
+    ro.progress_ctx = &n;
+    n = 0;
+    cr_assert_eq(train_run(db, &ro, &r), 0, "%s", sl_errmsg());
+    cr_assert_eq(n, 45);
+    ro.steps = 4;
+    ro.corpus = "train,more";
+    cr_assert_eq(train_run(db, &ro, &r), SL_EINVAL);
+    cr_assert(strstr(sl_errmsg(), "conflicts with run 1"), "%s", sl_errmsg());
+    /* both, and the default: every train corpus */
+    o.corpus = "train,more";
+    o.name = "both";
+    cr_assert_eq(train_run(db, &o, &r), 0, "%s", sl_errmsg());
+    cr_assert_eq(n, 75);
+    o.corpus = NULL;
+    o.name = "all";
+    cr_assert_eq(train_run(db, &o, &r), 0, "%s", sl_errmsg());
+    cr_assert_eq(n, 75);
+    db_close(db);
+    char args[512], *err = NULL;
+    snprintf(args, sizeof args, "train '%s' --steps 2 --corpus valid", path);
+    cr_assert_eq(th_run(args, NULL, NULL, &err), 2);
+    cr_assert(strstr(err, "not a train corpus"), "%s", err);
+    free(err);
+    free(path);
+    th_rmdir(dir);
+    free(dir);
+}
+
+/* A text digest of what a run has written (the run row and the counts of its rows). */
+static char *run_digest(const char *path)
+{
+    return q_text(path, "SELECT status || '|' || steps_done || '|' || coalesce(message, '') || '|' || coalesce(owner, '')"
+                     " || '|' || config || '|' || coalesce(train_data, '') || '|' || coalesce(ended_at, '') || '|' ||"
+                     " (SELECT count(*) FROM train_log) || '|' || (SELECT count(*) FROM checkpoint) || '|' ||"
+                     " (SELECT count(*) FROM metric) FROM run WHERE id = 1");
+}
+
+/* A run records its train data; a resume after a new train import is refused (saying what changed and
+ * how to continue) and writes nothing; with --allow-new-data it continues on the new data and records it. */
+Test(train, resume_after_a_new_import_needs_allow_new_data)
+{
+    char *dir = th_tmpdir();
+    char *path = make_db(dir, "d.db", 30, 1);
+    struct train_opts o;
+    tiny_opts(&o);
+    o.steps = 2;
+    struct db *db;
+    cr_assert_eq(db_open(path, 0, &db), 0);
+    struct train_result r;
+    cr_assert_eq(train_run(db, &o, &r), 0, "%s", sl_errmsg());
+    char *td = q_text(path, "SELECT train_data FROM run WHERE id = 1");
+    cr_assert_str_eq(td, "{\"corpora\":[1],\"pairs\":30,\"last_pair_id\":30}");
+    free(td);
+    add_corpus(db, "more", "train", 45, 9, 6);
+    char *before = run_digest(path);
+    struct train_opts ro;
+    train_opts_init(&ro);
+    ro.resume = 1;
+    ro.steps = 4;
+    cr_assert_eq(train_run(db, &ro, &r), SL_EINVAL);
+    cr_assert(strstr(sl_errmsg(), "the train data changed since run 1 started: 30 -> 75 pairs (corpus 'more' added)"),
+              "%s", sl_errmsg());
+    cr_assert(strstr(sl_errmsg(), "--allow-new-data"), "%s", sl_errmsg());
+    char *after = run_digest(path);
+    cr_assert_str_eq(after, before, "a refused resume writes nothing");
+    free(after);
+    char args[512], *out = NULL, *err = NULL;
+    snprintf(args, sizeof args, "train '%s' --resume --steps 4", path);
+    cr_assert_eq(th_run(args, NULL, NULL, &err), 2);
+    cr_assert(strstr(err, "corpus 'more' added") && strstr(err, "--allow-new-data"), "%s", err);
+    free(err);
+    after = run_digest(path);
+    cr_assert_str_eq(after, before);
+    free(after), free(before);
+    snprintf(args, sizeof args, "train '%s' --resume --steps 4 --allow-new-data", path);
+    cr_assert_eq(th_run(args, NULL, &out, &err), 0, "%s", err);
+    cr_assert(strstr(err, "75 pairs"), "%s", err);
+    free(out), free(err);
+    td = q_text(path, "SELECT train_data || ' ' || json_array_length(config, '$.allow_new_data') || ' ' ||"
+                   " json_extract(config, '$.allow_new_data[0].step') || ' ' ||"
+                   " json_extract(config, '$.allow_new_data[0].from.pairs') || ' ' || status FROM run WHERE id = 1");
+    cr_assert_str_eq(td, "{\"corpora\":[1,3],\"pairs\":75,\"last_pair_id\":95} 1 2 30 done");
+    free(td);
+    /* the data now matches the record: a plain resume goes on */
+    ro.steps = 5;
+    cr_assert_eq(train_run(db, &ro, &r), 0, "%s", sl_errmsg());
+    db_close(db);
+    free(path);
+    th_rmdir(dir);
+    free(dir);
+}
+
+/* A checkpoint's parameters and Adam moments (malloc'd, n floats each). */
+static void read_state(struct db *db, int64_t id, float **w, float **m, float **v, size_t *n)
+{
+    char which[32];
+    snprintf(which, sizeof which, "%lld", (long long)id);
+    struct ckpt_model cm;
+    cr_assert_eq(ckpt_model_load(db, which, &cm), 0, "%s", sl_errmsg());
+    *n = cm.model.table.total;
+    *w = param_buf_create(*n);
+    *m = param_buf_create(*n);
+    *v = param_buf_create(*n);
+    cr_assert_eq(ckpt_state_load(db, id, &cm.model, *w, *m, *v), 0, "%s", sl_errmsg());
+    ckpt_model_free(&cm);
+}
+
+/* --init-from: a new run starts from exactly the checkpoint's weights, with its run's model options and a
+ * fresh optimizer; a conflicting model option and a different vocabulary are refused, writing nothing. */
+Test(train, init_from_starts_a_new_run_from_the_checkpoint_weights)
+{
+    char *dir = th_tmpdir();
+    char *path = make_db(dir, "i.db", 40, 1);
+    struct db *db;
+    cr_assert_eq(db_open(path, 0, &db), 0);
+    struct train_opts o;
+    tiny_opts(&o);
+    o.steps = 3;
+    struct train_result r1, r2, r3;
+    cr_assert_eq(train_run(db, &o, &r1), 0, "%s", sl_errmsg());
+    /* one step with a learning rate so small that Adam moves each weight by about 1e-7 */
+    struct train_opts f;
+    tiny_opts(&f);
+    f.layers = f.emb = f.hidden = TRAIN_UNSET; /* taken from the checkpoint's run */
+    f.init_from = r1.last_checkpoint_id;
+    f.lr = 1e-7;
+    f.steps = 1;
+    f.name = "fine";
+    cr_assert_eq(train_run(db, &f, &r2), 0, "%s", sl_errmsg());
+    cr_assert_eq(r2.run_id, 2);
+    f.init_from = 0;
+    f.layers = 2, f.emb = 8, f.hidden = 12;
+    f.name = "fresh";
+    cr_assert_eq(train_run(db, &f, &r3), 0, "%s", sl_errmsg());
+    float *w1, *m1, *v1, *w2, *m2, *v2, *w3, *m3, *v3;
+    size_t n1, n2, n3;
+    read_state(db, r1.last_checkpoint_id, &w1, &m1, &v1, &n1);
+    read_state(db, r2.last_checkpoint_id, &w2, &m2, &v2, &n2);
+    read_state(db, r3.last_checkpoint_id, &w3, &m3, &v3, &n3);
+    cr_assert(n1 == n2 && n1 == n3);
+    double d12 = 0, d13 = 0, worst = 0;
+    size_t moved = 0;
+    for (size_t i = 0; i < n1; i++) {
+        d12 = fmax(d12, fabs((double)w2[i] - w1[i]));
+        d13 = fmax(d13, fabs((double)w3[i] - w1[i]));
+        /* a fresh Adam after one step: m = 0.1 g, v = 0.001 g^2, so m^2 = 10 v */
+        double a = (double)m2[i] * m2[i], b = 10.0 * v2[i];
+        if (a + b > 0) {
+            moved++;
+            worst = fmax(worst, fabs(a - b) / (a + b));
+        }
+    }
+    cr_assert_lt(d12, 1e-6, "the fine-tuned run starts from the checkpoint's weights (max difference %g)", d12);
+    cr_assert_gt(d13, 1e-3, "a run from the seed differs (max difference %g)", d13);
+    cr_assert_gt(moved, n1 / 2);
+    cr_assert_lt(worst, 1e-3, "Adam moments start from zero (m^2 vs 10 v: %g)", worst);
+    float *bufs[] = {w1, m1, v1, w2, m2, v2, w3, m3, v3};
+    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
+        param_buf_free(bufs[i]);
+    cr_assert_eq(q_int(path, "SELECT count(*) FROM run WHERE id = 2 AND hidden = 12 AND"
+                             " json_extract(config, '$.init_from') = 1"), 1);
+    /* refused: a model option of another value, a different vocabulary */
+    tiny_opts(&f);
+    f.init_from = r1.last_checkpoint_id;
+    f.hidden = 16;
+    cr_assert_eq(train_run(db, &f, &r2), SL_EINVAL);
+    cr_assert(strstr(sl_errmsg(), "--hidden 16 conflicts with checkpoint"), "%s", sl_errmsg());
+    f.hidden = TRAIN_UNSET;
+    struct corpus_vocab_opts vo = {.size = 320, .mode = CORPUS_VOCAB_JOINT, .min_count = 1, .norm = TOK_NORM_NFKC};
+    struct corpus_vocab_result vr;
+    cr_assert_eq(corpus_vocab_learn(db, &vo, &vr), 0, "%s", sl_errmsg());
+    cr_assert_eq(train_run(db, &f, &r2), SL_EINVAL);
+    cr_assert(strstr(sl_errmsg(), "vocabulary"), "%s", sl_errmsg());
+    f.init_from = 999;
+    cr_assert_eq(train_run(db, &f, &r2), SL_EINVAL);
+    cr_assert(strstr(sl_errmsg(), "no such checkpoint"), "%s", sl_errmsg());
+    cr_assert_eq(q_int(path, "SELECT count(*) FROM run"), 3, "nothing written");
+    db_close(db);
+    free(path);
+    th_rmdir(dir);
+    free(dir);
+}
+
+/* Another writer: holds the write lock (BEGIN IMMEDIATE on its own connection) for hold_s seconds. */
+struct lock_holder {
+    const char *path;
+    double hold_s;
+    volatile int locked; /* set once the lock is held */
+    int started, n_deferred_notes;
+    pthread_t thread;
+};
+
+static void *hold_lock(void *ctx)
+{
+    struct lock_holder *h = ctx;
+    sqlite3 *c;
+    if (sqlite3_open_v2(h->path, &c, SQLITE_OPEN_READWRITE, NULL) == SQLITE_OK) {
+        sqlite3_busy_timeout(c, 5000);
+        if (sqlite3_exec(c, "BEGIN IMMEDIATE", NULL, NULL, NULL) == SQLITE_OK) {
+            __atomic_store_n(&h->locked, 1, __ATOMIC_SEQ_CST);
+            usleep((useconds_t)(h->hold_s * 1e6));
+            sqlite3_exec(c, "COMMIT", NULL, NULL, NULL);
+        }
+    }
+    sqlite3_close(c);
+    __atomic_store_n(&h->locked, 2, __ATOMIC_SEQ_CST);
+    return NULL;
+}
+
+/* At step 3: the other writer takes the lock (waited for here); counts the "deferred" notes. */
+static void lock_at_3(void *ctx, const struct train_progress *p)
+{
+    struct lock_holder *h = ctx;
+    if (p->event == TRAIN_EV_NOTE && strstr(p->note, "database busy (another writer)") && strstr(p->note, "deferred"))
+        h->n_deferred_notes++;
+    if (p->event != TRAIN_EV_LOG || p->step != 3 || h->started)
+        return;
+    h->started = 1;
+    cr_assert_eq(pthread_create(&h->thread, NULL, hold_lock, h), 0);
+    while (!__atomic_load_n(&h->locked, __ATOMIC_SEQ_CST))
+        usleep(1000);
+}
+
+/* A writer holding the lock longer than the busy timeout (SEQLITE_BUSY_TIMEOUT_MS: 200 ms here) does not
+ * fail the run: its log rows, scores and checkpoints are deferred with a note, training goes on, and the
+ * run ends done with every row written and its checkpoints saved. */
+Test(train, a_long_writer_defers_checkpoints_and_rows_without_failing_the_run)
+{
+    char *dir = th_tmpdir();
+    char *path = make_db(dir, "b.db", 40, 1);
+    cr_assert_eq(setenv("SEQLITE_BUSY_TIMEOUT_MS", "200", 1), 0);
+    struct db *db;
+    cr_assert_eq(db_open(path, 0, &db), 0);
+    struct train_opts o;
+    tiny_opts(&o);
+    o.steps = 40;
+    o.save_every = 5;
+    o.valid_every = 10;
+    o.keep = 100;
+    struct lock_holder h = {.path = path, .hold_s = 1.5};
+    o.progress = lock_at_3;
+    o.progress_ctx = &h;
+    struct train_result r;
+    int rc = train_run(db, &o, &r);
+    cr_assert(h.started);
+    pthread_join(h.thread, NULL);
+    cr_assert_eq(rc, 0, "%s", sl_errmsg());
+    cr_assert_str_eq(r.status, "done");
+    cr_assert_geq(h.n_deferred_notes, 1, "the busy database was noted");
+    db_close(db);
+    cr_assert_eq(q_int(path, "SELECT count(*) FROM run WHERE status = 'done' AND steps_done = 40"), 1);
+    cr_assert_eq(q_int(path, "SELECT count(DISTINCT step) FROM train_log WHERE step BETWEEN 1 AND 40"), 40);
+    cr_assert_eq(q_int(path, "SELECT count(*) FROM metric WHERE name = 'ppl'"), 4);
+    cr_assert_eq(q_int(path, "SELECT max(step) FROM checkpoint"), 40);
+    cr_assert_geq(q_int(path, "SELECT count(*) FROM checkpoint"), 2);
+    cr_assert_eq(q_int(path, "SELECT count(*) FROM checkpoint a JOIN checkpoint b ON a.id < b.id AND a.step >= b.step"),
+                 0);
+    free(path);
+    th_rmdir(dir);
+    free(dir);
+}
+
+/* --resume without --threads trains with the run's thread count (not all cores); --threads changes it. */
+Test(train, resume_keeps_the_runs_threads_unless_given)
+{
+    char *dir = th_tmpdir();
+    char *path = make_db(dir, "t.db", 30, 1);
+    char args[512], *out = NULL, *err = NULL;
+    snprintf(args, sizeof args, "train '%s' --layers 1 --emb 8 --hidden 8 --batch 10 --steps 2 --threads 1", path);
+    cr_assert_eq(th_run(args, NULL, &out, &err), 0, "%s", err);
+    free(out), free(err);
+    snprintf(args, sizeof args, "train '%s' --resume --steps 3", path);
+    cr_assert_eq(th_run(args, NULL, &out, &err), 0, "%s", err);
+    cr_assert(strstr(err, ", 1 threads,"), "%s", err);
+    cr_assert_eq(q_int(path, "SELECT threads FROM run WHERE id = 1"), 1);
+    free(out), free(err);
+    snprintf(args, sizeof args, "train '%s' --resume --steps 4 --threads 2", path);
+    cr_assert_eq(th_run(args, NULL, &out, &err), 0, "%s", err);
+    cr_assert(strstr(err, ", 2 threads,"), "%s", err);
+    cr_assert_eq(q_int(path, "SELECT threads FROM run WHERE id = 1"), 2);
+    free(out), free(err);
+    free(path);
+    th_rmdir(dir);
+    free(dir);
+}
+
 /* The text of a one-row, one-column query into buf (read-only, waiting for a writer). */
-static void q_text(const char *path, const char *query, char *buf, size_t cap)
+static void q_text_buf(const char *path, const char *query, char *buf, size_t cap)
 {
     sqlite3 *h;
     cr_assert_eq(sqlite3_open_v2(path, &h, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
@@ -1593,7 +2055,7 @@ Test(train, patience_stops_a_run_whose_validation_cannot_improve)
     cr_assert_eq(r.steps_done, 6);
     cr_assert_eq(L.n, 6);
     char msg[256];
-    q_text(path, "SELECT message FROM run", msg, sizeof msg);
+    q_text_buf(path, "SELECT message FROM run", msg, sizeof msg);
     cr_assert_str_eq(msg, "early stop: no improvement in 2 validations (best step 2)");
     cr_assert_eq(q_int(path, "SELECT max(step) FROM checkpoint"), 6, "the stop step is saved");
     cr_assert_eq(q_int(path, "SELECT step FROM checkpoint WHERE is_best"), 6, "equal scores: the newest");
@@ -1624,7 +2086,7 @@ Test(train, lr_decays_after_each_stalled_validation_on_top_of_the_schedule)
     for (int i = 0; i < 8; i++)
         cr_assert(L.lr[i] == want[i], "step %d: lr %.17g, want %.17g", i + 1, L.lr[i], want[i]);
     char msg[256];
-    q_text(path, "SELECT message FROM run", msg, sizeof msg);
+    q_text_buf(path, "SELECT message FROM run", msg, sizeof msg);
     cr_assert_str_eq(msg, "finished after 8 steps", "no --patience: no early stop");
     free(path);
     th_rmdir(dir);
@@ -1676,8 +2138,8 @@ Test(train, resume_inside_a_stall_equals_uninterrupted)
     cr_assert_eq(na, nb);
     cr_assert(memcmp(wa, wb, na * sizeof *wa) == 0, "final parameters differ after resume");
     char ma[256], mb[256];
-    q_text(a, "SELECT message FROM run", ma, sizeof ma);
-    q_text(b, "SELECT message FROM run", mb, sizeof mb);
+    q_text_buf(a, "SELECT message FROM run", ma, sizeof ma);
+    q_text_buf(b, "SELECT message FROM run", mb, sizeof mb);
     static const char stop_msg[] = "early stop: no improvement in 4 validations (best step ";
     cr_assert(strncmp(ma, stop_msg, sizeof stop_msg - 1) == 0, "%s", ma);
     cr_assert_str_eq(ma, mb);

@@ -6,7 +6,8 @@
  * marks the run 'stopped' and we exit 128 + the signal (130 for ^C, 143 for kill); a second signal
  * restores the default action (kills at once).
  * The flags and their usage lines come from the option table (train/options.h): each row gives one flag
- * (a BOOL row two: --FLAG and --no-FLAG); only --resume is this file's own.
+ * (a BOOL row two: --FLAG and --no-FLAG); --resume, --corpus, --allow-new-data, --init-from
+ * are this file's own.
  * ref: train/train.h, train/options.h. */
 #include "tools/cli.h"
 
@@ -99,7 +100,10 @@ struct flag_slot {
     const char *choice; /* CHOICE: the name given */
 };
 
-/* The flags of the table (and --resume) into opts (room for 2 * train_opt_count + 2). */
+/* The flags of the table (and this file's own: --resume, --corpus,
+ * --allow-new-data, --init-from) into opts (room for
+ * 2 * train_opt_count + TRAIN_OWN_FLAGS + 1). */
+#define TRAIN_OWN_FLAGS 4
 static void make_flags(struct train_opts *o, struct flag_slot *slot, int *resume, struct cli_opt *opts)
 {
     size_t n = 0;
@@ -127,6 +131,9 @@ static void make_flags(struct train_opts *o, struct flag_slot *slot, int *resume
         }
     }
     opts[n++] = (struct cli_opt){"resume", CLI_BOOL, resume, 0, 0};
+    opts[n++] = (struct cli_opt){"corpus", CLI_STR, &o->corpus, 0, 0};
+    opts[n++] = (struct cli_opt){"allow-new-data", CLI_BOOL, &o->allow_new_data, 0, 0};
+    opts[n++] = (struct cli_opt){"init-from", CLI_INT, &o->init_from, 1, 9e15};
     opts[n] = (struct cli_opt){NULL, 0, NULL, 0, 0};
 }
 
@@ -167,7 +174,7 @@ static int run(int argc, char **argv)
     train_opts_init(&o);
     int resume = 0;
     struct flag_slot slot[TRAIN_OPT_MAX];
-    struct cli_opt opts[2 * TRAIN_OPT_MAX + 2];
+    struct cli_opt opts[2 * TRAIN_OPT_MAX + TRAIN_OWN_FLAGS + 1];
     memset(slot, 0, sizeof slot);
     make_flags(&o, slot, &resume, opts);
     char *pos[1];
@@ -224,10 +231,13 @@ static char usage_text[8192];
 static const char usage_head[] =
     "usage: seqlite train DB [options]\n"
     "       seqlite train DB --resume [--steps N | --epochs N] [--time-limit M] [--threads T]\n"
+    "       seqlite train DB --init-from CHECKPOINT [options]\n"
     "  Trains on the train split of DB with its newest vocabulary; validates on the valid split\n"
     "  (perplexity, and BLEU / chrF of greedy translations as seqlite eval computes them);\n"
     "  saves checkpoints in DB. Progress on stderr, a summary line on stdout.\n"
-    "  Ctrl-C saves a checkpoint and stops (continue with --resume).\n";
+    "  Ctrl-C saves a checkpoint and stops (continue with --resume). One process trains a run at a\n"
+    "  time. While another writer holds DB, checkpoints and log rows are retried, not lost (busy\n"
+    "  timeout: SEQLITE_BUSY_TIMEOUT_MS, default 10000).\n";
 
 /* One flag's lines: "  --FLAG ARG" padded to the help column, the help with "{default}" replaced and
  * each '\n' continued on a line indented to that column. */
@@ -259,8 +269,14 @@ __attribute__((constructor)) static void usage_build(void)
         train_opt_format_default(d, def, sizeof def);
         usage_flag(&b, d->flag, d->arg, d->help, def);
     }
+    usage_flag(&b, "corpus", "NAME[,..]", "train on these train corpora only (default: every train\n"
+                                            "corpus; stored with the run)", "");
+    usage_flag(&b, "init-from", "C", "a new run starting from checkpoint C's weights (fine-tuning):\n"
+                                     "its run's model options, the same vocabulary, a fresh optimizer", "");
     usage_flag(&b, "resume", NULL, "continue the newest run (its options; may change steps, epochs,\n"
                                    "time limit, threads, intervals)", "");
+    usage_flag(&b, "allow-new-data", NULL, "with --resume: continue although train corpora were imported\n"
+                                           "or removed since the run started (recorded in its config)", "");
     snprintf(usage_text, sizeof usage_text, "%s", b.data ? b.data : usage_head);
     sbuf_free(&b);
 }

@@ -88,10 +88,11 @@ const struct train_opt train_opt_table[] = {
      .min = 0, .max = 9e15, .lo = -INFINITY, .hi = INFINITY,
      .resume = TRAIN_RESUME_SAME, .key = "seed", .column = COL(seed),
      .help = "initialisation, batching and dropout seed (default {default})"},
-    /* not stored as an option: the run's threads column holds the threads it used (db_run_update) */
+    /* not in the config: the run's threads column holds the threads it used (db_run_update), and a resume
+     * without --threads uses that many again */
     {.flag = "threads", .arg = "N", .type = TRAIN_OPT_INT, .field = OPT(threads), .def = 0,
      .min = 1, .max = 1024, .lo = 0, .hi = INFINITY,
-     .resume = TRAIN_RESUME_FREE,
+     .resume = TRAIN_RESUME_KEEP, .column = COL(threads),
      .help = "OpenMP threads (default: all cores); results do not depend on it"},
     {.flag = "shards", .arg = "N", .type = TRAIN_OPT_INT, .field = OPT(shards), .def = 4,
      .min = 1, .max = 256, .lo = 1, .hi = 256,
@@ -527,6 +528,31 @@ int train_opts_resume(struct db *db, const struct db_run *run, struct train_opts
         case TRAIN_RESUME_FREE:
             break;
         }
+    }
+    return 0;
+}
+
+/* ---- inheriting options from another run ---- */
+
+int train_opts_inherit(struct db *db, const struct db_run *run, const char *const *flags, const char *whose,
+                       struct train_opts *o)
+{
+    struct train_opts s; /* every option of run, as a resume would read it */
+    train_opts_init(&s);
+    int rc = train_opts_resume(db, run, &s);
+    if (rc)
+        return rc;
+    for (const char *const *f = flags; *f; f++) {
+        const struct train_opt *d = train_opt_find(*f);
+        if (!d)
+            return sl_err(SL_EINVAL, "--%s: no such option", *f);
+        if (train_opt_is_set(d, o) && !same_value(d, o, &s)) {
+            char a[128], b[128];
+            format_value(d, o, 1, a, sizeof a);
+            format_value(d, &s, 0, b, sizeof b);
+            return sl_err(SL_EINVAL, "%s conflicts with %s (%s); leave it out", a, whose, b);
+        }
+        copy_value(d, o, &s);
     }
     return 0;
 }

@@ -89,4 +89,10 @@ void train_opts_run_columns(const struct train_opts *o, struct db_run *r);
  * String options are compared, never copied from run (o must not outlive it otherwise). */
 int train_opts_resume(struct db *db, const struct db_run *run, struct train_opts *o);
 
+/* Fine-tuning: the options flags[] (NULL-terminated) of o become run's (read as train_opts_resume reads
+ * them); a given one must equal run's: SL_EINVAL "--hidden 64 conflicts with WHOSE (hidden 256); leave it
+ * out". Other options of o are left alone. */
+int train_opts_inherit(struct db *db, const struct db_run *run, const char *const *flags, const char *whose,
+                       struct train_opts *o);
+
 #endif

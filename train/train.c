@@ -23,6 +23,7 @@
 #include "train/checkpoint.h"
 #include "train/options.h"
 #include "train/stall.h"
+#include "train/train_data.h"
 #include "translate/evaluate.h"
 #include "translate/translator.h"
 #include "train/update.h"
@@ -40,6 +41,25 @@
 #include <string.h>
 
 #define SRC_EOS 0               /* sources are not terminated by EOS (the lengths say where they end) */
+
+/* A validation score waiting for the database (defer_*). */
+struct deferred_metric {
+    int64_t step;
+    const char *name;  /* a string literal */
+    double value;
+    char *signature;   /* malloc'd (NULL: none) */
+};
+
+/* Training writes put off while another connection holds the write lock (defer_*), in order: log rows
+ * and scores first, then the checkpoint. */
+struct deferred {
+    struct db_train_log *logs;
+    size_t n_logs, cap_logs;
+    struct deferred_metric *metrics;
+    size_t n_metrics, cap_metrics;
+    int save;          /* a checkpoint is due */
+    int noted;         /* the busy note was printed for this episode */
+};
 
 /* One shard of a batch: a row range of it, in the same layout (struct s2s_batch). */
 struct shard {
@@ -88,6 +108,16 @@ struct trainer {
     double t0, limit_s;        /* its start (clock_now) and time limit in seconds (0: none) */
     int64_t step0, total_steps; /* the step it started at and the step the run ends at */
     size_t all_src, all_tgt;   /* tokens trained on */
+    struct db_train_data data; /* the train corpora (data_*) */
+    struct sbuf corpus_names;  /* a resumed run's --corpus (o.corpus points here) */
+    struct db_train_data data_was; /* resume: the run's recorded train data */
+    int data_stored;           /* resume: the run has a record (runs of older versions may not) */
+    struct ckpt_info init;     /* --init-from: the checkpoint (init_*) */
+    struct deferred later;     /* writes a busy database put off (defer_*) */
+    /* the run's lease (lease_*) */
+    int leased;                /* this process owns the run (claimed, not released or lost) */
+    int lease_lost;            /* another process took the run over: write nothing more */
+    double beat_at;            /* clock_now() of the last heartbeat */
 };
 
 /* The dropout stream of shard k at step t (1-based): three splitmix64 steps, each rng_mix64(z + gamma). */
@@ -95,6 +125,140 @@ static uint64_t shard_seed(uint64_t seed, int64_t t, size_t k)
 {
     const uint64_t g = RNG_GOLDEN_GAMMA;
     return rng_mix64((rng_mix64((rng_mix64(seed + g) ^ (uint64_t)t) + g) ^ (uint64_t)k) + g);
+}
+
+/* ---- the run's lease (corpus/db.h: run ownership) ----
+ * Claimed when a run is created or resumed (before a resume writes anything), refreshed from the loop,
+ * released on every way out (report). A heartbeat is a small write: the database busy or failing only
+ * skips it until the next step; finding the lease taken by another process stops the run at once. */
+
+#define LEASE_BEAT_S (DB_RUN_HEARTBEAT_S / 2.0) /* the loop beats this often, well inside the period */
+#define LEASE_BEAT_WAIT_MS 100                  /* a heartbeat waits this long for the write lock */
+
+/* Resume, before anything is loaded or written: SL_EBUSY when a live process trains the run. */
+static int lease_check(struct trainer *t)
+{
+    enum db_run_liveness live;
+    char owner[128], self[128];
+    int rc = db_run_liveness(t->db, t->run_id, &live, owner, sizeof owner);
+    if (rc)
+        return rc;
+    db_run_owner_self(self, sizeof self);
+    if (live == DB_RUN_ALIVE && strcmp(owner, self) != 0)
+        return sl_err(SL_EBUSY, "run %lld is being trained by process %s: nothing was changed (stop that process "
+                      "first, or wait for it to end)", (long long)t->run_id, owner);
+    return 0;
+}
+
+static void note(struct trainer *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Takes the run's lease (a dead owner's is taken over, with a note). */
+static int lease_claim(struct trainer *t)
+{
+    enum db_run_liveness live;
+    char owner[128];
+    int rc = db_run_liveness(t->db, t->run_id, &live, owner, sizeof owner);
+    if (!rc)
+        rc = db_run_claim(t->db, t->run_id);
+    if (rc)
+        return rc;
+    if (live == DB_RUN_INTERRUPTED && owner[0])
+        note(t, "run %lld was interrupted (its process %s is gone): this process takes it over", (long long)t->run_id,
+             owner);
+    t->leased = 1;
+    t->beat_at = clock_now();
+    return 0;
+}
+
+/* The heartbeat, when due. SL_EBUSY (t->lease_lost) when another process owns the run now. */
+static int lease_beat(struct trainer *t)
+{
+    if (!t->leased || clock_now() - t->beat_at < LEASE_BEAT_S)
+        return 0;
+    db_set_busy_timeout(t->db, LEASE_BEAT_WAIT_MS);
+    int rc = db_run_heartbeat(t->db, t->run_id);
+    db_set_busy_timeout(t->db, -1);
+    if (rc == SL_EBUSY) {
+        t->leased = 0;
+        t->lease_lost = 1;
+        return sl_err(SL_EBUSY, "run %lld: another process took the run over at step %lld; this one stops "
+                      "without writing more", (long long)t->run_id, (long long)t->step);
+    }
+    if (rc == 0)
+        t->beat_at = clock_now(); /* else (busy, a store error): try again at the next step */
+    return 0;
+}
+
+/* Gives the lease up (keeps the thread's error message). */
+static void lease_release(struct trainer *t)
+{
+    if (!t->leased)
+        return;
+    char saved[512];
+    snprintf(saved, sizeof saved, "%s", sl_errmsg());
+    db_run_release(t->db, t->run_id);
+    t->leased = 0;
+    sl_err(0, "%s", saved);
+}
+
+/* ---- the train corpora (train/train_data.h) ---- */
+
+/* Appends ,"key":"text" (JSON string escapes for '"' and '\\'; names hold no control characters). */
+static int json_member_text(struct sbuf *b, const char *key, const char *text)
+{
+    int rc = sbuf_printf(b, ",\"%s\":\"", key);
+    for (const char *p = text; *p && !rc; p++)
+        rc = (*p == '"' || *p == '\\') ? sbuf_printf(b, "\\%c", *p) : sbuf_putc(b, *p);
+    return rc ? rc : sbuf_putc(b, '"');
+}
+
+/* The corpora the run trains on: --corpus, or on resume the run's (a different --corpus conflicts), or
+ * every train corpus. */
+static int data_resolve(struct trainer *t)
+{
+    if (t->o.resume) {
+        int rc = db_run_config_text(t->db, t->run_id, "corpus", &t->corpus_names);
+        if (rc && rc != SL_ENOTFOUND)
+            return rc;
+        const char *stored = rc ? NULL : t->corpus_names.data;
+        if (t->o.corpus && (!stored || strcmp(t->o.corpus, stored) != 0))
+            return sl_err(SL_EINVAL, "--corpus %s conflicts with run %lld (%s%s); resume without it", t->o.corpus,
+                          (long long)t->run_id, stored ? "corpus " : "every train corpus", stored ? stored : "");
+        t->o.corpus = stored;
+    }
+    return train_data_resolve(t->db, t->o.corpus, &t->data);
+}
+
+/* Resume, before anything is written: the run's train corpora as recorded against now. Changed data is
+ * refused unless --allow-new-data. */
+static int data_check(struct trainer *t)
+{
+    int rc = db_run_train_data_get(t->db, t->run_id, &t->data_was, &t->data_stored);
+    if (rc || !t->data_stored || train_data_same(&t->data_was, &t->data) || t->o.allow_new_data)
+        return rc;
+    char what[512];
+    train_data_describe_change(t->db, &t->data_was, &t->data, what, sizeof what);
+    return sl_err(SL_EINVAL, "the train data changed since run %lld started: %s; to train on it, resume with "
+                  "--allow-new-data (recorded in the run), or start a new run", (long long)t->run_id, what);
+}
+
+/* The run's train data recorded (a new run, a run without a record) or, resumed with --allow-new-data on
+ * changed data, the change noted in its config (member allow_new_data) and the record replaced. */
+static int data_record(struct trainer *t)
+{
+    if (!t->o.resume || !t->data_stored)
+        return db_run_train_data_set(t->db, t->run_id, &t->data);
+    if (train_data_same(&t->data_was, &t->data))
+        return 0;
+    char what[512];
+    train_data_describe_change(t->db, &t->data_was, &t->data, what, sizeof what);
+    int rc = db_run_note_new_data(t->db, t->run_id, t->step, &t->data_was, &t->data);
+    if (!rc)
+        rc = db_run_train_data_set(t->db, t->run_id, &t->data);
+    if (!rc)
+        note(t, "--allow-new-data: run %lld continues on changed train data: %s (recorded in its config, "
+             "member allow_new_data)", (long long)t->run_id, what);
+    return rc;
 }
 
 /* ---- options (the table: train/options.h) ---- */
@@ -111,7 +275,16 @@ static int run_row(const struct trainer *t, struct db_run *r, struct sbuf *confi
     r->threads = t->nthreads;
     snprintf(extra, sizeof extra, "\"src_eos\":%d,\"optimizer\":\"adam\",\"beta1\":0.9,\"beta2\":0.999,\"eps\":1e-8",
              SRC_EOS);
-    int rc = train_opts_config_json(&t->o, extra, config);
+    struct sbuf more;
+    sbuf_init(&more);
+    int rc = sbuf_printf(&more, "%s", extra);
+    if (!rc && t->o.corpus)
+        rc = json_member_text(&more, "corpus", t->o.corpus);
+    if (!rc && t->o.init_from)
+        rc = sbuf_printf(&more, ",\"init_from\":%lld", (long long)t->o.init_from);
+    if (!rc)
+        rc = train_opts_config_json(&t->o, more.data, config);
+    sbuf_free(&more);
     r->config = config->data;
     return rc;
 }
@@ -132,7 +305,8 @@ static int resume_opts(struct trainer *t, struct train_opts *o)
     const int64_t valid_every = o->valid_every;
     struct train_opts stored; /* the run's values of the options that may change */
     train_opts_init(&stored);
-    if (!(rc = train_opts_resume(t->db, &r, o)) && !(rc = train_opts_resume(t->db, &r, &stored)) &&
+    rc = lease_check(t);
+    if (!rc && !(rc = train_opts_resume(t->db, &r, o)) && !(rc = train_opts_resume(t->db, &r, &stored)) &&
         valid_every != TRAIN_UNSET && valid_every != stored.valid_every &&
         (o->patience > 0 || o->lr_decay_on_stall < 1))
         /* the stall state counts the validations on the run's schedule (train/stall.h) */
@@ -141,6 +315,183 @@ static int resume_opts(struct trainer *t, struct train_opts *o)
                     (long long)valid_every, (long long)id, (long long)stored.valid_every);
     db_run_clear(&r);
     return rc;
+}
+
+/* ---- fine-tuning: --init-from, a new run from another run's weights ---- */
+
+/* the model options a run started from a checkpoint takes from that checkpoint's run */
+static const char *const init_model_flags[] = {"layers", "emb", "hidden", "attention", "encoder",
+                                               "reverse-source", NULL};
+
+/* Before the defaults: the checkpoint read and its run's model options set in t->o (given ones must match). */
+static int init_opts(struct trainer *t)
+{
+    if (!t->o.init_from)
+        return 0;
+    if (t->o.resume)
+        return sl_err(SL_EINVAL, "--init-from starts a new run: leave out --resume");
+    int rc = ckpt_info_get(t->db, t->o.init_from, &t->init);
+    if (rc == SL_ENOTFOUND)
+        return sl_err(SL_EINVAL, "--init-from %lld: no such checkpoint", (long long)t->o.init_from);
+    struct db_run r;
+    if (rc || (rc = db_run_get(t->db, t->init.run_id, &r)))
+        return rc;
+    char whose[96];
+    snprintf(whose, sizeof whose, "checkpoint %lld (run %lld)", (long long)t->init.id, (long long)t->init.run_id);
+    rc = train_opts_inherit(t->db, &r, init_model_flags, whose, &t->o);
+    db_run_clear(&r);
+    return rc;
+}
+
+/* After the vocabularies are chosen (the newest): they must be the checkpoint's. */
+static int init_check_vocab(const struct trainer *t)
+{
+    if (!t->o.init_from || (t->src_vocab_id == t->init.src_vocab_id && t->tgt_vocab_id == t->init.tgt_vocab_id))
+        return 0;
+    return sl_err(SL_EINVAL, "--init-from %lld: the checkpoint was trained with vocabulary %lld/%lld (source/target),"
+                  " the newest is %lld/%lld: a model cannot change its vocabulary; fine-tune before learning a "
+                  "new one", (long long)t->init.id, (long long)t->init.src_vocab_id, (long long)t->init.tgt_vocab_id,
+                  (long long)t->src_vocab_id, (long long)t->tgt_vocab_id);
+}
+
+/* The new run's parameters: the checkpoint's; the Adam moments stay zero and the step 0. */
+static int init_weights(struct trainer *t)
+{
+    int rc = ckpt_state_load(t->db, t->init.id, &t->model, t->w, NULL, NULL);
+    if (rc)
+        return sl_err_prefix(rc, "--init-from %lld", (long long)t->init.id);
+    note(t, "run %lld starts from checkpoint %lld (run %lld, step %lld) with a fresh optimizer", (long long)t->run_id,
+         (long long)t->init.id, (long long)t->init.run_id, (long long)t->init.step);
+    return 0;
+}
+
+/* ---- writes deferred while the database is busy ----
+ * Another writer (a long import) may hold the write lock longer than the busy timeout. A training write
+ * that fails so is kept in memory and retried before the next step (waiting DEFER_RETRY_WAIT_MS each
+ * time, so training goes on); a due checkpoint is retried after the rows before it. The run's end waits
+ * until everything is written. Other failures fail the run as before. */
+
+#define DEFER_RETRY_WAIT_MS 100
+
+static int defer_pending(const struct trainer *t) { return t->later.n_logs || t->later.n_metrics; }
+
+/* rc of a write: a busy failure becomes 0 with *kept = 1 (the caller keeps the write). */
+static int defer_if_busy(struct trainer *t, int rc, int *kept)
+{
+    *kept = db_failed_busy(t->db, rc);
+    if (*kept && !t->later.noted) {
+        t->later.noted = 1;
+        note(t, "database busy (another writer): rows from step %lld deferred, retrying", (long long)t->step);
+    }
+    return *kept ? 0 : rc;
+}
+
+/* Stores a log row, or keeps it (behind any kept before it). */
+static int defer_log(struct trainer *t, const struct db_train_log *l)
+{
+    int kept = 1, rc = 0;
+    if (!defer_pending(t) && (rc = defer_if_busy(t, db_train_log_insert(t->db, t->run_id, l), &kept)))
+        return rc;
+    if (!kept)
+        return 0;
+    struct deferred *d = &t->later;
+    if (d->n_logs == d->cap_logs) {
+        size_t cap = d->cap_logs ? 2 * d->cap_logs : 64;
+        struct db_train_log *p = realloc(d->logs, cap * sizeof *p);
+        if (!p)
+            return sl_err(SL_ENOMEM, "out of memory");
+        d->logs = p;
+        d->cap_logs = cap;
+    }
+    d->logs[d->n_logs++] = *l;
+    return 0;
+}
+
+/* Stores a validation score of this step (name a string literal), or keeps it. */
+static int defer_metric(struct trainer *t, const char *name, double value, const char *signature)
+{
+    int kept = 1, rc = 0;
+    if (!defer_pending(t) &&
+        (rc = defer_if_busy(t, db_metric_insert(t->db, t->run_id, 0, t->step, "valid", name, value, signature),
+                            &kept)))
+        return rc;
+    if (!kept)
+        return 0;
+    struct deferred *d = &t->later;
+    if (d->n_metrics == d->cap_metrics) {
+        size_t cap = d->cap_metrics ? 2 * d->cap_metrics : 16;
+        struct deferred_metric *p = realloc(d->metrics, cap * sizeof *p);
+        if (!p)
+            return sl_err(SL_ENOMEM, "out of memory");
+        d->metrics = p;
+        d->cap_metrics = cap;
+    }
+    struct deferred_metric *m = &d->metrics[d->n_metrics];
+    *m = (struct deferred_metric){.step = t->step, .name = name, .value = value,
+                                  .signature = signature ? strdup(signature) : NULL};
+    if (signature && !m->signature)
+        return sl_err(SL_ENOMEM, "out of memory");
+    d->n_metrics++;
+    return 0;
+}
+
+/* Writes the kept rows, in order, as far as the database lets. OUT: *done 1 when none is left. */
+static int defer_flush(struct trainer *t, int *done)
+{
+    struct deferred *d = &t->later;
+    size_t i = 0, j = 0;
+    int rc = 0, kept = 0;
+    for (; i < d->n_logs && !kept && !rc; i += !kept && !rc)
+        rc = defer_if_busy(t, db_train_log_insert(t->db, t->run_id, &d->logs[i]), &kept);
+    for (; !kept && !rc && j < d->n_metrics; j += !kept && !rc) {
+        const struct deferred_metric *m = &d->metrics[j];
+        rc = defer_if_busy(t, db_metric_insert(t->db, t->run_id, 0, m->step, "valid", m->name, m->value,
+                                               m->signature), &kept);
+        if (!kept && !rc)
+            free(d->metrics[j].signature);
+    }
+    memmove(d->logs, d->logs + i, (d->n_logs - i) * sizeof *d->logs);
+    d->n_logs -= i;
+    memmove(d->metrics, d->metrics + j, (d->n_metrics - j) * sizeof *d->metrics);
+    d->n_metrics -= j;
+    *done = !defer_pending(t);
+    return rc;
+}
+
+static int save(struct trainer *t);
+
+/* Before a step: the kept rows, then a due checkpoint, each waiting only briefly for the lock. */
+static int defer_retry(struct trainer *t)
+{
+    if (!defer_pending(t) && !t->later.save)
+        return 0;
+    db_set_busy_timeout(t->db, DEFER_RETRY_WAIT_MS);
+    int done = 0, rc = defer_flush(t, &done);
+    if (!rc && done && t->later.save)
+        rc = save(t);
+    db_set_busy_timeout(t->db, -1);
+    if (!rc && !defer_pending(t) && !t->later.save)
+        t->later.noted = 0;
+    return rc;
+}
+
+/* The run's end: everything kept is written, however long the other writer holds the lock. */
+static int defer_drain(struct trainer *t)
+{
+    int rc = 0, done = 0;
+    while (!rc && (defer_pending(t) || t->later.save)) {
+        if (!(rc = defer_flush(t, &done)) && done && t->later.save)
+            rc = save(t);
+    }
+    return rc;
+}
+
+static void defer_free(struct trainer *t)
+{
+    for (size_t j = 0; j < t->later.n_metrics; j++)
+        free(t->later.metrics[j].signature);
+    free(t->later.metrics);
+    free(t->later.logs);
 }
 
 /* ---- buffers ---- */
@@ -326,7 +677,6 @@ static void emit(struct trainer *t, struct train_progress *p)
         t->o.progress(t->o.progress_ctx, p);
 }
 
-static void note(struct trainer *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void note(struct trainer *t, const char *fmt, ...)
 {
     char buf[512];
@@ -361,11 +711,25 @@ static int save(struct trainer *t)
         .keep = t->o.keep,
     };
     int64_t id;
+    if (defer_pending(t)) { /* the rows before it first (defer_retry) */
+        t->later.save = 1;
+        return 0;
+    }
     int rc = ckpt_save(t->db, &q, &id);
-    if (!rc)
-        rc = db_run_update(t->db, t->run_id, "running", t->step, 0, NULL);
+    if (db_failed_busy(t->db, rc)) {
+        if (!t->later.save)
+            note(t, "database busy (another writer): checkpoint at step %lld deferred, retrying", (long long)t->step);
+        t->later.save = 1;
+        return 0;
+    }
+    /* the run row's steps_done is refreshed by the next save or the end when busy now */
+    if (!rc) {
+        int urc = db_run_update(t->db, t->run_id, "running", t->step, 0, NULL);
+        rc = db_failed_busy(t->db, urc) ? 0 : urc;
+    }
     if (rc)
         return rc;
+    t->later.save = 0;
     t->saved_step = t->step;
     t->last_ckpt = id;
     struct train_progress p = {.event = TRAIN_EV_SAVE, .run_id = t->run_id, .epoch = t->epoch, .step = t->step,
@@ -401,7 +765,7 @@ static int do_validate(struct trainer *t)
         return rc;
     t->valid_step = t->step;
     t->valid_bleu = NAN;
-    if ((rc = db_metric_insert(t->db, t->run_id, 0, t->step, "valid", "ppl", t->valid_ppl, "teacher-forced")))
+    if ((rc = defer_metric(t, "ppl", t->valid_ppl, "teacher-forced")))
         return rc;
     struct train_progress p = {.event = TRAIN_EV_VALID, .run_id = t->run_id, .epoch = t->epoch,
                                .step = t->step, .valid_ppl = t->valid_ppl, .valid_bleu = NAN,
@@ -414,10 +778,8 @@ static int do_validate(struct trainer *t)
         p.valid_bleu = t->bleu_out.bleu.score;
         p.valid_chrf = t->bleu_out.chrf.score;
         p.valid_sents = (int64_t)t->bleu_set.n;
-        if ((rc = db_metric_insert(t->db, t->run_id, 0, t->step, "valid", "bleu", p.valid_bleu,
-                                   t->bleu_out.bleu.signature.data)) ||
-            (rc = db_metric_insert(t->db, t->run_id, 0, t->step, "valid", "chrf", p.valid_chrf,
-                                   t->bleu_out.chrf.signature.data)))
+        if ((rc = defer_metric(t, "bleu", p.valid_bleu, t->bleu_out.bleu.signature.data)) ||
+            (rc = defer_metric(t, "chrf", p.valid_chrf, t->bleu_out.chrf.signature.data)))
             return rc;
     }
     p.valid_seconds = clock_now() - v0;
@@ -467,7 +829,7 @@ static int load_data(struct trainer *t)
         rc = SL_ENOMEM;
         goto done;
     }
-    if ((rc = batch_data_load(t->train, t->db, "train", corpus_vocab_encode, &enc)))
+    if ((rc = batch_data_load_in(t->train, t->db, "train", t->data.corpora, t->data.n, corpus_vocab_encode, &enc)))
         goto done;
     if (t->train->n == 0) {
         rc = sl_err(SL_ENOTFOUND, "%s: no training pairs (import a train split first; %zu dropped as longer than "
@@ -592,6 +954,10 @@ static void teardown(struct trainer *t)
     if (t->tgt_bpe != t->src_bpe)
         bpe_free(t->tgt_bpe);
     bpe_free(t->src_bpe);
+    db_train_data_clear(&t->data);
+    db_train_data_clear(&t->data_was);
+    defer_free(t);
+    sbuf_free(&t->corpus_names);
 }
 
 /* ---- the run: options, resume or start, the loop, the end ---- */
@@ -600,12 +966,14 @@ static void teardown(struct trainer *t)
 static int prepare(struct trainer *t)
 {
     int rc;
-    if (t->o.resume && (rc = resume_opts(t, &t->o)))
+    if ((t->o.resume && (rc = resume_opts(t, &t->o))) || (rc = init_opts(t)))
         return rc;
     train_opts_fill_defaults(&t->o);
-    if ((rc = train_opts_check(&t->o)))
+    if ((rc = train_opts_check(&t->o)) || (rc = data_resolve(t)) || (t->o.resume && (rc = data_check(t))))
         return rc;
-    return setup(t);
+    if ((rc = setup(t)))
+        return rc;
+    return init_check_vocab(t);
 }
 
 /* Resume: parameters, Adam moments, step and data position from the run's last checkpoint; the run's
@@ -615,7 +983,7 @@ static int resume_state(struct trainer *t)
     int64_t cid;
     struct ckpt_info ci;
     int rc;
-    if ((rc = ckpt_find(t->db, t->run_id, "last", &cid)) || (rc = ckpt_info_get(t->db, cid, &ci)) ||
+    if ((rc = lease_claim(t)) || (rc = ckpt_find(t->db, t->run_id, "last", &cid)) || (rc = ckpt_info_get(t->db, cid, &ci)) ||
         (rc = ckpt_state_load(t->db, cid, &t->model, t->w, t->m, t->v)))
         return rc;
     t->step = ci.step;
@@ -628,7 +996,7 @@ static int resume_state(struct trainer *t)
         t->valid_bleu = ci.valid_bleu;
         t->valid_step = t->step;
     }
-    if ((rc = db_run_rewind(t->db, t->run_id, t->step)) ||
+    if ((rc = db_run_rewind(t->db, t->run_id, t->step)) || (rc = data_record(t)) ||
         (rc = train_stall_replay(t->db, t->run_id, t->o.best_by_bleu ? "bleu" : "ppl", t->o.valid_every, t->step,
                                  (int)t->o.best_by_bleu, t->o.lr_decay_on_stall, &t->stall)) ||
         (rc = db_run_update(t->db, t->run_id, "running", t->step, t->nthreads, "")))
@@ -644,13 +1012,20 @@ static int create_run(struct trainer *t)
 {
     struct rng r;
     rng_seed(&r, (uint64_t)t->o.seed);
-    s2s_params_init(&t->model, t->w, &r);
+    if (!t->o.init_from)
+        s2s_params_init(&t->model, t->w, &r);
     struct db_run row;
     struct sbuf config;
     sbuf_init(&config);
     int rc = run_row(t, &row, &config);
     if (!rc)
         rc = db_run_create(t->db, &row, &t->run_id);
+    if (!rc)
+        rc = lease_claim(t);
+    if (!rc)
+        rc = data_record(t);
+    if (!rc && t->o.init_from)
+        rc = init_weights(t);
     sbuf_free(&config);
     return rc;
 }
@@ -680,7 +1055,7 @@ static int log_interval(struct trainer *t, struct interval *iv, double gnorm, st
     struct db_train_log l = {.step = t->step, .epoch = t->epoch, .loss = p.loss, .ppl = p.ppl, .lr = p.lr,
                              .grad_norm = gnorm, .src_tok_s = p.src_tok_s, .tgt_tok_s = p.tgt_tok_s,
                              .elapsed_s = p.elapsed_s};
-    int rc = db_train_log_insert(t->db, t->run_id, &l);
+    int rc = defer_log(t, &l);
     if (rc)
         return rc;
     emit(t, &p);
@@ -730,6 +1105,8 @@ static int train_loop(struct trainer *t, struct train_result *out, int *stopped)
             *stopped = 1;
             break;
         }
+        if ((rc = lease_beat(t)) || (rc = defer_retry(t)))
+            return rc;
         if ((rc = batch_plan_fill(t->plan, (size_t)t->bidx, t->batch)) || (rc = split_batch(t, t->batch)))
             return rc;
         size_t total = t->batch->n_tgt_tokens + t->batch->B; /* each row: its tokens and EOS */
@@ -775,7 +1152,7 @@ static int finish_run(struct trainer *t, struct train_result *out, int stopped)
     int rc;
     if ((rc = do_validate(t)))
         return rc;
-    if (t->saved_step != t->step && (rc = save(t)))
+    if ((t->saved_step != t->step && (rc = save(t))) || (rc = defer_drain(t)))
         return rc;
     snprintf(out->status, sizeof out->status, "%s", stopped ? "stopped" : "done");
     char msg[160];
@@ -789,7 +1166,9 @@ static int finish_run(struct trainer *t, struct train_result *out, int stopped)
                          : "finished",
                  (long long)t->step);
     }
-    rc = db_run_update(t->db, t->run_id, out->status, t->step, 0, msg);
+    do /* waits out another writer, like defer_drain */
+        rc = db_run_update(t->db, t->run_id, out->status, t->step, 0, msg);
+    while (db_failed_busy(t->db, rc));
     double el = clock_now() - t->t0;
     out->src_tok_s = el > 0 ? (double)t->all_src / el : 0;
     out->tgt_tok_s = el > 0 ? (double)t->all_tgt / el : 0;
@@ -813,8 +1192,9 @@ static int report(struct trainer *t, struct train_result *out, int rc, int start
         if (db_ckpt_find(t->db, t->run_id, "best", &best) == 0)
             out->best_checkpoint_id = best;
     }
-    if (rc && started)
+    if (rc && started && !t->lease_lost)
         db_run_update(t->db, t->run_id, "failed", t->saved_step >= 0 ? t->saved_step : 0, 0, msg);
+    lease_release(t);
     if (rc)
         sl_err(rc, "%s", msg);
     return rc;
@@ -833,6 +1213,7 @@ int train_run(struct db *db, const struct train_opts *opts, struct train_result 
     t.valid_ppl = t.valid_bleu = NAN;
     train_stall_init(&t.stall);
     t.t0 = clock_now();
+    sbuf_init(&t.corpus_names);
     eval_out_init(&t.bleu_out, 0);
     int rc, started = 0, stopped = 0, gemm_threads = 0;
     if ((rc = prepare(&t)))

@@ -49,8 +49,8 @@ struct train_progress {
 /* Options. Integers TRAIN_UNSET, doubles NAN and strings NULL mean "not given". Each option's default,
  * ranges, resume policy and storage are its row in the table (train/options.h); on resume the given model
  * and data options must equal the run's (SL_EINVAL otherwise), while epochs, steps, intervals, keep,
- * time_limit_min, threads and log_format may change (valid_every not while patience or lr_decay_on_stall
- * is on: train/stall.h counts the validations on the run's schedule). */
+ * time_limit_min, threads (not given: the run's) and log_format may change (valid_every not while patience
+ * or lr_decay_on_stall is on: train/stall.h counts the validations on the run's schedule). */
 struct train_opts {
     const char *name;                 /* run name (NULL: "run-<id>") */
     int64_t layers, emb, hidden;
@@ -83,6 +83,12 @@ struct train_opts {
                                          progress callback; the library does not read it */
     double time_limit_min;            /* <= 0: none */
     int resume;                       /* continue the newest run (0 or 1; not in the table) */
+    /* not in the table either (train.c stores them in the config) */
+    const char *corpus;               /* the train corpora, "NAME[,NAME...]" (NULL: every train corpus;
+                                         on resume: the run's) */
+    int allow_new_data;               /* resume although the train corpora changed since the run started */
+    int64_t init_from;                /* a new run starts from the weights of this checkpoint (0: from the
+                                         seed), with its run's model options and a fresh optimizer */
     volatile sig_atomic_t *stop;      /* polled between steps: nonzero = save and stop (may be NULL) */
     void (*progress)(void *ctx, const struct train_progress *p); /* may be NULL */
     void *progress_ctx;
