@@ -896,7 +896,7 @@ Test(vocab_store, no_train_split_is_a_clear_error)
     free(dir);
 }
 
-Test(vocab_cli, bad_arguments_exit_2_with_usage)
+Test(vocab_cli, bad_arguments_exit_2_with_help_hint)
 {
     char *out = NULL, *err = NULL;
     const char *cases[] = {
@@ -915,7 +915,7 @@ Test(vocab_cli, bad_arguments_exit_2_with_usage)
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         cr_assert_eq(run(&out, &err, NULL, "%s", cases[i]), 2, "'%s': %s", cases[i], err);
-        cr_assert(strstr(err, "usage: seqlite"), "'%s': %s", cases[i], err);
+        cr_assert(strstr(err, "\nsee 'seqlite help "), "'%s': %s", cases[i], err);
         cr_assert_str_eq(out, "");
     }
     free(out);

@@ -417,7 +417,7 @@ Test(import_cli, usage_errors_exit_2)
     char *out = NULL, *err = NULL;
     cr_assert_eq(th_run("import --no-such-flag", NULL, &out, &err), 2);
     cr_assert(strstr(err, "seqlite: import: unknown flag '--no-such-flag'"), "got '%s'", err);
-    cr_assert(strstr(err, "usage: seqlite import"), "got '%s'", err);
+    cr_assert(strstr(err, "see 'seqlite help import'"), "got '%s'", err);
     cr_assert_str_eq(out, "");
     free(out);
     free(err);
