@@ -71,10 +71,12 @@ void import_default_langs(const char *src_path, const char *tgt_path, char *src_
 }
 
 /* One input file and its current line (getline(3): no length limit, one buffer reused, memchr
- * speed; it reports embedded NUL bytes through the returned length). */
+ * speed; it reports embedded NUL bytes through the returned length). The path "-" is standard input,
+ * named "stdin" in messages and not closed. */
 struct input {
-    const char *path;
+    const char *path; /* for messages */
     FILE *f;
+    int is_stdin;
     char *line; /* (cap) getline's buffer */
     size_t len, cap;
     char *vbuf;
@@ -82,10 +84,15 @@ struct input {
 
 static int input_open(struct input *in, const char *path)
 {
-    in->path = path;
+    in->is_stdin = strcmp(path, "-") == 0;
+    in->path = in->is_stdin ? "stdin" : path;
     in->line = NULL;
     in->len = in->cap = 0;
     in->vbuf = NULL;
+    if (in->is_stdin) {
+        in->f = stdin;
+        return 0;
+    }
     in->f = fopen(path, "rb");
     if (!in->f)
         return sl_err(SL_EIO, "%s: cannot read: %s", path, strerror(errno));
@@ -97,7 +104,7 @@ static int input_open(struct input *in, const char *path)
 
 static void input_close(struct input *in)
 {
-    if (in->f)
+    if (in->f && !in->is_stdin)
         fclose(in->f);
     free(in->vbuf);
     free(in->line);
@@ -193,7 +200,9 @@ static int resolve_labels(const struct import_opts *o, struct import_result *out
             return rc;
         snprintf(out->name, sizeof out->name, "%s", o->name);
     } else {
-        import_default_name(o->src_path, split, out->name, sizeof out->name);
+        /* standard input has no name: take the other file's */
+        import_default_name(strcmp(o->src_path, "-") ? o->src_path : o->tgt_path, split, out->name,
+                            sizeof out->name);
     }
     import_default_langs(o->src_path, o->tgt_path, out->src_lang, out->tgt_lang, sizeof out->src_lang);
     if (o->src_lang) {
@@ -214,6 +223,8 @@ int import_run(struct db *db, const struct import_opts *o, struct import_result 
     struct input src = {0}, tgt = {0};
     int in_tx = 0, bulk = 0;
     memset(out, 0, sizeof *out);
+    if (strcmp(o->src_path, "-") == 0 && strcmp(o->tgt_path, "-") == 0)
+        return sl_err(SL_EINVAL, "only one of the two files can be standard input ('-')");
     int rc = resolve_labels(o, out);
     if (rc)
         return rc;
@@ -248,7 +259,7 @@ int import_run(struct db *db, const struct import_opts *o, struct import_result 
             if ((rc = input_count_rest(a ? &src : &tgt, a ? &n_src : &n_tgt)))
                 goto done;
             rc = sl_err(SL_EINVAL, "%s has %lld lines but %s has %lld: the files must be line-aligned",
-                        o->src_path, (long long)n_src, o->tgt_path, (long long)n_tgt);
+                        src.path, (long long)n_src, tgt.path, (long long)n_tgt);
             goto done;
         }
         lineno++;

@@ -12,7 +12,7 @@
 struct db;
 
 struct import_opts {
-    const char *src_path, *tgt_path;  /* required */
+    const char *src_path, *tgt_path;  /* required; one of them may be "-": standard input */
     const char *split;                /* train|valid|test; NULL: train */
     const char *name;                 /* NULL: import_default_name() */
     const char *src_lang, *tgt_lang;  /* NULL: import_default_langs() */
@@ -31,12 +31,14 @@ struct import_result {
     char name[256], split[8], src_lang[32], tgt_lang[32];
 };
 
-/* Imports o->src_path / o->tgt_path as a new corpus of db. Errors (database unchanged): a file cannot
- * be read (SL_EIO), the files have different line counts, a line holds a NUL byte (SL_EINVAL), invalid
- * UTF-8 (SL_EUTF8, "FILE: line L, byte B: invalid UTF-8", B 1-based), the name exists (SL_EEXIST). */
+/* Imports o->src_path / o->tgt_path as a new corpus of db. Errors (database unchanged): both paths
+ * are "-" (SL_EINVAL), a file cannot be read (SL_EIO), the files have different line counts, a line
+ * holds a NUL byte (SL_EINVAL), invalid UTF-8 (SL_EUTF8, "FILE: line L, byte B: invalid UTF-8", B
+ * 1-based), the name exists (SL_EEXIST). */
 int import_run(struct db *db, const struct import_opts *o, struct import_result *out /* OUT */);
-/* Default corpus name: the source file's base name without its last extension, then "-" and the split
- * ("news.en", test -> "news-test"), or only the split when the two are equal ("train.en" -> "train"). */
+/* Default corpus name: the base name of src_path (import_run passes the target's when the source is
+ * "-") without its last extension, then "-" and the split ("news.en", test -> "news-test"), or only
+ * the split when the two are equal ("train.en" -> "train"). */
 void import_default_name(const char *src_path, const char *split, char *out, size_t cap);
 /* Default languages: the files' extensions when both are 2-3 letters and differ ("train.en",
  * "train.de" -> "en", "de"), else "src" and "tgt". */

@@ -497,6 +497,36 @@ static int64_t q_int(const char *path, const char *query)
     return v;
 }
 
+/* "-" is standard input for one of the two files; the corpus is named after the other file. */
+Test(import_cli, dash_is_stdin)
+{
+    char *src = WRITE("news.en", "one\ntwo\n");
+    char *tgt = WRITE("news.de", "eins\nzwei\n");
+    char *dbp = th_path(dir, "dash.db");
+    char args[4096], *err = NULL;
+    snprintf(args, sizeof args, "import '%s' - '%s'", dbp, tgt);
+    cr_assert_eq(th_run(args, src, NULL, &err), 0, "%s", err);
+    cr_assert(strstr(err, "imported 2 pairs as corpus 'news-train'"), "%s", err);
+    free(err);
+    snprintf(args, sizeof args, "import '%s' '%s' - --split valid", dbp, src);
+    cr_assert_eq(th_run(args, tgt, NULL, &err), 0, "%s", err);
+    free(err);
+    cr_assert_eq(q_int(dbp, "SELECT count(*) FROM pair JOIN corpus c ON c.id = corpus_id "
+                            "WHERE c.src_path = '-' AND c.name = 'news-train'"), 2);
+    cr_assert_eq(q_int(dbp, "SELECT count(*) FROM pair WHERE src = 'two' AND tgt = 'zwei'"), 2);
+    /* a short stdin is named in the message; nothing is stored */
+    snprintf(args, sizeof args, "import '%s' '%s' - --name short", dbp, src);
+    cr_assert_eq(th_run(args, NULL, NULL, &err), 1);
+    cr_assert(strstr(err, "has 2 lines but stdin has 0"), "%s", err);
+    free(err);
+    cr_assert_eq(q_int(dbp, "SELECT count(*) FROM corpus"), 2);
+    snprintf(args, sizeof args, "import '%s' - -", dbp);
+    cr_assert_eq(th_run(args, src, NULL, &err), 2);
+    cr_assert(strstr(err, "only one of SRC and TGT can be '-'"), "%s", err);
+    free(err);
+    free(src), free(tgt), free(dbp);
+}
+
 /* An import killed with SIGKILL halfway through its input (fed through FIFOs, so it is surely
  * mid-transaction) leaves the database as it was: no partial corpus, the name free, integrity ok. */
 Test(import_cli, killed_midway_leaves_nothing)
