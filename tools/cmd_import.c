@@ -1,6 +1,6 @@
 /* tools/cmd_import.c: `seqlite import DB SRC TGT`: stores a parallel corpus (two line-aligned UTF-8
- * files, one of them may be "-": standard input) as a new corpus of DB (created if missing). All or
- * nothing: on any error DB is unchanged. Reports on stderr; prints nothing on stdout. */
+ * files, plain or gzip, one of them may be "-": standard input) as a new corpus of DB (created if
+ * missing). All or nothing: on any error DB is unchanged. Reports on stderr; prints nothing on stdout. */
 #include "tools/cli.h"
 
 #include "corpus/db.h"
@@ -100,13 +100,15 @@ const struct cli_cmd cmd_import = {
     .usage = "usage: seqlite import DB SRC TGT [--split train|valid|test] [--name NAME]\n"
              "                      [--src-lang XX] [--tgt-lang YY]\n"
              "  Stores the line pairs of SRC and TGT (UTF-8 text, one sentence per line, same number\n"
-             "  of lines) as a new corpus of DB, creating DB if it does not exist. One of SRC and TGT\n"
-             "  may be '-': standard input. A UTF-8 BOM and CR line endings are removed; pairs with\n"
-             "  an empty (or all-blank) side are skipped and counted. Any error (unequal line counts,\n"
-             "  invalid UTF-8, a NUL byte, an existing name) leaves DB unchanged.\n"
+             "  of lines) as a new corpus of DB, creating DB if it does not exist. Either file may be\n"
+             "  gzip-compressed (file.en.gz), one of them may be '-': standard input. A UTF-8 BOM and\n"
+             "  CR line endings are removed; pairs with an empty (or all-blank) side are skipped and\n"
+             "  counted. Any error (unequal line counts, invalid UTF-8, a NUL byte, a corrupt gzip\n"
+             "  file, an existing name) leaves DB unchanged.\n"
              "  --split S      train (default), valid or test\n"
-             "  --name NAME    corpus name (default: SRC's name without extension, plus -SPLIT;\n"
-             "                 train.en with --split train gives 'train'; TGT's when SRC is '-')\n"
+             "  --name NAME    corpus name (default: SRC's name without extension and .gz, plus\n"
+             "                 -SPLIT; train.en with --split train gives 'train'; TGT's when SRC\n"
+             "                 is '-')\n"
              "  --src-lang XX  source language (default: SRC's extension if 2-3 letters, else src)\n"
              "  --tgt-lang YY  target language (default: TGT's extension if 2-3 letters, else tgt)\n",
     .run = run,
