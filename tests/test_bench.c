@@ -318,6 +318,27 @@ static void expect_usage_error(const char *args, const char *what)
     free(err);
 }
 
+/* A failure is "seqlite: bench: message", the command named once (it was "seqlite: bench: bench: out of
+ * memory"): a model too large to allocate. Under ASan the allocator must return NULL instead of aborting. */
+Test(bench, out_of_memory_names_the_command_once)
+{
+    const char *asan = getenv("ASAN_OPTIONS");
+    char env[512];
+    snprintf(env, sizeof env, "%s%sallocator_may_return_null=1", asan ? asan : "", asan && *asan ? ":" : "");
+    setenv("ASAN_OPTIONS", env, 1);
+    char *out = NULL, *err = NULL;
+    int rc = th_run("bench train --config tiny --src-vocab 16777216 --emb 65536 --steps 1 --warmup 0", NULL, &out,
+                    &err);
+    cr_assert_eq(rc, 1, "exit %d: %s", rc, err);
+    /* the line may follow ASan's "failed to allocate" warnings */
+    const char *line = strstr(err, "seqlite: bench: out of memory");
+    cr_assert(line && (line == err || line[-1] == '\n'), "%s", err);
+    cr_assert_null(strstr(err, "bench: bench:"), "%s", err);
+    cr_assert_str_eq(out, "");
+    free(out);
+    free(err);
+}
+
 Test(bench, usage_errors_exit_2)
 {
     expect_usage_error("sideways --config tiny", "unknown mode 'sideways'");

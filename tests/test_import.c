@@ -597,6 +597,37 @@ Test(import_cli, success_and_failures)
     free(fresh);
 }
 
+/* The summary line: "1 pair" (not "1 pairs"), and its rate counts stored pairs, not lines read. */
+Test(import_cli, summary_counts_pairs)
+{
+    char *src = WRITE("one.en", "hello\n");
+    char *tgt = WRITE("one.de", "hallo\n");
+    char *dbp = th_path(dir, "sum.db");
+    char args[4096], *err = NULL;
+    snprintf(args, sizeof args, "import '%s' '%s' '%s'", dbp, src, tgt);
+    cr_assert_eq(th_run(args, NULL, NULL, &err), 0, "%s", err);
+    cr_assert(strstr(err, "imported 1 pair as corpus 'one-train'"), "%s", err);
+    free(err);
+    /* one pair among 600,000 empty lines */
+    size_t n = 300001 * 2;
+    char *s = malloc(n), *t = malloc(n);
+    memset(s, '\n', n);
+    memset(t, '\n', n);
+    memcpy(s, "a", 1);
+    memcpy(t, "b", 1);
+    char *sp = write_tmp("sparse.en", s, n), *tp = write_tmp("sparse.de", t, n);
+    snprintf(args, sizeof args, "import '%s' '%s' '%s'", dbp, sp, tp);
+    cr_assert_eq(th_run(args, NULL, NULL, &err), 0, "%s", err);
+    double secs = -1, rate = -1;
+    const char *p = strstr(err, "imported 1 pair as corpus 'sparse-train'");
+    cr_assert(p && sscanf(strstr(p, " in "), " in %lf s (%lf pairs/s)", &secs, &rate) == 2, "%s", err);
+    /* both are rounded (secs to 0.01, the rate to 1): 1 pair, not 600,001 lines, within that */
+    cr_assert(secs >= 0.01 && (rate - 0.5) * (secs - 0.005) <= 1.0, "%g pairs/s over %g s for 1 pair: %s", rate,
+              secs, err);
+    free(err);
+    free(s), free(t), free(sp), free(tp), free(src), free(tgt), free(dbp);
+}
+
 /* Bytes written to a pipe and not yet read (FIONREAD works on the write end on Linux). */
 static int ioctl_unread(int fd, int *n) { return ioctl(fd, FIONREAD, n); }
 

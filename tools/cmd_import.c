@@ -82,9 +82,9 @@ static int run(int argc, char **argv)
         return cli_fail_status(&cmd_import, rc);
     double dt = clock_now() - t0;
     int64_t skipped = res.n_skip_src + res.n_skip_tgt + res.n_skip_both;
-    fprintf(stderr, "imported %lld pairs as corpus '%s' (%s, %s-%s) into %s in %.2f s (%.0f pairs/s)\n",
-            (long long)res.n_pairs, res.name, res.split, res.src_lang, res.tgt_lang, pos[0], dt,
-            dt > 0 ? (double)res.n_lines / dt : 0.0);
+    fprintf(stderr, "imported %lld pair%s as corpus '%s' (%s, %s-%s) into %s in %.2f s (%.0f pairs/s)\n",
+            (long long)res.n_pairs, res.n_pairs == 1 ? "" : "s", res.name, res.split, res.src_lang, res.tgt_lang,
+            pos[0], dt, dt > 0 ? (double)res.n_pairs / dt : 0.0);
     if (skipped)
         fprintf(stderr,
                 "skipped %lld of %lld lines: %lld with an empty source, %lld with an empty target, "
