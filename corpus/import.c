@@ -1,7 +1,8 @@
-/* corpus/import.c: streams two line-aligned files into one new corpus (see import.h). Memory is two
- * line buffers whatever the file size; the whole import is one BEGIN IMMEDIATE transaction rolled
- * back on any error, so a failed import leaves the database exactly as it was. Every line is checked
- * with util/utf8.h (the project's one validator; its offsets name the bad byte in the message).
+/* corpus/import.c: streams two line-aligned files (plain or gzip) into one new corpus (see import.h).
+ * Memory is two chunks and two line buffers whatever the file size; the whole import is one BEGIN
+ * IMMEDIATE transaction rolled back on any error, so a failed import leaves the database exactly as it
+ * was. Every line is checked with util/utf8.h (the project's one validator; its offsets name the bad
+ * byte in the message).
  * ref: Unicode 15 section 3.9 table 3-7 (the only well-formed UTF-8 byte sequences). */
 #include "corpus/import.h"
 
@@ -10,58 +11,83 @@
 #include "util/utf8.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/types.h>
+#include <unistd.h>
+#include <zlib.h>
 
 #define PROGRESS_EVERY 100000
 #define FILE_BUFFER (1 << 20)
 
-static const char *base_name(const char *path)
+/* The base name of path without a trailing ".gz" (a compressed file is named as its content):
+ * *len bytes from the returned pointer. */
+static const char *base_name(const char *path, size_t *len)
 {
     const char *slash = strrchr(path, '/');
-    return slash ? slash + 1 : path;
+    const char *base = slash ? slash + 1 : path;
+    size_t n = strlen(base);
+    if (n > 3 && strcmp(base + n - 3, ".gz") == 0)
+        n -= 3;
+    *len = n;
+    return base;
+}
+
+/* The last '.' of base[0..n) that is not its first byte, or NULL. */
+static const char *last_dot(const char *base, size_t n)
+{
+    for (size_t i = n; i-- > 1;)
+        if (base[i] == '.')
+            return base + i;
+    return NULL;
 }
 
 void import_default_name(const char *src_path, const char *split, char *out, size_t cap)
 {
-    const char *base = base_name(src_path);
-    const char *dot = strrchr(base, '.');
-    size_t stem = dot && dot != base ? (size_t)(dot - base) : strlen(base);
+    size_t n;
+    const char *base = base_name(src_path, &n);
+    const char *dot = last_dot(base, n);
+    size_t stem = dot ? (size_t)(dot - base) : n;
     if (stem == 0 || (strlen(split) == stem && strncmp(base, split, stem) == 0))
         snprintf(out, cap, "%s", split);
     else
         snprintf(out, cap, "%.*s-%s", (int)stem, base, split);
 }
 
-/* The extension of path when it is 2-3 ASCII letters, else NULL. */
-static const char *lang_ext(const char *path)
+/* The extension of path into out (4 bytes) when it is 2-3 ASCII letters: 1, else 0. */
+static int lang_ext(const char *path, char out[4])
 {
-    const char *base = base_name(path);
-    const char *dot = strrchr(base, '.');
-    if (!dot || dot == base)
-        return NULL;
-    size_t n = strlen(dot + 1);
-    if (n < 2 || n > 3)
-        return NULL;
-    for (const char *p = dot + 1; *p; p++)
-        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z')))
-            return NULL;
+    size_t n;
+    const char *base = base_name(path, &n);
+    const char *dot = last_dot(base, n);
+    if (!dot)
+        return 0;
+    size_t k = n - (size_t)(dot + 1 - base);
+    if (k < 2 || k > 3)
+        return 0;
+    for (size_t i = 0; i < k; i++) {
+        char c = dot[1 + i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')))
+            return 0;
+        out[i] = c;
+    }
+    out[k] = '\0';
     /* common file extensions that are not language codes */
     static const char *const not_langs[] = {"txt", "tsv", "csv", "gz", "xz", "bz2", "raw", "tok", "bpe",
                                             "src", "tgt", "dat", "out", "log"};
     for (size_t i = 0; i < sizeof not_langs / sizeof not_langs[0]; i++)
-        if (strcmp(dot + 1, not_langs[i]) == 0)
-            return NULL;
-    return dot + 1;
+        if (strcmp(out, not_langs[i]) == 0)
+            return 0;
+    return 1;
 }
 
 void import_default_langs(const char *src_path, const char *tgt_path, char *src_out, char *tgt_out,
                           size_t cap)
 {
-    const char *a = lang_ext(src_path), *b = lang_ext(tgt_path);
-    if (a && b && strcmp(a, b) != 0) {
+    char a[4], b[4];
+    if (lang_ext(src_path, a) && lang_ext(tgt_path, b) && strcmp(a, b) != 0) {
         snprintf(src_out, cap, "%s", a);
         snprintf(tgt_out, cap, "%s", b);
     } else {
@@ -70,55 +96,114 @@ void import_default_langs(const char *src_path, const char *tgt_path, char *src_
     }
 }
 
-/* One input file and its current line (getline(3): no length limit, one buffer reused, memchr
- * speed; it reports embedded NUL bytes through the returned length). */
+/* One input file and its current line. Read through zlib's gzread, which inflates gzip data (by its
+ * magic bytes, whatever the name) and passes other files through unchanged; lines are cut from a
+ * fixed chunk with memchr and copied into one growing buffer (no length limit; NUL bytes kept, so
+ * clean_line can name them). The path "-" is standard input, named "stdin" in messages. */
 struct input {
-    const char *path;
-    FILE *f;
-    char *line; /* (cap) getline's buffer */
+    const char *path; /* for messages */
+    gzFile f;
+    char *chunk;      /* (FILE_BUFFER) bytes read and not yet cut into lines: [pos, have) */
+    size_t pos, have;
+    int eof;
+    char *line;       /* (cap) the current line without its '\n' (len bytes) */
     size_t len, cap;
-    char *vbuf;
 };
 
 static int input_open(struct input *in, const char *path)
 {
-    in->path = path;
-    in->line = NULL;
-    in->len = in->cap = 0;
-    in->vbuf = NULL;
-    in->f = fopen(path, "rb");
-    if (!in->f)
-        return sl_err(SL_EIO, "%s: cannot read: %s", path, strerror(errno));
-    in->vbuf = malloc(FILE_BUFFER);
-    if (in->vbuf)
-        setvbuf(in->f, in->vbuf, _IOFBF, FILE_BUFFER);
+    int is_stdin = strcmp(path, "-") == 0;
+    memset(in, 0, sizeof *in);
+    in->path = is_stdin ? "stdin" : path;
+    if (!(in->chunk = malloc(FILE_BUFFER)))
+        return sl_err(SL_ENOMEM, "out of memory");
+    int fd = is_stdin ? dup(STDIN_FILENO) : open(path, O_RDONLY);
+    if (fd < 0)
+        return sl_err(SL_EIO, "%s: cannot read: %s", in->path, strerror(errno));
+    if (!(in->f = gzdopen(fd, "rb"))) {
+        close(fd);
+        return sl_err(SL_ENOMEM, "%s: out of memory", in->path);
+    }
+    gzbuffer(in->f, FILE_BUFFER);
     return 0;
 }
 
 static void input_close(struct input *in)
 {
     if (in->f)
-        fclose(in->f);
-    free(in->vbuf);
+        gzclose_r(in->f);
+    free(in->chunk);
     free(in->line);
-    in->line = NULL;
+    in->line = in->chunk = NULL;
     in->f = NULL;
 }
 
-/* Reads the next line: 1 read, 0 end of file, < 0 error. */
+/* zlib's message without its "<fd:N>: " prefix (gzdopen names the file by its descriptor). */
+static const char *gz_message(gzFile f, int *zerr)
+{
+    const char *msg = gzerror(f, zerr);
+    const char *colon = strstr(msg, ": ");
+    return colon ? colon + 2 : msg;
+}
+
+/* Refills the chunk: 0 (in->eof set at the end of the file) or SL_EIO naming the file. */
+static int input_fill(struct input *in)
+{
+    int n = gzread(in->f, in->chunk, FILE_BUFFER);
+    if (n < 0) {
+        int zerr;
+        const char *msg = gz_message(in->f, &zerr);
+        if (zerr == Z_ERRNO)
+            return sl_err(SL_EIO, "%s: read error: %s", in->path, strerror(errno ? errno : EIO));
+        return sl_err(SL_EIO, "%s: corrupt gzip data (%s)", in->path, msg);
+    }
+    if (n == 0) {
+        /* zlib reports a gzip stream cut short only here (Z_BUF_ERROR), not as a failed read */
+        int zerr;
+        const char *msg = gz_message(in->f, &zerr);
+        if (zerr == Z_BUF_ERROR)
+            return sl_err(SL_EIO, "%s: truncated gzip file (%s)", in->path, msg);
+    }
+    in->pos = 0;
+    in->have = (size_t)n;
+    in->eof = n == 0;
+    return 0;
+}
+
+/* Reads the next line: 1 read, 0 end of file, < 0 error. A last line without '\n' counts. */
 static int input_next(struct input *in)
 {
-    errno = 0;
-    ssize_t n = getline(&in->line, &in->cap, in->f);
-    if (n < 0) {
-        if (ferror(in->f) || errno == ENOMEM)
-            return sl_err(SL_EIO, "%s: read error: %s", in->path, strerror(errno ? errno : EIO));
-        return 0;
+    in->len = 0;
+    for (;;) {
+        if (in->pos == in->have) {
+            if (in->eof)
+                return in->len > 0;
+            int rc = input_fill(in);
+            if (rc)
+                return rc;
+            continue;
+        }
+        const char *p = in->chunk + in->pos;
+        size_t avail = in->have - in->pos;
+        const char *nl = memchr(p, '\n', avail);
+        size_t take = nl ? (size_t)(nl - p) : avail;
+        if (in->len + take + 1 > in->cap) {
+            size_t cap = in->cap ? in->cap : 256;
+            while (cap < in->len + take + 1)
+                cap *= 2;
+            char *b = realloc(in->line, cap);
+            if (!b)
+                return sl_err(SL_ENOMEM, "%s: out of memory for a line of %zu bytes", in->path,
+                              in->len + take);
+            in->line = b;
+            in->cap = cap;
+        }
+        memcpy(in->line + in->len, p, take);
+        in->len += take;
+        in->pos += take + (nl != NULL);
+        if (nl)
+            return 1;
     }
-    in->len = (size_t)n;
-    if (in->len && in->line[in->len - 1] == '\n')
-        in->len--;
-    return 1;
 }
 
 /* Counts the lines left in a file (for the line count mismatch message). */
@@ -193,7 +278,9 @@ static int resolve_labels(const struct import_opts *o, struct import_result *out
             return rc;
         snprintf(out->name, sizeof out->name, "%s", o->name);
     } else {
-        import_default_name(o->src_path, split, out->name, sizeof out->name);
+        /* standard input has no name: take the other file's */
+        import_default_name(strcmp(o->src_path, "-") ? o->src_path : o->tgt_path, split, out->name,
+                            sizeof out->name);
     }
     import_default_langs(o->src_path, o->tgt_path, out->src_lang, out->tgt_lang, sizeof out->src_lang);
     if (o->src_lang) {
@@ -214,6 +301,8 @@ int import_run(struct db *db, const struct import_opts *o, struct import_result 
     struct input src = {0}, tgt = {0};
     int in_tx = 0, bulk = 0;
     memset(out, 0, sizeof *out);
+    if (strcmp(o->src_path, "-") == 0 && strcmp(o->tgt_path, "-") == 0)
+        return sl_err(SL_EINVAL, "only one of the two files can be standard input ('-')");
     int rc = resolve_labels(o, out);
     if (rc)
         return rc;
@@ -248,7 +337,7 @@ int import_run(struct db *db, const struct import_opts *o, struct import_result 
             if ((rc = input_count_rest(a ? &src : &tgt, a ? &n_src : &n_tgt)))
                 goto done;
             rc = sl_err(SL_EINVAL, "%s has %lld lines but %s has %lld: the files must be line-aligned",
-                        o->src_path, (long long)n_src, o->tgt_path, (long long)n_tgt);
+                        src.path, (long long)n_src, tgt.path, (long long)n_tgt);
             goto done;
         }
         lineno++;

@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # scripts/test.sh: the test command (CI runs it). Installs what is missing, checks the layout
 # (scripts/check-layout.sh), then builds and runs every criterion test executable with `meson test`
-# twice: in build-test (release optimisation, asserts on) and in build-asan (AddressSanitizer +
-# UBSan, without the slow learning suites). The main job's build/ is not touched.
+# twice: in build-test (release optimisation, asserts on; then what `meson install` installs,
+# scripts/check-install.sh) and in build-asan (AddressSanitizer + UBSan, without the slow learning
+# suites). The main job's build/ is not touched.
 # Ends with a line "N passed, N failed" counting criterion tests over both runs; a failed layout
-# check, a failed build, and an executable that crashed, timed out or exited non-zero without a
-# failing test each count as one failure.
+# check, a failed install check, a failed build, and an executable that crashed, timed out or exited
+# non-zero without a failing test each count as one failure.
 # SEQLITE_WERROR=1 builds both with -Werror and -Wshadow -Wstrict-prototypes -Wmissing-prototypes
 # -Wvla (meson options werror, strict_warnings); under CI=true the default is werror_under_ci.
 set -uo pipefail
@@ -71,6 +72,8 @@ run_tests() {
 
 if bash scripts/setup.sh build-test -Db_ndebug=false "${warn_opts[@]}"; then
   run_tests release build-test
+  echo "== install (build-test)"
+  bash scripts/check-install.sh build-test || failed=$((failed + 1))
 else
   echo "!! the release build (build-test) failed"; failed=$((failed + 1))
 fi

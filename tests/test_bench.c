@@ -2,7 +2,7 @@
  * and FLOP model against the PyTorch peer benchmark's published numbers; tiny train, greedy and beam runs
  * print exactly one line of JSON with the keys of the peer (its finish()) and
  * consistent, positive values; decoding gives the same ids with 1 and 2 threads and beam 1 equals greedy;
- * usage errors (unknown mode, out-of-range flags) exit 2 with the usage on stderr. */
+ * usage errors (unknown mode, out-of-range flags) exit 2 with a one-line message and a help hint on stderr. */
 #include <criterion/criterion.h>
 
 #include <ctype.h>
@@ -301,8 +301,8 @@ Test(bench, decoding_ids_do_not_depend_on_threads_and_beam_1_is_greedy)
     cr_assert_eq(jnum(&a, "checksum"), jnum(&c, "checksum"), "beam 1 and greedy decode different ids");
 }
 
-/* `seqlite bench ARGS` must exit 2, print nothing on stdout and an error containing what plus the usage on
- * stderr. */
+/* `seqlite bench ARGS` must exit 2, print nothing on stdout and an error containing what plus the help hint
+ * (not the whole usage) on stderr. */
 static void expect_usage_error(const char *args, const char *what)
 {
     char cmd[256], *out = NULL, *err = NULL;
@@ -312,7 +312,29 @@ static void expect_usage_error(const char *args, const char *what)
     cr_assert(out && out[0] == 0, "seqlite %s printed on stdout: %s", cmd, out ? out : "");
     cr_assert(err && strstr(err, "seqlite: bench: "), "seqlite %s: stderr %s", cmd, err ? err : "");
     cr_assert(strstr(err, what), "seqlite %s: stderr lacks '%s': %s", cmd, what, err);
-    cr_assert(strstr(err, "usage: seqlite bench"), "seqlite %s: no usage on stderr: %s", cmd, err);
+    cr_assert(strstr(err, "\nsee 'seqlite help bench'\n"), "seqlite %s: no help hint on stderr: %s", cmd, err);
+    cr_assert_null(strstr(err, "usage:"), "seqlite %s: the whole usage on stderr: %s", cmd, err);
+    free(out);
+    free(err);
+}
+
+/* A failure is "seqlite: bench: message", the command named once (it was "seqlite: bench: bench: out of
+ * memory"): a model too large to allocate. Under ASan the allocator must return NULL instead of aborting. */
+Test(bench, out_of_memory_names_the_command_once)
+{
+    const char *asan = getenv("ASAN_OPTIONS");
+    char env[512];
+    snprintf(env, sizeof env, "%s%sallocator_may_return_null=1", asan ? asan : "", asan && *asan ? ":" : "");
+    setenv("ASAN_OPTIONS", env, 1);
+    char *out = NULL, *err = NULL;
+    int rc = th_run("bench train --config tiny --src-vocab 16777216 --emb 65536 --steps 1 --warmup 0", NULL, &out,
+                    &err);
+    cr_assert_eq(rc, 1, "exit %d: %s", rc, err);
+    /* the line may follow ASan's "failed to allocate" warnings */
+    const char *line = strstr(err, "seqlite: bench: out of memory");
+    cr_assert(line && (line == err || line[-1] == '\n'), "%s", err);
+    cr_assert_null(strstr(err, "bench: bench:"), "%s", err);
+    cr_assert_str_eq(out, "");
     free(out);
     free(err);
 }

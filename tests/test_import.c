@@ -19,6 +19,7 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include <zlib.h>
 
 static char *dir;
 
@@ -118,6 +119,14 @@ Test(utf8, default_name_and_languages)
     import_default_langs("x.english", "y.de", a, b, sizeof a);
     cr_assert_str_eq(a, "src");
     cr_assert_str_eq(b, "tgt");
+    /* a compressed file is named as its content */
+    import_default_name("data/train.en.gz", "train", name, sizeof name);
+    cr_assert_str_eq(name, "train");
+    import_default_name("news.gz", "test", name, sizeof name);
+    cr_assert_str_eq(name, "news-test");
+    import_default_langs("a/train.en.gz", "a/train.de", a, b, sizeof a);
+    cr_assert_str_eq(a, "en");
+    cr_assert_str_eq(b, "de");
 }
 
 /* ---- importing ---- */
@@ -388,6 +397,114 @@ Test(import, existing_name_and_missing_file_leave_db_unchanged)
     free(dbp);
 }
 
+static int64_t q_int(const char *path, const char *query)
+{
+    sqlite3 *h;
+    cr_assert_eq(sqlite3_open_v2(path, &h, SQLITE_OPEN_READWRITE, NULL), SQLITE_OK);
+    sqlite3_stmt *st;
+    cr_assert_eq(sqlite3_prepare_v2(h, query, -1, &st, NULL), SQLITE_OK, "%s", sqlite3_errmsg(h));
+    cr_assert_eq(sqlite3_step(st), SQLITE_ROW);
+    int64_t v = sqlite3_column_type(st, 0) == SQLITE_TEXT ? strcmp((const char *)sqlite3_column_text(st, 0), "ok")
+                                                         : sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    sqlite3_close(h);
+    return v;
+}
+
+/* Writes len bytes gzip-compressed (zlib's gzip format) to dir/name; returns the path. */
+static char *write_gz(const char *name, const char *data, size_t len)
+{
+    char *p = th_path(dir, name);
+    gzFile f = gzopen(p, "wb");
+    cr_assert(f);
+    cr_assert_eq(gzwrite(f, data, (unsigned)len), (int)len);
+    cr_assert_eq(gzclose(f), Z_OK);
+    return p;
+}
+
+/* n lines "line I word" (malloc'd, length in *len). */
+static char *numbered_lines(int n, const char *word, size_t *len)
+{
+    char *b = malloc((size_t)n * 32);
+    size_t k = 0;
+    for (int i = 0; i < n; i++)
+        k += (size_t)sprintf(b + k, "line %d %s\n", i, word);
+    *len = k;
+    return b;
+}
+
+/* A gzip file imports exactly like its plain content, across many read chunks, from a file or stdin. */
+Test(import, gzip_files_import_like_plain_ones)
+{
+    size_t ns, nt;
+    char *s = numbered_lines(200000, "src", &ns), *t = numbered_lines(200000, "tgt", &nt);
+    cr_assert_gt(ns, (size_t)2 << 20, "more than two read chunks");
+    char *src = write_gz("big.en.gz", s, ns), *tgt = write_gz("big.de.gz", t, nt);
+    char *plain = write_tmp("big.de", t, nt);
+    char *dbp = th_path(dir, "gz.db");
+    struct db *db = open_db(dbp);
+    struct import_opts o = {.src_path = src, .tgt_path = tgt};
+    struct import_result r;
+    cr_assert_eq(import_run(db, &o, &r), 0, "%s", sl_errmsg());
+    cr_assert_eq(r.n_pairs, 200000);
+    cr_assert_str_eq(r.name, "big-train");
+    cr_assert_str_eq(r.src_lang, "en");
+    struct import_opts o2 = {.src_path = src, .tgt_path = plain, .name = "mixed"};
+    cr_assert_eq(import_run(db, &o2, &r), 0, "%s", sl_errmsg());
+    cr_assert_eq(r.n_pairs, 200000);
+    db_close(db);
+    cr_assert_eq(q_int(dbp, "SELECT count(*) FROM pair a JOIN pair b ON a.corpus_id = 1 AND b.corpus_id = 2 "
+                            "AND a.line = b.line AND a.src = b.src AND a.tgt = b.tgt"), 200000);
+    cr_assert_eq(q_int(dbp, "SELECT count(*) FROM pair WHERE line = 123457 AND src = 'line 123456 src' "
+                            "AND tgt = 'line 123456 tgt'"), 2);
+    /* through standard input */
+    char args[4096], *err = NULL;
+    snprintf(args, sizeof args, "import '%s' - '%s' --name piped", dbp, plain);
+    cr_assert_eq(th_run(args, src, NULL, &err), 0, "%s", err);
+    cr_assert(strstr(err, "imported 200000 pairs"), "%s", err);
+    free(err);
+    free(s), free(t), free(src), free(tgt), free(plain), free(dbp);
+}
+
+/* A damaged or cut gzip file is an error naming the file; the database is unchanged. */
+Test(import, corrupt_gzip_names_the_file_and_leaves_db_unchanged)
+{
+    size_t n;
+    char *text = numbered_lines(5000, "x", &n);
+    char *good = write_gz("good.en.gz", text, n);
+    char *tgt = write_tmp("c.de", text, n);
+    size_t gn;
+    char *gz = th_read_file(good, &gn);
+    cr_assert_gt(gn, 100);
+    char *dbp = base_db();
+    char want[512];
+    /* a flipped byte in the deflate data, then one in the CRC trailer */
+    size_t at[] = {gn / 2, gn - 6};
+    for (size_t i = 0; i < 2; i++) {
+        char *bad = malloc(gn);
+        memcpy(bad, gz, gn);
+        bad[at[i]] ^= 0x55;
+        char *p = write_tmp("bad.en.gz", bad, gn);
+        struct import_opts o = {.src_path = p, .tgt_path = tgt, .name = "bad"};
+        snprintf(want, sizeof want, "%s: corrupt gzip data", p);
+        assert_import_fails(dbp, &o, SL_EIO, want);
+        free(bad), free(p);
+    }
+    /* cut short: every line read so far is dropped too */
+    char *cut = write_tmp("cut.en.gz", gz, gn / 2);
+    struct import_opts o = {.src_path = cut, .tgt_path = tgt, .name = "cut"};
+    snprintf(want, sizeof want, "%s: truncated gzip file", cut);
+    assert_import_fails(dbp, &o, SL_EIO, want);
+    /* from the command line, into a new database: the message, and no database left behind */
+    char args[4096], *err = NULL, *fresh = th_path(dir, "fresh.db");
+    snprintf(args, sizeof args, "import '%s' '%s' '%s'", fresh, tgt, cut);
+    cr_assert_eq(th_run(args, NULL, NULL, &err), 1);
+    cr_assert(strstr(err, "seqlite: import: ") && strstr(err, "cut.en.gz: truncated gzip file"), "%s", err);
+    cr_assert_neq(access(fresh, F_OK), 0);
+    free(err);
+    free(text), free(good), free(tgt), free(gz), free(dbp), free(cut), free(fresh);
+}
+
 Test(import, long_lines_have_no_limit)
 {
     size_t n = 1 << 20;
@@ -417,7 +534,7 @@ Test(import_cli, usage_errors_exit_2)
     char *out = NULL, *err = NULL;
     cr_assert_eq(th_run("import --no-such-flag", NULL, &out, &err), 2);
     cr_assert(strstr(err, "seqlite: import: unknown flag '--no-such-flag'"), "got '%s'", err);
-    cr_assert(strstr(err, "usage: seqlite import"), "got '%s'", err);
+    cr_assert(strstr(err, "see 'seqlite help import'"), "got '%s'", err);
     cr_assert_str_eq(out, "");
     free(out);
     free(err);
@@ -480,21 +597,69 @@ Test(import_cli, success_and_failures)
     free(fresh);
 }
 
+/* The summary line: "1 pair" (not "1 pairs"), and its rate counts stored pairs, not lines read. */
+Test(import_cli, summary_counts_pairs)
+{
+    char *src = WRITE("one.en", "hello\n");
+    char *tgt = WRITE("one.de", "hallo\n");
+    char *dbp = th_path(dir, "sum.db");
+    char args[4096], *err = NULL;
+    snprintf(args, sizeof args, "import '%s' '%s' '%s'", dbp, src, tgt);
+    cr_assert_eq(th_run(args, NULL, NULL, &err), 0, "%s", err);
+    cr_assert(strstr(err, "imported 1 pair as corpus 'one-train'"), "%s", err);
+    free(err);
+    /* one pair among 600,000 empty lines */
+    size_t n = 300001 * 2;
+    char *s = malloc(n), *t = malloc(n);
+    memset(s, '\n', n);
+    memset(t, '\n', n);
+    memcpy(s, "a", 1);
+    memcpy(t, "b", 1);
+    char *sp = write_tmp("sparse.en", s, n), *tp = write_tmp("sparse.de", t, n);
+    snprintf(args, sizeof args, "import '%s' '%s' '%s'", dbp, sp, tp);
+    cr_assert_eq(th_run(args, NULL, NULL, &err), 0, "%s", err);
+    double secs = -1, rate = -1;
+    const char *p = strstr(err, "imported 1 pair as corpus 'sparse-train'");
+    cr_assert(p && sscanf(strstr(p, " in "), " in %lf s (%lf pairs/s)", &secs, &rate) == 2, "%s", err);
+    /* both are rounded (secs to 0.01, the rate to 1): 1 pair, not 600,001 lines, within that */
+    cr_assert(secs >= 0.01 && (rate - 0.5) * (secs - 0.005) <= 1.0, "%g pairs/s over %g s for 1 pair: %s", rate,
+              secs, err);
+    free(err);
+    free(s), free(t), free(sp), free(tp), free(src), free(tgt), free(dbp);
+}
+
 /* Bytes written to a pipe and not yet read (FIONREAD works on the write end on Linux). */
 static int ioctl_unread(int fd, int *n) { return ioctl(fd, FIONREAD, n); }
 
-static int64_t q_int(const char *path, const char *query)
+
+/* "-" is standard input for one of the two files; the corpus is named after the other file. */
+Test(import_cli, dash_is_stdin)
 {
-    sqlite3 *h;
-    cr_assert_eq(sqlite3_open_v2(path, &h, SQLITE_OPEN_READWRITE, NULL), SQLITE_OK);
-    sqlite3_stmt *st;
-    cr_assert_eq(sqlite3_prepare_v2(h, query, -1, &st, NULL), SQLITE_OK, "%s", sqlite3_errmsg(h));
-    cr_assert_eq(sqlite3_step(st), SQLITE_ROW);
-    int64_t v = sqlite3_column_type(st, 0) == SQLITE_TEXT ? strcmp((const char *)sqlite3_column_text(st, 0), "ok")
-                                                         : sqlite3_column_int64(st, 0);
-    sqlite3_finalize(st);
-    sqlite3_close(h);
-    return v;
+    char *src = WRITE("news.en", "one\ntwo\n");
+    char *tgt = WRITE("news.de", "eins\nzwei\n");
+    char *dbp = th_path(dir, "dash.db");
+    char args[4096], *err = NULL;
+    snprintf(args, sizeof args, "import '%s' - '%s'", dbp, tgt);
+    cr_assert_eq(th_run(args, src, NULL, &err), 0, "%s", err);
+    cr_assert(strstr(err, "imported 2 pairs as corpus 'news-train'"), "%s", err);
+    free(err);
+    snprintf(args, sizeof args, "import '%s' '%s' - --split valid", dbp, src);
+    cr_assert_eq(th_run(args, tgt, NULL, &err), 0, "%s", err);
+    free(err);
+    cr_assert_eq(q_int(dbp, "SELECT count(*) FROM pair JOIN corpus c ON c.id = corpus_id "
+                            "WHERE c.src_path = '-' AND c.name = 'news-train'"), 2);
+    cr_assert_eq(q_int(dbp, "SELECT count(*) FROM pair WHERE src = 'two' AND tgt = 'zwei'"), 2);
+    /* a short stdin is named in the message; nothing is stored */
+    snprintf(args, sizeof args, "import '%s' '%s' - --name short", dbp, src);
+    cr_assert_eq(th_run(args, NULL, NULL, &err), 1);
+    cr_assert(strstr(err, "has 2 lines but stdin has 0"), "%s", err);
+    free(err);
+    cr_assert_eq(q_int(dbp, "SELECT count(*) FROM corpus"), 2);
+    snprintf(args, sizeof args, "import '%s' - -", dbp);
+    cr_assert_eq(th_run(args, src, NULL, &err), 2);
+    cr_assert(strstr(err, "only one of SRC and TGT can be '-'"), "%s", err);
+    free(err);
+    free(src), free(tgt), free(dbp);
 }
 
 /* An import killed with SIGKILL halfway through its input (fed through FIFOs, so it is surely

@@ -1237,6 +1237,16 @@ Test(train, cli_usage_and_errors)
     }
     cr_assert_eq(th_run("train", NULL, NULL, &err), 2);
     free(err);
+    /* a run name is checked as import checks a corpus name: no control characters, valid UTF-8 */
+    static const char *const names[][2] = {{"\"$(printf 'a\\tb')\"", "--name holds a control character"},
+                                           {"\"$(printf 'a\\033[2Jb')\"", "--name holds a control character"},
+                                           {"\"$(printf 'a\\377b')\"", "--name is not valid UTF-8"}};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        snprintf(args, sizeof args, "train %s --name %s", novocab, names[i][0]);
+        cr_assert_eq(th_run(args, NULL, NULL, &err), 2, "%s: %s", names[i][0], err);
+        cr_assert(strstr(err, names[i][1]), "%s: %s", names[i][0], err);
+        free(err);
+    }
     snprintf(args, sizeof args, "train %s --steps 2", novocab);
     cr_assert_eq(th_run(args, NULL, NULL, &err), 1);
     cr_assert(strstr(err, "seqlite vocab"), "%s", err);

@@ -735,6 +735,23 @@ Test(translate_cli, alignment_errors_and_options)
     cr_assert_eq(l2[1], '\n');
     free(out), free(err);
 
+    /* a NUL byte is refused as import refuses it: an empty line, a message naming it, exit 1, and the
+     * other lines as without it (with --nbest: the one empty entry) */
+    const char nul[] = "der hund l\xc3\xa4uft\nkind\0 spielt\ndie katze\n";
+    const char clean[] = "der hund l\xc3\xa4uft\n\ndie katze\n";
+    char *want = NULL;
+    cr_assert_eq(th_write_file(in, clean, sizeof clean - 1), 0);
+    cr_assert_eq(runf(&want, NULL, in, "translate '%s' --beam 2", db), 0);
+    cr_assert_eq(th_write_file(in, nul, sizeof nul - 1), 0);
+    cr_assert_eq(runf(&out, &err, in, "translate '%s' --beam 2", db), 1, "%s", err);
+    cr_assert_str_eq(out, want);
+    cr_assert(strstr(err, "seqlite: translate: line 2, byte 5: NUL byte: wrote an empty line"), "%s", err);
+    cr_assert(strstr(err, "1 line had invalid UTF-8 or a NUL byte"), "%s", err);
+    free(out), free(err), free(want);
+    cr_assert_eq(runf(&out, &err, in, "translate '%s' --beam 2 --nbest 2", db), 1, "%s", err);
+    cr_assert(strstr(out, "\n1 |||  ||| 0\n2 ||| "), "%s", out);
+    free(out), free(err);
+
     /* the same without the invalid line: exit 0; --batch / --threads do not change the output */
     const char ok[] = "der hund läuft\n\ndie katze\nkind spielt mit ball\nrot grün baum haus und ein kind\n";
     cr_assert_eq(th_write_file(in, ok, sizeof ok - 1), 0);

@@ -127,7 +127,7 @@ int bpe_add_token(struct bpe *b, int32_t id, const char *bytes, size_t len, enum
             return sl_err(SL_ECORRUPT, "token %d must be a non-empty normal token", (int)id);
         size_t off;
         if (!utf8_valid(bytes, len, &off))
-            return sl_err(SL_ECORRUPT, "token %d is not valid UTF-8 (byte %zu)", (int)id, off);
+            return sl_err(SL_ECORRUPT, "token %d is not valid UTF-8 (byte %zu)", (int)id, off + 1);
     }
     if (b->n_tok == b->cap_tok) {
         size_t cap = b->cap_tok ? b->cap_tok * 2 : 512;

@@ -48,7 +48,7 @@ static int scan_utf8(const char *s, size_t len, int *ascii, size_t *bad_off)
     if (a < len && !utf8_valid(s + a, len - a, &bad)) {
         if (bad_off)
             *bad_off = a + bad;
-        return sl_err(SL_EUTF8, "invalid UTF-8 at byte %zu", a + bad);
+        return sl_err(SL_EUTF8, "invalid UTF-8 at byte %zu", a + bad + 1); /* 1-based, as import's */
     }
     if (ascii)
         *ascii = a == len;

@@ -60,8 +60,8 @@ const char *tok_norm_name(enum tok_norm norm);
 /* Parses a name of tok_norm_name (case-insensitive); SL_EINVAL for anything else. */
 int tok_norm_parse(const char *name, enum tok_norm *out /* OUT */);
 /* 0 when s[0..len) is valid UTF-8 (no overlongs, surrogates or code points above U+10FFFF; NUL is
- * allowed); otherwise SL_EUTF8 with the message "invalid UTF-8 at byte N" and *bad_off = N (may be
- * NULL). */
+ * allowed); otherwise SL_EUTF8 with the message "invalid UTF-8 at byte N" (N 1-based, as every
+ * message that names a byte) and *bad_off = N - 1, the 0-based offset (bad_off may be NULL). */
 int tok_utf8_check(const char *s, size_t len, size_t *bad_off /* OUT */);
 /* Appends s to out with every invalid byte sequence replaced by U+FFFD (for showing decoded ids,
  * which may be any bytes). */

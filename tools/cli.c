@@ -35,7 +35,7 @@ int cli_usage_error(const struct cli_cmd *c, const char *fmt, ...)
     va_start(ap, fmt);
     vfprintf(stderr, fmt, ap);
     va_end(ap);
-    fprintf(stderr, "\n%s", c->usage);
+    fprintf(stderr, "\nsee 'seqlite help %s'\n", c->name);
     return 2;
 }
 

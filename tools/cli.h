@@ -1,6 +1,6 @@
 /* tools/cli.h: the command table, flag parsing and the only places that print errors or exit codes.
- * Exit codes: 0 success, 1 failure ("seqlite: CMD: message" on stderr), 2 usage error (message and
- * usage on stderr). Each subcommand lives in tools/cmd_NAME.c and exports one struct cli_cmd. */
+ * Exit codes: 0 success, 1 failure ("seqlite: CMD: message" on stderr), 2 usage error (two lines on
+ * stderr: "seqlite: CMD: message" and "see 'seqlite help CMD'"; the full usage only on request). Each subcommand lives in tools/cmd_NAME.c and exports one struct cli_cmd. */
 #ifndef SL_TOOLS_CLI_H
 #define SL_TOOLS_CLI_H
 
@@ -34,7 +34,7 @@ int cli_parse(const struct cli_cmd *c, int argc, char **argv, const struct cli_o
 int cli_fail(const struct cli_cmd *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Prints "seqlite: CMD: <last library error>" and returns 1. */
 int cli_fail_status(const struct cli_cmd *c, int status);
-/* Prints "seqlite: CMD: message", then the usage, to stderr; returns 2. */
+/* Prints "seqlite: CMD: message" and "see 'seqlite help CMD'" (two lines) to stderr; returns 2. */
 int cli_usage_error(const struct cli_cmd *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* 1 when stderr is a terminal (progress lines are redrawn in place then). */
 int cli_stderr_is_tty(void);

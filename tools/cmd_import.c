@@ -1,6 +1,6 @@
 /* tools/cmd_import.c: `seqlite import DB SRC TGT`: stores a parallel corpus (two line-aligned UTF-8
- * files) as a new corpus of DB (created if missing). All or nothing: on any error DB is unchanged.
- * Reports on stderr; prints nothing on stdout. */
+ * files, plain or gzip, one of them may be "-": standard input) as a new corpus of DB (created if
+ * missing). All or nothing: on any error DB is unchanged. Reports on stderr; prints nothing on stdout. */
 #include "tools/cli.h"
 
 #include "corpus/db.h"
@@ -116,6 +116,8 @@ static int run(int argc, char **argv)
     if (npos != 3)
         return cli_usage_error(&cmd_import, "expected DB SRC TGT (got %d argument%s)", npos,
                                npos == 1 ? "" : "s");
+    if (strcmp(pos[1], "-") == 0 && strcmp(pos[2], "-") == 0)
+        return cli_usage_error(&cmd_import, "only one of SRC and TGT can be '-' (standard input)");
     if (strcmp(split, "train") && strcmp(split, "valid") && strcmp(split, "test"))
         return cli_usage_error(&cmd_import, "--split: '%s' is not train, valid or test", split);
     if (name && !*name)
@@ -168,9 +170,9 @@ static int run(int argc, char **argv)
         return cli_fail_status(&cmd_import, rc);
     double dt = clock_now() - t0;
     int64_t skipped = res.n_skip_src + res.n_skip_tgt + res.n_skip_both;
-    fprintf(stderr, "imported %lld pairs as corpus '%s' (%s, %s-%s) into %s in %.2f s (%.0f pairs/s)\n",
-            (long long)res.n_pairs, res.name, res.split, res.src_lang, res.tgt_lang, pos[0], dt,
-            dt > 0 ? (double)res.n_lines / dt : 0.0);
+    fprintf(stderr, "imported %lld pair%s as corpus '%s' (%s, %s-%s) into %s in %.2f s (%.0f pairs/s)\n",
+            (long long)res.n_pairs, res.n_pairs == 1 ? "" : "s", res.name, res.split, res.src_lang, res.tgt_lang,
+            pos[0], dt, dt > 0 ? (double)res.n_pairs / dt : 0.0);
     if (skipped)
         fprintf(stderr,
                 "skipped %lld of %lld lines: %lld with an empty source, %lld with an empty target, "
@@ -186,13 +188,15 @@ const struct cli_cmd cmd_import = {
     .usage = "usage: seqlite import DB SRC TGT [--split train|valid|test] [--name NAME]\n"
              "                      [--src-lang XX] [--tgt-lang YY]\n"
              "  Stores the line pairs of SRC and TGT (UTF-8 text, one sentence per line, same number\n"
-             "  of lines) as a new corpus of DB, creating DB if it does not exist. A UTF-8 BOM and\n"
+             "  of lines) as a new corpus of DB, creating DB if it does not exist. Either file may be\n"
+             "  gzip-compressed (file.en.gz), one of them may be '-': standard input. A UTF-8 BOM and\n"
              "  CR line endings are removed; pairs with an empty (or all-blank) side are skipped and\n"
-             "  counted. Any error (unequal line counts, invalid UTF-8, a NUL byte, an existing name)\n"
-             "  leaves DB unchanged.\n"
+             "  counted. Any error (unequal line counts, invalid UTF-8, a NUL byte, a corrupt gzip\n"
+             "  file, an existing name) leaves DB unchanged.\n"
              "  --split S      train (default), valid or test\n"
-             "  --name NAME    corpus name (default: SRC's name without extension, plus -SPLIT;\n"
-             "                 train.en with --split train gives 'train')\n"
+             "  --name NAME    corpus name (default: SRC's name without extension and .gz, plus\n"
+             "                 -SPLIT; train.en with --split train gives 'train'; TGT's when SRC\n"
+             "                 is '-')\n"
              "  --src-lang XX  source language (default: SRC's extension if 2-3 letters, else src)\n"
              "  --tgt-lang YY  target language (default: TGT's extension if 2-3 letters, else tgt)\n",
     .run = run,

@@ -1,8 +1,9 @@
 /* tools/cmd_score.c: `seqlite score REF [REF2 ...] < HYP`: corpus BLEU / chrF / chrF++ of the
- * hypotheses on stdin against one or more line-aligned reference files, as sacreBLEU 2.x computes
- * them (every line rstripped, empty references skipped, 13a tokenizer, exp smoothing). Prints
- * sacreBLEU's text line per metric (or its JSON with --json). Exit 1 on bad input (unreadable
- * file, invalid UTF-8, different line counts), 2 on usage errors.
+ * hypotheses on stdin (or in --input FILE; then one REF may be "-", standard input) against one or
+ * more line-aligned reference files, as sacreBLEU 2.x computes them (every line rstripped, empty
+ * references skipped, 13a tokenizer, exp smoothing). Prints sacreBLEU's text line per metric (or its
+ * JSON with --json). Exit 1 on bad input (unreadable file, invalid UTF-8, different line counts), 2 on
+ * usage errors.
  * ref: sacrebleu/sacrebleu.py (main), eval/bleu.h, eval/chrf.h. */
 #include "tools/cli.h"
 
@@ -89,7 +90,9 @@ static int run(int argc, char **argv)
     int lowercase = 0, json = 0;
     int64_t width = 1;
     double smooth_value = -1.0;
+    const char *input = "-";
     const struct cli_opt opts[] = {
+        {"input", CLI_STR, &input, 0, 0},
         {"metrics", CLI_STR, &metrics_arg, 0, 0},
         {"lowercase", CLI_BOOL, &lowercase, 0, 0},
         {"json", CLI_BOOL, &json, 0, 0},
@@ -108,6 +111,13 @@ static int run(int argc, char **argv)
         return rc;
     if (npos == 0)
         return cli_usage_error(&cmd_score, "no reference file given");
+    int n_stdin = strcmp(input, "-") == 0;
+    for (int r = 0; r < npos; r++)
+        n_stdin += strcmp(pos[r], "-") == 0;
+    if (n_stdin > 1)
+        return cli_usage_error(&cmd_score, "only one file can be '-' (standard input): the hypotheses %s",
+                               strcmp(input, "-") ? "and a reference"
+                                                  : "are read from it (give --input HYP)");
 
     struct bleu_opts bo;
     bleu_opts_default(&bo);
@@ -162,11 +172,11 @@ static int run(int argc, char **argv)
     int status = 1;
     char msg[1024] = "";
     size_t nrefs = (size_t)npos;
-    struct lines hyp = {.name = "stdin"}, refs[MAX_REFS];
+    struct lines hyp = {.name = strcmp(input, "-") ? input : "stdin"}, refs[MAX_REFS];
     sbuf_init(&hyp.buf);
     for (size_t r = 0; r < nrefs; r++) {
         memset(&refs[r], 0, sizeof refs[r]);
-        refs[r].name = pos[r];
+        refs[r].name = strcmp(pos[r], "-") ? pos[r] : "stdin";
         sbuf_init(&refs[r].buf);
     }
     struct bleu *bleu = NULL;
@@ -176,33 +186,33 @@ static int run(int argc, char **argv)
     metric_result_init(&res);
     sbuf_init(&out);
 
-    for (size_t r = 0; r < nrefs; r++) {
-        FILE *f = fopen(pos[r], "rb");
+    for (size_t r = 0; r <= nrefs; r++) {
+        /* the references, then the hypotheses; "-" is standard input */
+        const char *path = r < nrefs ? pos[r] : input;
+        FILE *f = strcmp(path, "-") ? fopen(path, "rb") : stdin;
         if (!f) {
-            cli_fail(&cmd_score, "cannot open reference file %s: %s", pos[r], strerror(errno));
+            cli_fail(&cmd_score, "cannot open %s file %s: %s", r < nrefs ? "reference" : "hypothesis", path,
+                     strerror(errno));
             goto cleanup;
         }
-        rc = lines_read(&refs[r], f, msg, sizeof msg);
-        fclose(f);
+        rc = lines_read(r < nrefs ? &refs[r] : &hyp, f, msg, sizeof msg);
+        if (f != stdin)
+            fclose(f);
         if (rc) {
             cli_fail(&cmd_score, "%s", msg);
             goto cleanup;
         }
     }
-    if (lines_read(&hyp, stdin, msg, sizeof msg)) {
-        cli_fail(&cmd_score, "%s", msg);
-        goto cleanup;
-    }
     for (size_t r = 0; r < nrefs; r++) {
         if (refs[r].n != hyp.n) {
             cli_fail(&cmd_score,
-                     "stdin has %zu lines but %s has %zu: hypotheses and references must be line-aligned",
-                     hyp.n, refs[r].name, refs[r].n);
+                     "%s has %zu lines but %s has %zu: hypotheses and references must be line-aligned",
+                     hyp.name, hyp.n, refs[r].name, refs[r].n);
             goto cleanup;
         }
     }
     if (hyp.n == 0) {
-        cli_fail(&cmd_score, "no hypotheses on stdin (and the references are empty too)");
+        cli_fail(&cmd_score, "no hypotheses in %s (and the references are empty too)", hyp.name);
         goto cleanup;
     }
 
@@ -289,14 +299,17 @@ const struct cli_cmd cmd_score = {
     .summary = "BLEU and chrF of hypotheses (stdin) against reference files",
     .usage =
         "usage: seqlite score REF [REF2 ...] [options] < HYP\n"
-        "  Corpus BLEU / chrF of the hypotheses on stdin against line-aligned reference files\n"
-        "  (several files: several references per line), computed as sacreBLEU 2.x does: every\n"
-        "  line rstripped, empty references skipped, 13a tokenizer and exp smoothing for BLEU,\n"
-        "  chrF2 over characters without whitespace. Input must be UTF-8. One line per metric:\n"
+        "       seqlite score - --input HYP [options] < REF\n"
+        "  Corpus BLEU / chrF of the hypotheses on stdin (or in --input HYP) against line-aligned\n"
+        "  reference files (several files: several references per line; with --input one of them\n"
+        "  may be '-', standard input), computed as sacreBLEU 2.x does: every line rstripped,\n"
+        "  empty references skipped, 13a tokenizer and exp smoothing for BLEU, chrF2 over\n"
+        "  characters without whitespace. Input must be UTF-8. One line per metric:\n"
         "    BLEU|nrefs:1|case:mixed|eff:no|tok:13a|smooth:exp|version:seqlite-" SEQLITE_VERSION
         " = 45.1 70.6/42.9/36.4/37.5 (BP = ...)\n"
         "  The version field names seqlite, not sacreBLEU: confirm headline numbers with sacreBLEU.\n"
         "options:\n"
+        "  --input HYP         read the hypotheses from HYP instead of stdin\n"
         "  --metrics LIST      comma-separated: bleu, chrf, chrf++ (default bleu,chrf)\n"
         "  --lowercase         case-insensitive (Python str.lower()), for every metric named\n"
         "                      (sacreBLEU: -lc for BLEU, --chrf-lowercase for chrF)\n"

@@ -17,6 +17,7 @@
 #include "train/train.h"
 #include "util/err.h"
 #include "util/sbuf.h"
+#include "util/utf8.h"
 
 #include <signal.h>
 #include <stdio.h>
@@ -137,7 +138,8 @@ static void make_flags(struct train_opts *o, struct flag_slot *slot, int *resume
     opts[n] = (struct cli_opt){NULL, 0, NULL, 0, 0};
 }
 
-/* BOOL and CHOICE flags into o, the length of STRING ones checked (cli_parse checks numbers).
+/* BOOL and CHOICE flags into o, STRING ones checked: length, UTF-8, no control characters (cli_parse
+ * checks numbers).
  * A usage error (2) or 0. */
 static int take_flags(struct train_opts *o, const struct flag_slot *slot)
 {
@@ -147,6 +149,12 @@ static int take_flags(struct train_opts *o, const struct flag_slot *slot)
         const char *str = d->type == TRAIN_OPT_STRING ? *(const char **)((char *)o + d->field) : NULL;
         if (str && (strlen(str) < d->min || strlen(str) > d->max))
             return cli_usage_error(&cmd_train, "--%s must have %g to %g bytes", d->flag, d->min, d->max);
+        /* the checks import makes of its labels: a name is printed and queried, never raw bytes */
+        if (str && !utf8_valid(str, strlen(str), NULL))
+            return cli_usage_error(&cmd_train, "--%s is not valid UTF-8", d->flag);
+        for (const char *c = str; c && *c; c++)
+            if ((unsigned char)*c < 0x20 || *c == 0x7f)
+                return cli_usage_error(&cmd_train, "--%s holds a control character", d->flag);
         if (d->type == TRAIN_OPT_BOOL && slot[i].on && slot[i].off)
             return cli_usage_error(&cmd_train, "--%s and --no-%s exclude each other", d->flag, d->flag);
         if (d->type == TRAIN_OPT_BOOL && (slot[i].on || slot[i].off))

@@ -3,8 +3,9 @@
  * order (N lines per input with --nbest N, Moses format "ID ||| hypothesis ||| score"), with an ensemble
  * of checkpoints (--checkpoint 12,15,18) and word alignments (--alignment, Marian's " ||| " field). Streams:
  * reads --batch lines, translates, writes, repeats (constant memory); --unbuffered (the default on a
- * terminal) answers each line and flushes before reading the next. An invalid UTF-8 line gives an
- * empty output line and a message naming it; the run goes on and exits 1 at the end.
+ * terminal) answers each line and flushes before reading the next. An invalid UTF-8 line, or one
+ * holding a NUL byte (as import refuses them), gives an empty output line and a message naming it;
+ * the run goes on and exits 1 at the end.
  * ref: Moses n-best list format (statmt.org/moses, "n-best lists"); translate/translator.h. */
 #include "tools/cli.h"
 
@@ -48,6 +49,7 @@ struct round {
     size_t *off;
     size_t *len;
     const char **ptr;
+    size_t *nul; /* 1-based byte of line i's first NUL (the line is then translated as empty), or 0 */
     size_t n, cap;
 };
 
@@ -67,8 +69,16 @@ static int round_add(struct round *r, const char *s, size_t n)
         if (!p)
             return SL_ENOMEM;
         r->ptr = p;
+        size_t *z = realloc(r->nul, c * sizeof *z);
+        if (!z)
+            return SL_ENOMEM;
+        r->nul = z;
         r->cap = c;
     }
+    const char *nul = memchr(s, '\0', n); /* import refuses NUL bytes: so does translate */
+    r->nul[r->n] = nul ? (size_t)(nul - s) + 1 : 0;
+    if (nul)
+        n = 0;
     r->off[r->n] = r->buf.len;
     r->len[r->n] = n;
     r->n++;
@@ -82,25 +92,28 @@ static int write_round(struct translator *t, const struct round *r, size_t first
     sbuf_reset(out);
     for (size_t i = 0; i < r->n; i++) {
         const struct translate_result *res = translator_result(t, i);
+        size_t n_hyps = r->nul[i] ? 0 : res->n_hyps;
         int rc = 0;
-        if (res->status) {
+        if (r->nul[i])
+            fprintf(stderr, "seqlite: translate: line %zu, byte %zu: NUL byte: wrote an empty line\n",
+                    first + i + 1, r->nul[i]);
+        else if (res->status)
             fprintf(stderr, "seqlite: translate: line %zu: invalid UTF-8 at byte %zu: wrote an empty line\n",
                     first + i + 1, res->bad_off + 1);
-            (*n_bad)++;
-        }
+        *n_bad += r->nul[i] || res->status;
         if (nbest > 1) {
-            if (res->n_hyps == 0)
+            if (n_hyps == 0)
                 rc = sbuf_printf(out, "%zu |||  ||| %s0\n", first + i, alignment ? " ||| " : "");
-            for (size_t k = 0; !rc && k < res->n_hyps; k++)
+            for (size_t k = 0; !rc && k < n_hyps; k++)
                 rc = sbuf_printf(out, "%zu ||| %s ||| %s%s%.6f\n", first + i, res->hyps[k].text,
                                  alignment ? res->hyps[k].align : "", alignment ? " ||| " : "", res->hyps[k].score);
         } else {
-            if (res->n_hyps)
+            if (n_hyps)
                 rc = sbuf_append(out, res->hyps[0].text, res->hyps[0].len);
             if (!rc && alignment)
-                rc = sbuf_printf(out, " ||| %s", res->n_hyps ? res->hyps[0].align : "");
+                rc = sbuf_printf(out, " ||| %s", n_hyps ? res->hyps[0].align : "");
             if (!rc && scores)
-                rc = sbuf_printf(out, "\t%.6f", res->n_hyps ? res->hyps[0].score : 0.0);
+                rc = sbuf_printf(out, "\t%.6f", n_hyps ? res->hyps[0].score : 0.0);
             if (!rc)
                 rc = sbuf_putc(out, '\n');
         }
@@ -247,8 +260,8 @@ static int run(int argc, char **argv)
                 (long long)ck[0].step, n_ck > 1 ? " and the rest of the ensemble" : "", (long long)beam,
                 translator_opts(t)->threads);
     if (n_bad) {
-        cli_fail(&cmd_translate, "%zu line%s had invalid UTF-8 (empty lines written for them)", n_bad,
-                 n_bad == 1 ? "" : "s");
+        cli_fail(&cmd_translate, "%zu line%s had invalid UTF-8 or a NUL byte (empty lines written for them)",
+                 n_bad, n_bad == 1 ? "" : "s");
         goto cleanup;
     }
     status = 0;
@@ -263,6 +276,7 @@ cleanup:
     free(r.off);
     free(r.len);
     free(r.ptr);
+    free(r.nul);
     return status;
 }
 
@@ -273,7 +287,8 @@ const struct cli_cmd cmd_translate = {
         "usage: seqlite translate DB [options] < INPUT > OUTPUT\n"
         "  Translates each line of stdin with a checkpoint of DB and writes exactly one line per\n"
         "  input line, in input order. Empty input lines give empty output lines. A line that is not\n"
-        "  valid UTF-8 gives an empty output line and a message on stderr; the run goes on and exits 1.\n"
+        "  valid UTF-8 or holds a NUL byte gives an empty output line and a message on stderr naming\n"
+        "  it; the run goes on and exits 1.\n"
         "  Input is read --batch lines at a time, sorted by length and decoded by --threads threads;\n"
         "  the output does not depend on --batch or --threads.\n"
         "options:\n"

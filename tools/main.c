@@ -1,4 +1,6 @@
-/* tools/main.c: `seqlite COMMAND ...`: dispatches to the subcommands of tools/cmd_*.c. */
+/* tools/main.c: `seqlite COMMAND ...`: dispatches to the subcommands of tools/cmd_*.c. Without a
+ * command it prints the command list to stderr (exit 2); an unknown command is a two-line usage error
+ * like every other (tools/cli.h). */
 #include "tools/cli.h"
 
 #include <stdio.h>
@@ -50,8 +52,7 @@ int main(int argc, char **argv)
         }
         const struct cli_cmd *c = find(argv[2]);
         if (!c) {
-            fprintf(stderr, "seqlite: help: unknown command '%s'\n", argv[2]);
-            print_usage(stderr);
+            fprintf(stderr, "seqlite: help: unknown command '%s'\nsee 'seqlite --help'\n", argv[2]);
             return 2;
         }
         fputs(c->usage, stdout);
@@ -59,8 +60,7 @@ int main(int argc, char **argv)
     }
     const struct cli_cmd *c = find(a);
     if (!c) {
-        fprintf(stderr, "seqlite: unknown command '%s'\n", a);
-        print_usage(stderr);
+        fprintf(stderr, "seqlite: unknown command '%s'\nsee 'seqlite --help'\n", a);
         return 2;
     }
     return c->run(argc - 1, argv + 1);

@@ -83,14 +83,14 @@ static void rand_ids(struct rng *r, int32_t *x, size_t n, size_t V)
 static int check_opts(const struct bench_opts *o)
 {
     if (o->V_src <= BENCH_FIRST_ID || o->V_tgt <= BENCH_FIRST_ID)
-        return sl_err(SL_EINVAL, "bench: vocabularies must exceed %d (ids are drawn from [4, V))", BENCH_FIRST_ID);
+        return sl_err(SL_EINVAL, "vocabularies must exceed %d (ids are drawn from [4, V))", BENCH_FIRST_ID);
     if (o->B < 1 || o->S < 1 || o->T1 < 1 || o->threads < 1 || o->shards < 0 || o->threads > 256 ||
         o->shards > 256)
-        return sl_err(SL_EINVAL, "bench: batch, lengths and threads must be >= 1 (threads, shards <= 256)");
+        return sl_err(SL_EINVAL, "batch, lengths and threads must be >= 1 (threads, shards <= 256)");
     if (o->mode == BENCH_TRAIN && o->steps < 1)
-        return sl_err(SL_EINVAL, "bench: --steps must be >= 1");
+        return sl_err(SL_EINVAL, "--steps must be >= 1");
     if (o->mode != BENCH_TRAIN && (o->sentences < 1 || (o->mode == BENCH_BEAM && o->K < 1)))
-        return sl_err(SL_EINVAL, "bench: --sentences and --beam must be >= 1");
+        return sl_err(SL_EINVAL, "--sentences and --beam must be >= 1");
     return 0;
 }
 
@@ -181,7 +181,7 @@ static int run_train(const struct bench_opts *o, const struct s2s_model *model, 
     t.part = malloc(update_chunks(t.n_params) * sizeof(double));
     if (!t.w || !t.m || !t.v || !t.gs || !t.ws || !t.shard_loss || !t.src || !t.tgt || !t.len_s || !t.len_t ||
         !t.part) {
-        rc = sl_err(SL_ENOMEM, "bench: out of memory for %zu parameters", t.n_params);
+        rc = sl_err(SL_ENOMEM, "out of memory for %zu parameters", t.n_params);
         goto done;
     }
     for (size_t k = 0; k < t.n_shards; k++) {
@@ -189,7 +189,7 @@ static int run_train(const struct bench_opts *o, const struct s2s_model *model, 
         t.gs[k] = param_buf_create(t.n_params);
         t.ws[k] = s2s_workspace_create(t.model, rows, S, T);
         if (!t.gs[k] || !t.ws[k]) {
-            rc = sl_err(SL_ENOMEM, "bench: out of memory for shard %zu", k);
+            rc = sl_err(SL_ENOMEM, "out of memory for shard %zu", k);
             goto done;
         }
     }
@@ -315,7 +315,7 @@ static int run_decode(const struct bench_opts *o, const struct s2s_model *model,
     struct decoder_worker *dw = calloc(nw, sizeof *dw);
     struct s2s_packed *pk = NULL;
     if (!w || !src || !len || !dw) {
-        rc = sl_err(SL_ENOMEM, "bench: out of memory");
+        rc = sl_err(SL_ENOMEM, "out of memory");
         goto done;
     }
     struct rng r;
@@ -330,7 +330,7 @@ static int run_decode(const struct bench_opts *o, const struct s2s_model *model,
         dw[i].dec = s2s_decoder_create(model, w, pk);
         dw[i].bs = beam_search_create(B, K, V, o->T1);
         if (!dw[i].dec || !dw[i].bs) {
-            rc = sl_err(SL_ENOMEM, "bench: out of memory for a decoder");
+            rc = sl_err(SL_ENOMEM, "out of memory for a decoder");
             goto done;
         }
     }
