@@ -21,13 +21,12 @@ size_t lstm_acts_floats(size_t T, size_t B, size_t H)
 
 void lstm_acts_carve(struct lstm_acts *a, float *buf, size_t T, size_t B, size_t H)
 {
+    /* buf is NULL while an arena measures (nn/arena.h): then every array is NULL (NULL + n is undefined) */
+    const size_t ng = round16(T * B * 4 * H), ns = round16((T + 1) * B * H);
     a->gates = buf;
-    buf += round16(T * B * 4 * H);
-    a->h = buf;
-    buf += round16((T + 1) * B * H);
-    a->c = buf;
-    buf += round16((T + 1) * B * H);
-    a->tc = buf;
+    a->h = buf ? buf + ng : NULL;
+    a->c = buf ? buf + ng + ns : NULL;
+    a->tc = buf ? buf + ng + 2 * ns : NULL;
     a->pk = NULL;
     a->pkw = NULL;
 }

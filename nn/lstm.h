@@ -32,7 +32,8 @@ void lstm_pack_recurrent(const float *W, size_t I, size_t H, float *P);
 
 /* Floats lstm_acts_carve needs for (T, B, H); a multiple of 16. */
 size_t lstm_acts_floats(size_t T, size_t B, size_t H);
-/* Points the arrays of a into buf (lstm_acts_floats(T, B, H) floats, 64-byte aligned); a->pk = a->pkw = NULL. */
+/* Points the arrays of a into buf (lstm_acts_floats(T, B, H) floats, 64-byte aligned); a->pk = a->pkw = NULL.
+ * buf NULL (an arena measuring): every array NULL. */
 void lstm_acts_carve(struct lstm_acts *a, float *buf, size_t T, size_t B, size_t H);
 /* Floats of scratch lstm_backward needs: 3·B·H. */
 size_t lstm_scratch_floats(size_t B, size_t H);

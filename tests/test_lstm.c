@@ -247,6 +247,26 @@ static void layer_gradcheck(const char *isa)
     layer_case_free(&c);
 }
 
+/* An arena measures with a NULL base (nn/arena.h): carving from NULL must do no pointer arithmetic on
+ * it (undefined; UBSan in clang reports "applying non-zero offset to null pointer", found by fuzzing). */
+Test(lstm, carve_from_null_gives_null_arrays)
+{
+    struct lstm_acts a;
+    memset(&a, 0xAB, sizeof a);
+    lstm_acts_carve(&a, NULL, 3, 2, 4);
+    cr_assert_null(a.gates);
+    cr_assert_null(a.h);
+    cr_assert_null(a.c);
+    cr_assert_null(a.tc);
+    float buf[512];
+    lstm_acts_carve(&a, buf, 3, 2, 4);
+    /* gates (T, B, 4H) = 96 floats, then h and c ((T + 1) B H = 32 each), then tc */
+    cr_assert_eq(a.gates, buf);
+    cr_assert_eq(a.h, buf + 96);
+    cr_assert_eq(a.c, buf + 128);
+    cr_assert_eq(a.tc, buf + 160);
+}
+
 Test(lstm, gradient_check_with_padding_and_initial_state) { layer_gradcheck(NULL); }
 
 Test(lstm, gradient_check_packed_generic) { layer_gradcheck("generic"); }
