@@ -81,7 +81,8 @@ int db_ckpt_find(struct db *db, int64_t run_id, const char *which, int64_t *id)
     /* last: the newest trained checkpoint; an averaged one only where there is no trained one (a
      * file written by seqlite export of an averaged checkpoint) */
     int rc = db_query_int(db, id, "querying",
-                          best ? "SELECT max(id) FROM checkpoint WHERE is_best = 1 AND (?1 = 0 OR run_id = ?1)"
+                          best ? "SELECT id FROM checkpoint WHERE is_best = 1 AND (?1 = 0 OR run_id = ?1)"
+                                 " ORDER BY run_id DESC, id DESC LIMIT 1"
                                : "SELECT id FROM checkpoint WHERE ?1 = 0 OR run_id = ?1"
                                  " ORDER BY averaged_from IS NULL DESC, id DESC LIMIT 1",
                           DB_ARGS(db_int(run_id)));

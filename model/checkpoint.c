@@ -9,6 +9,7 @@
 #include "corpus/vocab_store.h"
 #include "nn/params.h"
 #include "util/err.h"
+#include "util/sbuf.h"
 
 #include <errno.h>
 #include <math.h>
@@ -46,7 +47,10 @@ int ckpt_find(struct db *db, int64_t run_id, const char *which, int64_t *id)
         int64_t rid = run_id;
         int rc = 0;
         if (!rid) {
-            /* the newest run that has a checkpoint */
+            /* the best checkpoint of the newest run that validated */
+            if ((rc = db_ckpt_find(db, 0, "best", id)) != SL_ENOTFOUND)
+                return rc;
+            /* none validated: the newest checkpoint of the newest run that has one */
             int64_t last;
             if ((rc = db_ckpt_find(db, 0, "last", &last)))
                 return rc;
@@ -268,5 +272,44 @@ int ckpt_ensemble_load(struct db *db, const char *which, struct ckpt_model **out
     return 0;
 fail:
     ckpt_ensemble_free(ms, count); /* calloc'd: members never loaded are empty */
+    return rc;
+}
+
+int ckpt_names_of_run(struct db *db, const char *run, const char *which, struct sbuf *out)
+{
+    int64_t run_id = 0;
+    int rc = db_info_run_find(db, run, &run_id);
+    if (rc)
+        return rc;
+    sbuf_reset(out);
+    for (const char *p = which; !rc && *p;) {
+        const char *comma = strchr(p, ',');
+        size_t n = comma ? (size_t)(comma - p) : strlen(p);
+        char name[64];
+        snprintf(name, sizeof name, "%.*s", (int)(n < sizeof name ? n : sizeof name - 1), p);
+        int64_t id = 0;
+        if ((rc = ckpt_find(db, run_id, name, &id)) == 0)
+            rc = sbuf_printf(out, "%s%lld", out->len ? "," : "", (long long)id);
+        p += n + (comma != NULL);
+    }
+    return rc;
+}
+
+int ckpt_ensemble_load_run(struct db *db, const char *run, const char *which, struct ckpt_model **out, size_t *n)
+{
+    *out = NULL;
+    *n = 0;
+    struct sbuf ids;
+    sbuf_init(&ids);
+    /* one snapshot: a checkpoint pruned by a training run meanwhile cannot vanish halfway */
+    int rc = db_read_begin(db);
+    if (rc)
+        return rc;
+    if (run && *run)
+        rc = ckpt_names_of_run(db, run, which, &ids);
+    if (!rc)
+        rc = ckpt_ensemble_load(db, run && *run ? ids.data : which, out, n);
+    db_read_end(db);
+    sbuf_free(&ids);
     return rc;
 }

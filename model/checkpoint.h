@@ -18,6 +18,7 @@
 #include "util/rng.h"
 
 struct db;
+struct sbuf;
 
 /* A model ready to translate or score (owns everything it points to). */
 struct ckpt_model {
@@ -49,6 +50,12 @@ void ckpt_model_free(struct ckpt_model *m);
  * *out is NULL and *n 0. Errors of a member as ckpt_model_load, prefixed with its name when there are
  * several; SL_EINVAL for an empty name or more than CKPT_ENSEMBLE_MAX members. */
 int ckpt_ensemble_load(struct db *db, const char *which, struct ckpt_model **out /* OUT */, size_t *n /* OUT */);
+/* ckpt_ensemble_load in one read snapshot of db (a checkpoint pruned meanwhile by a training run cannot
+ * vanish halfway), with the names of `which` taken within run `run` (an id or a name; NULL or "": last
+ * and best as ckpt_find reads them for any run: best is the best checkpoint of the newest run that
+ * validated). */
+int ckpt_ensemble_load_run(struct db *db, const char *run, const char *which, struct ckpt_model **out /* OUT */,
+                           size_t *n /* OUT */);
 /* Frees the n models of ms and ms itself (NULL is fine). */
 void ckpt_ensemble_free(struct ckpt_model *ms, size_t n);
 
@@ -65,6 +72,10 @@ struct ckpt_info {
 /* Finds a checkpoint of run_id (0: of any run) by which ("last", "best" or a decimal id).
  * SL_ENOTFOUND with a message when there is none. */
 int ckpt_find(struct db *db, int64_t run_id, const char *which, int64_t *id /* OUT */);
+/* The checkpoints `which` names (a comma list of last, best and ids, as ckpt_ensemble_load takes) within
+ * run `run` (an id or a name) as a comma list of ids in out. SL_ENOTFOUND naming the run or what it
+ * lacks; SL_EINVAL for an id of another run. */
+int ckpt_names_of_run(struct db *db, const char *run, const char *which, struct sbuf *out /* OUT */);
 /* Reads checkpoint id's row. */
 int ckpt_info_get(struct db *db, int64_t id, struct ckpt_info *out /* OUT */);
 /* Loads the tensors of checkpoint id into w (and m, v when not NULL: then the checkpoint must have

@@ -1214,3 +1214,36 @@ Test(translate_cli, ensembles_and_alignments)
     th_rmdir(dir);
     free(dir);
 }
+
+/* translate and eval use the best checkpoint of the newest run that validated (a newer run that has
+ * not validated yet does not take over), --run chooses another run, and stderr names the model. */
+Test(translate_cli, default_model_is_the_newest_validated_run_and_run_chooses)
+{
+    char *dir = th_tmpdir();
+    char *db = make_db(dir, 1);
+    sqlite3 *h;
+    cr_assert_eq(sqlite3_open(db, &h), SQLITE_OK);
+    cr_assert_eq(sqlite3_exec(h, "UPDATE checkpoint SET is_best = 1, valid_ppl = 50", NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(h);
+    int64_t second = add_ckpt(db, ATTN_NONE, 4); /* a new run, not validated */
+    char *in = th_path(dir, "in.txt");
+    cr_assert_eq(th_write_file(in, "der hund\n", 9), 0);
+    char *out = NULL, *err = NULL;
+    cr_assert_eq(runf(&out, &err, in, "translate '%s'", db), 0, "%s", err);
+    cr_assert(strstr(err, "checkpoint 1 (run 1, step"), "%s", err);
+    free(out), free(err);
+    cr_assert_eq(runf(&out, &err, in, "translate '%s' --run 2", db), 0, "%s", err);
+    char want[64];
+    snprintf(want, sizeof want, "checkpoint %lld (run 2, step", (long long)second);
+    cr_assert(strstr(err, want), "%s", err);
+    free(out), free(err);
+    cr_assert_eq(runf(&out, &err, NULL, "eval '%s' --run 2 --beam 1", db), 0, "%s", err);
+    cr_assert(strstr(err, want), "%s", err);
+    free(out), free(err);
+    cr_assert_eq(runf(&out, &err, in, "translate '%s' --run 9", db), 1);
+    cr_assert(strstr(err, "no run '9'"), "%s", err);
+    free(out), free(err);
+    free(in), free(db);
+    th_rmdir(dir);
+    free(dir);
+}

@@ -20,12 +20,13 @@
 
 static int run(int argc, char **argv)
 {
-    const char *which = "best", *split = "test";
+    const char *which = "best", *split = "test", *run_key = NULL;
     int64_t beam = 5, limit = 0, threads = 0;
     double alpha = 0.6;
     const struct cli_opt opts[] = {
         {"split", CLI_STR, &split, 0, 0},
         {"checkpoint", CLI_STR, &which, 0, 0},
+        {"run", CLI_STR, &run_key, 0, 0},
         {"beam", CLI_INT, &beam, 1, 100},
         {"length-penalty", CLI_DOUBLE, &alpha, 0, 10},
         {"limit", CLI_INT, &limit, 0, 1e12},
@@ -68,11 +69,7 @@ static int run(int argc, char **argv)
         cli_fail_status(&cmd_eval, rc);
         goto cleanup;
     }
-    /* one snapshot: a checkpoint pruned by a training run meanwhile cannot vanish halfway */
-    if ((rc = db_read_begin(db)) == 0) {
-        rc = ckpt_ensemble_load(db, which, &cks, &n_ck);
-        db_read_end(db);
-    }
+    rc = ckpt_ensemble_load_run(db, run_key, which, &cks, &n_ck);
     if (rc == SL_ENOTFOUND && (strcmp(which, "last") == 0 || strcmp(which, "best") == 0) && !db_has_checkpoint(db)) {
         cli_fail(&cmd_eval, "no trained model: run seqlite train %s first", pos[0]);
         goto cleanup;
@@ -180,6 +177,7 @@ const struct cli_cmd cmd_eval = {
         "  --split S           train, valid or test (default test)\n"
         "  --checkpoint C      best (default), last or a checkpoint id (see seqlite translate); a\n"
         "                      comma-separated list decodes with the ensemble (evaluation.members)\n"
+        "  --run R             take --checkpoint's best / last within run R (an id or a name)\n"
         "  --beam K            beam size (default 5; 1 = greedy)\n"
         "  --length-penalty A  GNMT length penalty exponent (default 0.6)\n"
         "  --limit N           only the first N pairs (default 0: all)\n"

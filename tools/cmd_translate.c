@@ -23,7 +23,7 @@
 
 /* Opens path and loads the checkpoints of which (one, or an ensemble); on failure prints the message and
  * returns 1. */
-static int open_model(const char *path, const char *which, struct db **db, struct ckpt_model **ck, size_t *n_ck)
+static int open_model(const char *path, const char *run_key, const char *which, struct db **db, struct ckpt_model **ck, size_t *n_ck)
 {
     int rc = db_open(path, DB_READ, db);
     if (rc == SL_ENOTFOUND)
@@ -31,11 +31,7 @@ static int open_model(const char *path, const char *which, struct db **db, struc
                         "train first)", path);
     if (rc)
         return cli_fail_status(&cmd_translate, rc);
-    /* one snapshot: a checkpoint pruned by a training run meanwhile cannot vanish halfway */
-    if ((rc = db_read_begin(*db)) == 0) {
-        rc = ckpt_ensemble_load(*db, which, ck, n_ck);
-        db_read_end(*db);
-    }
+    rc = ckpt_ensemble_load_run(*db, run_key, which, ck, n_ck);
     if (rc == SL_ENOTFOUND && (strcmp(which, "last") == 0 || strcmp(which, "best") == 0) && !db_has_checkpoint(*db))
         return cli_fail(&cmd_translate, "no trained model: run seqlite train %s first", path);
     if (rc)
@@ -127,12 +123,13 @@ static int write_round(struct translator *t, const struct round *r, size_t first
 
 static int run(int argc, char **argv)
 {
-    const char *which = "best";
+    const char *which = "best", *run_key = NULL;
     int64_t beam = 5, nbest = 1, batch = 64, threads = 0;
     double alpha = 0.6, ratio = 2.0;
     int unbuffered = 0, scores = 0, alignment = 0;
     const struct cli_opt opts[] = {
         {"checkpoint", CLI_STR, &which, 0, 0},
+        {"run", CLI_STR, &run_key, 0, 0},
         {"beam", CLI_INT, &beam, 1, 100},
         {"nbest", CLI_INT, &nbest, 1, 100},
         {"length-penalty", CLI_DOUBLE, &alpha, 0, 10},
@@ -173,7 +170,7 @@ static int run(int argc, char **argv)
     size_t n_lines = 0, n_bad = 0;
     const double t0 = clock_now();
 
-    if (open_model(pos[0], which, &db, &ck, &n_ck))
+    if (open_model(pos[0], run_key, which, &db, &ck, &n_ck))
         goto cleanup;
     db_close(db); /* everything needed is in memory now */
     db = NULL;
@@ -292,11 +289,12 @@ const struct cli_cmd cmd_translate = {
         "  Input is read --batch lines at a time, sorted by length and decoded by --threads threads;\n"
         "  the output does not depend on --batch or --threads.\n"
         "options:\n"
-        "  --checkpoint C      best (default: the best validated checkpoint of the newest run, else its\n"
-        "                      newest), last (the newest of any run) or a checkpoint id; a comma-separated\n"
+        "  --checkpoint C      best (default: the best checkpoint of the newest run that validated, else the\n"
+        "                      newest), last (the newest trained checkpoint) or an id; a comma-separated\n"
         "                      list (12,15,18 or best,last) decodes with the ensemble: the mean of the\n"
         "                      members' log-probabilities at every step (the members may differ in\n"
         "                      architecture but must share both vocabularies)\n"
+        "  --run R             take --checkpoint's best / last within run R (an id or a name)\n"
         "  --beam K            beam size (default 5; 1 = greedy)\n"
         "  --nbest N           write the N best hypotheses per line (N <= K), Moses format:\n"
         "                        ID ||| hypothesis ||| score   (ID 0-based line index, best first;\n"

@@ -450,9 +450,11 @@ static int defer_flush(struct trainer *t, int *done)
         if (!kept && !rc)
             free(d->metrics[j].signature);
     }
-    memmove(d->logs, d->logs + i, (d->n_logs - i) * sizeof *d->logs);
+    if (i) /* (the arrays are NULL until something was kept) */
+        memmove(d->logs, d->logs + i, (d->n_logs - i) * sizeof *d->logs);
     d->n_logs -= i;
-    memmove(d->metrics, d->metrics + j, (d->n_metrics - j) * sizeof *d->metrics);
+    if (j)
+        memmove(d->metrics, d->metrics + j, (d->n_metrics - j) * sizeof *d->metrics);
     d->n_metrics -= j;
     *done = !defer_pending(t);
     return rc;
