@@ -581,6 +581,7 @@ Test(word_alignment, nbest_alignments_reversed_source) { check_alignments(1, 0);
 
 #include <signal.h>
 #include <sqlite3.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -1244,6 +1245,45 @@ Test(translate_cli, default_model_is_the_newest_validated_run_and_run_chooses)
     cr_assert(strstr(err, "no run '9'"), "%s", err);
     free(out), free(err);
     free(in), free(db);
+    th_rmdir(dir);
+    free(dir);
+}
+
+/* One 1 MB line is not decoded (an empty output line, a message naming it, exit 1): memory stays flat,
+ * and the lines around it are translated as they are alone. */
+Test(translate_cli, a_huge_line_is_refused_with_flat_memory)
+{
+    char *dir = th_tmpdir();
+    char *db = make_db(dir, 1);
+    char *in = th_path(dir, "in.txt"), *out = th_path(dir, "out.txt"), *err = th_path(dir, "err.txt");
+    FILE *f = fopen(in, "w");
+    cr_assert(f);
+    fputs("der hund\n", f);
+    for (int i = 0; i < (1 << 20) / 8; i++)
+        fputs("wort aa ", f);
+    fputs("\ndie katze\n", f);
+    fclose(f);
+    char *alone = th_path(dir, "alone.txt");
+    cr_assert_eq(th_write_file(alone, "der hund\n\ndie katze\n", 20), 0);
+    char *expect = NULL;
+    cr_assert_eq(runf(&expect, NULL, alone, "translate '%s'", db), 0);
+    pid_t pid = fork();
+    cr_assert(pid >= 0);
+    if (pid == 0) {
+        if (!freopen(in, "r", stdin) || !freopen(out, "w", stdout) || !freopen(err, "w", stderr))
+            _exit(126);
+        execl(SEQLITE_BIN, SEQLITE_BIN, "translate", db, (char *)NULL);
+        _exit(127);
+    }
+    int st;
+    struct rusage ru;
+    cr_assert_eq(wait4(pid, &st, 0, &ru), pid);
+    char *got = th_read_file(out, NULL), *msg = th_read_file(err, NULL);
+    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 1, "%d: %s", st, msg);
+    cr_assert(strstr(msg, "line 2: longer than 16384 bytes"), "%s", msg);
+    cr_assert_str_eq(got, expect);
+    cr_assert_lt(ru.ru_maxrss, 200 * 1024, "peak RSS %ld KiB", ru.ru_maxrss);
+    free(got), free(msg), free(expect), free(alone), free(in), free(out), free(err), free(db);
     th_rmdir(dir);
     free(dir);
 }

@@ -39,13 +39,19 @@ static int open_model(const char *path, const char *run_key, const char *which, 
     return 0;
 }
 
+/* The longest line translated: decoding memory grows with the source length (a 1 MB line would take
+ * gigabytes), and no sentence is this long. */
+#define TRANSLATE_MAX_LINE 16384
+#define LINE_TOO_LONG ((size_t)-1)
+
 /* The lines of one round, in one buffer. */
 struct round {
     struct sbuf buf;
     size_t *off;
     size_t *len;
     const char **ptr;
-    size_t *nul; /* 1-based byte of line i's first NUL (the line is then translated as empty), or 0 */
+    size_t *nul; /* 1-based byte of line i's first NUL, or LINE_TOO_LONG (the line is then translated as
+                    empty), or 0 */
     size_t n, cap;
 };
 
@@ -72,8 +78,8 @@ static int round_add(struct round *r, const char *s, size_t n)
         r->cap = c;
     }
     const char *nul = memchr(s, '\0', n); /* import refuses NUL bytes: so does translate */
-    r->nul[r->n] = nul ? (size_t)(nul - s) + 1 : 0;
-    if (nul)
+    r->nul[r->n] = nul ? (size_t)(nul - s) + 1 : n > TRANSLATE_MAX_LINE ? LINE_TOO_LONG : 0;
+    if (r->nul[r->n])
         n = 0;
     r->off[r->n] = r->buf.len;
     r->len[r->n] = n;
@@ -90,7 +96,10 @@ static int write_round(struct translator *t, const struct round *r, size_t first
         const struct translate_result *res = translator_result(t, i);
         size_t n_hyps = r->nul[i] ? 0 : res->n_hyps;
         int rc = 0;
-        if (r->nul[i])
+        if (r->nul[i] == LINE_TOO_LONG)
+            fprintf(stderr, "seqlite: translate: line %zu: longer than %d bytes (a sentence is shorter; memory "
+                    "grows with the length): wrote an empty line\n", first + i + 1, TRANSLATE_MAX_LINE);
+        else if (r->nul[i])
             fprintf(stderr, "seqlite: translate: line %zu, byte %zu: NUL byte: wrote an empty line\n",
                     first + i + 1, r->nul[i]);
         else if (res->status)
@@ -257,8 +266,8 @@ static int run(int argc, char **argv)
                 (long long)ck[0].step, n_ck > 1 ? " and the rest of the ensemble" : "", (long long)beam,
                 translator_opts(t)->threads);
     if (n_bad) {
-        cli_fail(&cmd_translate, "%zu line%s had invalid UTF-8 or a NUL byte (empty lines written for them)",
-                 n_bad, n_bad == 1 ? "" : "s");
+        cli_fail(&cmd_translate, "%zu line%s had invalid UTF-8, a NUL byte or more than %d bytes (empty lines written for them)",
+                 n_bad, n_bad == 1 ? "" : "s", TRANSLATE_MAX_LINE);
         goto cleanup;
     }
     status = 0;
@@ -284,8 +293,8 @@ const struct cli_cmd cmd_translate = {
         "usage: seqlite translate DB [options] < INPUT > OUTPUT\n"
         "  Translates each line of stdin with a checkpoint of DB and writes exactly one line per\n"
         "  input line, in input order. Empty input lines give empty output lines. A line that is not\n"
-        "  valid UTF-8 or holds a NUL byte gives an empty output line and a message on stderr naming\n"
-        "  it; the run goes on and exits 1.\n"
+        "  valid UTF-8, holds a NUL byte or is longer than 16384 bytes (memory grows with the length)\n"
+        "  gives an empty output line and a message on stderr naming it; the run goes on and exits 1.\n"
         "  Input is read --batch lines at a time, sorted by length and decoded by --threads threads;\n"
         "  the output does not depend on --batch or --threads.\n"
         "options:\n"
