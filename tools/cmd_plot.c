@@ -350,10 +350,13 @@ static void legend_draw(const struct plot *p)
         double y = 1 - (row + 0.5) / (double)rows;
         char name[LEGEND_NAME_MAX + 1];
         const char *nm = p->run[i].name;
-        if (strlen(nm) > LEGEND_NAME_MAX)
-            snprintf(name, sizeof name, "%.*s..", LEGEND_NAME_MAX - 2, nm);
-        else
-            snprintf(name, sizeof name, "%s", nm);
+        size_t nl = strlen(nm);
+        if (nl > LEGEND_NAME_MAX) {
+            memcpy(name, nm, LEGEND_NAME_MAX - 2);
+            memcpy(name + LEGEND_NAME_MAX - 2, "..", 3);
+        } else {
+            memcpy(name, nm, nl + 1);
+        }
         PLINT colour, style;
         run_style(i, &colour, &style);
         plcol0(colour);
