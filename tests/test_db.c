@@ -841,20 +841,20 @@ static int64_t count_rows(sqlite3 *h, const char *sql)
     return n;
 }
 
-/* A schema-2 database with a row in every table is upgraded to schema 3 in place and keeps every row;
- * the scores `seqlite eval` stored then become evaluations (a bleu row and its chrf row each), training's
- * validation scores stay training's (no evaluation). */
-Test(db, schema_2_upgrade_keeps_every_row_and_groups_old_evaluations)
+/* Builds a database of schema `from` with a row in every table, opens it (which upgrades it) and checks
+ * that every row is kept and the old evaluation scores are grouped. */
+static void upgrade_keeps_every_row(int from)
 {
     char *tdir = th_tmpdir();
-    char *path = th_path(tdir, "v2.db");
+    char *path = th_path(tdir, from == 1 ? "v1.db" : "v2.db");
     sqlite3 *h;
     cr_assert_eq(sqlite3_open(path, &h), SQLITE_OK);
     cr_assert_eq(sqlite3_exec(h, "PRAGMA foreign_keys = ON", NULL, NULL, NULL), SQLITE_OK);
-    for (int v = 0; v < 2; v++)
+    for (int v = 0; v < from; v++)
         cr_assert_eq(sqlite3_exec(h, db_migration_script(v), NULL, NULL, NULL), SQLITE_OK, "%s", sqlite3_errmsg(h));
     char pragmas[96];
-    snprintf(pragmas, sizeof pragmas, "PRAGMA application_id = %d; PRAGMA user_version = 2;", DB_APPLICATION_ID);
+    snprintf(pragmas, sizeof pragmas, "PRAGMA application_id = %d; PRAGMA user_version = %d;", DB_APPLICATION_ID,
+             from);
     cr_assert_eq(sqlite3_exec(h, pragmas, NULL, NULL, NULL), SQLITE_OK);
     const char *rows =
         "INSERT INTO corpus (id, name, split, src_lang, tgt_lang, src_path, tgt_path, n_pairs, first_pair_id,"
@@ -906,6 +906,12 @@ Test(db, schema_2_upgrade_keeps_every_row_and_groups_old_evaluations)
     free(path);
     free(tdir);
 }
+
+/* A schema-2 (and a schema-1) database with a row in every table is upgraded to the current schema in
+ * place and keeps every row; the scores `seqlite eval` stored then become evaluations (a bleu row and its
+ * chrf row each), training's validation scores stay training's (no evaluation). */
+Test(db, schema_2_upgrade_keeps_every_row_and_groups_old_evaluations) { upgrade_keeps_every_row(2); }
+Test(db, schema_1_upgrade_keeps_every_row) { upgrade_keeps_every_row(1); }
 
 /* A path that looks like an SQLite URI is a path: the database is the file of that name, on disk. */
 Test(db, a_path_starting_with_file_colon_is_a_file)
