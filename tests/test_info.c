@@ -299,7 +299,7 @@ static void train_then_stop(const char *db)
         dup2(fd, 1);
         dup2(fd, 2);
         execl(SEQLITE_BIN, SEQLITE_BIN, "train", db, "--layers", "1", "--emb", "8", "--hidden", "8", "--batch", "10",
-              "--threads", "1", "--valid-bleu", "5", "--steps", "100000000", "--valid-every", "2", "--save-every",
+              "--threads", "1", "--valid-bleu", "5", "--steps", "100000000", "--time-limit", "2", "--valid-every", "2", "--save-every",
               "2", "--name", "first", (char *)NULL);
         _exit(127);
     }

@@ -72,7 +72,7 @@ static int train_then_signal(int sig, int err_fd)
         dup2(err_fd, 2);
         FILE *null = fopen("/dev/null", "w");
         dup2(fileno(null), 1);
-        execl(SEQLITE_BIN, SEQLITE_BIN, "train", db, "--steps", "1000000", "--layers", "1", "--emb", "8",
+        execl(SEQLITE_BIN, SEQLITE_BIN, "train", db, "--steps", "1000000", "--time-limit", "2", "--layers", "1", "--emb", "8",
               "--hidden", "8", "--batch", "4", "--valid-every", "0", "--valid-bleu", "0", "--save-every", "0",
               "--log-every", "1", "--threads", "1", (char *)NULL);
         _exit(127);
@@ -134,7 +134,7 @@ Test(signals, closed_pipe_stops_the_run_cleanly)
         dup2(p[1], 2);
         FILE *null = fopen("/dev/null", "w");
         dup2(fileno(null), 1);
-        execl(SEQLITE_BIN, SEQLITE_BIN, "train", db, "--steps", "1000000", "--layers", "1", "--emb", "8",
+        execl(SEQLITE_BIN, SEQLITE_BIN, "train", db, "--steps", "1000000", "--time-limit", "2", "--layers", "1", "--emb", "8",
               "--hidden", "8", "--batch", "4", "--valid-every", "0", "--valid-bleu", "0", "--save-every", "0",
               "--log-every", "1", "--threads", "1", (char *)NULL);
         _exit(127);
