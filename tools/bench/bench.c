@@ -53,25 +53,62 @@ int bench_config(struct bench_opts *o, const char *name)
     return 0;
 }
 
-/* sum over layers of (I_l + H) */
-static double lstm_width(const struct bench_opts *o)
+/* The FLOP model (GEMMs and the attention's matrix-vector products; the LSTM cells, softmax and Adam are
+ * left out, ~1% of the total). Notation of bench.h: B rows, S source, T1 decoder steps, E, H, L, V_tgt.
+ *   encoder, uni:  2 B S 4H sum_l (I_l + H)             I_0 = E, I_l = H
+ *   encoder, bi:   per layer two LSTMs of H/2: 2 * 2 B S 2H (I_l + H/2)
+ *   decoder:       2 B T1 4H sum_l (J_l + H)            J_0 = E (+ H with input feeding), J_l = H
+ *   attention keys, once per batch: general 2 S B H H, mlp 2 S B A H (A = H), dot none
+ *   attention per step: scores 2 B S H (dot, general) or W_2 h_t 2 B A H + v.tanh(K + q) 3 B S A (mlp);
+ *                  context 2 B S H; W_c [c; h] 2 B 2H H
+ *   output layer:  2 B T1 H V
+ * Training counts the forward and twice it for the backward (input and weight gradients), as the peer's
+ * FLOP model does; decoding runs the encoder and keys once per batch of n sentences and every step for
+ * M = n (greedy) or n K (beam) rows. */
+static double enc_flops(const struct bench_opts *o, double rows)
 {
-    return (double)(o->E + o->H) + (double)(o->L - 1) * 2.0 * (double)o->H;
+    const double E = (double)o->E, H = (double)o->H, S = (double)o->S;
+    double f = 0;
+    for (size_t l = 0; l < o->L; l++) {
+        double I = l == 0 ? E : H;
+        f += o->bidirectional ? 2.0 * 2.0 * rows * S * 2.0 * H * (I + H / 2.0)
+                              : 2.0 * rows * S * 4.0 * H * (I + H);
+    }
+    return f;
+}
+
+static double keys_flops(const struct bench_opts *o, double rows)
+{
+    const double H = (double)o->H, S = (double)o->S;
+    return o->attention == ATTN_GENERAL || o->attention == ATTN_MLP ? 2.0 * S * rows * H * H : 0.0;
+}
+
+/* One decoder step of `rows` rows: the LSTM stack, attention and the output layer. */
+static double step_flops(const struct bench_opts *o, double rows)
+{
+    const double E = (double)o->E, H = (double)o->H, S = (double)o->S, V = (double)o->V_tgt;
+    const int att = o->attention != ATTN_NONE;
+    double f = 0;
+    for (size_t l = 0; l < o->L; l++)
+        f += 2.0 * rows * 4.0 * H * ((l == 0 ? E + (att ? H : 0.0) : H) + H);
+    if (att) {
+        f += o->attention == ATTN_MLP ? 2.0 * rows * H * H + 3.0 * rows * S * H : 2.0 * rows * S * H;
+        f += 2.0 * rows * S * H + 2.0 * rows * 2.0 * H * H;
+    }
+    return f + 2.0 * rows * H * V;
 }
 
 double bench_train_flops(const struct bench_opts *o)
 {
-    const double G = 4.0 * (double)o->H, W = lstm_width(o), B = (double)o->B;
-    return 3.0 * (2.0 * B * (double)o->S * G * W + 2.0 * B * (double)o->T1 * G * W +
-                  2.0 * B * (double)o->T1 * (double)o->H * (double)o->V_tgt);
+    const double B = (double)o->B;
+    return 3.0 * (enc_flops(o, B) + keys_flops(o, B) + (double)o->T1 * step_flops(o, B));
 }
 
 double bench_decode_flops(const struct bench_opts *o, size_t n)
 {
-    const double G = 4.0 * (double)o->H, W = lstm_width(o), sent = (double)n; /* sentences */
+    const double sent = (double)n;
     const double M = sent * (double)(o->mode == BENCH_BEAM ? o->K : 1);
-    return 2.0 * sent * (double)o->S * G * W +
-           (double)o->T1 * (2.0 * M * G * W + 2.0 * M * (double)o->H * (double)o->V_tgt);
+    return enc_flops(o, sent) + keys_flops(o, sent) + (double)o->T1 * step_flops(o, M);
 }
 
 static void rand_ids(struct rng *r, int32_t *x, size_t n, size_t V)
