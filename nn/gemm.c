@@ -4,6 +4,8 @@
 #include <assert.h>
 #include <cblas.h>
 #include <limits.h>
+#include <stdlib.h>
+#include <string.h>
 
 void gemm_run(enum gemm_trans ta, enum gemm_trans tb, size_t m, size_t n, size_t k, float alpha,
               const float *A, size_t lda, const float *B, size_t ldb, float beta, float *C, size_t ldc)
@@ -26,3 +28,25 @@ void gemm_set_threads(int n) { openblas_set_num_threads(n < 1 ? 1 : n); }
 int gemm_get_threads(void) { return openblas_get_num_threads(); }
 
 const char *gemm_corename(void) { return openblas_get_corename(); }
+
+const char *gemm_kernel_advice(void)
+{
+#if defined(__x86_64__) && defined(__GNUC__)
+    if (getenv("OPENBLAS_CORETYPE"))
+        return NULL;
+    __builtin_cpu_init();
+    if (!__builtin_cpu_supports("avx2") || !__builtin_cpu_supports("fma"))
+        return NULL;
+    /* OpenBLAS's x86-64 kernels with AVX2 + FMA (its DYNAMIC_ARCH names) */
+    static const char *const fine[] = {"Haswell", "Zen", "SkylakeX", "Cooperlake", "SapphireRapids"};
+    const char *core = gemm_corename();
+    for (size_t i = 0; core && i < sizeof fine / sizeof fine[0]; i++)
+        if (strcmp(core, fine[i]) == 0)
+            return NULL;
+    int avx512 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+                 __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl");
+    return avx512 ? "SkylakeX" : "Haswell";
+#else
+    return NULL;
+#endif
+}

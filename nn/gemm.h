@@ -20,6 +20,13 @@ void gemm_set_threads(int n);
 int gemm_get_threads(void);
 /* Name of the OpenBLAS kernel in use ("Haswell", "Cooperlake", ...). Static string. */
 const char *gemm_corename(void);
+/* The OpenBLAS kernel this CPU should run when the one OpenBLAS picked (gemm_corename) lacks the AVX2 + FMA
+ * the CPU has: "SkylakeX" (AVX-512 F, BW, DQ, VL) or "Haswell" (AVX2 + FMA). NULL when the pick is fine,
+ * the CPU has neither, or OPENBLAS_CORETYPE is set (the user's choice stands). OpenBLAS 0.3.21 (Debian 12)
+ * falls back to its SSE3 "Prescott" kernels on CPUs it does not know by model number (a Xeon whose model a
+ * hypervisor hides, newer CPUs): 3-4x slower GEMMs. OpenBLAS reads OPENBLAS_CORETYPE only when it loads,
+ * so acting on this means running the program again with it set (tools/main.c does). Static string. */
+const char *gemm_kernel_advice(void);
 
 /* Pre-packed right operand (nn/gemm_packed.c), for products with few rows and a weight reused across
  * calls (time steps): OpenBLAS repacks its operands on every call, a large share of a product with few
