@@ -9,7 +9,9 @@
 #       folder is the including file's own folder.
 #   (c) tools/cmd_translate.c and tools/cmd_eval.c include nothing from train/ or tools/bench/, so
 #       `seqlite translate` and `seqlite eval` need no training code.
-# tests/ is not a library folder and is not checked.
+#   (d) every test docs/bad-input.md names (`tests/test_X.c: suite/name`) is a Test(suite, name) in that
+#       file, so the table cannot point at a test that was renamed or removed.
+# tests/ is not a library folder and is not checked otherwise.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -82,8 +84,26 @@ for f in "${files[@]}"; do
                 s = $0; sub(/^[^"]*"/, "", s); sub(/".*/, "", s); print FNR ":" s }' "$f")
 done
 
+# (d) the tests named in docs/bad-input.md.
+n_named=0
+while IFS= read -r ref; do
+  file=${ref%%:*}
+  rest=${ref#*: }
+  suite=${rest%%/*}
+  name=${rest#*/}
+  n_named=$((n_named + 1))
+  if ! [[ "$ref" =~ ^tests/test_[a-z0-9_]+\.c:\ [a-z0-9_]+/[a-z0-9_]+$ ]]; then
+    violation "docs/bad-input.md: '$ref' is not of the form 'tests/test_X.c: suite/name'"
+  elif [ ! -f "$file" ]; then
+    violation "docs/bad-input.md: names $ref, but there is no $file"
+  elif ! grep -qE "^Test\($suite, $name[,)]" "$file"; then
+    violation "docs/bad-input.md: names $ref, but $file has no Test($suite, $name)"
+  fi
+done < <(grep -oE '`tests/[^`]*`' docs/bad-input.md | tr -d '`')
+[ $n_named -gt 0 ] || violation "docs/bad-input.md names no test (expected 'tests/test_X.c: suite/name' cells)"
+
 if [ $bad -gt 0 ]; then
   echo "check-layout: $bad violation(s)"
   exit 1
 fi
-echo "check-layout: ok (${#files[@]} library files)"
+echo "check-layout: ok (${#files[@]} library files, $n_named tests named in docs/bad-input.md)"

@@ -917,6 +917,73 @@ Test(translate_cli, damaged_checkpoint_is_named)
 
 /* A model on a read-only file system (a bind mount remounted read-only in a private mount namespace)
  * translates as it does where it is writable, with no -shm to create and nothing written. */
+/* A vocabulary with a token deleted is named, as a damaged checkpoint is: not "no trained model". */
+Test(translate_cli, damaged_vocabulary_is_named)
+{
+    char *dir = th_tmpdir();
+    char *db = make_db(dir, 1);
+    sqlite3 *h;
+    cr_assert_eq(sqlite3_open(db, &h), SQLITE_OK);
+    cr_assert_eq(sqlite3_exec(h, "DELETE FROM token WHERE vocab_id = 1 AND id = (SELECT max(id) FROM token "
+                                 "WHERE vocab_id = 1)", NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(h);
+    char *out = NULL, *err = NULL;
+    cr_assert_eq(runf(&out, &err, NULL, "translate '%s'", db), 1);
+    cr_assert(strstr(err, "seqlite: translate: vocab 1: merge ") && strstr(err, "is not a learned token") &&
+                  !strstr(err, "no trained model"), "%s", err);
+    cr_assert_str_eq(out, "");
+    free(out), free(err);
+    cr_assert_eq(runf(NULL, &err, NULL, "eval '%s'", db), 1);
+    cr_assert(strstr(err, "is not a learned token"), "%s", err);
+    free(err);
+    free(db);
+    th_rmdir(dir);
+    free(dir);
+}
+
+/* A database file cut in half (a copy that stopped midway, a full disk) is reported as malformed by
+ * translate, eval and info, with exit 1, and is left as it was. */
+Test(translate_cli, truncated_database_is_malformed_and_unchanged)
+{
+    char *dir = th_tmpdir();
+    char *db = make_db(dir, 1);
+    struct stat sb;
+    cr_assert_eq(stat(db, &sb), 0);
+    cr_assert_gt(sb.st_size, 8192, "a database of a few pages");
+    cr_assert_eq(truncate(db, sb.st_size / 2), 0);
+    size_t n0, n1;
+    char *before = th_read_file(db, &n0);
+    static const char *const cmds[] = {"translate", "eval", "info"};
+    for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++) {
+        char *out = NULL, *err = NULL;
+        cr_assert_eq(runf(&out, &err, NULL, "%s '%s'", cmds[i], db), 1, "%s: %s", cmds[i], err);
+        cr_assert(strstr(err, "database disk image is malformed"), "%s: %s", cmds[i], err);
+        cr_assert_str_eq(out, "", "%s", cmds[i]);
+        free(out), free(err);
+    }
+    char *after = th_read_file(db, &n1);
+    cr_assert(n0 == n1 && memcmp(before, after, n0) == 0, "the damaged file was changed");
+    free(before), free(after);
+    free(db);
+    th_rmdir(dir);
+    free(dir);
+}
+
+/* Empty standard input: nothing on stdout, exit 0, the summary counts 0 lines. */
+Test(translate_cli, empty_input_writes_nothing)
+{
+    char *dir = th_tmpdir();
+    char *db = make_db(dir, 1);
+    char *out = NULL, *err = NULL;
+    cr_assert_eq(runf(&out, &err, NULL, "translate '%s'", db), 0, "%s", err);
+    cr_assert_str_eq(out, "");
+    cr_assert(strstr(err, "translate: 0 lines (0 translated)"), "%s", err);
+    free(out), free(err);
+    free(db);
+    th_rmdir(dir);
+    free(dir);
+}
+
 Test(translate_cli, read_only_medium)
 {
     if (system("unshare -rm sh -c 'mount --bind /tmp /tmp' >/dev/null 2>&1") != 0)
