@@ -570,8 +570,8 @@ static int check_identity(const char *path, uint32_t app_id, int64_t version, in
     if (app_id == 0 && n_schema > 0)
         return sl_err(SL_ECORRUPT,
                       "%s: not a seqlite database (an SQLite database of another program: it has %lld "
-                      "schema objects and no seqlite application_id)",
-                      path, (long long)n_schema);
+                      "schema object%s and no seqlite application_id)",
+                      path, (long long)n_schema, n_schema == 1 ? "" : "s");
     if (version > DB_SCHEMA_VERSION)
         return sl_err(SL_EVERSION,
                       "%s: made by a newer seqlite (schema %lld, this build knows %d): upgrade seqlite",
@@ -808,6 +808,8 @@ void db_close(struct db *db)
 }
 
 const char *db_path(const struct db *db) { return db->path; }
+
+int db_read_only(const struct db *db) { return sqlite3_db_readonly(db->h, "main") == 1; }
 
 int db_begin(struct db *db) { return db_exec(db, "starting a transaction", 0, "BEGIN IMMEDIATE", DB_NO_ARGS); }
 

@@ -34,6 +34,8 @@ int db_open(const char *path, int flags, struct db **out /* OUT */);
 void db_close(struct db *db);
 /* The path given to db_open (borrowed, valid until db_close). */
 const char *db_path(const struct db *db);
+/* Nonzero when the connection cannot write (DB_READ fell back to a read-only or immutable open). */
+int db_read_only(const struct db *db);
 /* Write transactions: BEGIN IMMEDIATE / COMMIT / ROLLBACK. No nesting. */
 int db_begin(struct db *db);
 int db_commit(struct db *db);

@@ -1371,7 +1371,7 @@ Test(train, killed_process_then_resume)
         dup2(fd, 2);
         execl(SEQLITE_BIN, SEQLITE_BIN, "train", path, "--layers", "1", "--emb", "8", "--hidden", "8", "--batch",
               "10", "--steps", "100000000", "--log-every", "1", "--valid-every", "3", "--valid-bleu", "5",
-              "--save-every", "7", "--threads", "1", (char *)NULL);
+              "--save-every", "7", "--threads", "1", "--time-limit", "2", (char *)NULL);
         _exit(127);
     }
     /* wait for two checkpoints and a few logged steps past the second */

@@ -915,8 +915,6 @@ Test(translate_cli, damaged_checkpoint_is_named)
     free(dir);
 }
 
-/* A model on a read-only file system (a bind mount remounted read-only in a private mount namespace)
- * translates as it does where it is writable, with no -shm to create and nothing written. */
 /* A vocabulary with a token deleted is named, as a damaged checkpoint is: not "no trained model". */
 Test(translate_cli, damaged_vocabulary_is_named)
 {
@@ -984,6 +982,8 @@ Test(translate_cli, empty_input_writes_nothing)
     free(dir);
 }
 
+/* A model on a read-only file system (a bind mount remounted read-only in a private mount namespace)
+ * translates as it does where it is writable, and eval scores as it does there (saying that it stored nothing), with no -shm to create and nothing written. */
 Test(translate_cli, read_only_medium)
 {
     if (system("unshare -rm sh -c 'mount --bind /tmp /tmp' >/dev/null 2>&1") != 0)
@@ -1006,6 +1006,24 @@ Test(translate_cli, read_only_medium)
     char *got = th_read_file(out, NULL), *msg = th_read_file(err, NULL);
     cr_assert(st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 0, "exit %d: %s", st, msg ? msg : "");
     cr_assert_str_eq(got, expect);
+    free(got), free(msg);
+    /* eval: the same scores as where it could store them, a note that it did not, the file untouched */
+    char *expect_eval = NULL;
+    cr_assert_eq(runf(&expect_eval, NULL, NULL, "eval '%s' --split train --limit 5 --beam 2", db), 0);
+    size_t n0, n1;
+    char *before = th_read_file(db, &n0);
+    snprintf(cmd, sizeof cmd,
+             "unshare -rm sh -c \"mount --bind '%s' '%s' && mount -o remount,ro,bind '%s' &&"
+             " '%s' eval '%s' --split train --limit 5 --beam 2 >'%s' 2>'%s'\"",
+             ro, ro, ro, SEQLITE_BIN, db, out, err);
+    st = system(cmd);
+    got = th_read_file(out, NULL), msg = th_read_file(err, NULL);
+    cr_assert(st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 0, "eval exit %d: %s", st, msg ? msg : "");
+    cr_assert_str_eq(got, expect_eval);
+    cr_assert(strstr(msg, "read-only): the scores were not stored"), "%s", msg);
+    char *after = th_read_file(db, &n1);
+    cr_assert(n0 == n1 && memcmp(before, after, n0) == 0, "eval changed the read-only file");
+    free(before), free(after), free(expect_eval);
     free(got), free(msg), free(expect);
     free(in), free(out), free(err), free(db), free(ro);
     th_rmdir(dir);

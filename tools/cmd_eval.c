@@ -59,7 +59,7 @@ static int run(int argc, char **argv)
     sbuf_init(&out);
     double t0 = 0;
 
-    rc = db_open(pos[0], 0, &db);
+    rc = db_open(pos[0], DB_READ, &db); /* on read-only media: scored, printed, not stored */
     if (rc == SL_ENOTFOUND) {
         cli_fail(&cmd_eval, "no trained model: %s does not exist (run seqlite import, vocab and train first)",
                  pos[0]);
@@ -127,7 +127,7 @@ static int run(int argc, char **argv)
         .members = n_ck > 1 ? members : NULL,
         .seconds = t_decode,
     };
-    if ((rc = eval_store(db, &rec, &p, &ev)) != 0) {
+    if (!db_read_only(db) && (rc = eval_store(db, &rec, &p, &ev)) != 0) {
         cli_fail_status(&cmd_eval, rc);
         goto cleanup;
     }
@@ -147,6 +147,8 @@ static int run(int argc, char **argv)
             split, p.n, (long long)ck.checkpoint_id, (long long)ck.run_id, (long long)ck.step, (long long)beam,
             alpha, translator_opts(t)->threads, t_decode, t_decode > 0 ? (double)done / t_decode : 0.0,
             t_decode > 0 ? (double)tgt_tok / t_decode : 0.0, wall);
+    if (db_read_only(db))
+        fprintf(stderr, "eval: %s cannot be written here (read-only): the scores were not stored\n", pos[0]);
     if (ev.n_bad)
         fprintf(stderr, "eval: %zu stored source%s had invalid UTF-8 (scored as empty hypotheses)\n", ev.n_bad,
                 ev.n_bad == 1 ? "" : "s");

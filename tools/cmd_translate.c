@@ -259,9 +259,9 @@ static int run(int argc, char **argv)
     double secs = 0;
     translator_totals(t, &done, &src_tok, &tgt_tok, &secs);
     if (!unbuffered)
-        fprintf(stderr, "translate: %zu lines (%zu translated) in %.2f s (decoding %.2f s: %.1f sentences/s, "
+        fprintf(stderr, "translate: %zu line%s (%zu translated) in %.2f s (decoding %.2f s: %.1f sentences/s, "
                 "%.0f target tokens/s), checkpoint %lld (run %lld, step %lld)%s, beam %lld, %d threads\n",
-                n_lines, done, wall, secs, secs > 0 ? (double)done / secs : 0.0,
+                n_lines, n_lines == 1 ? "" : "s", done, wall, secs, secs > 0 ? (double)done / secs : 0.0,
                 secs > 0 ? (double)tgt_tok / secs : 0.0, (long long)ck[0].checkpoint_id, (long long)ck[0].run_id,
                 (long long)ck[0].step, n_ck > 1 ? " and the rest of the ensemble" : "", (long long)beam,
                 translator_opts(t)->threads);
