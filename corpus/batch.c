@@ -158,6 +158,7 @@ struct batch_plan {
     struct batch_opts o;
     size_t n;               /* pairs taking part (data minus n_over) */
     size_t n_over;
+    size_t min_need;        /* the smallest max_tokens that fits one pair of d alone (0: d empty) */
     size_t max_s, max_t;    /* longest budget lengths (pad_s, pad_t) of any pair taking part */
     struct plan_key *keys;  /* (n) this epoch's sorted order */
     size_t *start;          /* (n + 1) batch j covers keys[start[j] .. start[j+1]) */
@@ -192,6 +193,8 @@ struct batch_plan *batch_plan_create(const struct batch_data *d, const struct ba
     p->o = *o;
     for (size_t i = 0; i < d->n; i++) {
         size_t s = pad_s(p, i), t = pad_t(p, i);
+        if (i == 0 || max_z(s, t) < p->min_need)
+            p->min_need = max_z(s, t);
         if (o->max_tokens && max_z(s, t) > o->max_tokens) {
             p->n_over++;
             continue;
@@ -277,6 +280,8 @@ int batch_plan_epoch(struct batch_plan *p, uint64_t epoch)
 size_t batch_plan_count(const struct batch_plan *p) { return p->have_epoch ? p->n_batches : 0; }
 
 size_t batch_plan_n_over(const struct batch_plan *p) { return p->n_over; }
+
+size_t batch_plan_min_tokens(const struct batch_plan *p) { return p->min_need; }
 
 struct batch *batch_create(const struct batch_plan *p)
 {

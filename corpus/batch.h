@@ -77,6 +77,9 @@ int batch_plan_epoch(struct batch_plan *p, uint64_t epoch);
 size_t batch_plan_count(const struct batch_plan *p);
 /* Pairs of d left out because they exceed max_tokens on their own. */
 size_t batch_plan_n_over(const struct batch_plan *p);
+/* The smallest max_tokens with which the shortest pair of d fits alone, max(S, T + 2) of that pair
+ * (0 when d is empty): with a smaller budget every pair is left out. */
+size_t batch_plan_min_tokens(const struct batch_plan *p);
 
 /* One padded batch. Buffers are sized by batch_create for the plan's largest possible batch. */
 struct batch {

@@ -219,6 +219,7 @@ Test(batch, token_budget_is_never_exceeded)
     struct batch_plan *p2 = batch_plan_create(d2, &o2);
     /* pair 1: S 10 fits; pair 2: T 9 + 2 = 11 > 10 does not */
     cr_assert_eq(batch_plan_n_over(p2), 1);
+    cr_assert_eq(batch_plan_min_tokens(p2), 5); /* pair 0: max(3, 3 + 2) */
     cr_assert_eq(batch_plan_epoch(p2, 0), 0);
     struct batch *b2 = batch_create(p2);
     check_epoch(p2, d2, &o2, b2);

@@ -1327,6 +1327,42 @@ static char *q_text(const char *path, const char *query)
     return v;
 }
 
+/* --batch-tokens below every pair is a usage error before anything is written; a budget some pairs exceed
+ * leaves those out with a note counting them (as --max-len does). The smallest budget the message names
+ * is exact: it trains, one less is refused. */
+Test(train, batch_tokens_below_every_pair_is_a_usage_error)
+{
+    char *dir = th_tmpdir();
+    char *path = make_db(dir, "b.db", 30, 1);
+    char *err = NULL, *out = NULL, args[1024];
+    const char *tiny = "--layers 1 --emb 8 --hidden 8 --steps 2 --valid-every 0 --threads 1";
+    snprintf(args, sizeof args, "train '%s' --batch-tokens 1 %s", path, tiny);
+    cr_assert_eq(th_run(args, NULL, NULL, &err), 2, "%s", err);
+    cr_assert(strstr(err, "seqlite: train: --batch-tokens 1 is smaller than the shortest pair (needs at least "),
+              "%s", err);
+    cr_assert(!strstr(err, "--max-len") && !strstr(err, "out of range"), "%s", err);
+    long need = atol(strstr(err, "at least ") + strlen("at least "));
+    cr_assert_gt(need, 2, "%s", err);
+    free(err);
+    cr_assert_eq(q_int(path, "SELECT count(*) FROM run"), 0, "a run row was written");
+    cr_assert_eq(q_int(path, "SELECT count(*) FROM train_log"), 0, "a log row was written");
+    snprintf(args, sizeof args, "train '%s' --batch-tokens %ld %s", path, need - 1, tiny);
+    cr_assert_eq(th_run(args, NULL, NULL, &err), 2, "%ld: %s", need - 1, err);
+    cr_assert(strstr(err, "--batch-tokens"), "%s", err);
+    free(err);
+    /* the smallest budget trains; the longer pairs are left out and counted as over --batch-tokens */
+    snprintf(args, sizeof args, "train '%s' --batch-tokens %ld %s", path, need, tiny);
+    cr_assert_eq(th_run(args, NULL, &out, &err), 0, "%s", err);
+    cr_assert(strstr(out, "run 1: done after 2 steps"), "%s", out);
+    char note[128];
+    snprintf(note, sizeof note, "longer than --batch-tokens %ld allows left out", need);
+    cr_assert(strstr(err, note) && !strstr(err, "--max-len"), "%s", err);
+    free(out), free(err);
+    free(path);
+    th_rmdir(dir);
+    free(dir);
+}
+
 /* Training's validation scores reference the checkpoint saved at their step (steps 2 and 4 here);
  * a validation with no checkpoint at its step (3) references none. */
 Test(train, validation_scores_reference_the_checkpoint_of_their_step)

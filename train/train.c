@@ -872,7 +872,13 @@ static int setup(struct trainer *t)
     struct batch_opts bo = {.max_sents = (size_t)t->o.batch, .max_tokens = (size_t)t->o.batch_tokens,
                             .seed = (uint64_t)t->o.seed, .src_eos = SRC_EOS};
     t->plan = batch_plan_create(t->train, &bo);
-    if (!t->plan || !(t->batch = batch_create(t->plan)))
+    if (!t->plan)
+        return SL_ENOMEM;
+    /* checked here, before the run row exists: a budget no pair fits is a usage error */
+    if (batch_plan_n_over(t->plan) == t->train->n)
+        return sl_err(SL_EINVAL, "--batch-tokens %lld is smaller than the shortest pair (needs at least %zu)",
+                      (long long)t->o.batch_tokens, batch_plan_min_tokens(t->plan));
+    if (!(t->batch = batch_create(t->plan)))
         return SL_ENOMEM;
     if (t->valid->n > 0) {
         t->vplan = batch_plan_create(t->valid, &bo);
@@ -1084,9 +1090,12 @@ static int train_loop(struct trainer *t, struct train_result *out, int *stopped)
     if (!t->vplan)
         note(t, "no valid split: validation perplexity is skipped (import one with --split valid)%s",
              t->o.patience > 0 || t->o.lr_decay_on_stall < 1 ? "; --patience and --lr-decay-on-stall do nothing" : "");
-    if (t->train->n_long || batch_plan_n_over(t->plan))
-        note(t, "%zu training pairs longer than --max-len %lld left out", t->train->n_long + batch_plan_n_over(t->plan),
-             (long long)t->o.max_len);
+    if (t->train->n_long)
+        note(t, "%zu training pair%s longer than --max-len %lld left out", t->train->n_long,
+             t->train->n_long == 1 ? "" : "s", (long long)t->o.max_len);
+    if (batch_plan_n_over(t->plan))
+        note(t, "%zu training pair%s longer than --batch-tokens %lld allows left out", batch_plan_n_over(t->plan),
+             batch_plan_n_over(t->plan) == 1 ? "" : "s", (long long)t->o.batch_tokens);
     note(t, "run %lld: %zu pairs, %zu batches per epoch, %zu parameters, %d threads, %zu shards", (long long)t->run_id,
          t->train->n, per_epoch, param_table_count(&t->model.table), t->nthreads, t->n_shards);
 
