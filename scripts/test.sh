@@ -3,7 +3,12 @@
 # (scripts/check-layout.sh), then builds and runs every criterion test executable with `meson test`
 # twice: in build-test (release optimisation, asserts on; then what `meson install` installs,
 # scripts/check-install.sh) and in build-asan (AddressSanitizer + UBSan, without the slow learning
-# suites). The main job's build/ is not touched.
+# suites; LeakSanitizer on: a leak in a test worker or in a seqlite child fails the run), then a
+# third build, build-tsan (clang, -O1, ThreadSanitizer, LLVM's libomp: its Archer tool, loaded by
+# libomp when the program has TSan, annotates OpenMP's barriers and locks, so no suppressions are
+# needed, unlike GCC's uninstrumented libgomp), whose binary scripts/tsan.sh runs through threaded
+# training (1 vs 2 threads, resume) and translation/eval (beam, 2 threads); criterion itself cannot
+# run under TSan. The main job's build/ is not touched.
 # Ends with a line "N passed, N failed" counting criterion tests over both runs; a failed layout
 # check, a failed install check, a failed build, and an executable that crashed, timed out or exited
 # non-zero without a failing test each count as one failure.
@@ -49,6 +54,12 @@ for r in runs:
     if bad == 0 and r["result"] != "OK":
         print(f"!! {label}: test_{r['name']} ended {r['result']} after its tests passed")
         bad = 1
+    # a sanitizer report fails the run even where the process's status is lost (criterion ignores
+    # the exit status of a test worker whose test passed, so a leak there would go unnoticed)
+    reports = len(re.findall(r"ERROR: (?:LeakSanitizer|AddressSanitizer)|WARNING: ThreadSanitizer|runtime error:", text))
+    if reports:
+        print(f"!! {label}: test_{r['name']}: {reports} sanitizer report(s)")
+        bad += reports
     passed += passing
     failed += bad
 print(f"== {label}: {passed} passed, {failed} failed ({len(runs)} executables)")
@@ -79,10 +90,25 @@ else
 fi
 
 if bash scripts/setup.sh build-asan -Dbuildtype=debug -Db_sanitize=address,undefined "${warn_opts[@]}"; then
-  ASAN_OPTIONS=detect_leaks=0 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+  ASAN_OPTIONS=detect_leaks=1:exitcode=23 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
     run_tests asan build-asan --test-args='--filter=!(learn*/*)'
 else
   echo "!! the sanitizer build (build-asan) failed"; failed=$((failed + 1))
+fi
+
+if CC=clang bash scripts/setup.sh build-tsan -Dbuildtype=debug -Doptimization=1 -Db_sanitize=thread \
+    -Db_lundef=false -Dtests=false -Dc_args=-Wno-pass-failed "${warn_opts[@]}"; then
+  # -Wno-pass-failed: at -O1 clang does not vectorise the `omp simd` loops and says so
+  echo "== tsan (build-tsan)"
+  out=$(bash scripts/tsan.sh build-tsan/tools/seqlite 2>&1); printf '%s\n' "$out"
+  counts=$(tail -n 1 <<<"$out")
+  if [[ $counts =~ ^([0-9]+)\ passed,\ ([0-9]+)\ failed$ ]]; then
+    passed=$((passed + BASH_REMATCH[1])); failed=$((failed + BASH_REMATCH[2]))
+  else
+    echo "!! tsan: no result line"; failed=$((failed + 1))
+  fi
+else
+  echo "!! the thread sanitizer build (build-tsan) failed"; failed=$((failed + 1))
 fi
 
 echo "$passed passed, $failed failed"

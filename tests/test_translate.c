@@ -165,7 +165,7 @@ Test(translate, alignment_with_empty_and_invalid_lines)
 {
     struct fixture f;
     fixture_make(&f, 1, 0, 0.5f, 0);
-    const char *lines[] = {"", "der hund", "ab\xff" "cd", "die katze spielt", "", "\xc3", " "};
+    const char *lines[] = {"", "der hund", ("ab\xff" "cd"), "die katze spielt", "", "\xc3", " "};
     size_t n = sizeof lines / sizeof lines[0], lens[16];
     for (size_t i = 0; i < n; i++)
         lens[i] = strlen(lines[i]);
