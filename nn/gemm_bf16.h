@@ -26,9 +26,10 @@
  *   after: oneDNN 2.6 with the OpenMP runtime has no thread setting of its own and plans its blocking from
  *   omp_get_max_threads at creation). So a per-shard call gives the same bits whatever the number of
  *   threads running shards (the blocking, hence the summation order, is that of one thread).
- * - Ownership: a context is created and freed by its one user thread and is not thread-safe; contexts on
- *   different threads run concurrently. A struct gemm_bf16_weight is the caller's; runs only read it, so
- *   one weight may be shared by every thread between refreshes.
+ * - Ownership: the caller creates and frees contexts; a context is used by one thread at a time (it is
+ *   not thread-safe; any thread may create it), and contexts on different threads run concurrently. A
+ *   struct gemm_bf16_weight is the caller's; runs only read it, so one weight may be shared by every
+ *   thread between refreshes.
  *
  * Meant use (a later step wires it in; today nothing outside tests and the benchmark calls it):
  * - Training with --precision bf16: f32 master weights, gradients and Adam moments stay as they are.
