@@ -2,7 +2,7 @@
 # scripts/check-layout.sh: checks that the library folders keep the architecture the top-level
 # meson.build describes, reading only their #include lines. Prints one line per violation
 # (file:line: what is wrong) and exits 1 if there is any; prints a single "ok" line otherwise.
-#   (a) the third-party APIs stay behind one file each: <cblas.h>, <utf8proc.h>, <plplot.h> and <zlib.h>
+#   (a) the third-party APIs stay behind one file each: <cblas.h>, <utf8proc.h>, <plplot.h>, <zlib.h> and <dnnl.h>
 #       are included by exactly one library file; <sqlite3.h> only by files inside corpus/ (the store).
 #   (b) include direction: a folder's `#include "X/..."` lines name only folders it may depend on
 #       (the table below, the transitive closure of the graph in meson.build). A name without a
@@ -43,7 +43,7 @@ mapfile -t files < <(find $folders -type f \( -name '*.c' -o -name '*.h' \) | LC
 includers() { # header: "file:line" of every library #include <header>
   grep -nE "^[[:space:]]*#[[:space:]]*include[[:space:]]*<$1>" "${files[@]}" | cut -d: -f1,2
 }
-for h in cblas.h utf8proc.h plplot.h zlib.h; do
+for h in cblas.h utf8proc.h plplot.h zlib.h dnnl.h; do
   mapfile -t hits < <(includers "${h//./\\.}")
   if [ ${#hits[@]} -ne 1 ]; then
     violation "<$h> must be included by exactly one library file, is by ${#hits[@]}: ${hits[*]:-none}"

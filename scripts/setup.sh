@@ -11,7 +11,7 @@ cd "$(dirname "$0")/.."
 BUILD=${1:-build}
 shift || true
 
-pkgs=(gcc pkg-config meson ninja-build libutf8proc-dev libsqlite3-dev libcriterion-dev libopenblas-dev libplplot-dev zlib1g-dev sqlite3 python3 strace clang libomp-14-dev)
+pkgs=(gcc pkg-config meson ninja-build libutf8proc-dev libsqlite3-dev libcriterion-dev libopenblas-dev libplplot-dev zlib1g-dev sqlite3 python3 strace clang libomp-14-dev libdnnl-dev)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

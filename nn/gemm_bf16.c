@@ -1,0 +1,555 @@
+/* nn/gemm_bf16.c: bf16 GEMMs through oneDNN's matmul primitive (see gemm_bf16.h). Built with
+ * SL_HAVE_DNNL when meson found oneDNN; without it every call is gemm_run in f32.
+ * - The process state (engine, mode, ISA name, note) is set once (pthread_once) and never freed.
+ * - A context's cache is a small table searched linearly (a few dozen shapes at most in a model);
+ *   an entry owns its primitive and the memory objects whose data handles each call points at the
+ *   caller's C and the context's staging buffers.
+ * - oneDNN is asked for plain layouts only: A (m, k) and B (k, n) bf16 with unit column stride, C (m, n)
+ *   f32 with row stride ldc; beta != 0 is its "sum" post-op (C = beta · C + A·B).
+ * TODO: keep weights in the blocked layout oneDNN's brgemm kernels read (format "any", one reorder per
+ * refresh) instead of plain (k, n), which the kernels copy into blocks on every call.
+ * ref: oneDNN developer guide, matmul primitive and primitive attributes (scratchpad, post-ops). */
+#include "nn/gemm_bf16.h"
+
+#include <omp.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "util/bigmem.h"
+#include "util/err.h"
+
+#ifdef SL_HAVE_DNNL
+#include <dnnl.h>
+#endif
+
+/* ---- conversion ---- */
+
+/* Round to nearest even on the upper 16 bits; a NaN keeps its sign and top mantissa bits and is made
+ * quiet so the truncation cannot turn it into an infinity. */
+static inline uint16_t bf16_round(float f)
+{
+    uint32_t u;
+    memcpy(&u, &f, sizeof u);
+    uint32_t r = (u + 0x7FFFu + ((u >> 16) & 1u)) >> 16;
+    uint32_t q = (u >> 16) | 0x40u;
+    return (uint16_t)((u & 0x7FFFFFFFu) > 0x7F800000u ? q : r);
+}
+
+void gemm_bf16_from_f32(const float *x, uint16_t *y, size_t n)
+{
+#pragma omp simd
+    for (size_t i = 0; i < n; i++)
+        y[i] = bf16_round(x[i]);
+}
+
+void gemm_bf16_to_f32(const uint16_t *x, float *y, size_t n)
+{
+#pragma omp simd
+    for (size_t i = 0; i < n; i++) {
+        uint32_t u = (uint32_t)x[i] << 16;
+        memcpy(&y[i], &u, sizeof u);
+    }
+}
+
+#define TB 64 /* transpose block: 64 x 64 floats in, 64 x 64 bf16 out */
+
+/* Y (rows, cols) = op(X) rounded to bf16, Y plain; X is stored (rows, cols) if t == GEMM_N else
+ * (cols, rows), stride ldx. Row blocks on nthr threads (1: no parallel region). */
+static void convert_block(enum gemm_trans t, size_t r0, size_t r1, size_t cols, const float *X, size_t ldx,
+                          uint16_t *Y)
+{
+    if (t == GEMM_N) {
+        for (size_t i = r0; i < r1; i++)
+            gemm_bf16_from_f32(X + i * ldx, Y + i * cols, cols);
+        return;
+    }
+    for (size_t j0 = 0; j0 < cols; j0 += TB) { /* op(X)(i, j) = X[j * ldx + i] */
+        const size_t j1 = cols - j0 < TB ? cols : j0 + TB;
+        for (size_t j = j0; j < j1; j++)
+            for (size_t i = r0; i < r1; i++)
+                Y[i * cols + j] = bf16_round(X[j * ldx + i]);
+    }
+}
+
+static void convert_op(enum gemm_trans t, size_t rows, size_t cols, const float *X, size_t ldx, uint16_t *Y,
+                       int nthr)
+{
+    const size_t nb = (rows + TB - 1) / TB;
+    if (nthr <= 1 || rows * cols < (size_t)1 << 16) { /* no parallel region at all (shards call this) */
+        convert_block(t, 0, rows, cols, X, ldx, Y);
+        return;
+    }
+#pragma omp parallel for num_threads(nthr) schedule(static)
+    for (size_t b = 0; b < nb; b++)
+        convert_block(t, b * TB, rows - b * TB < TB ? rows : b * TB + TB, cols, X, ldx, Y);
+}
+
+/* Y (rows, cols) = op(X) in f32 (the weight snapshot of GEMM_BF16_FP32). */
+static void copy_op(enum gemm_trans t, size_t rows, size_t cols, const float *X, size_t ldx, float *Y)
+{
+    if (t == GEMM_N) {
+        for (size_t i = 0; i < rows; i++)
+            memcpy(Y + i * cols, X + i * ldx, cols * sizeof(float));
+        return;
+    }
+    for (size_t i0 = 0; i0 < rows; i0 += TB)
+        for (size_t j0 = 0; j0 < cols; j0 += TB) {
+            const size_t i1 = rows - i0 < TB ? rows : i0 + TB, j1 = cols - j0 < TB ? cols : j0 + TB;
+            for (size_t j = j0; j < j1; j++)
+                for (size_t i = i0; i < i1; i++)
+                    Y[i * cols + j] = X[j * ldx + i];
+        }
+}
+
+/* ---- process state ---- */
+
+static struct {
+    enum gemm_bf16_mode mode;
+    const char *isa;
+    char note[200];
+#ifdef SL_HAVE_DNNL
+    dnnl_engine_t engine;
+#endif
+} g;
+static pthread_once_t g_once = PTHREAD_ONCE_INIT;
+
+#ifdef SL_HAVE_DNNL
+static const char *isa_name(dnnl_cpu_isa_t isa)
+{
+    switch (isa) {
+    case dnnl_cpu_isa_sse41: return "sse41";
+    case dnnl_cpu_isa_avx: return "avx";
+    case dnnl_cpu_isa_avx2: return "avx2";
+    case dnnl_cpu_isa_avx2_vnni: return "avx2_vnni";
+    case dnnl_cpu_isa_avx512_mic: return "avx512_mic";
+    case dnnl_cpu_isa_avx512_mic_4ops: return "avx512_mic_4ops";
+    case dnnl_cpu_isa_avx512_core: return "avx512_core";
+    case dnnl_cpu_isa_avx512_core_vnni: return "avx512_core_vnni";
+    case dnnl_cpu_isa_avx512_core_bf16: return "avx512_core_bf16";
+    case dnnl_cpu_isa_avx512_core_amx: return "avx512_core_amx";
+    default: return "unknown";
+    }
+}
+
+/* Can oneDNN make a bf16 x bf16 -> f32 matmul here at all? (Below AVX-512 Debian's 2.6 cannot.) */
+static int probe_bf16(void)
+{
+    dnnl_memory_desc_t a, b, c;
+    const dnnl_dims_t d = {16, 16}, s = {16, 1};
+    dnnl_matmul_desc_t md;
+    dnnl_primitive_desc_t pd = NULL;
+    if (dnnl_memory_desc_init_by_strides(&a, 2, d, dnnl_bf16, s) != dnnl_success ||
+        dnnl_memory_desc_init_by_strides(&b, 2, d, dnnl_bf16, s) != dnnl_success ||
+        dnnl_memory_desc_init_by_strides(&c, 2, d, dnnl_f32, s) != dnnl_success ||
+        dnnl_matmul_desc_init(&md, &a, &b, NULL, &c) != dnnl_success ||
+        dnnl_primitive_desc_create(&pd, &md, NULL, g.engine, NULL) != dnnl_success)
+        return 0;
+    dnnl_primitive_desc_destroy(pd);
+    return 1;
+}
+#endif
+
+static void g_init(void)
+{
+#ifdef SL_HAVE_DNNL
+    const dnnl_version_t *v = dnnl_version();
+    const dnnl_cpu_isa_t isa = dnnl_get_effective_cpu_isa();
+    g.isa = isa_name(isa);
+    g.mode = GEMM_BF16_FP32;
+    if (dnnl_engine_create(&g.engine, dnnl_cpu, 0) != dnnl_success) {
+        g.engine = NULL;
+        snprintf(g.note, sizeof g.note, "bf16 GEMMs: not available (oneDNN %d.%d.%d could not create its CPU engine): f32 instead",
+                 v->major, v->minor, v->patch);
+        return;
+    }
+    if (!probe_bf16()) {
+        snprintf(g.note, sizeof g.note,
+                 "bf16 GEMMs: not available (oneDNN %d.%d.%d has no bf16 matmul for ISA %s): f32 instead", v->major,
+                 v->minor, v->patch, g.isa);
+        return;
+    }
+    const unsigned bf16_bits = (unsigned)dnnl_cpu_isa_avx512_core_bf16;
+    if (((unsigned)isa & bf16_bits) == bf16_bits) {
+        g.mode = GEMM_BF16_NATIVE;
+        snprintf(g.note, sizeof g.note, "bf16 GEMMs: oneDNN %d.%d.%d, native bf16 (ISA %s)", v->major, v->minor,
+                 v->patch, g.isa);
+    } else {
+        g.mode = GEMM_BF16_EMULATED;
+        snprintf(g.note, sizeof g.note,
+                 "bf16 GEMMs: oneDNN %d.%d.%d emulates bf16 (ISA %s has no bf16 instructions; slower than native)",
+                 v->major, v->minor, v->patch, g.isa);
+    }
+#else
+    g.mode = GEMM_BF16_FP32;
+    g.isa = "none";
+    snprintf(g.note, sizeof g.note, "bf16 GEMMs: not available (seqlite was built without oneDNN): f32 instead");
+#endif
+}
+
+enum gemm_bf16_mode gemm_bf16_mode(void)
+{
+    pthread_once(&g_once, g_init);
+    return g.mode;
+}
+
+int gemm_bf16_built(void)
+{
+#ifdef SL_HAVE_DNNL
+    return 1;
+#else
+    return 0;
+#endif
+}
+
+const char *gemm_bf16_isa(void)
+{
+    pthread_once(&g_once, g_init);
+    return g.isa;
+}
+
+const char *gemm_bf16_note(void)
+{
+    pthread_once(&g_once, g_init);
+    return g.note;
+}
+
+/* ---- weights ---- */
+
+int gemm_bf16_weight_init(struct gemm_bf16_weight *w, size_t k, size_t n)
+{
+    memset(w, 0, sizeof *w);
+    if (k == 0 || n == 0)
+        return sl_err(SL_EINVAL, "gemm_bf16_weight_init: empty weight (%zu x %zu)", k, n);
+    w->k = k, w->n = n;
+    if (gemm_bf16_mode() == GEMM_BF16_FP32)
+        w->f32 = big_alloc(k * n * sizeof(float));
+    else
+        w->bf16 = big_alloc(k * n * sizeof(uint16_t));
+    if (!w->f32 && !w->bf16)
+        return sl_err(SL_ENOMEM, "out of memory for a %zu x %zu bf16 weight copy", k, n);
+    return 0;
+}
+
+void gemm_bf16_weight_refresh(struct gemm_bf16_weight *w, enum gemm_trans tb, const float *B, size_t ldb)
+{
+    if (w->bf16)
+        convert_op(tb, w->k, w->n, B, ldb, w->bf16, 1);
+    else
+        copy_op(tb, w->k, w->n, B, ldb, w->f32);
+}
+
+void gemm_bf16_weight_free(struct gemm_bf16_weight *w)
+{
+    big_free(w->bf16);
+    big_free(w->f32);
+    memset(w, 0, sizeof *w);
+}
+
+/* ---- contexts ---- */
+
+struct entry {
+    size_t m, n, k, ldc;
+    float beta;
+    int nthr;
+    uint64_t used; /* the context's clock at the last use; 0: empty */
+#ifdef SL_HAVE_DNNL
+    dnnl_primitive_t prim; /* NULL: oneDNN has no implementation for this shape: f32 gemm_run */
+    dnnl_memory_t src, wei, dst, pad;
+#endif
+    size_t pad_bytes;
+    char impl[48];
+};
+
+struct gemm_bf16_ctx {
+    int n_threads;
+    uint64_t clock;
+    struct entry e[GEMM_BF16_CACHE];
+    const char *last;
+    void *a16; /* (m, k) bf16: op(A) converted */
+    void *b16; /* (k, n) bf16: op(B) converted, for gemm_bf16_run */
+    void *w32; /* (k, n) f32: a bf16 weight widened, for a shape oneDNN cannot do */
+    void *pad; /* scratchpad, shared by every entry */
+    size_t a16_cap, b16_cap, w32_cap, pad_cap; /* bytes */
+#ifdef SL_HAVE_DNNL
+    dnnl_stream_t stream;
+#endif
+};
+
+/* Grows *buf to at least bytes (contents not kept). 0 or SL_ENOMEM. */
+static int reserve(void **buf, size_t *cap, size_t bytes)
+{
+    if (bytes <= *cap)
+        return 0;
+    big_free(*buf);
+    *cap = 0;
+    if (!(*buf = big_alloc(bytes)))
+        return sl_err(SL_ENOMEM, "out of memory for a %zu-byte bf16 GEMM buffer", bytes);
+    *cap = bytes;
+    return 0;
+}
+
+static void entry_clear(struct entry *e)
+{
+#ifdef SL_HAVE_DNNL
+    if (e->prim)
+        dnnl_primitive_destroy(e->prim);
+    dnnl_memory_t *mems[] = {&e->src, &e->wei, &e->dst, &e->pad};
+    for (size_t i = 0; i < sizeof mems / sizeof mems[0]; i++)
+        if (*mems[i])
+            dnnl_memory_destroy(*mems[i]);
+#endif
+    memset(e, 0, sizeof *e);
+}
+
+struct gemm_bf16_ctx *gemm_bf16_ctx_create(int n_threads)
+{
+    struct gemm_bf16_ctx *c = calloc(1, sizeof *c);
+    if (!c) {
+        sl_err(SL_ENOMEM, "out of memory for a bf16 GEMM context");
+        return NULL;
+    }
+    c->n_threads = n_threads < 1 ? 1 : n_threads;
+    c->last = "";
+#ifdef SL_HAVE_DNNL
+    if (gemm_bf16_mode() != GEMM_BF16_FP32 && dnnl_stream_create(&c->stream, g.engine, dnnl_stream_default_flags) != dnnl_success) {
+        free(c);
+        sl_err(SL_ENOMEM, "oneDNN could not create a stream");
+        return NULL;
+    }
+#endif
+    return c;
+}
+
+void gemm_bf16_ctx_free(struct gemm_bf16_ctx *c)
+{
+    if (!c)
+        return;
+    for (size_t i = 0; i < GEMM_BF16_CACHE; i++)
+        entry_clear(&c->e[i]);
+#ifdef SL_HAVE_DNNL
+    if (c->stream)
+        dnnl_stream_destroy(c->stream);
+#endif
+    big_free(c->a16), big_free(c->b16), big_free(c->w32), big_free(c->pad);
+    free(c);
+}
+
+const char *gemm_bf16_last_impl(const struct gemm_bf16_ctx *c) { return c->last; }
+
+/* The threads a call from here runs on: one inside any parallel region (even an inactive one of one
+ * thread, where omp_in_parallel() is 0 but oneDNN would still fork its own team), else the context's. */
+static int threads_here(const struct gemm_bf16_ctx *c) { return omp_get_level() > 0 ? 1 : c->n_threads; }
+
+#ifdef SL_HAVE_DNNL
+/* Sets the calling thread's OpenMP thread count to nthr for oneDNN; returns the previous one. */
+static int threads_push(int nthr)
+{
+    int prev = omp_get_max_threads();
+    if (prev != nthr)
+        omp_set_num_threads(nthr);
+    return prev;
+}
+
+static void threads_pop(int prev, int nthr)
+{
+    if (prev != nthr)
+        omp_set_num_threads(prev);
+}
+
+/* Makes e's primitive for its key. 0, or SL_ENOMEM. A shape oneDNN has no implementation for leaves
+ * e->prim NULL (calls go to gemm_run). */
+static int entry_create(struct gemm_bf16_ctx *c, struct entry *e)
+{
+    dnnl_memory_desc_t a, b, d;
+    const dnnl_dims_t da = {(dnnl_dim_t)e->m, (dnnl_dim_t)e->k}, db = {(dnnl_dim_t)e->k, (dnnl_dim_t)e->n},
+                      dd = {(dnnl_dim_t)e->m, (dnnl_dim_t)e->n};
+    const dnnl_dims_t sa = {(dnnl_dim_t)e->k, 1}, sb = {(dnnl_dim_t)e->n, 1}, sd = {(dnnl_dim_t)e->ldc, 1};
+    dnnl_matmul_desc_t md;
+    dnnl_primitive_attr_t attr = NULL;
+    dnnl_post_ops_t po = NULL;
+    dnnl_primitive_desc_t pd = NULL;
+    const dnnl_memory_desc_t *pad = NULL;
+    const char *impl = "";
+    int rc = 0;
+    const int prev = threads_push(e->nthr);
+    if (dnnl_memory_desc_init_by_strides(&a, 2, da, dnnl_bf16, sa) != dnnl_success ||
+        dnnl_memory_desc_init_by_strides(&b, 2, db, dnnl_bf16, sb) != dnnl_success ||
+        dnnl_memory_desc_init_by_strides(&d, 2, dd, dnnl_f32, sd) != dnnl_success ||
+        dnnl_matmul_desc_init(&md, &a, &b, NULL, &d) != dnnl_success ||
+        dnnl_primitive_attr_create(&attr) != dnnl_success ||
+        dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user) != dnnl_success)
+        goto unsupported;
+    if (e->beta != 0.0f && (dnnl_post_ops_create(&po) != dnnl_success || dnnl_post_ops_append_sum(po, e->beta) != dnnl_success ||
+                            dnnl_primitive_attr_set_post_ops(attr, po) != dnnl_success))
+        goto unsupported;
+    if (dnnl_primitive_desc_create(&pd, &md, attr, g.engine, NULL) != dnnl_success)
+        goto unsupported;
+    dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, &impl);
+    snprintf(e->impl, sizeof e->impl, "%s", impl);
+    pad = dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0);
+    e->pad_bytes = pad ? dnnl_memory_desc_get_size(pad) : 0;
+    if (dnnl_primitive_create(&e->prim, pd) != dnnl_success ||
+        dnnl_memory_create(&e->src, &a, g.engine, DNNL_MEMORY_NONE) != dnnl_success ||
+        dnnl_memory_create(&e->wei, &b, g.engine, DNNL_MEMORY_NONE) != dnnl_success ||
+        dnnl_memory_create(&e->dst, &d, g.engine, DNNL_MEMORY_NONE) != dnnl_success ||
+        (e->pad_bytes && dnnl_memory_create(&e->pad, pad, g.engine, DNNL_MEMORY_NONE) != dnnl_success)) {
+        rc = sl_err(SL_ENOMEM, "oneDNN could not create a %zu x %zu x %zu bf16 matmul", e->m, e->k, e->n);
+        goto done;
+    }
+    rc = reserve(&c->pad, &c->pad_cap, e->pad_bytes);
+    goto done;
+unsupported:
+    snprintf(e->impl, sizeof e->impl, "sgemm");
+done:
+    threads_pop(prev, e->nthr);
+    if (pd)
+        dnnl_primitive_desc_destroy(pd);
+    if (po)
+        dnnl_post_ops_destroy(po);
+    if (attr)
+        dnnl_primitive_attr_destroy(attr);
+    return rc;
+}
+#endif
+
+/* The entry for this key, created if new (evicting the least recently used). 0, or SL_ENOMEM (*out then
+ * NULL). */
+static int lookup(struct gemm_bf16_ctx *c, size_t m, size_t n, size_t k, size_t ldc, float beta, int nthr,
+                  struct entry **out)
+{
+    struct entry *victim = &c->e[0];
+    c->clock++;
+    *out = NULL;
+    for (size_t i = 0; i < GEMM_BF16_CACHE; i++) {
+        struct entry *e = &c->e[i];
+        if (e->used && e->m == m && e->n == n && e->k == k && e->ldc == ldc && e->nthr == nthr &&
+            memcmp(&e->beta, &beta, sizeof beta) == 0) {
+            e->used = c->clock;
+            *out = e;
+            return 0;
+        }
+        if (e->used < victim->used)
+            victim = e;
+    }
+    entry_clear(victim);
+    victim->m = m, victim->n = n, victim->k = k, victim->ldc = ldc, victim->beta = beta, victim->nthr = nthr;
+    victim->used = c->clock;
+    int rc = 0;
+#ifdef SL_HAVE_DNNL
+    rc = entry_create(c, victim);
+#else
+    snprintf(victim->impl, sizeof victim->impl, "sgemm");
+#endif
+    if (rc < 0) {
+        entry_clear(victim);
+        return rc;
+    }
+    *out = victim;
+    return 0;
+}
+
+int gemm_bf16_prepare(struct gemm_bf16_ctx *c, size_t m, size_t n, size_t k, size_t ldc, float beta)
+{
+    if (m == 0 || n == 0 || k == 0 || gemm_bf16_mode() == GEMM_BF16_FP32)
+        return 0;
+    struct entry *e;
+    return lookup(c, m, n, k, ldc, beta, threads_here(c), &e);
+}
+
+static void scale_c(size_t m, size_t n, float beta, float *C, size_t ldc)
+{
+    for (size_t i = 0; i < m; i++)
+        for (size_t j = 0; j < n; j++)
+            C[i * ldc + j] = beta == 0.0f ? 0.0f : beta * C[i * ldc + j];
+}
+
+#ifdef SL_HAVE_DNNL
+/* C = A16 (m, k) · B16 (k, n) [+ beta C] with e's primitive. */
+static int execute(struct gemm_bf16_ctx *c, struct entry *e, const uint16_t *A16, const uint16_t *B16, float *C)
+{
+    /* oneDNN takes non-const handles; it only reads src and weights */
+    void *src, *wei;
+    memcpy(&src, &A16, sizeof src);
+    memcpy(&wei, &B16, sizeof wei);
+    dnnl_exec_arg_t args[4] = {{DNNL_ARG_SRC, e->src}, {DNNL_ARG_WEIGHTS, e->wei}, {DNNL_ARG_DST, e->dst},
+                               {DNNL_ARG_SCRATCHPAD, e->pad}};
+    if (dnnl_memory_set_data_handle(e->src, src) != dnnl_success ||
+        dnnl_memory_set_data_handle(e->wei, wei) != dnnl_success ||
+        dnnl_memory_set_data_handle(e->dst, C) != dnnl_success ||
+        (e->pad && dnnl_memory_set_data_handle(e->pad, c->pad) != dnnl_success))
+        return sl_err(SL_EINVAL, "oneDNN refused a memory handle");
+    const int prev = threads_push(e->nthr);
+    dnnl_status_t st = dnnl_primitive_execute(e->prim, c->stream, e->pad ? 4 : 3, args);
+    if (st == dnnl_success)
+        st = dnnl_stream_wait(c->stream);
+    threads_pop(prev, e->nthr);
+    c->last = e->impl;
+    if (st != dnnl_success)
+        return sl_err(SL_EINVAL, "oneDNN matmul %zu x %zu x %zu failed (status %d)", e->m, e->k, e->n, (int)st);
+    return 0;
+}
+#endif
+
+int gemm_bf16_run(struct gemm_bf16_ctx *c, enum gemm_trans ta, enum gemm_trans tb, size_t m, size_t n, size_t k,
+                  const float *A, size_t lda, const float *B, size_t ldb, float beta, float *C, size_t ldc)
+{
+    if (m == 0 || n == 0)
+        return 0;
+    if (k == 0) {
+        scale_c(m, n, beta, C, ldc);
+        return 0;
+    }
+    struct entry *e = NULL;
+    const int nthr = threads_here(c);
+    int rc = gemm_bf16_mode() == GEMM_BF16_FP32 ? 0 : lookup(c, m, n, k, ldc, beta, nthr, &e);
+    if (rc < 0)
+        return rc;
+#ifdef SL_HAVE_DNNL
+    if (e && e->prim) {
+        if ((rc = reserve(&c->a16, &c->a16_cap, m * k * sizeof(uint16_t))) < 0 ||
+            (rc = reserve(&c->b16, &c->b16_cap, k * n * sizeof(uint16_t))) < 0)
+            return rc;
+        convert_op(ta, m, k, A, lda, c->a16, nthr);
+        convert_op(tb, k, n, B, ldb, c->b16, nthr);
+        return execute(c, e, c->a16, c->b16, C);
+    }
+#endif
+    gemm_run(ta, tb, m, n, k, 1.0f, A, lda, B, ldb, beta, C, ldc);
+    c->last = "sgemm";
+    return 0;
+}
+
+int gemm_bf16_run_weight(struct gemm_bf16_ctx *c, enum gemm_trans ta, size_t m, const float *A, size_t lda,
+                         const struct gemm_bf16_weight *W, float beta, float *C, size_t ldc)
+{
+    const size_t n = W->n, k = W->k;
+    if (m == 0)
+        return 0;
+    if (W->f32) { /* GEMM_BF16_FP32: the weight is an f32 snapshot */
+        gemm_run(ta, GEMM_N, m, n, k, 1.0f, A, lda, W->f32, n, beta, C, ldc);
+        c->last = "sgemm";
+        return 0;
+    }
+    struct entry *e = NULL;
+    const int nthr = threads_here(c);
+    int rc = lookup(c, m, n, k, ldc, beta, nthr, &e);
+    if (rc < 0)
+        return rc;
+#ifdef SL_HAVE_DNNL
+    if (e->prim) {
+        if ((rc = reserve(&c->a16, &c->a16_cap, m * k * sizeof(uint16_t))) < 0)
+            return rc;
+        convert_op(ta, m, k, A, lda, c->a16, nthr);
+        return execute(c, e, c->a16, W->bf16, C);
+    }
+#endif
+    /* no primitive for this shape: the bf16 weight widened exactly, then f32 */
+    if ((rc = reserve(&c->w32, &c->w32_cap, k * n * sizeof(float))) < 0)
+        return rc;
+    gemm_bf16_to_f32(W->bf16, c->w32, k * n);
+    gemm_run(ta, GEMM_N, m, n, k, 1.0f, A, lda, c->w32, n, beta, C, ldc);
+    c->last = "sgemm";
+    return 0;
+}

@@ -1,0 +1,112 @@
+/* nn/gemm_bf16.h: C (m, n) = op(A) (m, k) · op(B) (k, n) [+ beta · C] with the inputs rounded to bf16,
+ * f32 accumulation and f32 output, through oneDNN's matmul primitive; gemm_bf16.c is the only file of
+ * seqlite that includes <dnnl.h>. Row-major; ld* are row strides in elements. Same m, n, k as nn/gemm.h.
+ * - Inputs arrive as f32 and are rounded to bf16 (nearest, ties to even) on the way in: A on every call;
+ *   B either on every call (gemm_bf16_run) or once into a struct gemm_bf16_weight, a bf16 copy of a
+ *   weight refreshed once per training step or once per model (gemm_bf16_run_weight). The converted
+ *   operands are plain (m, k) and (k, n) whatever ta, tb, lda, ldb were.
+ * - Modes, chosen once per process (gemm_bf16_mode, gemm_bf16_note):
+ *     GEMM_BF16_NATIVE    oneDNN with the CPU's bf16 instructions (AVX512-BF16, AMX);
+ *     GEMM_BF16_EMULATED  oneDNN with AVX-512 F only: it computes the same bf16 products without the
+ *                         bf16 instructions (slower; useful to test bf16 numerics, not for speed);
+ *     GEMM_BF16_FP32      no bf16: built without oneDNN, or oneDNN's ISA is below AVX-512 (Debian's
+ *                         oneDNN 2.6 has no bf16 matmul there: the primitive is "unimplemented"). The
+ *                         calls are then plain f32 gemm_run on the unrounded inputs, under gemm.h's
+ *                         thread rules (OpenBLAS threads are the caller's business there).
+ *   oneDNN itself reads ONEDNN_MAX_CPU_ISA (once per process, at its first call), so that variable
+ *   forces the lower modes: avx512_core gives EMULATED, avx2 gives FP32.
+ * - A context (struct gemm_bf16_ctx) caches one primitive per shape: key (m, n, k, ldc, beta, threads);
+ *   transposes and lda / ldb are not part of it since the converted operands are always plain. Each
+ *   primitive is created at the first call with its shape and reused (least recently used evicted past
+ *   GEMM_BF16_CACHE shapes); gemm_bf16_prepare creates it ahead of a time loop. The engine is created once
+ *   per process; each context has its own stream, staging buffers and scratchpad.
+ * - Threads: a call made inside an OpenMP parallel region (any, even of one thread: omp_get_level() > 0)
+ *   runs on the calling thread; outside one it runs on the context's n_threads. The thread count oneDNN
+ *   sees is set around both creation and execution (omp_set_num_threads on the calling thread, restored
+ *   after: oneDNN 2.6 with the OpenMP runtime has no thread setting of its own and plans its blocking from
+ *   omp_get_max_threads at creation). So a per-shard call gives the same bits whatever the number of
+ *   threads running shards (the blocking, hence the summation order, is that of one thread).
+ * - Ownership: the caller creates and frees contexts; a context is used by one thread at a time (it is
+ *   not thread-safe; any thread may create it), and contexts on different threads run concurrently. A
+ *   struct gemm_bf16_weight is the caller's; runs only read it, so one weight may be shared by every
+ *   thread between refreshes.
+ *
+ * Meant use (a later step wires it in; today nothing outside tests and the benchmark calls it):
+ * - Training with --precision bf16: f32 master weights, gradients and Adam moments stay as they are.
+ *   Once per step, after the update, each weight matrix is refreshed into its gemm_bf16_weight (one
+ *   conversion per weight per step, shared by every shard); the shards' forward and backward products
+ *   take their activations (and, for weight gradients, the upstream gradients) as f32 and call
+ *   gemm_bf16_run / gemm_bf16_run_weight with one context per shard thread, created with the workspace.
+ *   The LSTM cell, the attention softmax, log-softmax and the loss, the gradient sums, clipping and Adam
+ *   stay f32; gradient checks stay f32 (--precision fp32).
+ * - Decoding with --precision bf16: the weights are converted once per model (gemm_bf16_weight) and each
+ *   decoding thread's step products use its own context.
+ * - When gemm_bf16_mode() is not GEMM_BF16_NATIVE the command uses fp32 instead, printing
+ *   gemm_bf16_note() once (one line, on stderr).
+ * ref: oneDNN matmul primitive (dnnl_matmul_desc_init) and CPU ISA controls (dnnl_get_effective_cpu_isa,
+ * ONEDNN_MAX_CPU_ISA); bfloat16: Kalamkar et al. 2019, "A Study of BFLOAT16 for Deep Learning Training". */
+#ifndef SL_NN_GEMM_BF16_H
+#define SL_NN_GEMM_BF16_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "nn/gemm.h"
+
+enum gemm_bf16_mode { GEMM_BF16_FP32 = 0, GEMM_BF16_EMULATED = 1, GEMM_BF16_NATIVE = 2 };
+
+/* Shapes one context keeps primitives for. */
+#define GEMM_BF16_CACHE 64
+
+/* The mode of this process (above); thread-safe, decided at the first call of any gemm_bf16 function. */
+enum gemm_bf16_mode gemm_bf16_mode(void);
+/* 1 when this build has oneDNN (whatever the mode). */
+int gemm_bf16_built(void);
+/* oneDNN's effective ISA ("avx512_core_bf16", "avx512_core_amx", "avx2", ...; "none" without oneDNN).
+ * Static string. */
+const char *gemm_bf16_isa(void);
+/* One line, no newline, saying how bf16 GEMMs run here, e.g. "bf16 GEMMs: oneDNN 2.6.3, native bf16
+ * (ISA avx512_core_bf16)" or "bf16 GEMMs: not available (oneDNN ISA avx2 has no bf16 matmul): f32
+ * instead". Static string. */
+const char *gemm_bf16_note(void);
+
+/* f32 <-> bf16, rounding to nearest, ties to even; a NaN stays a NaN. Elementwise, n values. */
+void gemm_bf16_from_f32(const float *x, uint16_t *y, size_t n);
+void gemm_bf16_to_f32(const uint16_t *x, float *y, size_t n);
+
+/* A converted copy of op(B) (k, n), row-major with stride n: bf16 in the oneDNN modes, f32 (a snapshot)
+ * in GEMM_BF16_FP32. The caller holds it. */
+struct gemm_bf16_weight {
+    size_t k, n;
+    uint16_t *bf16; /* (k, n) or NULL */
+    float *f32;     /* (k, n) or NULL */
+};
+/* Allocates the copy for op(B) of shape (k, n) (contents undefined until the first refresh). 0, or
+ * SL_ENOMEM / SL_EINVAL (a zero size); on failure *w is left freeable. */
+int gemm_bf16_weight_init(struct gemm_bf16_weight *w, size_t k, size_t n);
+/* w = op(B) converted; B is stored (k, n) if tb == GEMM_N else (n, k), stride ldb. Single-threaded;
+ * no other thread may run with w meanwhile. */
+void gemm_bf16_weight_refresh(struct gemm_bf16_weight *w, enum gemm_trans tb, const float *B, size_t ldb);
+void gemm_bf16_weight_free(struct gemm_bf16_weight *w);
+
+struct gemm_bf16_ctx;
+/* A context whose calls from outside OpenMP regions run on n_threads (>= 1) threads. NULL on failure
+ * (message recorded). gemm_bf16_ctx_free(NULL) is a no-op. */
+struct gemm_bf16_ctx *gemm_bf16_ctx_create(int n_threads);
+void gemm_bf16_ctx_free(struct gemm_bf16_ctx *c);
+
+/* C (m, n) = op(A) (m, k) · op(B) (k, n) + beta · C (beta 0: C is only written). A is stored (m, k) if
+ * ta == GEMM_N else (k, m), likewise B. k == 0 scales C by beta. 0, or SL_ENOMEM (staging buffers). */
+int gemm_bf16_run(struct gemm_bf16_ctx *c, enum gemm_trans ta, enum gemm_trans tb, size_t m, size_t n, size_t k,
+                  const float *A, size_t lda, const float *B, size_t ldb, float beta, float *C, size_t ldc);
+/* The same with op(B) = W (k = W->k, n = W->n). */
+int gemm_bf16_run_weight(struct gemm_bf16_ctx *c, enum gemm_trans ta, size_t m, const float *A, size_t lda,
+                         const struct gemm_bf16_weight *W, float beta, float *C, size_t ldc);
+/* Creates (if new) the primitive a call of this shape from the calling thread's place (inside or outside
+ * a parallel region) would use, so no creation happens inside a time loop. 0, or SL_ENOMEM. */
+int gemm_bf16_prepare(struct gemm_bf16_ctx *c, size_t m, size_t n, size_t k, size_t ldc, float beta);
+/* oneDNN's name of the implementation the context's last call ran ("brg:avx512_core_bf16", "gemm:jit",
+ * ...), "sgemm" when it ran as f32 gemm_run, "" before any call. Valid until the next call on c. */
+const char *gemm_bf16_last_impl(const struct gemm_bf16_ctx *c);
+
+#endif
