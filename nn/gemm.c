@@ -4,8 +4,10 @@
 #include <assert.h>
 #include <cblas.h>
 #include <limits.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 void gemm_run(enum gemm_trans ta, enum gemm_trans tb, size_t m, size_t n, size_t k, float alpha,
               const float *A, size_t lda, const float *B, size_t ldb, float beta, float *C, size_t ldc)
@@ -49,4 +51,19 @@ const char *gemm_kernel_advice(void)
 #else
     return NULL;
 #endif
+}
+
+void gemm_use_best_kernel(char *const argv[])
+{
+    const char *core = gemm_kernel_advice();
+    if (!core)
+        return;
+    if (getenv("SEQLITE_KERNEL_NOTE"))
+        fprintf(stderr, "seqlite: OpenBLAS picked %s kernels on a CPU with %s; using OPENBLAS_CORETYPE=%s\n",
+                gemm_corename(), strcmp(core, "Haswell") == 0 ? "AVX2" : "AVX-512", core);
+    if (setenv("OPENBLAS_CORETYPE", core, 1) != 0)
+        return;
+    fflush(NULL);
+    execv("/proc/self/exe", argv);
+    unsetenv("OPENBLAS_CORETYPE"); /* exec failed: go on with what OpenBLAS picked */
 }

@@ -25,8 +25,13 @@ const char *gemm_corename(void);
  * the CPU has neither, or OPENBLAS_CORETYPE is set (the user's choice stands). OpenBLAS 0.3.21 (Debian 12)
  * falls back to its SSE3 "Prescott" kernels on CPUs it does not know by model number (a Xeon whose model a
  * hypervisor hides, newer CPUs): 3-4x slower GEMMs. OpenBLAS reads OPENBLAS_CORETYPE only when it loads,
- * so acting on this means running the program again with it set (tools/main.c does). Static string. */
+ * so acting on this means running the program again with it set (gemm_use_best_kernel). Static string. */
 const char *gemm_kernel_advice(void);
+/* Acts on gemm_kernel_advice: sets OPENBLAS_CORETYPE to its kernel and runs this program again at once
+ * (/proc/self/exe with argv, NULL-terminated), so call it first thing in main, before anything is read or
+ * opened. With SEQLITE_KERNEL_NOTE set it says so on stderr. Returns only when there is nothing to do or the
+ * exec failed (then OPENBLAS_CORETYPE is unset again and the program goes on with OpenBLAS's pick). */
+void gemm_use_best_kernel(char *const argv[]);
 
 /* Pre-packed right operand (nn/gemm_packed.c), for products with few rows and a weight reused across
  * calls (time steps): OpenBLAS repacks its operands on every call, a large share of a product with few

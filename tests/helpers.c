@@ -14,12 +14,11 @@
  * kernels without the CPU's AVX2 / AVX-512, the executable starts again at once with OPENBLAS_CORETYPE set,
  * so in-process results (learning tests, oracles) and the binary's agree. Weak: executables that do not
  * link nn/gemm.c have no GEMMs of their own. */
-const char *gemm_kernel_advice(void) __attribute__((weak));
+void gemm_use_best_kernel(char *const argv[]) __attribute__((weak));
 
 __attribute__((constructor)) static void th_blas_kernel(void)
 {
-    const char *core = gemm_kernel_advice ? gemm_kernel_advice() : NULL;
-    if (!core)
+    if (!gemm_use_best_kernel)
         return;
     static char buf[1 << 16];
     FILE *f = fopen("/proc/self/cmdline", "rb");
@@ -32,10 +31,8 @@ __attribute__((constructor)) static void th_blas_kernel(void)
     for (size_t i = 0; i < n && argc < 255; i += strlen(buf + i) + 1)
         argv[argc++] = buf + i;
     argv[argc] = NULL;
-    if (argc == 0 || setenv("OPENBLAS_CORETYPE", core, 1))
-        return;
-    execv("/proc/self/exe", argv);
-    unsetenv("OPENBLAS_CORETYPE");
+    if (argc > 0)
+        gemm_use_best_kernel(argv);
 }
 
 char *th_tmpdir(void)

@@ -982,8 +982,28 @@ Test(translate_cli, empty_input_writes_nothing)
     free(dir);
 }
 
+/* Runs "seqlite ARGS" (stdin from in, or /dev/null) in a private mount namespace where the folder ro is
+ * remounted read-only (and checked to be: a file cannot be made in it); stdout and stderr into malloc'd
+ * strings. The exit status, or -1. */
+static int run_read_only(const char *ro, const char *args, const char *in, char **out, char **err)
+{
+    char *dir = th_tmpdir(), cmd[4096];
+    char *o = th_path(dir, "out"), *e = th_path(dir, "err");
+    snprintf(cmd, sizeof cmd,
+             "unshare -rm sh -c \"mount --bind '%s' '%s' && mount -o remount,ro,bind '%s' &&"
+             " ! touch '%s/probe' 2>/dev/null && '%s' %s <'%s' >'%s' 2>'%s'\"",
+             ro, ro, ro, ro, SEQLITE_BIN, args, in ? in : "/dev/null", o, e);
+    int st = system(cmd);
+    *out = th_read_file(o, NULL), *err = th_read_file(e, NULL);
+    free(o), free(e);
+    th_rmdir(dir);
+    free(dir);
+    return st != -1 && WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
 /* A model on a read-only file system (a bind mount remounted read-only in a private mount namespace)
- * translates as it does where it is writable, and eval scores as it does there (saying that it stored nothing), with no -shm to create and nothing written. */
+ * translates as it does where it is writable, and eval scores as it does there (saying that it stored
+ * nothing), with no -shm to create and nothing written. */
 Test(translate_cli, read_only_medium)
 {
     if (system("unshare -rm sh -c 'mount --bind /tmp /tmp' >/dev/null 2>&1") != 0)
@@ -992,40 +1012,31 @@ Test(translate_cli, read_only_medium)
     char *ro = th_path(dir, "ro");
     cr_assert_eq(mkdir(ro, 0755), 0);
     char *db = make_db(ro, 1);
-    char *in = th_path(dir, "in.txt"), *out = th_path(dir, "out.txt"), *err = th_path(dir, "err.txt");
+    char *in = th_path(dir, "in.txt");
     const char lines[] = "der hund\ndie katze spielt\n";
     cr_assert_eq(th_write_file(in, lines, sizeof lines - 1), 0);
-    char *expect = NULL;
+    char *expect = NULL, *got = NULL, *msg = NULL, args[4096];
     cr_assert_eq(runf(&expect, NULL, in, "translate '%s' --beam 2", db), 0);
-    char cmd[4096];
-    snprintf(cmd, sizeof cmd,
-             "unshare -rm sh -c \"mount --bind '%s' '%s' && mount -o remount,ro,bind '%s' &&"
-             " ! touch '%s/probe' 2>/dev/null && '%s' translate '%s' --beam 2 <'%s' >'%s' 2>'%s'\"",
-             ro, ro, ro, ro, SEQLITE_BIN, db, in, out, err);
-    int st = system(cmd);
-    char *got = th_read_file(out, NULL), *msg = th_read_file(err, NULL);
-    cr_assert(st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 0, "exit %d: %s", st, msg ? msg : "");
+    snprintf(args, sizeof args, "translate '%s' --beam 2", db);
+    int st = run_read_only(ro, args, in, &got, &msg);
+    cr_assert(st == 0, "exit %d: %s", st, msg ? msg : "");
     cr_assert_str_eq(got, expect);
-    free(got), free(msg);
+    free(got), free(msg), free(expect);
     /* eval: the same scores as where it could store them, a note that it did not, the file untouched */
     char *expect_eval = NULL;
     cr_assert_eq(runf(&expect_eval, NULL, NULL, "eval '%s' --split train --limit 5 --beam 2", db), 0);
     size_t n0, n1;
     char *before = th_read_file(db, &n0);
-    snprintf(cmd, sizeof cmd,
-             "unshare -rm sh -c \"mount --bind '%s' '%s' && mount -o remount,ro,bind '%s' &&"
-             " '%s' eval '%s' --split train --limit 5 --beam 2 >'%s' 2>'%s'\"",
-             ro, ro, ro, SEQLITE_BIN, db, out, err);
-    st = system(cmd);
-    got = th_read_file(out, NULL), msg = th_read_file(err, NULL);
-    cr_assert(st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 0, "eval exit %d: %s", st, msg ? msg : "");
+    snprintf(args, sizeof args, "eval '%s' --split train --limit 5 --beam 2", db);
+    st = run_read_only(ro, args, NULL, &got, &msg);
+    cr_assert(st == 0, "eval exit %d: %s", st, msg ? msg : "");
     cr_assert_str_eq(got, expect_eval);
     cr_assert(strstr(msg, "read-only): the scores were not stored"), "%s", msg);
     char *after = th_read_file(db, &n1);
     cr_assert(n0 == n1 && memcmp(before, after, n0) == 0, "eval changed the read-only file");
     free(before), free(after), free(expect_eval);
-    free(got), free(msg), free(expect);
-    free(in), free(out), free(err), free(db), free(ro);
+    free(got), free(msg);
+    free(in), free(db), free(ro);
     th_rmdir(dir);
     free(dir);
 }

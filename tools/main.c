@@ -4,9 +4,7 @@
 #include "tools/cli.h"
 
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "nn/gemm.h"
 
@@ -34,27 +32,9 @@ static const struct cli_cmd *find(const char *name)
     return NULL;
 }
 
-/* When OpenBLAS picked kernels without the AVX2 / AVX-512 this CPU has (nn/gemm.h: gemm_kernel_advice), runs
- * this program again at once with OPENBLAS_CORETYPE set, before anything is read or opened: OpenBLAS reads
- * it only when it loads. SEQLITE_KERNEL_NOTE=1 prints which (on stderr). On any failure it goes on as is. */
-static void pick_blas_kernel(char **argv)
-{
-    const char *core = gemm_kernel_advice();
-    if (!core)
-        return;
-    if (getenv("SEQLITE_KERNEL_NOTE"))
-        fprintf(stderr, "seqlite: OpenBLAS picked %s kernels on a CPU with %s; using OPENBLAS_CORETYPE=%s\n",
-                gemm_corename(), strcmp(core, "Haswell") == 0 ? "AVX2" : "AVX-512", core);
-    if (setenv("OPENBLAS_CORETYPE", core, 1) != 0)
-        return;
-    fflush(NULL);
-    execv("/proc/self/exe", argv);
-    unsetenv("OPENBLAS_CORETYPE"); /* exec failed: go on with what OpenBLAS picked */
-}
-
 int main(int argc, char **argv)
 {
-    pick_blas_kernel(argv);
+    gemm_use_best_kernel(argv); /* OpenBLAS's AVX2 / AVX-512 kernels where it does not know the CPU */
     if (argc < 2) {
         print_usage(stderr);
         return 2;

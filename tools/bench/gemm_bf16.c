@@ -7,7 +7,7 @@
  * the weight-copy column to sgemm; oneDNN's implementation. Threads: OpenBLAS's and oneDNN's own (a call
  * from outside any OpenMP region). Each figure is the best of repeated calls over at least 0.3 s.
  * Like `seqlite`, it starts again with OPENBLAS_CORETYPE set when OpenBLAS picked kernels without the
- * AVX2 / AVX-512 the CPU has (nn/gemm.h: gemm_kernel_advice), so sgemm runs its best kernels. */
+ * AVX2 / AVX-512 the CPU has (nn/gemm.h: gemm_use_best_kernel), so sgemm runs its best kernels. */
 #include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -58,12 +58,7 @@ int main(int argc, char **argv)
         fputs("usage: gemm-bf16   (no arguments; OPENBLAS_CORETYPE and ONEDNN_MAX_CPU_ISA are honoured)\n", stderr);
         return 2;
     }
-    const char *core = gemm_kernel_advice();
-    if (core && setenv("OPENBLAS_CORETYPE", core, 1) == 0) { /* see the header comment */
-        fflush(NULL);
-        execv("/proc/self/exe", argv);
-        unsetenv("OPENBLAS_CORETYPE");
-    }
+    gemm_use_best_kernel(argv); /* see the header comment */
     static const size_t shapes[][3] = {{2048, 2048, 2048}, {1536, 512, 8000}, {64, 1024, 2048}, {160, 768, 2048}};
     const size_t n_shapes = sizeof shapes / sizeof shapes[0];
     size_t maxa = 0, maxb = 0, maxc = 0;
