@@ -11,6 +11,7 @@
 #include "decoder/attn_stack.h"
 #include "encoder/encoder.h"
 #include "nn/arena.h"
+#include "nn/autocast.h"
 #include "nn/embed.h"
 #include "nn/gemm.h"
 #include "nn/lstm.h"
@@ -377,7 +378,7 @@ static int encode(const struct s2s_model *m, const float *w, struct s2s_workspac
         return rc;
     const int uni = !m->cfg.bidirectional; /* TODO: packed recurrent weights for the bidirectional encoder */
     for (size_t l = 0; uni && l < m->cfg.L; l++)
-        ws->enc.layer[l].pkw = pk ? pk->p + pk->enc[l] : NULL;
+        ws->enc.layer[l].pkw = pk && !autocast_active() ? pk->p + pk->enc[l] : NULL;
     enc_run(m, w, ws, 0.0f, NULL, h, c);
     for (size_t l = 0; uni && l < m->cfg.L; l++)
         ws->enc.layer[l].pkw = NULL; /* the workspace may train next */
@@ -644,7 +645,7 @@ int s2s_decoder_step(struct s2s_decoder *d, const int32_t *prev, size_t M, float
         return 0;
     if (m->cfg.attention != ATTN_NONE) {
         /* multi-threaded BLAS: unpacked weights, OpenBLAS splits each product across its threads */
-        const int packed = gemm_get_threads() == 1;
+        const int packed = gemm_get_threads() == 1 && !autocast_active(); /* bf16: the autocast's copies */
         int rc = floats_reserve(&d->ascr, &d->ascr_cap, attn_stack_step_floats(&m->dec, &m->att, M, d->S));
         if (rc)
             return rc;
@@ -663,7 +664,8 @@ int s2s_decoder_step(struct s2s_decoder *d, const int32_t *prev, size_t M, float
             dec_logprobs(&m->out, d->w, d->feed, M, logprobs);
         return 0;
     }
-    if (gemm_get_threads() > 1) /* multi-threaded BLAS: OpenBLAS splits each product across its threads */
+    /* multi-threaded BLAS: OpenBLAS splits each product across its threads; bf16: the autocast's copies */
+    if (gemm_get_threads() > 1 || autocast_active())
         return s2s_decode_step(m, d->w, d->ws, prev, M, d->h, d->c, logprobs);
     /* as stack_step + dec_logprobs, with the packed weights (single-threaded) */
     float *x = d->scr, *cell = d->scr + M * E; /* (M, E); lstm_step_packed_floats */

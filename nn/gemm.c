@@ -9,7 +9,18 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "nn/autocast.h"
+
 void gemm_run(enum gemm_trans ta, enum gemm_trans tb, size_t m, size_t n, size_t k, float alpha,
+              const float *A, size_t lda, const float *B, size_t ldb, float beta, float *C, size_t ldc)
+{
+    if (autocast_active())
+        autocast_gemm(ta, tb, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc);
+    else
+        gemm_run_f32(ta, tb, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc);
+}
+
+void gemm_run_f32(enum gemm_trans ta, enum gemm_trans tb, size_t m, size_t n, size_t k, float alpha,
               const float *A, size_t lda, const float *B, size_t ldb, float beta, float *C, size_t ldc)
 {
     if (m == 0 || n == 0)

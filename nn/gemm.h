@@ -12,9 +12,13 @@ enum gemm_trans { GEMM_N = 0, GEMM_T = 1 };
 
 /* C (m, n) = alpha * op(A) (m, k) * op(B) (k, n) + beta * C. op(X) is X or X^T; A is stored
  * (m, k) if ta == GEMM_N else (k, m), likewise B. k == 0 scales C by beta. The GEMM sizes are BLAS's
- * lower-case m, n, k (nn/dims.h gives M, N, K other meanings). */
+ * lower-case m, n, k (nn/dims.h gives M, N, K other meanings). While an autocast is in use
+ * (nn/autocast.h) the product runs in bf16 instead. */
 void gemm_run(enum gemm_trans ta, enum gemm_trans tb, size_t m, size_t n, size_t k, float alpha,
               const float *A, size_t lda, const float *B, size_t ldb, float beta, float *C, size_t ldc);
+/* The same product always in f32 (OpenBLAS), autocast or not. */
+void gemm_run_f32(enum gemm_trans ta, enum gemm_trans tb, size_t m, size_t n, size_t k, float alpha,
+                  const float *A, size_t lda, const float *B, size_t ldb, float beta, float *C, size_t ldc);
 /* Number of threads OpenBLAS uses for one call (process-wide). */
 void gemm_set_threads(int n);
 int gemm_get_threads(void);

@@ -516,7 +516,7 @@ int gemm_bf16_run(struct gemm_bf16_ctx *c, enum gemm_trans ta, enum gemm_trans t
         return execute(c, e, c->a16, c->b16, C);
     }
 #endif
-    gemm_run(ta, tb, m, n, k, 1.0f, A, lda, B, ldb, beta, C, ldc);
+    gemm_run_f32(ta, tb, m, n, k, 1.0f, A, lda, B, ldb, beta, C, ldc);
     c->last = "sgemm";
     return 0;
 }
@@ -528,7 +528,7 @@ int gemm_bf16_run_weight(struct gemm_bf16_ctx *c, enum gemm_trans ta, size_t m, 
     if (m == 0)
         return 0;
     if (W->f32) { /* GEMM_BF16_FP32: the weight is an f32 snapshot */
-        gemm_run(ta, GEMM_N, m, n, k, 1.0f, A, lda, W->f32, n, beta, C, ldc);
+        gemm_run_f32(ta, GEMM_N, m, n, k, 1.0f, A, lda, W->f32, n, beta, C, ldc);
         c->last = "sgemm";
         return 0;
     }
@@ -549,7 +549,7 @@ int gemm_bf16_run_weight(struct gemm_bf16_ctx *c, enum gemm_trans ta, size_t m, 
     if ((rc = reserve(&c->w32, &c->w32_cap, k * n * sizeof(float))) < 0)
         return rc;
     gemm_bf16_to_f32(W->bf16, c->w32, k * n);
-    gemm_run(ta, GEMM_N, m, n, k, 1.0f, A, lda, c->w32, n, beta, C, ldc);
+    gemm_run_f32(ta, GEMM_N, m, n, k, 1.0f, A, lda, c->w32, n, beta, C, ldc);
     c->last = "sgemm";
     return 0;
 }

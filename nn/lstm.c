@@ -9,6 +9,7 @@
 
 #include <string.h>
 
+#include "nn/autocast.h"
 #include "nn/gemm.h"
 #include "nn/vmath.h"
 
@@ -103,7 +104,7 @@ void lstm_forward(const float *W, const float *b, const float *x, const int32_t 
         memset(a->c, 0, BH * sizeof(float));
     /* gates (T·B, 4H) = x (T·B, I) · W[:, :I]^T; the bias is added in the cell */
     gemm_run(GEMM_N, GEMM_T, T * B, G, I, 1.0f, x, I, W, IH, 0.0f, a->gates, G);
-    const int packed = (a->pkw || a->pk) && T > 1 && gemm_get_threads() == 1;
+    const int packed = (a->pkw || a->pk) && T > 1 && gemm_get_threads() == 1 && !autocast_active();
     const float *P = a->pkw ? a->pkw : a->pk;
     if (packed && !a->pkw)
         lstm_pack_recurrent(W, I, H, a->pk);
@@ -140,7 +141,7 @@ void lstm_backward(const float *W, const float *x, const int32_t *lens, size_t T
         memcpy(dc, dcT, BH * sizeof(float));
     else
         memset(dc, 0, BH * sizeof(float));
-    const int packed = a->pk && T > 1 && gemm_get_threads() == 1;
+    const int packed = a->pk && T > 1 && gemm_get_threads() == 1 && !autocast_active();
     if (packed) /* op = W[:, I:] (4H, H) */
         gemm_pack_b(GEMM_N, G, H, W + I, IH, a->pk);
     for (size_t t = T; t-- > 0;) {

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "nn/attention.h"
+#include "nn/autocast.h"
 #include "nn/gemm.h"
 #include "tools/bench/bench.h"
 #include "util/clock.h"
@@ -55,7 +56,7 @@ static int run(int argc, char **argv)
     int64_t sv = UNSET, tv = UNSET, e = UNSET, h = UNSET, l = UNSET, b = UNSET, sl = UNSET, tl = UNSET;
     int64_t threads = 1, steps = 10, warmup = 2, sentences = 64, beam = 5, seed = 1, shards = 0;
     double peak = 0;
-    const char *config = "base", *split = "auto", *attention = "none", *encoder = "uni";
+    const char *config = "base", *split = "auto", *attention = "none", *encoder = "uni", *precision = "fp32";
     const struct cli_opt opts[] = {
         {"src-vocab", CLI_INT, &sv, 5, 1 << 24},   {"tgt-vocab", CLI_INT, &tv, 5, 1 << 24},
         {"emb", CLI_INT, &e, 1, 65536},            {"hidden", CLI_INT, &h, 1, 65536},
@@ -67,6 +68,7 @@ static int run(int argc, char **argv)
         {"shards", CLI_INT, &shards, 0, 256},      {"peak", CLI_DOUBLE, &peak, 0, 1e9},
         {"config", CLI_STR, &config, 0, 0},        {"split", CLI_STR, &split, 0, 0},
         {"attention", CLI_STR, &attention, 0, 0},  {"encoder", CLI_STR, &encoder, 0, 0},
+        {"precision", CLI_STR, &precision, 0, 0},
         {NULL, 0, NULL, 0, 0},
     };
     char *pos[1];
@@ -97,6 +99,10 @@ static int run(int argc, char **argv)
     if (strcmp(encoder, "uni") && strcmp(encoder, "bi"))
         return cli_usage_error(&cmd_bench, "--encoder: '%s' is not uni or bi", encoder);
     o.bidirectional = strcmp(encoder, "bi") == 0;
+    enum precision prec;
+    if (precision_parse(precision, "--precision", &prec))
+        return cli_usage_error(&cmd_bench, "%s", sl_errmsg());
+    o.bf16 = prec == PRECISION_BF16;
     if (strcmp(split, "auto") == 0 || strcmp(split, "batches") == 0)
         o.split = BENCH_SPLIT_BATCHES;
     else if (strcmp(split, "blas") == 0)
@@ -126,9 +132,9 @@ static int run(int argc, char **argv)
     const char *wp = getenv("OMP_WAIT_POLICY");
     printf("{\"mode\": \"%s\", \"threads\": %d, \"blas\": \"%s\", \"src_vocab\": %zu, \"tgt_vocab\": %zu, "
            "\"emb\": %zu, \"hidden\": %zu, \"layers\": %zu, \"batch\": %zu, \"src_len\": %zu, \"tgt_len\": %zu, "
-           "\"attention\": \"%s\", \"encoder\": \"%s\", ",
+           "\"attention\": \"%s\", \"encoder\": \"%s\", \"precision\": \"%s\", ",
            pos[0], o.threads, gemm_corename(), o.V_src, o.V_tgt, o.E, o.H, o.L, o.B, o.S, o.T1,
-           attn_score_name((enum attn_score)o.attention), o.bidirectional ? "bi" : "uni");
+           attn_score_name((enum attn_score)o.attention), o.bidirectional ? "bi" : "uni", precision_name(prec));
     if (o.mode == BENCH_TRAIN)
         printf("\"steps\": %zu, \"steps_per_s\": %.4f, \"tgt_tokens_per_s\": %.1f, \"tokens_per_s\": %.1f, "
                "\"loss_first\": %.4f, \"loss_last\": %.4f, \"shards\": %d, ",

@@ -24,6 +24,7 @@ static const char *const best_by_names[] = {"ppl", "bleu", NULL};
 static const char *const attention_names[] = {"none", "dot", "general", "mlp", NULL};
 static const char *const encoder_names[] = {"uni", "bi", NULL};
 /* in the order of enum train_log_format (train/progress.h) */
+static const char *const precision_names[] = {"fp32", "bf16", NULL};
 static const char *const log_format_names[] = {"text", "json", NULL};
 static const double plain = 0; /* runs stored before attention, bidirectional encoders and label smoothing */
 static const double off = 0; /* runs stored before validation BLEU existed did not measure it */
@@ -116,6 +117,11 @@ const struct train_opt train_opt_table[] = {
      .resume = TRAIN_RESUME_SAME, .key = "label_smoothing", .absent = &plain,
      .help = "training loss smoothing toward the uniform distribution (default {default});\n"
              "perplexity is reported unsmoothed"},
+    /* the master weights, gradients and Adam stay f32 in both: a run may change it on resume */
+    {.flag = "precision", .arg = "P", .type = TRAIN_OPT_CHOICE, .field = OPT(precision), .def = 0,
+     .choices = precision_names, .resume = TRAIN_RESUME_KEEP, .key = "precision", .absent = &plain,
+     .help = "fp32 (default) or bf16: matrix products in bf16 with f32 sums (oneDNN;\n"
+             "AVX512-BF16 or AMX, else fp32 with a note); weights and Adam stay f32"},
     {.flag = "max-len", .arg = "N", .type = TRAIN_OPT_INT, .field = OPT(max_len), .def = 64,
      .min = 1, .max = 4096, .lo = 1, .hi = INFINITY,
      .resume = TRAIN_RESUME_SAME, .key = "max_len", .column = COL(max_len),

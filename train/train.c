@@ -18,7 +18,9 @@
 #include "corpus/vocab_store.h"
 #include "model/seq2seq.h"
 #include "nn/adam.h"
+#include "nn/autocast.h"
 #include "nn/gemm.h"
+#include "nn/gemm_bf16.h"
 #include "nn/params.h"
 #include "train/checkpoint.h"
 #include "train/options.h"
@@ -84,6 +86,7 @@ struct trainer {
     int model_ok;
     size_t N;                  /* floats per buffer */
     float *w, *m, *v;          /* (N) */
+    struct autocast *ac;       /* --precision bf16: the products' bf16 weight copies (nn/autocast.h) */
     float **gs;                /* (n_shards) per-shard gradients (N) each; gs[0] receives the sum */
     double *sumsq;             /* (update_chunks(N)) scratch of update_sum_shards */
     struct shard *sh;          /* (n_shards) */
@@ -906,6 +909,13 @@ static int setup(struct trainer *t)
     t->v = param_buf_create(t->N);
     if (!t->w || !t->m || !t->v)
         return sl_err(SL_ENOMEM, "out of memory (model of %zu floats)", t->N);
+    if (t->o.precision == PRECISION_BF16 && !autocast_available()) {
+        note(t, "--precision bf16: %s (the run is stored as fp32)", gemm_bf16_note());
+        t->o.precision = PRECISION_FP32;
+    }
+    /* per-shard products run on their own thread: one oneDNN thread outside OpenMP regions too */
+    if (t->o.precision == PRECISION_BF16 && !(t->ac = autocast_create(t->w, t->N, 1)))
+        return SL_ENOMEM;
     if ((rc = alloc_shards(t)))
         return rc;
     t->nthreads = t->o.threads > 0 ? (int)t->o.threads : omp_get_num_procs();
@@ -931,6 +941,7 @@ static int setup(struct trainer *t)
 
 static void teardown(struct trainer *t)
 {
+    autocast_free(t->ac);
     translator_free(t->tr);
     eval_out_free(&t->bleu_out);
     eval_set_free(&t->bleu_set);
@@ -1096,8 +1107,9 @@ static int train_loop(struct trainer *t, struct train_result *out, int *stopped)
     if (batch_plan_n_over(t->plan))
         note(t, "%zu training pair%s longer than --batch-tokens %lld allows left out", batch_plan_n_over(t->plan),
              batch_plan_n_over(t->plan) == 1 ? "" : "s", (long long)t->o.batch_tokens);
-    note(t, "run %lld: %zu pairs, %zu batches per epoch, %zu parameters, %d threads, %zu shards", (long long)t->run_id,
-         t->train->n, per_epoch, param_table_count(&t->model.table), t->nthreads, t->n_shards);
+    note(t, "run %lld: %zu pairs, %zu batches per epoch, %zu parameters, %d threads, %zu shards%s", (long long)t->run_id,
+         t->train->n, per_epoch, param_table_count(&t->model.table), t->nthreads, t->n_shards,
+         t->ac ? ", bf16 products" : "");
 
     t->limit_s = t->o.time_limit_min > 0 ? 60.0 * t->o.time_limit_min : 0;
     t->step0 = t->step;
@@ -1132,6 +1144,8 @@ static int train_loop(struct trainer *t, struct train_result *out, int *stopped)
                           gnorm, (long long)t->last_ckpt);
         /* global-norm clipping, applied inside the Adam pass (train/update.h) */
         adam_update(t, gnorm > t->o.clip ? (float)(t->o.clip / gnorm) : 1.0f);
+        if (t->ac)
+            autocast_weights_changed(t->ac);
         t->step++;
         t->bidx++;
         iv.loss += loss_sum;
@@ -1235,6 +1249,10 @@ int train_run(struct db *db, const struct train_opts *opts, struct train_result 
         goto done;
     started = 1;
     out->run_id = t.run_id;
+    if (t.ac) { /* the weights were loaded or initialised after it was made */
+        autocast_weights_changed(t.ac);
+        autocast_use(t.ac);
+    }
     if (!(rc = train_loop(&t, out, &stopped)))
         rc = finish_run(&t, out, stopped);
 done:

@@ -67,6 +67,7 @@ struct train_opts {
     int64_t attention;                /* enum attn_score (nn/attention.h): 0 none, 1 dot, 2 general, 3 mlp */
     int64_t encoder;                  /* 0 uni, 1 bi (bidirectional) */
     double label_smoothing;           /* training loss eps in [0, 1) */
+    int64_t precision;                /* enum precision (nn/autocast.h): 0 fp32, 1 bf16 GEMMs */
     int64_t valid_every, save_every;  /* steps (0: only at the end) */
     int64_t log_every;                /* steps (also written to train_log) */
     int64_t max_len;                  /* tokens per side */

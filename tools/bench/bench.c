@@ -14,6 +14,7 @@
 #include "decoder/beam.h"
 #include "model/seq2seq.h"
 #include "nn/adam.h"
+#include "nn/autocast.h"
 #include "nn/gemm.h"
 #include "nn/params.h"
 #include "tokenizer/special.h"
@@ -146,6 +147,7 @@ struct trainer {
     double *shard_loss;         /* (n_shards) */
     const int32_t *bsrc, *btgt; /* the batch of the current step: (B, S), (B, T) */
     float scale;                /* 1 / the batch's loss tokens */
+    struct autocast *ac;        /* o->bf16 */
 };
 
 static void trainer_free(struct trainer *t)
@@ -195,6 +197,8 @@ static int train_step(struct trainer *t, size_t i, long step, double *loss)
     const float clip = isfinite(norm) && norm > BENCH_CLIP ? (float)(BENCH_CLIP / norm) : 1.0f;
     const struct adam_hparams hp = adam_defaults(BENCH_LR);
     update_adam(t->w, t->gs[0], t->m, t->v, n_params, clip, &hp, step, (int)t->nthreads);
+    if (t->ac)
+        autocast_weights_changed(t->ac);
     return 0;
 }
 
@@ -241,6 +245,11 @@ static int run_train(const struct bench_opts *o, const struct s2s_model *model, 
         t.len_s[b] = (int32_t)S, t.len_t[b] = (int32_t)T;
     /* shards: OpenMP threads with one BLAS thread each; one shard: BLAS gets every thread */
     gemm_set_threads(t.nthreads > 1 ? 1 : o->threads);
+    if (o->bf16 && !(t.ac = autocast_create(t.w, t.n_params, t.nthreads > 1 ? 1 : o->threads))) {
+        rc = SL_EINVAL;
+        goto done;
+    }
+    autocast_use(t.ac);
     double loss = 0;
     long step = 0;
     for (size_t i = 0; i < o->warmup; i++)
@@ -263,6 +272,7 @@ static int run_train(const struct bench_opts *o, const struct s2s_model *model, 
     res->tokens_per_s = res->steps_per_s * (double)(B * (S + o->T1));
     res->gflop = bench_train_flops(o) * (double)o->steps / 1e9;
 done:
+    autocast_free(t.ac);
     trainer_free(&t);
     return rc;
 }
@@ -351,6 +361,7 @@ static int run_decode(const struct bench_opts *o, const struct s2s_model *model,
     int32_t *src = malloc(nb * B * S * sizeof(int32_t)), *len = malloc(B * sizeof(int32_t));
     struct decoder_worker *dw = calloc(nw, sizeof *dw);
     struct s2s_packed *pk = NULL;
+    struct autocast *ac = NULL;
     if (!w || !src || !len || !dw) {
         rc = sl_err(SL_ENOMEM, "out of memory");
         goto done;
@@ -374,6 +385,11 @@ static int run_decode(const struct bench_opts *o, const struct s2s_model *model,
     for (size_t b = 0; b < B; b++)
         len[b] = (int32_t)S;
     gemm_set_threads(split ? 1 : o->threads);
+    if (o->bf16 && !(ac = autocast_create(w, model->table.total, split ? 1 : o->threads))) {
+        rc = SL_EINVAL;
+        goto done;
+    }
+    autocast_use(ac);
     struct decode_run dr = {.o = o, .dw = dw, .src = src, .len = len, .nb = nb};
     if ((rc = jobs_run(nw, (int)nw, JOBS_STATIC, warmup_job, &dr)))
         goto done;
@@ -397,6 +413,7 @@ done:
             beam_search_free(dw[i].bs);
         }
     free(dw), free(src), free(len);
+    autocast_free(ac);
     s2s_packed_free(pk);
     param_buf_free(w);
     return rc;

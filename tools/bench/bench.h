@@ -35,6 +35,7 @@ struct bench_opts {
     size_t steps, warmup;         /* training steps timed / untimed; warmup = untimed decode batches too */
     size_t sentences, K;          /* decoding: sentences translated, beam width (beam mode) */
     uint64_t seed;
+    int bf16;                     /* GEMMs in bf16 (nn/autocast.h); SL_EINVAL where bf16 GEMMs are not available */
 };
 
 struct bench_result {
