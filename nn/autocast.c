@@ -30,8 +30,8 @@ struct slot {
 };
 
 struct autocast {
-    const float *w;
-    size_t n;
+    const float *w[AUTOCAST_MAX_BUFFERS];
+    size_t n[AUTOCAST_MAX_BUFFERS], n_buf;
     int n_threads;
     uint64_t gen; /* current generation, >= 1; changed only while no product runs */
     pthread_mutex_t mu;
@@ -74,7 +74,7 @@ struct autocast *autocast_create(const float *w, size_t n, int n_threads)
         sl_err(SL_ENOMEM, "out of memory for bf16 GEMMs");
         return NULL;
     }
-    a->w = w, a->n = n, a->n_threads = n_threads < 1 ? 1 : n_threads, a->gen = 1;
+    a->w[0] = w, a->n[0] = n, a->n_buf = 1, a->n_threads = n_threads < 1 ? 1 : n_threads, a->gen = 1;
     pthread_mutex_init(&a->mu, NULL);
     for (size_t i = 0; i < AUTOCAST_MAX_THREADS; i++)
         pthread_mutex_init(&a->slots[i].mu, NULL);
@@ -97,11 +97,22 @@ void autocast_free(struct autocast *a)
     free(a);
 }
 
+int autocast_add_buffer(struct autocast *a, const float *w, size_t n)
+{
+    if (a->n_buf >= AUTOCAST_MAX_BUFFERS)
+        return sl_err(SL_EINVAL, "bf16 GEMMs: more than %d parameter buffers", AUTOCAST_MAX_BUFFERS);
+    a->w[a->n_buf] = w, a->n[a->n_buf] = n;
+    a->n_buf++;
+    return 0;
+}
+
 void autocast_weights_changed(struct autocast *a) { __atomic_add_fetch(&a->gen, 1, __ATOMIC_RELEASE); }
 
 void autocast_use(struct autocast *a) { __atomic_store_n(&g_use, a, __ATOMIC_RELEASE); }
 
 int autocast_active(void) { return __atomic_load_n(&g_use, __ATOMIC_ACQUIRE) != NULL; }
+
+struct autocast *autocast_current(void) { return __atomic_load_n(&g_use, __ATOMIC_ACQUIRE); }
 
 void autocast_stats(const struct autocast *a, struct autocast_stats *out)
 {
@@ -115,8 +126,13 @@ void autocast_stats(const struct autocast *a, struct autocast_stats *out)
 
 static int is_weight(const struct autocast *a, const float *B)
 {
-    const uintptr_t b = (uintptr_t)B, lo = (uintptr_t)a->w, hi = lo + a->n * sizeof(float);
-    return b >= lo && b < hi;
+    const uintptr_t b = (uintptr_t)B;
+    for (size_t i = 0; i < a->n_buf; i++) {
+        const uintptr_t lo = (uintptr_t)a->w[i], hi = lo + a->n[i] * sizeof(float);
+        if (b >= lo && b < hi)
+            return 1;
+    }
+    return 0;
 }
 
 static struct view *find_view(struct autocast *a, size_t count, const float *B, enum gemm_trans tb, size_t k,

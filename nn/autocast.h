@@ -3,7 +3,7 @@
  * inputs rounded to bf16, f32 accumulation and f32 output. Everything else (the LSTM cell, softmax, loss,
  * gradient sums, Adam, the f32 master weights) stays f32. What PyTorch calls autocast, for one buffer.
  * - Weights: a product whose right operand B lies inside the parameter buffer given at creation (the
- *   flat buffer of nn/params.h) is a product with a weight. Its bf16 copy, one per (B, transpose, k, n,
+ *   flat buffer of nn/params.h; more with autocast_add_buffer) is a product with a weight. Its bf16 copy, one per (B, transpose, k, n,
  *   ldb), is made at the first such product after creation or autocast_weights_changed, by whichever
  *   thread gets there first (the others wait for it), and shared by every thread until the weights change
  *   again: one conversion per weight view per training step, once per model when decoding. Any other
@@ -30,6 +30,7 @@
 #define AUTOCAST_MIN_FLOPS 4096   /* m·n·k below this: f32 (the conversion would cost more than it saves) */
 #define AUTOCAST_MAX_WEIGHTS 256  /* weight views one autocast keeps bf16 copies of */
 #define AUTOCAST_MAX_THREADS 256  /* OpenMP thread numbers with their own context */
+#define AUTOCAST_MAX_BUFFERS 16   /* parameter buffers one autocast treats as weights */
 
 enum precision { PRECISION_FP32 = 0, PRECISION_BF16 = 1 };
 
@@ -48,6 +49,9 @@ struct autocast;
  * GEMM_BF16_FP32; the caller then says gemm_bf16_note() and runs f32), or out of memory. */
 struct autocast *autocast_create(const float *w, size_t n, int n_threads);
 void autocast_free(struct autocast *a); /* stops using it first if it is in use; NULL: no-op */
+/* One more parameter buffer whose products count as weights (an ensemble's members), up to
+ * AUTOCAST_MAX_BUFFERS in all. 0, or SL_EINVAL (too many). Before any product runs. */
+int autocast_add_buffer(struct autocast *a, const float *w, size_t n);
 /* The buffer's values changed (an optimizer step, weights loaded): the bf16 copies are made again at their
  * next use. */
 void autocast_weights_changed(struct autocast *a);
@@ -55,6 +59,8 @@ void autocast_weights_changed(struct autocast *a);
 void autocast_use(struct autocast *a);
 /* 1 when an autocast is in use. */
 int autocast_active(void);
+/* The autocast in use, or NULL (to restore it after using another one). */
+struct autocast *autocast_current(void);
 
 /* Counters since creation, for tests and benchmarks. */
 struct autocast_stats {

@@ -19,6 +19,8 @@
 
 #include "corpus/db.h"
 #include "corpus/vocab_store.h"
+#include "nn/autocast.h"
+#include "nn/gemm_bf16.h"
 #include "nn/params.h"
 #include "tests/helpers.h"
 #include "train/checkpoint.h"
@@ -2218,6 +2220,115 @@ Test(train, stall_options_threads_1_and_2_identical)
     a.lr_decay_on_stall = 0.5;
     a.patience = 5;
     assert_threads_identical(&a);
+}
+
+/* ---- bf16 (--precision bf16, nn/autocast.h) ---- */
+
+/* bf16 here, natively or (AVX-512 without the bf16 instructions) emulated; else the test skips. */
+static void need_bf16(void)
+{
+    setenv("SEQLITE_BF16_EMULATED", "1", 1);
+    if (!autocast_available())
+        cr_skip_test("no bf16 GEMMs here: %s", gemm_bf16_note());
+}
+
+/* The attention model, large enough for its products to run in bf16 (nn/autocast.h AUTOCAST_MIN_FLOPS). */
+static void bf16_opts(struct train_opts *o)
+{
+    tiny_attention(o);
+    o->emb = 16;
+    o->hidden = 32;
+    o->batch = 16;
+    o->precision = 1;
+}
+
+Test(train, bf16_threads_1_and_2_identical_and_close_to_fp32)
+{
+    need_bf16();
+    struct train_opts a;
+    bf16_opts(&a);
+    assert_threads_identical(&a);
+    struct train_opts f = a; /* the same run in fp32: close, not equal */
+    f.precision = 0;
+    struct two_runs r;
+    train_two(&a, &f, &r);
+    cr_log_info("step 1 loss bf16 %.9g, fp32 %.9g; step 5 %.9g, %.9g", r.L[0].v[0], r.L[1].v[0], r.L[0].v[4],
+                r.L[1].v[4]);
+    cr_assert(r.L[0].v[0] != r.L[1].v[0], "step 1: bf16 and fp32 losses are equal to the last bit");
+    for (int i = 0; i < 5; i++)
+        cr_assert(fabs(r.L[0].v[i] - r.L[1].v[i]) < 1e-2 * r.L[1].v[i], "step %d: bf16 %.9g vs fp32 %.9g", i + 1,
+                  r.L[0].v[i], r.L[1].v[i]);
+    two_runs_free(&r);
+}
+
+Test(train, bf16_resume_equals_uninterrupted_and_the_run_records_its_precision)
+{
+    need_bf16();
+    char *dir = th_tmpdir();
+    char *a = make_db(dir, "a.db", 45, 1), *b = make_db(dir, "b.db", 45, 1);
+    struct train_opts o;
+    bf16_opts(&o);
+    o.threads = 2;
+    o.steps = 6;
+    struct losses La, Lb;
+    size_t na, nb;
+    float *wa = train_and_read(a, &o, &La, &na, NULL);
+    o.steps = 3;
+    free(train_and_read(b, &o, &Lb, &nb, NULL));
+    struct train_opts r;
+    train_opts_init(&r);
+    r.resume = 1;
+    r.steps = 6;
+    r.threads = 1;
+    struct train_result res;
+    float *wb = train_and_read(b, &r, &Lb, &nb, &res); /* the run's precision: bf16 again */
+    cr_assert_eq(La.n, 6);
+    cr_assert_eq(Lb.n, 6);
+    for (int i = 0; i < 6; i++)
+        cr_assert(La.v[i] == Lb.v[i], "step %d: %.17g vs %.17g", i + 1, La.v[i], Lb.v[i]);
+    cr_assert(memcmp(wa, wb, na * sizeof *wa) == 0, "final parameters differ after a bf16 resume");
+    struct db *db;
+    cr_assert_eq(db_open(b, 0, &db), 0);
+    struct db_json_field pf = {.key = "precision"};
+    cr_assert_eq(db_run_config_get(db, res.run_id, &pf, 1), 0, "%s", sl_errmsg());
+    cr_assert(pf.type == DB_JSON_INTEGER && pf.i == 1, "the run's config says bf16 (%lld)", (long long)pf.i);
+    db_close(db);
+    /* the master weights are f32: the run may go on in fp32 */
+    train_opts_init(&r);
+    r.resume = 1;
+    r.steps = 7;
+    r.precision = 0;
+    free(train_and_read(b, &r, &Lb, &nb, &res));
+    cr_assert_eq(res.steps_done, 7);
+    free(wa), free(wb), free(a), free(b);
+    th_rmdir(dir);
+    free(dir);
+}
+
+Test(train, bf16_without_bf16_gemms_runs_fp32_with_a_note_and_bad_values_are_usage_errors)
+{
+    char *dir = th_tmpdir();
+    char *db = make_db(dir, "a.db", 30, 1);
+    char args[1024], *out = NULL, *err = NULL;
+    snprintf(args, sizeof args, "train %s --precision fp16 --steps 1", db);
+    cr_assert_eq(th_run(args, NULL, &out, &err), 2, "%s", err);
+    cr_assert(strstr(err, "--precision") && strstr(err, "fp16"), "%s", err);
+    free(out), free(err);
+    setenv("ONEDNN_MAX_CPU_ISA", "avx2", 1); /* oneDNN without a bf16 matmul, in the child */
+    snprintf(args, sizeof args, "train %s --precision bf16 --steps 2 --layers 1 --emb 8 --hidden 8 --valid-every 0", db);
+    cr_assert_eq(th_run(args, NULL, &out, &err), 0, "%s", err);
+    unsetenv("ONEDNN_MAX_CPU_ISA");
+    cr_assert(strstr(err, "--precision bf16: bf16 GEMMs: not available") && strstr(err, "stored as fp32"), "%s", err);
+    free(out), free(err);
+    struct db *d;
+    cr_assert_eq(db_open(db, 0, &d), 0);
+    struct db_json_field pf = {.key = "precision"};
+    cr_assert_eq(db_run_config_get(d, 1, &pf, 1), 0, "%s", sl_errmsg());
+    cr_assert(pf.type == DB_JSON_INTEGER && pf.i == 0, "the run ran and is stored as fp32 (%lld)", (long long)pf.i);
+    db_close(d);
+    free(db);
+    th_rmdir(dir);
+    free(dir);
 }
 
 /* ---- learning ---- */

@@ -165,6 +165,7 @@ const struct cli_cmd cmd_bench = {
              "  --config tiny|base        canonical sizes (default base); the size flags override them\n"
              "  --attention none|dot|general|mlp  the model (default none: the peer's plain model)\n"
              "  --encoder uni|bi          a bidirectional encoder (default uni)\n"
+             "  --precision fp32|bf16     matrix products in bf16 (nn/autocast.h; default fp32)\n"
              "  --src-vocab N --tgt-vocab N --emb N --hidden N --layers N --batch N --src-len N --tgt-len N\n"
              "  --threads N               threads (default 1)\n"
              "  --shards N                training: data-parallel shards (default = threads; 1 = one shard\n"

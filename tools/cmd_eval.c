@@ -9,6 +9,8 @@
 #include "corpus/db.h"
 #include "eval/metric.h"
 #include "model/checkpoint.h"
+#include "nn/autocast.h"
+#include "nn/gemm_bf16.h"
 #include "translate/evaluate.h"
 #include "translate/translator.h"
 #include "util/clock.h"
@@ -20,7 +22,7 @@
 
 static int run(int argc, char **argv)
 {
-    const char *which = "best", *split = "test", *run_key = NULL;
+    const char *precision = "fp32", *which = "best", *split = "test", *run_key = NULL;
     int64_t beam = 5, limit = 0, threads = 0;
     double alpha = 0.6;
     const struct cli_opt opts[] = {
@@ -31,6 +33,7 @@ static int run(int argc, char **argv)
         {"length-penalty", CLI_DOUBLE, &alpha, 0, 10},
         {"limit", CLI_INT, &limit, 0, 1e12},
         {"threads", CLI_INT, &threads, 0, 256},
+        {"precision", CLI_STR, &precision, 0, 0},
         {NULL, 0, NULL, 0, 0},
     };
     char *pos[1];
@@ -44,6 +47,13 @@ static int run(int argc, char **argv)
         return cli_usage_error(&cmd_eval, "expected DB");
     if (strcmp(split, "train") && strcmp(split, "valid") && strcmp(split, "test"))
         return cli_usage_error(&cmd_eval, "--split: '%s' is not train, valid or test", split);
+    enum precision prec;
+    if (precision_parse(precision, "--precision", &prec))
+        return cli_usage_error(&cmd_eval, "%s", sl_errmsg());
+    if (prec == PRECISION_BF16 && !autocast_available()) {
+        fprintf(stderr, "seqlite eval: --precision bf16: %s\n", gemm_bf16_note());
+        prec = PRECISION_FP32;
+    }
 
     int status = 1;
     struct db *db = NULL;
@@ -96,6 +106,7 @@ static int run(int argc, char **argv)
     to.beam = (size_t)beam;
     to.alpha = (float)alpha;
     to.threads = (int)threads;
+    to.precision = (int)prec;
     to.src_eos = ck.src_eos;
     if (!(t = translator_create_ensemble(models, weights, n_ck, ck.src_bpe, ck.tgt_bpe, &to))) {
         cli_fail_status(&cmd_eval, SL_EINVAL);
@@ -184,6 +195,8 @@ const struct cli_cmd cmd_eval = {
         "  --length-penalty A  GNMT length penalty exponent (default 0.6)\n"
         "  --limit N           only the first N pairs (default 0: all)\n"
         "  --threads N         decoding threads (default 0: all cores)\n"
+        "  --precision P       fp32 (default) or bf16: matrix products in bf16 with f32 sums\n"
+        "                      (AVX512-BF16 or AMX; elsewhere fp32 with a note)\n"
         "exit status: 0 ok, 1 no model / no pairs / database error, 2 usage error\n",
     .run = run,
 };

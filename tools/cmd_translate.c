@@ -11,6 +11,8 @@
 
 #include "corpus/db.h"
 #include "model/checkpoint.h"
+#include "nn/autocast.h"
+#include "nn/gemm_bf16.h"
 #include "translate/translator.h"
 #include "util/clock.h"
 #include "util/err.h"
@@ -132,7 +134,7 @@ static int write_round(struct translator *t, const struct round *r, size_t first
 
 static int run(int argc, char **argv)
 {
-    const char *which = "best", *run_key = NULL;
+    const char *precision = "fp32", *which = "best", *run_key = NULL;
     int64_t beam = 5, nbest = 1, batch = 64, threads = 0;
     double alpha = 0.6, ratio = 2.0;
     int unbuffered = 0, scores = 0, alignment = 0;
@@ -145,6 +147,7 @@ static int run(int argc, char **argv)
         {"max-len-ratio", CLI_DOUBLE, &ratio, 0, 100},
         {"batch", CLI_INT, &batch, 1, 100000},
         {"threads", CLI_INT, &threads, 0, 256},
+        {"precision", CLI_STR, &precision, 0, 0},
         {"unbuffered", CLI_BOOL, &unbuffered, 0, 0},
         {"scores", CLI_BOOL, &scores, 0, 0},
         {"alignment", CLI_BOOL, &alignment, 0, 0},
@@ -162,6 +165,13 @@ static int run(int argc, char **argv)
     if (nbest > beam)
         return cli_usage_error(&cmd_translate, "--nbest %lld is larger than --beam %lld", (long long)nbest,
                                (long long)beam);
+    enum precision prec;
+    if (precision_parse(precision, "--precision", &prec))
+        return cli_usage_error(&cmd_translate, "%s", sl_errmsg());
+    if (prec == PRECISION_BF16 && !autocast_available()) {
+        fprintf(stderr, "seqlite translate: --precision bf16: %s\n", gemm_bf16_note());
+        prec = PRECISION_FP32;
+    }
     if (isatty(STDIN_FILENO))
         unbuffered = 1;
 
@@ -203,6 +213,7 @@ static int run(int argc, char **argv)
     to.alpha = (float)alpha;
     to.max_len_ratio = ratio;
     to.threads = (int)threads;
+    to.precision = (int)prec;
     to.src_eos = ck[0].src_eos;
     to.alignment = alignment;
     if (!(t = translator_create_ensemble(models, weights, n_ck, ck[0].src_bpe, ck[0].tgt_bpe, &to))) {
@@ -313,6 +324,8 @@ const struct cli_cmd cmd_translate = {
         "                      (default 2.0)\n"
         "  --batch N           lines read and translated at a time (default 64)\n"
         "  --threads N         decoding threads (default 0: all cores)\n"
+        "  --precision P       fp32 (default) or bf16: matrix products in bf16 with f32 sums\n"
+        "                      (AVX512-BF16 or AMX; elsewhere fp32 with a note)\n"
         "  --unbuffered        translate and flush each line before reading the next (default when\n"
         "                      stdin is a terminal)\n"
         "  --scores            append a TAB and the score (length-normalised log-probability) to\n"

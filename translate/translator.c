@@ -15,6 +15,7 @@
 
 #include "decoder/beam.h"
 #include "translate/align.h"
+#include "nn/autocast.h"
 #include "nn/gemm.h"
 #include "nn/params.h"
 #include "util/clock.h"
@@ -58,6 +59,7 @@ struct translator {
     const struct bpe *sb, *tb;
     struct translate_opts o;
     struct s2s_packed **pk; /* (n_models) the weights decoding multiplies, packed once, shared by the workers */
+    struct autocast *ac;    /* o.precision bf16: the products' bf16 weight copies, shared by the workers */
     size_t align_member;   /* the member whose attention gives the alignments */
     size_t n_workers;
     struct tr_worker *wk;
@@ -255,6 +257,13 @@ struct translator *translator_create_ensemble(const struct s2s_model *const *m, 
     for (size_t i = 0; i < n_models; i++)
         if (!(t->pk[i] = s2s_packed_create(m[i], w[i])))
             goto fail;
+    if (o.precision == PRECISION_BF16) { /* the members' weights converted once, at their first products */
+        if (!(t->ac = autocast_create(w[0], m[0]->table.total, 1)))
+            goto fail;
+        for (size_t i = 1; i < n_models; i++)
+            if (autocast_add_buffer(t->ac, w[i], m[i]->table.total))
+                goto fail;
+    }
     if (!(t->wk = calloc(t->n_workers, sizeof *t->wk)))
         goto nomem;
     const size_t K = o.beam, NB = o.batch, V = m[0]->cfg.V_tgt;
@@ -294,6 +303,7 @@ void translator_free(struct translator *t)
     for (size_t i = 0; t->wk && i < t->n_workers; i++)
         worker_free(&t->wk[i], t->n_models);
     free(t->wk);
+    autocast_free(t->ac);
     for (size_t i = 0; t->pk && i < t->n_models; i++)
         s2s_packed_free(t->pk[i]);
     free(t->pk);
@@ -537,9 +547,14 @@ int translator_run(struct translator *t, const char *const *lines, const size_t 
     size_t n_chunks = (n_dec + o->batch - 1) / o->batch;
     int old_threads = gemm_get_threads();
     gemm_set_threads(1);
+    struct autocast *old_ac = autocast_current();
+    if (t->ac)
+        autocast_use(t->ac);
     int nth = (int)(t->n_workers < n_chunks ? t->n_workers : n_chunks);
     struct tr_run run = {t, n_dec};
     rc = jobs_run(n_chunks, nth, JOBS_DYNAMIC, run_job, &run);
+    if (t->ac)
+        autocast_use(old_ac);
     gemm_set_threads(old_threads);
     if (rc)
         return rc;
