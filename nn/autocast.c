@@ -19,7 +19,8 @@ struct view {
     const float *B;
     enum gemm_trans tb;
     size_t k, n, ldb;
-    struct gemm_bf16_weight w;
+    struct gemm_bf16_weight w;   /* bf16 */
+    struct gemm_int8_weight w8;  /* int8 */
     uint64_t gen; /* generation of w's contents (0: never made); atomic */
 };
 
@@ -30,6 +31,7 @@ struct slot {
 };
 
 struct autocast {
+    enum precision p; /* PRECISION_BF16 or PRECISION_INT8 */
     const float *w[AUTOCAST_MAX_BUFFERS];
     size_t n[AUTOCAST_MAX_BUFFERS], n_buf;
     int n_threads;
@@ -49,24 +51,35 @@ int precision_parse(const char *s, const char *flag, enum precision *out)
         *out = PRECISION_FP32;
     else if (s && strcmp(s, "bf16") == 0)
         *out = PRECISION_BF16;
+    else if (s && strcmp(s, "int8") == 0)
+        *out = PRECISION_INT8;
     else
-        return sl_err(SL_EINVAL, "%s '%s': expected fp32 or bf16", flag, s ? s : "");
+        return sl_err(SL_EINVAL, "%s '%s': expected fp32, bf16 or int8", flag, s ? s : "");
     return 0;
 }
 
-const char *precision_name(enum precision p) { return p == PRECISION_BF16 ? "bf16" : "fp32"; }
-
-int autocast_available(void)
+const char *precision_name(enum precision p)
 {
+    return p == PRECISION_BF16 ? "bf16" : p == PRECISION_INT8 ? "int8" : "fp32";
+}
+
+const char *precision_note(enum precision p) { return p == PRECISION_INT8 ? gemm_int8_note() : gemm_bf16_note(); }
+
+int autocast_available(enum precision p)
+{
+    if (p == PRECISION_INT8)
+        return gemm_int8_available();
+    if (p != PRECISION_BF16)
+        return 0;
     const enum gemm_bf16_mode m = gemm_bf16_mode();
     const char *e = getenv("SEQLITE_BF16_EMULATED");
     return m == GEMM_BF16_NATIVE || (m == GEMM_BF16_EMULATED && e && strcmp(e, "1") == 0);
 }
 
-struct autocast *autocast_create(const float *w, size_t n, int n_threads)
+struct autocast *autocast_create(enum precision p, const float *w, size_t n, int n_threads)
 {
-    if (gemm_bf16_mode() == GEMM_BF16_FP32) {
-        sl_err(SL_EINVAL, "%s", gemm_bf16_note());
+    if (p == PRECISION_INT8 ? !gemm_int8_available() : p != PRECISION_BF16 || gemm_bf16_mode() == GEMM_BF16_FP32) {
+        sl_err(SL_EINVAL, "%s", precision_note(p));
         return NULL;
     }
     struct autocast *a = calloc(1, sizeof *a);
@@ -74,6 +87,7 @@ struct autocast *autocast_create(const float *w, size_t n, int n_threads)
         sl_err(SL_ENOMEM, "out of memory for bf16 GEMMs");
         return NULL;
     }
+    a->p = p;
     a->w[0] = w, a->n[0] = n, a->n_buf = 1, a->n_threads = n_threads < 1 ? 1 : n_threads, a->gen = 1;
     pthread_mutex_init(&a->mu, NULL);
     for (size_t i = 0; i < AUTOCAST_MAX_THREADS; i++)
@@ -87,8 +101,10 @@ void autocast_free(struct autocast *a)
         return;
     if (__atomic_load_n(&g_use, __ATOMIC_ACQUIRE) == a)
         autocast_use(NULL);
-    for (size_t i = 0; i < a->n_views; i++)
+    for (size_t i = 0; i < a->n_views; i++) {
         gemm_bf16_weight_free(&a->views[i].w);
+        gemm_int8_weight_free(&a->views[i].w8);
+    }
     for (size_t i = 0; i < AUTOCAST_MAX_THREADS; i++) {
         gemm_bf16_ctx_free(a->slots[i].ctx);
         pthread_mutex_destroy(&a->slots[i].mu);
@@ -146,34 +162,38 @@ static struct view *find_view(struct autocast *a, size_t count, const float *B, 
     return NULL;
 }
 
-/* The fresh bf16 copy of op(B) (k, n), made or refreshed here if needed; NULL when the table is full or
- * memory ran out (the product then converts B in the call). */
-static const struct gemm_bf16_weight *weight_copy(struct autocast *a, const float *B, enum gemm_trans tb, size_t k,
+/* The view of op(B) (k, n) with a fresh copy (bf16 or int8), made or refreshed here if needed; NULL when
+ * the table is full or memory ran out (the product then converts B in the call, or runs f32 for int8). */
+static const struct view *weight_copy(struct autocast *a, const float *B, enum gemm_trans tb, size_t k,
                                                   size_t n, size_t ldb)
 {
     const uint64_t gen = __atomic_load_n(&a->gen, __ATOMIC_ACQUIRE);
     struct view *v = find_view(a, __atomic_load_n(&a->n_views, __ATOMIC_ACQUIRE), B, tb, k, n, ldb);
     if (v && __atomic_load_n(&v->gen, __ATOMIC_ACQUIRE) == gen)
-        return &v->w;
+        return v;
     pthread_mutex_lock(&a->mu);
     if (!v && !(v = find_view(a, a->n_views, B, tb, k, n, ldb)) && a->n_views < AUTOCAST_MAX_WEIGHTS) {
         struct view *nv = &a->views[a->n_views];
         memset(nv, 0, sizeof *nv);
         nv->B = B, nv->tb = tb, nv->k = k, nv->n = n, nv->ldb = ldb;
-        if (gemm_bf16_weight_init(&nv->w, k, n) == 0) {
+        if ((a->p == PRECISION_INT8 ? gemm_int8_weight_init(&nv->w8, k, n) : gemm_bf16_weight_init(&nv->w, k, n)) == 0) {
             v = nv;
             __atomic_store_n(&a->n_views, a->n_views + 1, __ATOMIC_RELEASE);
         } else {
             gemm_bf16_weight_free(&nv->w);
+            gemm_int8_weight_free(&nv->w8);
         }
     }
     if (v && __atomic_load_n(&v->gen, __ATOMIC_ACQUIRE) != gen) {
-        gemm_bf16_weight_refresh(&v->w, tb, B, ldb);
+        if (a->p == PRECISION_INT8)
+            gemm_int8_weight_refresh(&v->w8, tb, B, ldb);
+        else
+            gemm_bf16_weight_refresh(&v->w, tb, B, ldb);
         __atomic_add_fetch(&a->conversions, 1, __ATOMIC_RELAXED);
         __atomic_store_n(&v->gen, gen, __ATOMIC_RELEASE);
     }
     pthread_mutex_unlock(&a->mu);
-    return v ? &v->w : NULL;
+    return v;
 }
 
 void autocast_gemm(enum gemm_trans ta, enum gemm_trans tb, size_t m, size_t n, size_t k, float alpha, const float *A,
@@ -192,12 +212,17 @@ void autocast_gemm(enum gemm_trans ta, enum gemm_trans tb, size_t m, size_t n, s
     pthread_mutex_lock(&s->mu);
     if (!s->ctx && !s->failed && !(s->ctx = gemm_bf16_ctx_create(a->n_threads)))
         s->failed = 1;
-    int rc = -1;
+    int rc = -1, f32 = 0;
     if (s->ctx) {
-        const struct gemm_bf16_weight *W = is_weight(a, B) ? weight_copy(a, B, tb, k, n, ldb) : NULL;
-        rc = W ? gemm_bf16_run_weight(s->ctx, ta, m, A, lda, W, beta, C, ldc)
-               : gemm_bf16_run(s->ctx, ta, tb, m, n, k, A, lda, B, ldb, beta, C, ldc);
-        if (rc == 0 && strcmp(gemm_bf16_last_impl(s->ctx), "sgemm") != 0) {
+        const struct view *W = is_weight(a, B) ? weight_copy(a, B, tb, k, n, ldb) : NULL;
+        if (a->p == PRECISION_INT8) /* int8 for weights only; activation products stay f32 */
+            rc = W ? gemm_int8_run_weight(s->ctx, ta, m, A, lda, &W->w8, beta, C, ldc) : (f32 = 1, 0);
+        else
+            rc = W ? gemm_bf16_run_weight(s->ctx, ta, m, A, lda, &W->w, beta, C, ldc)
+                   : gemm_bf16_run(s->ctx, ta, tb, m, n, k, A, lda, B, ldb, beta, C, ldc);
+        if (f32) {
+            __atomic_add_fetch(&a->f32_calls, 1, __ATOMIC_RELAXED);
+        } else if (rc == 0 && strcmp(gemm_bf16_last_impl(s->ctx), "sgemm") != 0) {
             __atomic_add_fetch(&a->bf16_calls, 1, __ATOMIC_RELAXED);
             if (W)
                 __atomic_add_fetch(&a->weight_calls, 1, __ATOMIC_RELAXED);
@@ -206,7 +231,9 @@ void autocast_gemm(enum gemm_trans ta, enum gemm_trans tb, size_t m, size_t n, s
         }
     }
     pthread_mutex_unlock(&s->mu);
-    if (rc != 0) { /* no context, or oneDNN failed before writing C: f32 */
+    if (f32) {
+        gemm_run_f32(ta, tb, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc);
+    } else if (rc != 0) { /* no context, or oneDNN failed before writing C: f32 */
         __atomic_add_fetch(&a->errors, 1, __ATOMIC_RELAXED);
         __atomic_add_fetch(&a->f32_calls, 1, __ATOMIC_RELAXED);
         gemm_run_f32(ta, tb, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc);

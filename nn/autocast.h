@@ -32,22 +32,28 @@
 #define AUTOCAST_MAX_THREADS 256  /* OpenMP thread numbers with their own context */
 #define AUTOCAST_MAX_BUFFERS 16   /* parameter buffers one autocast treats as weights */
 
-enum precision { PRECISION_FP32 = 0, PRECISION_BF16 = 1 };
+/* PRECISION_INT8 is for decoding only: products with a weight take an int8 copy of it (quantised per output
+ * unit) and quantise their left operand per row (nn/gemm_bf16.h, gemm_int8_run_weight); every other product
+ * stays f32. */
+enum precision { PRECISION_FP32 = 0, PRECISION_BF16 = 1, PRECISION_INT8 = 2 };
 
-/* "fp32" / "bf16" -> *out; SL_EINVAL with a message naming flag for anything else. */
+/* "fp32" / "bf16" / "int8" -> *out; SL_EINVAL with a message naming flag for anything else. */
 int precision_parse(const char *s, const char *flag, enum precision *out);
 const char *precision_name(enum precision p);
+/* One line saying how p's products run here (gemm_bf16_note or gemm_int8_note). */
+const char *precision_note(enum precision p);
 
-/* 1 when bf16 GEMMs pay here: oneDNN runs them with the CPU's bf16 instructions (AVX512-BF16, AMX), or
- * emulates them and SEQLITE_BF16_EMULATED=1 is set (tests of the numerics on CPUs without them). 0 otherwise:
- * commands then run f32 and say gemm_bf16_note() (one line). */
-int autocast_available(void);
+/* 1 when p's products pay here. bf16: oneDNN runs them with the CPU's bf16 instructions (AVX512-BF16, AMX),
+ * or emulates them and SEQLITE_BF16_EMULATED=1 is set (tests of the numerics on CPUs without them). int8:
+ * gemm_int8_available() (VNNI or AMX). 0 otherwise (and for fp32): commands then run f32 and say
+ * precision_note(p) (one line). */
+int autocast_available(enum precision p);
 
 struct autocast;
-/* For the parameter buffer w (n floats). n_threads: threads of a product made outside OpenMP regions.
- * NULL with a message when bf16 GEMMs are not available natively or emulated (gemm_bf16_mode() ==
- * GEMM_BF16_FP32; the caller then says gemm_bf16_note() and runs f32), or out of memory. */
-struct autocast *autocast_create(const float *w, size_t n, int n_threads);
+/* Products in precision p (bf16 or int8) for the parameter buffer w (n floats). n_threads: threads of a
+ * product made outside OpenMP regions. NULL with a message when p's GEMMs cannot run here at all (bf16:
+ * gemm_bf16_mode() == GEMM_BF16_FP32; int8: !gemm_int8_available(); fp32), or out of memory. */
+struct autocast *autocast_create(enum precision p, const float *w, size_t n, int n_threads);
 void autocast_free(struct autocast *a); /* stops using it first if it is in use; NULL: no-op */
 /* One more parameter buffer whose products count as weights (an ensemble's members), up to
  * AUTOCAST_MAX_BUFFERS in all. 0, or SL_EINVAL (too many). Before any product runs. */

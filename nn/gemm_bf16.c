@@ -11,6 +11,7 @@
  * ref: oneDNN developer guide, matmul primitive and primitive attributes (scratchpad, post-ops). */
 #include "nn/gemm_bf16.h"
 
+#include <math.h>
 #include <omp.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -109,6 +110,8 @@ static struct {
     enum gemm_bf16_mode mode;
     const char *isa;
     char note[200];
+    char note8[200]; /* the same for int8 */
+    int int8;        /* oneDNN makes an s8 x s8 -> f32 matmul with VNNI (or AMX) here */
 #ifdef SL_HAVE_DNNL
     dnnl_engine_t engine;
 #endif
@@ -151,6 +154,39 @@ static int probe_bf16(void)
 }
 #endif
 
+#ifdef SL_HAVE_DNNL
+/* Sets g.int8 and g.note8: an s8 x s8 -> f32 matmul with runtime column scales, on a CPU with VNNI
+ * (AVX512-VNNI, AVX-VNNI or AMX: without it the int8 kernels are no faster than f32). */
+static void probe_int8(dnnl_cpu_isa_t isa, const dnnl_version_t *v)
+{
+    dnnl_memory_desc_t a, b, c;
+    const dnnl_dims_t d = {16, 16}, s = {16, 1};
+    dnnl_matmul_desc_t md;
+    dnnl_primitive_attr_t attr = NULL;
+    dnnl_primitive_desc_t pd = NULL;
+    const float runtime = DNNL_RUNTIME_F32_VAL;
+    const unsigned vnni = (unsigned)dnnl_cpu_isa_avx512_core_vnni, vnni2 = (unsigned)dnnl_cpu_isa_avx2_vnni;
+    const int has_vnni = ((unsigned)isa & vnni) == vnni || ((unsigned)isa & vnni2) == vnni2;
+    int ok = dnnl_memory_desc_init_by_strides(&a, 2, d, dnnl_s8, s) == dnnl_success &&
+             dnnl_memory_desc_init_by_strides(&b, 2, d, dnnl_s8, s) == dnnl_success &&
+             dnnl_memory_desc_init_by_strides(&c, 2, d, dnnl_f32, s) == dnnl_success &&
+             dnnl_matmul_desc_init(&md, &a, &b, NULL, &c) == dnnl_success &&
+             dnnl_primitive_attr_create(&attr) == dnnl_success &&
+             dnnl_primitive_attr_set_output_scales(attr, 1, 1 << 1, &runtime) == dnnl_success &&
+             dnnl_primitive_desc_create(&pd, &md, attr, g.engine, NULL) == dnnl_success;
+    if (pd)
+        dnnl_primitive_desc_destroy(pd);
+    if (attr)
+        dnnl_primitive_attr_destroy(attr);
+    g.int8 = ok && has_vnni;
+    if (g.int8)
+        snprintf(g.note8, sizeof g.note8, "int8 GEMMs: oneDNN %d.%d.%d (ISA %s)", v->major, v->minor, v->patch, g.isa);
+    else
+        snprintf(g.note8, sizeof g.note8, "int8 GEMMs: not available (oneDNN %d.%d.%d, ISA %s: %s): f32 instead",
+                 v->major, v->minor, v->patch, g.isa, ok ? "no VNNI" : "no int8 matmul");
+}
+#endif
+
 static void g_init(void)
 {
 #ifdef SL_HAVE_DNNL
@@ -162,14 +198,17 @@ static void g_init(void)
         g.engine = NULL;
         snprintf(g.note, sizeof g.note, "bf16 GEMMs: not available (oneDNN %d.%d.%d could not create its CPU engine): f32 instead",
                  v->major, v->minor, v->patch);
+        snprintf(g.note8, sizeof g.note8, "int8 GEMMs: not available (no oneDNN CPU engine): f32 instead");
         return;
     }
     if (!probe_bf16()) {
+        probe_int8(isa, v);
         snprintf(g.note, sizeof g.note,
                  "bf16 GEMMs: not available (oneDNN %d.%d.%d has no bf16 matmul for ISA %s): f32 instead", v->major,
                  v->minor, v->patch, g.isa);
         return;
     }
+    probe_int8(isa, v);
     const unsigned bf16_bits = (unsigned)dnnl_cpu_isa_avx512_core_bf16;
     if (((unsigned)isa & bf16_bits) == bf16_bits) {
         g.mode = GEMM_BF16_NATIVE;
@@ -185,6 +224,7 @@ static void g_init(void)
     g.mode = GEMM_BF16_FP32;
     g.isa = "none";
     snprintf(g.note, sizeof g.note, "bf16 GEMMs: not available (seqlite was built without oneDNN): f32 instead");
+    snprintf(g.note8, sizeof g.note8, "int8 GEMMs: not available (seqlite was built without oneDNN): f32 instead");
 #endif
 }
 
@@ -253,10 +293,11 @@ struct entry {
     size_t m, n, k, ldc;
     float beta;
     int nthr;
+    int int8; /* s8 x s8 -> f32 with runtime per-column scales (gemm_int8_run_weight) instead of bf16 */
     uint64_t used; /* the context's clock at the last use; 0: empty */
 #ifdef SL_HAVE_DNNL
     dnnl_primitive_t prim; /* NULL: oneDNN has no implementation for this shape: f32 gemm_run */
-    dnnl_memory_t src, wei, dst, pad;
+    dnnl_memory_t src, wei, dst, pad, scl;
 #endif
     size_t pad_bytes;
     char impl[48];
@@ -271,7 +312,10 @@ struct gemm_bf16_ctx {
     void *b16; /* (k, n) bf16: op(B) converted, for gemm_bf16_run */
     void *w32; /* (k, n) f32: a bf16 weight widened, for a shape oneDNN cannot do */
     void *pad; /* scratchpad, shared by every entry */
-    size_t a16_cap, b16_cap, w32_cap, pad_cap; /* bytes */
+    void *a8;  /* (m, k) int8: op(A) quantised per row */
+    float *as; /* (m) its row scales */
+    float *o32; /* (m, n) f32: an int8 product before its row scales */
+    size_t a16_cap, b16_cap, w32_cap, pad_cap, a8_cap, as_cap, o32_cap; /* bytes */
 #ifdef SL_HAVE_DNNL
     dnnl_stream_t stream;
 #endif
@@ -295,7 +339,7 @@ static void entry_clear(struct entry *e)
 #ifdef SL_HAVE_DNNL
     if (e->prim)
         dnnl_primitive_destroy(e->prim);
-    dnnl_memory_t *mems[] = {&e->src, &e->wei, &e->dst, &e->pad};
+    dnnl_memory_t *mems[] = {&e->src, &e->wei, &e->dst, &e->pad, &e->scl};
     for (size_t i = 0; i < sizeof mems / sizeof mems[0]; i++)
         if (*mems[i])
             dnnl_memory_destroy(*mems[i]);
@@ -333,6 +377,7 @@ void gemm_bf16_ctx_free(struct gemm_bf16_ctx *c)
         dnnl_stream_destroy(c->stream);
 #endif
     big_free(c->a16), big_free(c->b16), big_free(c->w32), big_free(c->pad);
+    big_free(c->a8), big_free(c->as), big_free(c->o32);
     free(c);
 }
 
@@ -366,6 +411,9 @@ static int entry_create(struct gemm_bf16_ctx *c, struct entry *e)
     const dnnl_dims_t da = {(dnnl_dim_t)e->m, (dnnl_dim_t)e->k}, db = {(dnnl_dim_t)e->k, (dnnl_dim_t)e->n},
                       dd = {(dnnl_dim_t)e->m, (dnnl_dim_t)e->n};
     const dnnl_dims_t sa = {(dnnl_dim_t)e->k, 1}, sb = {(dnnl_dim_t)e->n, 1}, sd = {(dnnl_dim_t)e->ldc, 1};
+    const dnnl_data_type_t in = e->int8 ? dnnl_s8 : dnnl_bf16;
+    const dnnl_dims_t ds = {(dnnl_dim_t)e->n};
+    dnnl_memory_desc_t sc;
     dnnl_matmul_desc_t md;
     dnnl_primitive_attr_t attr = NULL;
     dnnl_post_ops_t po = NULL;
@@ -374,12 +422,16 @@ static int entry_create(struct gemm_bf16_ctx *c, struct entry *e)
     const char *impl = "";
     int rc = 0;
     const int prev = threads_push(e->nthr);
-    if (dnnl_memory_desc_init_by_strides(&a, 2, da, dnnl_bf16, sa) != dnnl_success ||
-        dnnl_memory_desc_init_by_strides(&b, 2, db, dnnl_bf16, sb) != dnnl_success ||
+    if (dnnl_memory_desc_init_by_strides(&a, 2, da, in, sa) != dnnl_success ||
+        dnnl_memory_desc_init_by_strides(&b, 2, db, in, sb) != dnnl_success ||
         dnnl_memory_desc_init_by_strides(&d, 2, dd, dnnl_f32, sd) != dnnl_success ||
         dnnl_matmul_desc_init(&md, &a, &b, NULL, &d) != dnnl_success ||
         dnnl_primitive_attr_create(&attr) != dnnl_success ||
         dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user) != dnnl_success)
+        goto unsupported;
+    const float runtime = DNNL_RUNTIME_F32_VAL; /* int8: the weight's column scales, given at each call */
+    if (e->int8 && (dnnl_primitive_attr_set_output_scales(attr, 1, 1 << 1, &runtime) != dnnl_success ||
+                    dnnl_memory_desc_init_by_tag(&sc, 1, ds, dnnl_f32, dnnl_a) != dnnl_success))
         goto unsupported;
     if (e->beta != 0.0f && (dnnl_post_ops_create(&po) != dnnl_success || dnnl_post_ops_append_sum(po, e->beta) != dnnl_success ||
                             dnnl_primitive_attr_set_post_ops(attr, po) != dnnl_success))
@@ -394,8 +446,10 @@ static int entry_create(struct gemm_bf16_ctx *c, struct entry *e)
         dnnl_memory_create(&e->src, &a, g.engine, DNNL_MEMORY_NONE) != dnnl_success ||
         dnnl_memory_create(&e->wei, &b, g.engine, DNNL_MEMORY_NONE) != dnnl_success ||
         dnnl_memory_create(&e->dst, &d, g.engine, DNNL_MEMORY_NONE) != dnnl_success ||
-        (e->pad_bytes && dnnl_memory_create(&e->pad, pad, g.engine, DNNL_MEMORY_NONE) != dnnl_success)) {
-        rc = sl_err(SL_ENOMEM, "oneDNN could not create a %zu x %zu x %zu bf16 matmul", e->m, e->k, e->n);
+        (e->pad_bytes && dnnl_memory_create(&e->pad, pad, g.engine, DNNL_MEMORY_NONE) != dnnl_success) ||
+        (e->int8 && dnnl_memory_create(&e->scl, &sc, g.engine, DNNL_MEMORY_NONE) != dnnl_success)) {
+        rc = sl_err(SL_ENOMEM, "oneDNN could not create a %zu x %zu x %zu %s matmul", e->m, e->k, e->n,
+                    e->int8 ? "int8" : "bf16");
         goto done;
     }
     rc = reserve(&c->pad, &c->pad_cap, e->pad_bytes);
@@ -416,7 +470,7 @@ done:
 
 /* The entry for this key, created if new (evicting the least recently used). 0, or SL_ENOMEM (*out then
  * NULL). */
-static int lookup(struct gemm_bf16_ctx *c, size_t m, size_t n, size_t k, size_t ldc, float beta, int nthr,
+static int lookup(struct gemm_bf16_ctx *c, size_t m, size_t n, size_t k, size_t ldc, float beta, int nthr, int int8,
                   struct entry **out)
 {
     struct entry *victim = &c->e[0];
@@ -424,7 +478,7 @@ static int lookup(struct gemm_bf16_ctx *c, size_t m, size_t n, size_t k, size_t 
     *out = NULL;
     for (size_t i = 0; i < GEMM_BF16_CACHE; i++) {
         struct entry *e = &c->e[i];
-        if (e->used && e->m == m && e->n == n && e->k == k && e->ldc == ldc && e->nthr == nthr &&
+        if (e->used && e->m == m && e->n == n && e->k == k && e->ldc == ldc && e->nthr == nthr && e->int8 == int8 &&
             memcmp(&e->beta, &beta, sizeof beta) == 0) {
             e->used = c->clock;
             *out = e;
@@ -435,6 +489,7 @@ static int lookup(struct gemm_bf16_ctx *c, size_t m, size_t n, size_t k, size_t 
     }
     entry_clear(victim);
     victim->m = m, victim->n = n, victim->k = k, victim->ldc = ldc, victim->beta = beta, victim->nthr = nthr;
+    victim->int8 = int8;
     victim->used = c->clock;
     int rc = 0;
 #ifdef SL_HAVE_DNNL
@@ -455,7 +510,7 @@ int gemm_bf16_prepare(struct gemm_bf16_ctx *c, size_t m, size_t n, size_t k, siz
     if (m == 0 || n == 0 || k == 0 || gemm_bf16_mode() == GEMM_BF16_FP32)
         return 0;
     struct entry *e;
-    return lookup(c, m, n, k, ldc, beta, threads_here(c), &e);
+    return lookup(c, m, n, k, ldc, beta, threads_here(c), 0, &e);
 }
 
 static void scale_c(size_t m, size_t n, float beta, float *C, size_t ldc)
@@ -467,21 +522,28 @@ static void scale_c(size_t m, size_t n, float beta, float *C, size_t ldc)
 
 #ifdef SL_HAVE_DNNL
 /* C = A16 (m, k) · B16 (k, n) [+ beta C] with e's primitive. */
-static int execute(struct gemm_bf16_ctx *c, struct entry *e, const uint16_t *A16, const uint16_t *B16, float *C)
+static int execute(struct gemm_bf16_ctx *c, struct entry *e, const void *A, const void *B, float *C,
+                   const float *scales)
 {
-    /* oneDNN takes non-const handles; it only reads src and weights */
-    void *src, *wei;
-    memcpy(&src, &A16, sizeof src);
-    memcpy(&wei, &B16, sizeof wei);
-    dnnl_exec_arg_t args[4] = {{DNNL_ARG_SRC, e->src}, {DNNL_ARG_WEIGHTS, e->wei}, {DNNL_ARG_DST, e->dst},
-                               {DNNL_ARG_SCRATCHPAD, e->pad}};
+    /* oneDNN takes non-const handles; it only reads src, weights and scales */
+    void *src, *wei, *scl;
+    memcpy(&src, &A, sizeof src);
+    memcpy(&wei, &B, sizeof wei);
+    memcpy(&scl, &scales, sizeof scl);
+    dnnl_exec_arg_t args[5] = {{DNNL_ARG_SRC, e->src}, {DNNL_ARG_WEIGHTS, e->wei}, {DNNL_ARG_DST, e->dst}};
+    int nargs = 3;
+    if (e->pad)
+        args[nargs++] = (dnnl_exec_arg_t){DNNL_ARG_SCRATCHPAD, e->pad};
+    if (e->scl)
+        args[nargs++] = (dnnl_exec_arg_t){DNNL_ARG_ATTR_OUTPUT_SCALES, e->scl};
     if (dnnl_memory_set_data_handle(e->src, src) != dnnl_success ||
         dnnl_memory_set_data_handle(e->wei, wei) != dnnl_success ||
         dnnl_memory_set_data_handle(e->dst, C) != dnnl_success ||
-        (e->pad && dnnl_memory_set_data_handle(e->pad, c->pad) != dnnl_success))
+        (e->pad && dnnl_memory_set_data_handle(e->pad, c->pad) != dnnl_success) ||
+        (e->scl && dnnl_memory_set_data_handle(e->scl, scl) != dnnl_success))
         return sl_err(SL_EINVAL, "oneDNN refused a memory handle");
     const int prev = threads_push(e->nthr);
-    dnnl_status_t st = dnnl_primitive_execute(e->prim, c->stream, e->pad ? 4 : 3, args);
+    dnnl_status_t st = dnnl_primitive_execute(e->prim, c->stream, nargs, args);
     if (st == dnnl_success)
         st = dnnl_stream_wait(c->stream);
     threads_pop(prev, e->nthr);
@@ -503,7 +565,7 @@ int gemm_bf16_run(struct gemm_bf16_ctx *c, enum gemm_trans ta, enum gemm_trans t
     }
     struct entry *e = NULL;
     const int nthr = threads_here(c);
-    int rc = gemm_bf16_mode() == GEMM_BF16_FP32 ? 0 : lookup(c, m, n, k, ldc, beta, nthr, &e);
+    int rc = gemm_bf16_mode() == GEMM_BF16_FP32 ? 0 : lookup(c, m, n, k, ldc, beta, nthr, 0, &e);
     if (rc < 0)
         return rc;
 #ifdef SL_HAVE_DNNL
@@ -513,7 +575,7 @@ int gemm_bf16_run(struct gemm_bf16_ctx *c, enum gemm_trans ta, enum gemm_trans t
             return rc;
         convert_op(ta, m, k, A, lda, c->a16, nthr);
         convert_op(tb, k, n, B, ldb, c->b16, nthr);
-        return execute(c, e, c->a16, c->b16, C);
+        return execute(c, e, c->a16, c->b16, C, NULL);
     }
 #endif
     gemm_run_f32(ta, tb, m, n, k, 1.0f, A, lda, B, ldb, beta, C, ldc);
@@ -534,7 +596,7 @@ int gemm_bf16_run_weight(struct gemm_bf16_ctx *c, enum gemm_trans ta, size_t m, 
     }
     struct entry *e = NULL;
     const int nthr = threads_here(c);
-    int rc = lookup(c, m, n, k, ldc, beta, nthr, &e);
+    int rc = lookup(c, m, n, k, ldc, beta, nthr, 0, &e);
     if (rc < 0)
         return rc;
 #ifdef SL_HAVE_DNNL
@@ -542,7 +604,7 @@ int gemm_bf16_run_weight(struct gemm_bf16_ctx *c, enum gemm_trans ta, size_t m, 
         if ((rc = reserve(&c->a16, &c->a16_cap, m * k * sizeof(uint16_t))) < 0)
             return rc;
         convert_op(ta, m, k, A, lda, c->a16, nthr);
-        return execute(c, e, c->a16, W->bf16, C);
+        return execute(c, e, c->a16, W->bf16, C, NULL);
     }
 #endif
     /* no primitive for this shape: the bf16 weight widened exactly, then f32 */
@@ -551,5 +613,141 @@ int gemm_bf16_run_weight(struct gemm_bf16_ctx *c, enum gemm_trans ta, size_t m, 
     gemm_bf16_to_f32(W->bf16, c->w32, k * n);
     gemm_run_f32(ta, GEMM_N, m, n, k, 1.0f, A, lda, c->w32, n, beta, C, ldc);
     c->last = "sgemm";
+    return 0;
+}
+
+/* ---- int8 ---- */
+
+/* q = round(x / s) clamped to [-127, 127], s = max |x| / 127 over the n values (1 when all are 0). */
+static float quant_scale(float amax) { return amax > 0.0f ? amax / 127.0f : 1.0f; }
+
+static inline int8_t quant(float x, float inv)
+{
+    float r = nearbyintf(x * inv);
+    r = r > 127.0f ? 127.0f : (r < -127.0f ? -127.0f : r);
+    return (int8_t)r;
+}
+
+int gemm_int8_available(void)
+{
+    pthread_once(&g_once, g_init);
+#ifdef SL_HAVE_DNNL
+    return g.int8;
+#else
+    return 0;
+#endif
+}
+
+const char *gemm_int8_note(void)
+{
+    pthread_once(&g_once, g_init);
+    return g.note8;
+}
+
+int gemm_int8_weight_init(struct gemm_int8_weight *w, size_t k, size_t n)
+{
+    memset(w, 0, sizeof *w);
+    if (k == 0 || n == 0)
+        return sl_err(SL_EINVAL, "gemm_int8_weight_init: empty weight (%zu x %zu)", k, n);
+    w->k = k, w->n = n;
+    w->q = big_alloc(k * n);
+    w->scale = big_alloc(n * sizeof(float));
+    if (!w->q || !w->scale) {
+        gemm_int8_weight_free(w);
+        return sl_err(SL_ENOMEM, "out of memory for a %zu x %zu int8 weight copy", k, n);
+    }
+    return 0;
+}
+
+void gemm_int8_weight_refresh(struct gemm_int8_weight *w, enum gemm_trans tb, const float *B, size_t ldb)
+{
+    const size_t k = w->k, n = w->n;
+    /* op(B)(i, j) = tb == GEMM_N ? B[i * ldb + j] : B[j * ldb + i]; column j of op(B) is output unit j */
+    for (size_t j = 0; j < n; j++)
+        w->scale[j] = 0.0f;
+    for (size_t i = 0; i < k; i++)
+        for (size_t j = 0; j < n; j++) {
+            const float a = fabsf(tb == GEMM_N ? B[i * ldb + j] : B[j * ldb + i]);
+            if (a > w->scale[j])
+                w->scale[j] = a;
+        }
+    for (size_t j = 0; j < n; j++)
+        w->scale[j] = quant_scale(w->scale[j]);
+    for (size_t i = 0; i < k; i++)
+        for (size_t j = 0; j < n; j++)
+            w->q[i * n + j] = quant(tb == GEMM_N ? B[i * ldb + j] : B[j * ldb + i], 1.0f / w->scale[j]);
+}
+
+void gemm_int8_weight_free(struct gemm_int8_weight *w)
+{
+    big_free(w->q);
+    big_free(w->scale);
+    memset(w, 0, sizeof *w);
+}
+
+/* a8 (m, k) = op(A) quantised per row, as (m) its row scales. */
+static void quant_rows(enum gemm_trans ta, size_t m, size_t k, const float *A, size_t lda, int8_t *a8, float *as)
+{
+    for (size_t i = 0; i < m; i++) {
+        float amax = 0.0f;
+        for (size_t j = 0; j < k; j++) {
+            const float a = fabsf(ta == GEMM_N ? A[i * lda + j] : A[j * lda + i]);
+            amax = a > amax ? a : amax;
+        }
+        as[i] = quant_scale(amax);
+        const float inv = 1.0f / as[i];
+        for (size_t j = 0; j < k; j++)
+            a8[i * k + j] = quant(ta == GEMM_N ? A[i * lda + j] : A[j * lda + i], inv);
+    }
+}
+
+int gemm_int8_run_weight(struct gemm_bf16_ctx *c, enum gemm_trans ta, size_t m, const float *A, size_t lda,
+                         const struct gemm_int8_weight *W, float beta, float *C, size_t ldc)
+{
+    const size_t n = W->n, k = W->k;
+    if (m == 0)
+        return 0;
+    int rc;
+    if ((rc = reserve(&c->a8, &c->a8_cap, m * k)) < 0 || (rc = reserve((void **)&c->as, &c->as_cap, m * sizeof(float))) < 0 ||
+        (rc = reserve((void **)&c->o32, &c->o32_cap, m * n * sizeof(float))) < 0)
+        return rc;
+    quant_rows(ta, m, k, A, lda, c->a8, c->as);
+    struct entry *e = NULL;
+#ifdef SL_HAVE_DNNL
+    if (g.int8 && (rc = lookup(c, m, n, k, n, 0.0f, threads_here(c), 1, &e)) < 0)
+        return rc;
+#endif
+    float *O = c->o32; /* (m, n): Σ q_a q_w · scale_w[j] */
+#ifdef SL_HAVE_DNNL
+    if (e && e->prim) {
+        if ((rc = execute(c, e, c->a8, W->q, O, W->scale)) < 0)
+            return rc;
+    } else
+#endif
+    { /* no int8 matmul here: the same integer sums in plain C (slow; tests and odd shapes) */
+        const int8_t *a8 = c->a8;
+        for (size_t i = 0; i < m; i++)
+            for (size_t j = 0; j < n; j++) {
+                int32_t acc = 0;
+                for (size_t p = 0; p < k; p++)
+                    acc += (int32_t)a8[i * k + p] * (int32_t)W->q[p * n + j];
+                O[i * n + j] = (float)acc * W->scale[j];
+            }
+        c->last = "int8:ref";
+    }
+    for (size_t i = 0; i < m; i++) {
+        const float s = c->as[i];
+        float *Ci = C + i * ldc;
+        const float *Oi = O + i * n;
+        if (beta == 0.0f) {
+#pragma omp simd
+            for (size_t j = 0; j < n; j++)
+                Ci[j] = s * Oi[j];
+        } else {
+#pragma omp simd
+            for (size_t j = 0; j < n; j++)
+                Ci[j] = s * Oi[j] + beta * Ci[j];
+        }
+    }
     return 0;
 }

@@ -109,4 +109,26 @@ int gemm_bf16_prepare(struct gemm_bf16_ctx *c, size_t m, size_t n, size_t k, siz
  * ...), "sgemm" when it ran as f32 gemm_run, "" before any call. Valid until the next call on c. */
 const char *gemm_bf16_last_impl(const struct gemm_bf16_ctx *c);
 
+/* ---- int8 (decoding): C = op(A) · W with op(A) quantised to s8 per row (symmetric, scale max|row|/127,
+ * round to nearest) and W an s8 copy of a weight quantised per column (per output unit), s32 sums
+ * through oneDNN's matmul (VNNI / AMX), scaled back to f32 by both scales. Same contexts as bf16. ---- */
+
+/* 1 when oneDNN makes the int8 matmul here with VNNI or AMX (else the products run a plain C reference:
+ * right, slow). gemm_int8_note: one line saying which, like gemm_bf16_note. */
+int gemm_int8_available(void);
+const char *gemm_int8_note(void);
+
+/* op(B) (k, n) as int8: op(B)(i, j) ≈ q[i * n + j] · scale[j]. */
+struct gemm_int8_weight {
+    size_t k, n;
+    int8_t *q;    /* (k, n) */
+    float *scale; /* (n) */
+};
+int gemm_int8_weight_init(struct gemm_int8_weight *w, size_t k, size_t n);
+void gemm_int8_weight_refresh(struct gemm_int8_weight *w, enum gemm_trans tb, const float *B, size_t ldb);
+void gemm_int8_weight_free(struct gemm_int8_weight *w);
+/* C (m, n) = quant(op(A)) · W, dequantised, + beta · C. 0, or SL_ENOMEM / SL_EINVAL (oneDNN failed). */
+int gemm_int8_run_weight(struct gemm_bf16_ctx *c, enum gemm_trans ta, size_t m, const float *A, size_t lda,
+                         const struct gemm_int8_weight *W, float beta, float *C, size_t ldc);
+
 #endif

@@ -25,7 +25,7 @@
 static void need_bf16(void)
 {
     setenv("SEQLITE_BF16_EMULATED", "1", 1); /* read at each autocast_available call */
-    if (!autocast_available())
+    if (!autocast_available(PRECISION_BF16))
         cr_skip_test("no bf16 GEMMs here: %s", gemm_bf16_note());
 }
 
@@ -106,7 +106,7 @@ Test(autocast, model_loss_and_gradient_in_bf16_are_close_to_fp32_and_not_equal)
     const double l32 = loss_grad(&f);
     float *g32 = malloc(P * sizeof *g32);
     memcpy(g32, f.g, P * sizeof *g32);
-    struct autocast *a = autocast_create(f.w, P, 1);
+    struct autocast *a = autocast_create(PRECISION_BF16, f.w, P, 1);
     cr_assert(a, "%s", sl_errmsg());
     autocast_use(a);
     cr_assert(autocast_active());
@@ -137,7 +137,7 @@ Test(autocast, weight_copies_are_made_once_per_generation_and_follow_weights_cha
     struct fixture f;
     fixture_init(&f);
     const size_t P = f.m.table.total;
-    struct autocast *a = autocast_create(f.w, P, 1);
+    struct autocast *a = autocast_create(PRECISION_BF16, f.w, P, 1);
     cr_assert(a, "%s", sl_errmsg());
     autocast_use(a);
     const double l1 = loss_grad(&f);
@@ -172,7 +172,7 @@ Test(autocast, small_products_and_alpha_stay_f32_bit_for_bit)
     float A[64 * 64], Bm[64 * 64], C1[64 * 64], C2[64 * 64];
     for (size_t i = 0; i < 64 * 64; i++)
         A[i] = rng_uniform(&r) - 0.5f, Bm[i] = rng_uniform(&r) - 0.5f;
-    struct autocast *a = autocast_create(Bm, 64 * 64, 1);
+    struct autocast *a = autocast_create(PRECISION_BF16, Bm, 64 * 64, 1);
     cr_assert(a, "%s", sl_errmsg());
     autocast_use(a);
     gemm_run(GEMM_N, GEMM_N, 4, 8, 8, 1.0f, A, 8, Bm, 8, 0.0f, C1, 8); /* 256 multiply-adds */
@@ -227,7 +227,7 @@ Test(autocast, per_shard_products_are_identical_on_1_and_2_threads)
         s.g[k] = param_buf_create(P);
         s.bt[k] = (struct s2s_batch){h, SS, TT, f.src + k * h * SS, f.slen + k * h, f.tgt + k * h * TT, f.tlen + k * h};
     }
-    struct autocast *a = autocast_create(f.w, P, 1);
+    struct autocast *a = autocast_create(PRECISION_BF16, f.w, P, 1);
     cr_assert(a, "%s", sl_errmsg());
     autocast_use(a);
     float *one[2] = {malloc(P * sizeof(float)), malloc(P * sizeof(float))};
@@ -256,8 +256,9 @@ Test(autocast, without_a_bf16_matmul_it_is_not_available_and_says_why)
         setenv("ONEDNN_MAX_CPU_ISA", "avx2", 1);
         setenv("SEQLITE_BF16_EMULATED", "1", 1);
         float w[4] = {0};
-        int ok = !autocast_available() && !autocast_create(w, 4, 1) && strstr(sl_errmsg(), "not available") &&
-                 strstr(gemm_bf16_note(), "f32 instead");
+        int ok = !autocast_available(PRECISION_BF16) && !autocast_create(PRECISION_BF16, w, 4, 1) && strstr(sl_errmsg(), "not available") &&
+                 strstr(gemm_bf16_note(), "f32 instead") && !autocast_available(PRECISION_INT8) &&
+                 strstr(gemm_int8_note(), "f32 instead");
         _exit(ok ? 0 : 1);
     }
     int status;
@@ -273,6 +274,38 @@ Test(autocast, precision_names_parse_and_others_are_refused)
     cr_expect_eq(precision_parse("bf16", "--precision", &p), 0);
     cr_expect_eq(p, PRECISION_BF16);
     cr_expect_eq(precision_parse("fp16", "--precision", &p), SL_EINVAL);
-    cr_expect(strstr(sl_errmsg(), "--precision 'fp16': expected fp32 or bf16"), "%s", sl_errmsg());
+    cr_expect(strstr(sl_errmsg(), "--precision 'fp16': expected fp32, bf16 or int8"), "%s", sl_errmsg());
     cr_expect_str_eq(precision_name(PRECISION_BF16), "bf16");
+}
+
+Test(autocast, int8_model_loss_is_close_to_fp32_and_only_weight_products_are_int8)
+{
+    if (!gemm_bf16_built())
+        cr_skip_test("built without oneDNN");
+    if (!autocast_available(PRECISION_INT8))
+        cr_log_info("%s (the plain C reference runs)", gemm_int8_note());
+    struct fixture f;
+    fixture_init(&f);
+    const size_t P = f.m.table.total;
+    double sum = 0;
+    size_t n = 0;
+    cr_assert_eq(s2s_loss_forward(&f.m, f.w, f.ws, &f.bt, &sum, &n, NULL), 0);
+    const double l32 = sum / (double)n;
+    struct autocast *a = autocast_available(PRECISION_INT8) ? autocast_create(PRECISION_INT8, f.w, P, 1) : NULL;
+    if (!a)
+        cr_skip_test("%s", gemm_int8_note());
+    autocast_use(a);
+    cr_assert_eq(s2s_loss_forward(&f.m, f.w, f.ws, &f.bt, &sum, &n, NULL), 0);
+    autocast_use(NULL);
+    const double l8 = sum / (double)n;
+    cr_log_info("loss f32 %.9g, int8 %.9g", l32, l8);
+    cr_expect(l8 != l32 && fabs(l8 - l32) < 3e-2 * l32, "int8 loss %.9g vs f32 %.9g", l8, l32);
+    struct autocast_stats st;
+    autocast_stats(a, &st);
+    cr_expect(st.weight_calls > 10 && st.weight_calls == st.bf16_calls, "%zu low-precision products, %zu with weights",
+              st.bf16_calls, st.weight_calls);
+    cr_expect_eq(st.conversions, st.weight_views);
+    cr_expect_eq(st.errors, 0);
+    autocast_free(a);
+    fixture_free(&f);
 }

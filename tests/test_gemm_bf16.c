@@ -364,3 +364,68 @@ Test(gemm_bf16, forced_isa_avx512_core_emulates_bf16)
     child_with_isa("avx512_core", GEMM_BF16_EMULATED, note, sizeof note);
     cr_assert(strstr(note, "emulates") && strstr(note, "avx512_core"), "%s", note);
 }
+
+/* ---- int8 ---- */
+
+/* The int8 product against the same integer sums computed here from the weight's q and scales and A
+ * quantised per row as gemm_bf16.h says (to f32 rounding), and against f32 sgemm to int8 precision; every
+ * transpose of A and B, beta 0 and 0.5, odd shapes. */
+Test(gemm_bf16, int8_products_are_the_quantised_sums_and_close_to_f32)
+{
+    if (!gemm_int8_available())
+        cr_log_info("%s: the plain C reference runs", gemm_int8_note());
+    const size_t shapes[][3] = {{64, 96, 80}, {5, 33, 17}, {160, 256, 300}};
+    struct rng r;
+    rng_seed(&r, 11);
+    struct gemm_bf16_ctx *c = gemm_bf16_ctx_create(1);
+    cr_assert(c);
+    for (size_t si = 0; si < 3; si++)
+        for (int ta = 0; ta < 2; ta++)
+            for (int tb = 0; tb < 2; tb++) {
+                const size_t m = shapes[si][0], k = shapes[si][1], n = shapes[si][2];
+                float *A = malloc(m * k * sizeof(float)), *B = malloc(k * n * sizeof(float));
+                float *C = malloc(m * n * sizeof(float)), *R = malloc(m * n * sizeof(float));
+                float *F = malloc(m * n * sizeof(float));
+                fill_uniform(A, m * k, 1.0f, &r);
+                fill_uniform(B, k * n, 0.3f, &r);
+                struct gemm_int8_weight W;
+                cr_assert_eq(gemm_int8_weight_init(&W, k, n), 0);
+                const size_t lda = ta ? m : k, ldb = tb ? k : n;
+                gemm_int8_weight_refresh(&W, (enum gemm_trans)tb, B, ldb);
+                const float beta = si == 1 ? 0.5f : 0.0f;
+                for (size_t i = 0; i < m * n; i++)
+                    C[i] = R[i] = F[i] = (float)i * 1e-3f;
+                cr_assert_eq(gemm_int8_run_weight(c, (enum gemm_trans)ta, m, A, lda, &W, beta, C, n), 0);
+                gemm_run_f32((enum gemm_trans)ta, (enum gemm_trans)tb, m, n, k, 1.0f, A, lda, B, ldb, beta, F, n);
+                double max_ref = 0, max_f32 = 0, big = 0;
+                for (size_t i = 0; i < m; i++) {
+                    float amax = 0;
+                    for (size_t p = 0; p < k; p++)
+                        amax = fmaxf(amax, fabsf(ta ? A[p * m + i] : A[i * k + p]));
+                    const float s = amax > 0 ? amax / 127.0f : 1.0f;
+                    for (size_t j = 0; j < n; j++) {
+                        int32_t acc = 0;
+                        for (size_t p = 0; p < k; p++) {
+                            float q = nearbyintf((ta ? A[p * m + i] : A[i * k + p]) * (1.0f / s));
+                            q = fminf(127.0f, fmaxf(-127.0f, q));
+                            acc += (int32_t)q * (int32_t)W.q[p * n + j];
+                        }
+                        const double want = (double)s * ((double)acc * W.scale[j]) + beta * R[i * n + j];
+                        max_ref = fmax(max_ref, fabs(C[i * n + j] - want));
+                        max_f32 = fmax(max_f32, fabs(C[i * n + j] - F[i * n + j]));
+                        big = fmax(big, fabs(F[i * n + j]));
+                    }
+                }
+                cr_expect(max_ref < 1e-5 * big + 1e-6, "%zu x %zu x %zu ta %d tb %d: %g off the quantised sums (largest %g)",
+                          m, k, n, ta, tb, max_ref, big);
+                cr_expect(max_f32 < 3e-2 * big, "%zu x %zu x %zu ta %d tb %d: %g off f32 (largest %g)", m, k, n, ta,
+                          tb, max_f32, big);
+                cr_expect(max_f32 > 0, "int8 equals f32 to the last bit: it did not run");
+                gemm_int8_weight_free(&W);
+                free(A), free(B), free(C), free(R), free(F);
+            }
+    if (gemm_int8_available())
+        cr_expect(strncmp(gemm_bf16_last_impl(c), "brg", 3) == 0 || strstr(gemm_bf16_last_impl(c), "gemm"),
+                  "oneDNN ran it: %s", gemm_bf16_last_impl(c));
+    gemm_bf16_ctx_free(c);
+}

@@ -2228,7 +2228,7 @@ Test(train, stall_options_threads_1_and_2_identical)
 static void need_bf16(void)
 {
     setenv("SEQLITE_BF16_EMULATED", "1", 1);
-    if (!autocast_available())
+    if (!autocast_available(PRECISION_BF16))
         cr_skip_test("no bf16 GEMMs here: %s", gemm_bf16_note());
 }
 

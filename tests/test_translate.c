@@ -13,6 +13,7 @@
 
 #include "tests/greedy_oracle.h"
 #include "model/seq2seq.h"
+#include "nn/gemm_bf16.h"
 #include "nn/params.h"
 #include "tokenizer/bpe.h"
 #include "translate/translator.h"
@@ -809,6 +810,46 @@ Test(translate_cli, alignment_errors_and_options)
     free(err);
     free(in);
     free(db);
+    th_rmdir(dir);
+    free(dir);
+}
+
+/* --precision: bf16 and int8 translate every line and eval scores them; a value that is no precision is a
+ * usage error; where oneDNN has neither (ONEDNN_MAX_CPU_ISA=avx2 in the child) the command says so in one
+ * line and prints exactly the fp32 translations. */
+Test(translate_cli, precision_bf16_int8_and_the_fp32_fallback)
+{
+    char *dir = th_tmpdir();
+    char *db = make_db(dir, 1);
+    char *in = th_path(dir, "test.src");
+    char *f32 = NULL, *out = NULL, *err = NULL;
+    cr_assert_eq(runf(&f32, &err, in, "translate '%s' --beam 3", db), 0, "%s", err);
+    free(err);
+    cr_assert_eq(count_lines(f32), 12);
+    setenv("SEQLITE_BF16_EMULATED", "1", 1);
+    static const char *const precs[] = {"bf16", "int8"};
+    for (int i = 0; i < 2; i++) {
+        cr_assert_eq(runf(&out, &err, in, "translate '%s' --beam 3 --precision %s", db, precs[i]), 0, "%s", err);
+        cr_assert_eq(count_lines(out), 12, "%s: %s", precs[i], out);
+        free(out), free(err);
+        cr_assert_eq(runf(&out, &err, NULL, "eval '%s' --beam 2 --precision %s", db, precs[i]), 0, "%s", err);
+        cr_assert(strncmp(out, "BLEU|", 5) == 0 && strstr(out, "\nchrF2|"), "%s: %s", precs[i], out);
+        free(out), free(err);
+    }
+    cr_assert_eq(runf(&out, &err, in, "translate '%s' --precision fp16", db), 2);
+    cr_assert(strstr(err, "--precision 'fp16': expected fp32, bf16 or int8"), "%s", err);
+    free(out), free(err);
+    if (gemm_bf16_built()) {
+        setenv("ONEDNN_MAX_CPU_ISA", "avx2", 1);
+        for (int i = 0; i < 2; i++) {
+            cr_assert_eq(runf(&out, &err, in, "translate '%s' --beam 3 --precision %s", db, precs[i]), 0, "%s", err);
+            cr_assert(strstr(err, "not available") && strstr(err, "f32 instead"), "%s: %s", precs[i], err);
+            cr_assert_str_eq(out, f32, "%s falling back to fp32 translates as fp32", precs[i]);
+            free(out), free(err);
+        }
+        unsetenv("ONEDNN_MAX_CPU_ISA");
+    }
+    free(f32), free(in), free(db);
     th_rmdir(dir);
     free(dir);
 }

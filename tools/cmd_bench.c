@@ -102,7 +102,9 @@ static int run(int argc, char **argv)
     enum precision prec;
     if (precision_parse(precision, "--precision", &prec))
         return cli_usage_error(&cmd_bench, "%s", sl_errmsg());
-    o.bf16 = prec == PRECISION_BF16;
+    if (prec == PRECISION_INT8 && o.mode == BENCH_TRAIN)
+        return cli_usage_error(&cmd_bench, "--precision int8 is for decoding (greedy, beam); train takes fp32 or bf16");
+    o.precision = (int)prec;
     if (strcmp(split, "auto") == 0 || strcmp(split, "batches") == 0)
         o.split = BENCH_SPLIT_BATCHES;
     else if (strcmp(split, "blas") == 0)
@@ -165,7 +167,7 @@ const struct cli_cmd cmd_bench = {
              "  --config tiny|base        canonical sizes (default base); the size flags override them\n"
              "  --attention none|dot|general|mlp  the model (default none: the peer's plain model)\n"
              "  --encoder uni|bi          a bidirectional encoder (default uni)\n"
-             "  --precision fp32|bf16     matrix products in bf16 (nn/autocast.h; default fp32)\n"
+             "  --precision fp32|bf16|int8  matrix products in bf16 or int8 (decoding; default fp32)\n"
              "  --src-vocab N --tgt-vocab N --emb N --hidden N --layers N --batch N --src-len N --tgt-len N\n"
              "  --threads N               threads (default 1)\n"
              "  --shards N                training: data-parallel shards (default = threads; 1 = one shard\n"

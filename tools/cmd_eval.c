@@ -10,7 +10,6 @@
 #include "eval/metric.h"
 #include "model/checkpoint.h"
 #include "nn/autocast.h"
-#include "nn/gemm_bf16.h"
 #include "translate/evaluate.h"
 #include "translate/translator.h"
 #include "util/clock.h"
@@ -50,8 +49,8 @@ static int run(int argc, char **argv)
     enum precision prec;
     if (precision_parse(precision, "--precision", &prec))
         return cli_usage_error(&cmd_eval, "%s", sl_errmsg());
-    if (prec == PRECISION_BF16 && !autocast_available()) {
-        fprintf(stderr, "seqlite eval: --precision bf16: %s\n", gemm_bf16_note());
+    if (prec != PRECISION_FP32 && !autocast_available(prec)) {
+        fprintf(stderr, "seqlite eval: --precision %s: %s\n", precision_name(prec), precision_note(prec));
         prec = PRECISION_FP32;
     }
 
@@ -195,8 +194,9 @@ const struct cli_cmd cmd_eval = {
         "  --length-penalty A  GNMT length penalty exponent (default 0.6)\n"
         "  --limit N           only the first N pairs (default 0: all)\n"
         "  --threads N         decoding threads (default 0: all cores)\n"
-        "  --precision P       fp32 (default) or bf16: matrix products in bf16 with f32 sums\n"
-        "                      (AVX512-BF16 or AMX; elsewhere fp32 with a note)\n"
+        "  --precision P       fp32 (default), bf16 (products in bf16 with f32 sums; AVX512-BF16\n"
+        "                      or AMX) or int8 (weights int8 per output unit, inputs per row;\n"
+        "                      VNNI or AMX); elsewhere fp32 with a note\n"
         "exit status: 0 ok, 1 no model / no pairs / database error, 2 usage error\n",
     .run = run,
 };

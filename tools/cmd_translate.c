@@ -12,7 +12,6 @@
 #include "corpus/db.h"
 #include "model/checkpoint.h"
 #include "nn/autocast.h"
-#include "nn/gemm_bf16.h"
 #include "translate/translator.h"
 #include "util/clock.h"
 #include "util/err.h"
@@ -168,8 +167,8 @@ static int run(int argc, char **argv)
     enum precision prec;
     if (precision_parse(precision, "--precision", &prec))
         return cli_usage_error(&cmd_translate, "%s", sl_errmsg());
-    if (prec == PRECISION_BF16 && !autocast_available()) {
-        fprintf(stderr, "seqlite translate: --precision bf16: %s\n", gemm_bf16_note());
+    if (prec != PRECISION_FP32 && !autocast_available(prec)) {
+        fprintf(stderr, "seqlite translate: --precision %s: %s\n", precision_name(prec), precision_note(prec));
         prec = PRECISION_FP32;
     }
     if (isatty(STDIN_FILENO))
@@ -324,8 +323,9 @@ const struct cli_cmd cmd_translate = {
         "                      (default 2.0)\n"
         "  --batch N           lines read and translated at a time (default 64)\n"
         "  --threads N         decoding threads (default 0: all cores)\n"
-        "  --precision P       fp32 (default) or bf16: matrix products in bf16 with f32 sums\n"
-        "                      (AVX512-BF16 or AMX; elsewhere fp32 with a note)\n"
+        "  --precision P       fp32 (default), bf16 (products in bf16 with f32 sums; AVX512-BF16\n"
+        "                      or AMX) or int8 (weights int8 per output unit, inputs per row;\n"
+        "                      VNNI or AMX); elsewhere fp32 with a note\n"
         "  --unbuffered        translate and flush each line before reading the next (default when\n"
         "                      stdin is a terminal)\n"
         "  --scores            append a TAB and the score (length-normalised log-probability) to\n"

@@ -909,12 +909,12 @@ static int setup(struct trainer *t)
     t->v = param_buf_create(t->N);
     if (!t->w || !t->m || !t->v)
         return sl_err(SL_ENOMEM, "out of memory (model of %zu floats)", t->N);
-    if (t->o.precision == PRECISION_BF16 && !autocast_available()) {
+    if (t->o.precision == PRECISION_BF16 && !autocast_available(PRECISION_BF16)) {
         note(t, "--precision bf16: %s (the run is stored as fp32)", gemm_bf16_note());
         t->o.precision = PRECISION_FP32;
     }
     /* per-shard products run on their own thread: one oneDNN thread outside OpenMP regions too */
-    if (t->o.precision == PRECISION_BF16 && !(t->ac = autocast_create(t->w, t->N, 1)))
+    if (t->o.precision == PRECISION_BF16 && !(t->ac = autocast_create(PRECISION_BF16, t->w, t->N, 1)))
         return SL_ENOMEM;
     if ((rc = alloc_shards(t)))
         return rc;

@@ -257,8 +257,8 @@ struct translator *translator_create_ensemble(const struct s2s_model *const *m, 
     for (size_t i = 0; i < n_models; i++)
         if (!(t->pk[i] = s2s_packed_create(m[i], w[i])))
             goto fail;
-    if (o.precision == PRECISION_BF16) { /* the members' weights converted once, at their first products */
-        if (!(t->ac = autocast_create(w[0], m[0]->table.total, 1)))
+    if (o.precision != PRECISION_FP32) { /* the members' weights converted once, at their first products */
+        if (!(t->ac = autocast_create((enum precision)o.precision, w[0], m[0]->table.total, 1)))
             goto fail;
         for (size_t i = 1; i < n_models; i++)
             if (autocast_add_buffer(t->ac, w[i], m[i]->table.total))

@@ -38,8 +38,8 @@ struct translate_opts {
     int threads;          /* OpenMP threads (0: omp_get_max_threads()) */
     int src_eos;          /* 1: each source ends with EOS, as corpus/batch.h src_eos does in training */
     int alignment;        /* 1: word alignments for every hypothesis (a member must have attention) */
-    int precision;        /* enum precision (nn/autocast.h): PRECISION_BF16 runs the products in bf16 (where
-                           * autocast_available(); SL_EINVAL otherwise). PRECISION_FP32 (default) leaves an
+    int precision;        /* enum precision (nn/autocast.h): PRECISION_BF16 / PRECISION_INT8 run the products
+                           * in bf16 / int8 (where autocast_available(); SL_EINVAL otherwise). PRECISION_FP32 (default) leaves an
                            * autocast the caller has in use alone (training's validation decodes with it). */
 };
 

@@ -245,7 +245,7 @@ static int run_train(const struct bench_opts *o, const struct s2s_model *model, 
         t.len_s[b] = (int32_t)S, t.len_t[b] = (int32_t)T;
     /* shards: OpenMP threads with one BLAS thread each; one shard: BLAS gets every thread */
     gemm_set_threads(t.nthreads > 1 ? 1 : o->threads);
-    if (o->bf16 && !(t.ac = autocast_create(t.w, t.n_params, t.nthreads > 1 ? 1 : o->threads))) {
+    if (o->precision && !(t.ac = autocast_create((enum precision)o->precision, t.w, t.n_params, t.nthreads > 1 ? 1 : o->threads))) {
         rc = SL_EINVAL;
         goto done;
     }
@@ -385,7 +385,7 @@ static int run_decode(const struct bench_opts *o, const struct s2s_model *model,
     for (size_t b = 0; b < B; b++)
         len[b] = (int32_t)S;
     gemm_set_threads(split ? 1 : o->threads);
-    if (o->bf16 && !(ac = autocast_create(w, model->table.total, split ? 1 : o->threads))) {
+    if (o->precision && !(ac = autocast_create((enum precision)o->precision, w, model->table.total, split ? 1 : o->threads))) {
         rc = SL_EINVAL;
         goto done;
     }

@@ -35,7 +35,8 @@ struct bench_opts {
     size_t steps, warmup;         /* training steps timed / untimed; warmup = untimed decode batches too */
     size_t sentences, K;          /* decoding: sentences translated, beam width (beam mode) */
     uint64_t seed;
-    int bf16;                     /* GEMMs in bf16 (nn/autocast.h); SL_EINVAL where bf16 GEMMs are not available */
+    int precision;                /* enum precision (nn/autocast.h): 0 fp32, bf16, int8 (decoding only); SL_EINVAL
+                                     where its GEMMs cannot run */
 };
 
 struct bench_result {
