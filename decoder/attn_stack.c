@@ -1,7 +1,11 @@
 /* decoder/attn_stack.c: the attention decoder stack with input feeding (see attn_stack.h).
- * Every (step, layer) cell is one nn/lstm.h pass of T = 1, so the per-step activations are kept for the
- * backward through time; the attention keys are computed once per batch and their gradient folded back
- * once at the end. */
+ * Input feeding makes step t's input depend on step t-1's output, so the steps run one after the other and
+ * every (step, layer) cell is one (B, I+H) · (I+H, 4H) product over the block [x^l_t | h^l_{t-1}]
+ * (nn/lstm.h lstm_cell_forward). The blocks and gate values of each layer are kept for all steps,
+ * contiguous: the backward runs per step only the products that carry gradient through time
+ * (d[x | h] = dG · W, and the attention's d[c | h]), and the weight gradients, products with k = B if done
+ * per step, are one product per weight with k = T·B after the time loop. The attention keys are computed
+ * once per batch and their gradient folded back once at the end. */
 #include "decoder/attn_stack.h"
 
 #include <string.h>
@@ -23,76 +27,78 @@ void attn_stack_acts_carve(struct attn_stack_acts *a, struct arena *ar, const st
     a->ids = arena_take(ar, TB * sizeof(int32_t));
     a->emb = arena_take(ar, TB * E * sizeof(float));
     a->memb = arena_take(ar, TB * E);
-    a->x0 = arena_take(ar, TB * (E + H) * sizeof(float));
-    for (size_t l = 1; l < L; l++) {
-        a->xd[l] = arena_take(ar, TB * H * sizeof(float));
-        a->md[l] = arena_take(ar, TB * H);
+    for (size_t l = 0; l < L; l++) {
+        const size_t IH = attn_stack_in_dim(lay, l) + H;
+        a->xh[l] = arena_take(ar, TB * IH * sizeof(float));
+        a->md[l] = l > 0 ? arena_take(ar, TB * H) : NULL;
+        a->gates[l] = arena_take(ar, TB * 4 * H * sizeof(float));
+        a->c[l] = arena_take(ar, (T + 1) * BH * sizeof(float));
+        a->tc[l] = arena_take(ar, TB * H * sizeof(float));
+        a->dxh[l] = arena_take(ar, B * IH * sizeof(float));
     }
-    a->cell = arena_take(ar, T * L * sizeof *a->cell);
-    const size_t cf = lstm_acts_floats(1, B, H);
-    for (size_t k = 0; k < T * L; k++) {
-        float *buf = arena_take(ar, cf * sizeof(float));
-        if (a->cell)
-            lstm_acts_carve(&a->cell[k], buf, 1, B, H);
-    }
+    a->hout = arena_take(ar, BH * sizeof(float));
     attn_acts_carve(&a->att, ar, att, T, B, S);
     a->keys = arena_take(ar, (S * B * KW + 1) * sizeof(float));
     a->dkeys = arena_take(ar, (S * B * KW + 1) * sizeof(float));
     a->dht = arena_take(ar, BH * sizeof(float));
-    a->dfeed = arena_take(ar, BH * sizeof(float));
-    const size_t wide = B * (E + 2 * H);
-    a->dy = arena_take(ar, wide * sizeof(float));
-    a->dxa = arena_take(ar, wide * sizeof(float));
-    a->dxb = arena_take(ar, wide * sizeof(float));
-    for (int k = 0; k < 2; k++) {
-        a->dh[k] = arena_take(ar, L * BH * sizeof(float));
-        a->dc[k] = arena_take(ar, L * BH * sizeof(float));
-    }
-    a->scratch = arena_take(ar, max_sz(lstm_scratch_floats(B, H), attn_backward_floats(att, B, S)) * sizeof(float));
+    a->dh = arena_take(ar, BH * sizeof(float));
+    a->dc = arena_take(ar, L * BH * sizeof(float));
+    a->demb = arena_take(ar, B * E * sizeof(float));
+    a->scratch = arena_take(ar, max_sz(1, attn_backward_floats(att, B, S)) * sizeof(float));
 }
 
 const float *attn_stack_top(const struct attn_stack_acts *a) { return a->att.ht; }
+
+/* Rows of src (B, n), stride ld_src, into dst (B, ·) at column offset, stride ld_dst; src NULL: zeros. */
+static void put_rows(float *dst, size_t ld_dst, const float *src, size_t ld_src, size_t B, size_t n)
+{
+    for (size_t b = 0; b < B; b++) {
+        if (src)
+            memcpy(dst + b * ld_dst, src + b * ld_src, n * sizeof(float));
+        else
+            memset(dst + b * ld_dst, 0, n * sizeof(float));
+    }
+}
 
 void attn_stack_forward(const struct stack_layout *lay, const struct attn_layout *att, const float *w,
                         struct attn_stack_acts *a, const float *Hs, const int32_t *src_len, const float *h0,
                         const float *c0, float p, struct rng *r)
 {
     const size_t T = a->T, B = a->B, S = a->S, H = lay->H, E = lay->E, L = lay->L, BH = B * H, TB = T * B;
-    const size_t X0 = E + H;
     a->p = p;
     embed_forward(w + lay->emb, lay->V, E, a->ids, TB, a->emb);
     if (p > 0)
         dropout_forward(a->emb, a->emb, a->memb, TB * E, p, r);
     attn_keys_forward(att, w, Hs, S, B, a->keys);
+    for (size_t l = 0; l < L; l++) { /* the state before step 0: h0 into the first block, c0 */
+        const size_t I = attn_stack_in_dim(lay, l);
+        put_rows(a->xh[l] + I, I + H, h0 ? h0 + l * BH : NULL, H, B, H);
+        if (c0)
+            memcpy(a->c[l], c0 + l * BH, BH * sizeof(float));
+        else
+            memset(a->c[l], 0, BH * sizeof(float));
+    }
     for (size_t t = 0; t < T; t++) {
-        /* x_t = [emb_t | h~_{t-1}] */
-        float *x = a->x0 + t * B * X0;
-        const float *feed = t ? a->att.ht + (t - 1) * BH : NULL;
-        for (size_t b = 0; b < B; b++) {
-            memcpy(x + b * X0, a->emb + (t * B + b) * E, E * sizeof(float));
-            if (feed)
-                memcpy(x + b * X0 + E, feed + b * H, H * sizeof(float));
-            else
-                memset(x + b * X0 + E, 0, H * sizeof(float));
-        }
+        /* x^0_t = [emb_t | h~_{t-1}], h~_{-1} = 0 */
+        const size_t X0 = E + 2 * H;
+        float *x0 = a->xh[0] + t * B * X0;
+        put_rows(x0, X0, a->emb + t * B * E, E, B, E);
+        put_rows(x0 + E, X0, t ? a->att.ht + (t - 1) * BH : NULL, H, B, H);
         for (size_t l = 0; l < L; l++) {
-            struct lstm_acts *cl = &a->cell[t * L + l];
-            const float *in = x;
-            if (l > 0) {
-                const float *below = a->cell[t * L + l - 1].h + BH; /* (B, H) */
-                if (p > 0) {
-                    dropout_forward(below, a->xd[l] + t * BH, a->md[l] + t * BH, BH, p, r);
-                    in = a->xd[l] + t * BH;
-                } else {
-                    in = below;
-                }
+            const size_t I = attn_stack_in_dim(lay, l), IH = I + H;
+            float *xh = a->xh[l] + t * B * IH; /* (B, I+H), filled by the layer below and step t-1 */
+            lstm_cell_forward(w + lay->W[l], w + lay->b[l], xh, B, I, H, a->c[l] + t * BH,
+                              a->gates[l] + t * B * 4 * H, a->c[l] + (t + 1) * BH, a->hout, a->tc[l] + t * BH);
+            if (t + 1 < T) /* h^l_t is the recurrent half of the next step's block */
+                put_rows(xh + B * IH + I, IH, a->hout, H, B, H);
+            if (l + 1 < L) { /* x^{l+1}_t = dropout(h^l_t) */
+                if (p > 0)
+                    dropout_forward(a->hout, a->hout, a->md[l + 1] + t * BH, BH, p, r);
+                put_rows(a->xh[l + 1] + t * B * 2 * H, 2 * H, a->hout, H, B, H);
             }
-            const float *hp = t ? a->cell[(t - 1) * L + l].h + BH : (h0 ? h0 + l * BH : NULL);
-            const float *cp = t ? a->cell[(t - 1) * L + l].c + BH : (c0 ? c0 + l * BH : NULL);
-            lstm_forward(w + lay->W[l], w + lay->b[l], in, NULL, 1, B, attn_stack_in_dim(lay, l), H, hp, cp, cl);
         }
         const struct attn_step st = attn_acts_step(&a->att, t);
-        attn_step_forward(att, w, Hs, a->keys, src_len, S, B, a->cell[t * L + L - 1].h + BH, &st);
+        attn_step_forward(att, w, Hs, a->keys, src_len, S, B, a->hout, &st);
     }
 }
 
@@ -100,58 +106,62 @@ void attn_stack_backward(const struct stack_layout *lay, const struct attn_layou
                          struct attn_stack_acts *a, const float *Hs, const int32_t *src_len, const float *dtop,
                          float *dHs, float *dh0, float *dc0)
 {
-    const size_t T = a->T, B = a->B, S = a->S, H = lay->H, E = lay->E, L = lay->L, BH = B * H, LBH = L * BH;
-    const size_t X0 = E + H, KW = attn_key_width(att);
+    const size_t T = a->T, B = a->B, S = a->S, H = lay->H, E = lay->E, L = lay->L, BH = B * H;
+    const size_t X0 = E + 2 * H, KW = attn_key_width(att);
     const float p = a->p;
-    float *dnext_h = a->dh[0], *dnext_c = a->dc[0], *dprev_h = a->dh[1], *dprev_c = a->dc[1];
-    memset(dnext_h, 0, LBH * sizeof(float));
-    memset(dnext_c, 0, LBH * sizeof(float));
-    memset(a->dfeed, 0, BH * sizeof(float));
+    /* dxh[l] holds d[x^l_{t+1} | h^l_t] from step t+1: zero before the last step */
+    for (size_t l = 0; l < L; l++)
+        memset(a->dxh[l], 0, B * (attn_stack_in_dim(lay, l) + H) * sizeof(float));
+    memset(a->dc, 0, L * BH * sizeof(float));
     memset(a->dkeys, 0, (S * B * KW + 1) * sizeof(float));
     for (size_t t = T; t-- > 0;) {
-        /* dh~_t: from the output layer and, through input feeding, from step t+1 */
-        for (size_t k = 0; k < BH; k++)
-            a->dht[k] = dtop[t * BH + k] + a->dfeed[k];
-        float *dy = a->dy; /* (B, H): gradient w.r.t. the top layer's output h^{L-1}_t */
-        memset(dy, 0, BH * sizeof(float));
+        /* dh~_t: from the output layer and, through input feeding, from step t+1's x^0 = [emb | h~_t] */
+        for (size_t b = 0; b < B; b++)
+            for (size_t j = 0; j < H; j++)
+                a->dht[b * H + j] = dtop[(t * B + b) * H + j] + a->dxh[0][b * X0 + E + j];
+        memset(a->dh, 0, BH * sizeof(float)); /* gradient w.r.t. the top layer's output h^{L-1}_t */
         const struct attn_step st = attn_acts_step(&a->att, t);
-        attn_step_backward(att, w, g, Hs, a->keys, src_len, S, B, &st, a->dht, dy, dHs, KW ? a->dkeys : NULL,
+        attn_step_backward(att, w, g, Hs, a->keys, src_len, S, B, &st, a->dht, a->dh, dHs, KW ? a->dkeys : NULL,
                            a->scratch);
-        memset(dprev_h, 0, LBH * sizeof(float));
-        memset(dprev_c, 0, LBH * sizeof(float));
         for (size_t l = L; l-- > 0;) {
-            const size_t I = attn_stack_in_dim(lay, l);
-            float *dx = (l % 2) ? a->dxa : a->dxb; /* (B, I); the layer above wrote the other buffer */
-            memset(dx, 0, B * I * sizeof(float));
-            const float *in = l == 0 ? a->x0 + t * B * X0
-                                     : (p > 0 ? a->xd[l] + t * BH : a->cell[t * L + l - 1].h + BH);
-            lstm_backward(w + lay->W[l], in, NULL, 1, B, I, H, &a->cell[t * L + l], dy, dnext_h + l * BH,
-                          dnext_c + l * BH, g + lay->W[l], g + lay->b[l], dx, dprev_h + l * BH, dprev_c + l * BH,
-                          a->scratch);
-            if (l > 0 && p > 0) /* x^l = dropout(h^{l-1}) */
-                dropout_backward(dx, a->md[l] + t * BH, BH, p);
-            dy = dx;
+            const size_t I = attn_stack_in_dim(lay, l), IH = I + H;
+            float *dxh = a->dxh[l]; /* (B, I+H): d h^l_t in its recurrent half (from step t+1) */
+            if (l + 1 < L) {        /* from the layer above: x^{l+1}_t = dropout(h^l_t) */
+                const float *dup = a->dxh[l + 1];
+                for (size_t b = 0; b < B; b++)
+                    memcpy(a->dh + b * H, dup + b * 2 * H, H * sizeof(float));
+                if (p > 0)
+                    dropout_backward(a->dh, a->md[l + 1] + t * BH, BH, p);
+            }
+            for (size_t b = 0; b < B; b++)
+                for (size_t j = 0; j < H; j++)
+                    a->dh[b * H + j] += dxh[b * IH + I + j];
+            memset(dxh, 0, B * IH * sizeof(float));
+            lstm_cell_backward(w + lay->W[l], B, I, H, a->gates[l] + t * B * 4 * H, a->dh, a->dc + l * BH,
+                               a->c[l] + t * BH, a->tc[l] + t * BH, dxh);
         }
-        /* dy = d x_t (B, E+H): the embedding part, and the fed h~_{t-1} part for step t-1 */
-        float *demb = a->dxa == dy ? a->dxb : a->dxa; /* (B, E) */
-        for (size_t b = 0; b < B; b++) {
-            memcpy(demb + b * E, dy + b * X0, E * sizeof(float));
-            memcpy(a->dfeed + b * H, dy + b * X0 + E, H * sizeof(float));
-        }
+        /* d x^0_t = [d emb_t | d h~_{t-1}]: the embedding part here, the fed part at step t-1 */
+        put_rows(a->demb, E, a->dxh[0], X0, B, E);
         if (p > 0)
-            dropout_backward(demb, a->memb + t * B * E, B * E, p);
-        embed_backward(g + lay->emb, lay->V, E, a->ids + t * B, B, demb);
-        float *s;
-        s = dnext_h, dnext_h = dprev_h, dprev_h = s;
-        s = dnext_c, dnext_c = dprev_c, dprev_c = s;
+            dropout_backward(a->demb, a->memb + t * B * E, B * E, p);
+        embed_backward(g + lay->emb, lay->V, E, a->ids + t * B, B, a->demb);
     }
-    /* dnext now holds the gradient w.r.t. (h0, c0) */
-    if (dh0)
-        for (size_t k = 0; k < LBH; k++)
-            dh0[k] += dnext_h[k];
-    if (dc0)
-        for (size_t k = 0; k < LBH; k++)
-            dc0[k] += dnext_c[k];
+    /* the recurrent halves of dxh and dc now hold the gradient w.r.t. (h0, c0) */
+    for (size_t l = 0; l < L; l++) {
+        const size_t I = attn_stack_in_dim(lay, l), IH = I + H;
+        if (dh0)
+            for (size_t b = 0; b < B; b++)
+                for (size_t j = 0; j < H; j++)
+                    dh0[l * BH + b * H + j] += a->dxh[l][b * IH + I + j];
+        if (dc0)
+            for (size_t k = 0; k < BH; k++)
+                dc0[l * BH + k] += a->dc[l * BH + k];
+        lstm_cell_backward_weights(a->gates[l], a->xh[l], T * B, I, H, g + lay->W[l], g + lay->b[l]);
+    }
+    if (T > 0) {
+        const struct attn_step all = attn_acts_step(&a->att, 0); /* the T steps' rows, contiguous */
+        attn_step_backward_weights(att, g, &all, T * B);
+    }
     attn_keys_backward(att, w, g, Hs, S, B, a->dkeys, dHs);
 }
 

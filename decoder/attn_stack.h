@@ -28,24 +28,32 @@
 size_t attn_stack_in_dim(const struct stack_layout *lay, size_t l);
 
 /* Activations of one batch: T steps of B rows over S source positions. The caller fills ids (T, B)
- * (time-major: BOS y_1 .. y_n, pad after) after attn_stack_acts_carve. */
+ * (time-major: BOS y_1 .. y_n, pad after) after attn_stack_acts_carve. Each (step, layer) cell is one
+ * product over its [x | h] block (nn/lstm.h lstm_cell_forward); the blocks and the gate values of a layer
+ * are kept contiguous over the steps, so the backward computes each layer's weight gradient with one
+ * product over all T·B rows after the time loop. */
 struct attn_stack_acts {
     size_t T, B, S, H, E, L;
     float p;                        /* dropout rate of the last forward */
     int32_t *ids;                   /* (T, B) decoder inputs */
     float *emb;                     /* (T, B, E) embeddings after dropout */
     uint8_t *memb;                  /* (T, B, E) its mask */
-    float *x0;                      /* (T, B, E+H) layer 0 inputs [emb | h~_{t-1}] */
-    float *xd[NN_MAX_LAYERS];       /* (T, B, H) dropped output of layer l-1 (l >= 1) */
-    uint8_t *md[NN_MAX_LAYERS];     /* (T, B, H) its mask */
-    struct lstm_acts *cell;         /* (T·L) one step of one layer: cell[t·L + l] */
+    float *xh[NN_MAX_LAYERS];       /* (T, B, I_l + H) cell inputs [x^l_t | h^l_{t-1}]: layer 0's x is
+                                     * [emb_t | h~_{t-1}] (E+H), above it dropout(h^{l-1}_t) (H) */
+    uint8_t *md[NN_MAX_LAYERS];     /* (T, B, H) the dropout mask of layer l's x (l >= 1) */
+    float *gates[NN_MAX_LAYERS];    /* (T, B, 4H) gate values; attn_stack_backward overwrites them with dG */
+    float *c[NN_MAX_LAYERS];        /* (T+1, B, H) cell states: c[l][0] = c0, then c_1 .. c_T */
+    float *tc[NN_MAX_LAYERS];       /* (T, B, H) tanh(c_t) */
+    float *hout;                    /* (B, H) the output h^l_t of the cell just run */
     struct attn_acts att;           /* per-step attention activations; att.ht (T, B, H) is the output */
     float *keys, *dkeys;            /* (S, B, KW) attention keys and their gradient */
     float *dht;                     /* (B, H) gradient w.r.t. h~_t */
-    float *dfeed;                   /* (B, H) gradient w.r.t. h~_t through step t+1's input */
-    float *dy, *dxa, *dxb;          /* (B, E+2H) backward buffers of one step */
-    float *dh[2], *dc[2];           /* (L, B, H) gradient w.r.t. the carried state, ping-pong */
-    float *scratch;                 /* max(lstm_scratch_floats, attn_backward_floats) */
+    float *dh;                      /* (B, H) gradient w.r.t. one layer's output h^l_t */
+    float *dxh[NN_MAX_LAYERS];      /* (B, I_l + H) gradient w.r.t. [x^l_t | h^l_{t-1}] of the last step
+                                     * run backward */
+    float *dc;                      /* (L, B, H) gradient w.r.t. the carried cell state */
+    float *demb;                    /* (B, E) gradient w.r.t. one step's embeddings */
+    float *scratch;                 /* attn_backward_floats(att, B, S) */
 };
 
 /* Takes the arrays of a for (T, B, S) from ar (nn/arena.h measure-then-carve protocol). */
@@ -61,7 +69,8 @@ void attn_stack_forward(const struct stack_layout *lay, const struct attn_layout
 const float *attn_stack_top(const struct attn_stack_acts *a);
 /* Backward of the last attn_stack_forward on a (same Hs, src_len) from dtop (T, B, H), the gradient w.r.t.
  * its outputs. Accumulates (+=) into g (decoder stack and attention weights), dHs (S, B, H), and
- * dh0, dc0 (L, B, H). Overwrites the gate values in a. */
+ * dh0, dc0 (L, B, H). Overwrites the gate values in a. The weights' gradients (LSTM W, b; attention W_c,
+ * W_2) are summed over all steps at the end, one product per weight. */
 void attn_stack_backward(const struct stack_layout *lay, const struct attn_layout *att, const float *w, float *g,
                          struct attn_stack_acts *a, const float *Hs, const int32_t *src_len, const float *dtop,
                          float *dHs, float *dh0, float *dc0);

@@ -2,7 +2,8 @@
  * Row r of a step reads source column b (r itself in training, src_row[r] when decoding): hs = Hs[s,b] at
  * Hs + (s·B + b)·H, its key at keys + (s·B + b)·KW. Scores, softmax and context are plain loops over the
  * row's len[b] positions (they are short); the products with W_c, W_2 (and the keys' W_a, W_1) are GEMMs
- * over all rows. */
+ * over all rows, and the gradients of W_c, W_2 GEMMs over the rows of all steps
+ * (attn_step_backward_weights). */
 #include "nn/attention.h"
 
 #include <assert.h>
@@ -121,6 +122,8 @@ void attn_acts_carve(struct attn_acts *a, struct arena *ar, const struct attn_la
     a->ch = arena_take(ar, T * B * 2 * H * sizeof(float));
     a->ht = arena_take(ar, T * B * H * sizeof(float));
     a->q = lay->score == ATTN_MLP ? arena_take(ar, T * B * A * sizeof(float)) : NULL;
+    a->dpre = arena_take(ar, T * B * H * sizeof(float));
+    a->dq = lay->score == ATTN_MLP ? arena_take(ar, T * B * A * sizeof(float)) : NULL;
     a->scratch = arena_take(ar, align16(attn_backward_floats(lay, B, S)) * sizeof(float));
 }
 
@@ -133,6 +136,8 @@ struct attn_step attn_acts_step(const struct attn_acts *a, size_t t)
         .ch = a->ch + t * B * 2 * a->H,
         .ht = a->ht + t * B * a->H,
         .q = a->q ? a->q + t * B * a->A : NULL,
+        .dpre = a->dpre + t * B * a->H,
+        .dq = a->dq ? a->dq + t * B * a->A : NULL,
     };
     return st;
 }
@@ -258,7 +263,7 @@ void attn_step_forward(const struct attn_layout *lay, const float *w, const floa
 
 size_t attn_backward_floats(const struct attn_layout *lay, size_t B, size_t S)
 {
-    return B * 3 * lay->H + S + (lay->score == ATTN_MLP ? B * lay->A : 0);
+    return B * 2 * lay->H + S;
 }
 
 void attn_step_backward(const struct attn_layout *lay, const float *w, float *g, const float *Hs,
@@ -271,16 +276,15 @@ void attn_step_backward(const struct attn_layout *lay, const float *w, float *g,
     const float *K = lay->score == ATTN_DOT ? Hs : keys;
     float *dK = lay->score == ATTN_DOT ? dHs : dkeys;
     const size_t KW = lay->score == ATTN_DOT ? H : attn_key_width(lay);
-    float *dpre = scratch;       /* (B, H) */
-    float *dch = dpre + B * H;   /* (B, 2H) */
+    float *dpre = st->dpre;      /* (B, H) */
+    float *dq = st->dq;          /* (B, A) mlp */
+    float *dch = scratch;        /* (B, 2H) */
     float *de = dch + B * H2;    /* (S) one row's score gradient */
-    float *dq = de + S;          /* (B, A) mlp */
 
     /* h~ = tanh(pre)  =>  dpre = dh~ (1 - h~²) */
     for (size_t k = 0; k < B * H; k++)
         dpre[k] = dht[k] * (1.0f - st->ht[k] * st->ht[k]);
-    /* pre = [c | h] W_c^T  =>  dW_c += dpre^T [c | h], d[c | h] = dpre W_c */
-    gemm_run(GEMM_T, GEMM_N, H, H2, B, 1.0f, dpre, H, st->ch, H2, 1.0f, g + lay->Wc, H2);
+    /* pre = [c | h] W_c^T  =>  d[c | h] = dpre W_c (dW_c: attn_step_backward_weights) */
     gemm_run(GEMM_N, GEMM_N, B, H2, H, 1.0f, dpre, H, w + lay->Wc, H2, 0.0f, dch, H2);
     if (mlp)
         memset(dq, 0, B * A * sizeof(float));
@@ -309,10 +313,18 @@ void attn_step_backward(const struct attn_layout *lay, const float *w, float *g,
             }
         }
     }
-    if (mlp) { /* q = h W_2^T  =>  dW_2 += dq^T h, dh += dq W_2 */
-        gemm_run(GEMM_T, GEMM_N, A, H, B, 1.0f, dq, A, st->ch + H, H2, 1.0f, g + lay->W2, H);
+    if (mlp) /* q = h W_2^T  =>  dh += dq W_2 (dW_2: attn_step_backward_weights) */
         gemm_run(GEMM_N, GEMM_N, B, H, A, 1.0f, dq, A, w + lay->W2, H, 1.0f, dh, H);
-    }
+}
+
+void attn_step_backward_weights(const struct attn_layout *lay, float *g, const struct attn_step *st, size_t N)
+{
+    assert(lay->score == ATTN_DOT || lay->score == ATTN_GENERAL || lay->score == ATTN_MLP);
+    const size_t H = lay->H, A = lay->A, H2 = 2 * H;
+    /* pre = [c | h] W_c^T  =>  dW_c (H, 2H) += dpre^T (H, N) · [c | h] (N, 2H) */
+    gemm_run(GEMM_T, GEMM_N, H, H2, N, 1.0f, st->dpre, H, st->ch, H2, 1.0f, g + lay->Wc, H2);
+    if (lay->score == ATTN_MLP) /* q = h W_2^T  =>  dW_2 (A, H) += dq^T (A, N) · h (N, H) */
+        gemm_run(GEMM_T, GEMM_N, A, H, N, 1.0f, st->dq, A, st->ch + H, H2, 1.0f, g + lay->W2, H);
 }
 
 size_t attn_decode_floats(const struct attn_layout *lay, size_t M) { return M * (2 * lay->H + lay->A); }

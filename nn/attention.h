@@ -13,6 +13,9 @@
  * Per-step activations (struct attn_step): a (B, S), ch (B, 2H) = [c_t | h_t] per row, h~ (B, H) and, for
  * mlp, q (B, A) = W_2 h_t. The mlp backward recomputes tanh(K + q) instead of storing the (B, S, A)
  * activations of every step (T·B·S·A floats a batch).
+ * Weight gradients of W_c and W_2: a step's backward keeps the gradients of its products' outputs (dpre,
+ * dq) in the step's arrays, and attn_step_backward_weights turns the rows of all T steps into dW_c, dW_2
+ * with one product each (k = T·B) after the time loop, instead of a product with k = B per step.
  * Parameters: views in the flat buffer (nn/params.h) at the float offsets of struct attn_layout; a
  * gradient buffer uses the same offsets. Backward accumulates (+=) everywhere.
  * Single-threaded (call gemm_set_threads(1) first inside OpenMP regions); no allocation in the kernels.
@@ -73,15 +76,20 @@ struct attn_step {
     float *ch; /* (B, 2H) [c_t | h_t] */
     float *ht; /* (B, H) the attentional state h~_t */
     float *q;  /* (B, A) W_2 h_t (mlp), else unused (may be NULL) */
+    float *dpre; /* (B, H) written by attn_step_backward: gradient w.r.t. [c | h] W_c^T (before the tanh) */
+    float *dq;   /* (B, A) written by attn_step_backward: gradient w.r.t. q (mlp), else unused (may be NULL) */
 };
-/* The activations of T steps of one batch, time-major; ht (T, B, H) is contiguous, so it can go to the
- * output projection whole. */
+/* The activations of T steps of one batch, time-major and contiguous: ht (T, B, H) can go to the output
+ * projection whole, and attn_acts_step(a, 0) read as N = T·B rows spans all steps (for
+ * attn_step_backward_weights). */
 struct attn_acts {
     size_t T, B, S, H, A;
     float *a;  /* (T, B, S) */
     float *ch; /* (T, B, 2H) */
     float *ht; /* (T, B, H) */
     float *q;  /* (T, B, A) mlp, else NULL */
+    float *dpre; /* (T, B, H) */
+    float *dq;   /* (T, B, A) mlp, else NULL */
     float *scratch; /* attn_backward_floats(lay, B, S) */
 };
 /* Takes the arrays of a for T steps of (B, S) from ar (nn/arena.h protocol). */
@@ -94,16 +102,21 @@ struct attn_step attn_acts_step(const struct attn_acts *a, size_t t);
  * attn_keys_forward (unused for dot, may be NULL), len (B) in [0, S]. Fills st (its ht is h~_t). */
 void attn_step_forward(const struct attn_layout *lay, const float *w, const float *Hs, const float *keys,
                        const int32_t *len, size_t S, size_t B, const float *h, const struct attn_step *st);
-/* Floats of scratch attn_step_backward needs: B·3H + S, + B·A for mlp. */
+/* Floats of scratch attn_step_backward needs: B·2H + S. */
 size_t attn_backward_floats(const struct attn_layout *lay, size_t B, size_t S);
 /* Backward of attn_step_forward (same lay, w, Hs, keys, len, S, B; st as it filled it) from dht (B, H),
  * the gradient w.r.t. h~_t (from the output layer plus, with input feeding, from the next step's input).
- * Accumulates: g (W_c, and W_2, v for mlp) +=, dh (B, H) +=, dHs (S, B, H) +=, dkeys (S, B, KW) +=
- * (general, mlp; NULL for dot). Positions s >= len[b] receive exactly nothing.
- * scratch: attn_backward_floats(lay, B, S) floats. */
+ * Accumulates: g (v for mlp) +=, dh (B, H) +=, dHs (S, B, H) +=, dkeys (S, B, KW) += (general, mlp; NULL
+ * for dot). Positions s >= len[b] receive exactly nothing. Writes st->dpre and, for mlp, st->dq: the
+ * gradients of W_c and W_2 are added by attn_step_backward_weights, which must follow (once per step, or
+ * once for all steps). scratch: attn_backward_floats(lay, B, S) floats. */
 void attn_step_backward(const struct attn_layout *lay, const float *w, float *g, const float *Hs,
                         const float *keys, const int32_t *len, size_t S, size_t B, const struct attn_step *st,
                         const float *dht, float *dh, float *dHs, float *dkeys, float *scratch);
+/* The weight gradients of steps whose attn_step_backward ran: g (W_c) += dpre^T [c | h] and, for mlp,
+ * g (W_2) += dq^T h, one product each with k = N, over the N rows of st's arrays (one step: N = B; all T
+ * steps of an attn_acts: st = attn_acts_step(a, 0), N = T·B). */
+void attn_step_backward_weights(const struct attn_layout *lay, float *g, const struct attn_step *st, size_t N);
 
 /* Decoding: M rows (beam hypotheses) over B sources, row r reading source src_row[r] in [0, B) (several rows
  * may share one; NULL means r itself, M == B). Hs (S, B, H), keys (S, B, KW) and len (B) as for the step;

@@ -2,6 +2,9 @@
  * Forward: one GEMM for the input part of all T·B rows, then per step one (B, H)·(H, 4H) GEMM and the
  * pointwise cell. Backward: per step the pointwise cell backward (dh, dc -> dG in place of the gates) and
  * one (B, 4H)·(4H, H) GEMM for dh_{t-1}; then dx, dW and db for all steps as big GEMMs over T·B rows.
+ * The cell on a prepared [x | h] block (lstm_cell_*) is the same cell for callers that run the steps
+ * themselves: one fused product per step forward and backward, the weights' gradient left for one product
+ * over all the caller's steps.
  * TODO: padded rows still go through the per-step GEMMs; with rows sorted by length (PyTorch's packed
  * sequences) each step could multiply only its live prefix of rows.
  * ref: Graves 2013 "Generating sequences with RNNs" (LSTM gradients); karpathy/llm.c (backward layout). */
@@ -188,6 +191,40 @@ void lstm_backward(const float *W, const float *x, const int32_t *lens, size_t T
     /* dW[:, :I] += dG^T · x ;  dW[:, I:] += dG^T · h_{t-1} */
     gemm_run(GEMM_T, GEMM_N, G, I, N, 1.0f, dG, G, x, I, 1.0f, dW, IH);
     gemm_run(GEMM_T, GEMM_N, G, H, N, 1.0f, dG, G, a->h, H, 1.0f, dW + I, IH);
+    for (size_t n = 0; n < N; n++) {
+        const float *d = dG + n * G;
+#pragma omp simd
+        for (size_t k = 0; k < G; k++)
+            db[k] += d[k];
+    }
+}
+
+void lstm_cell_forward(const float *W, const float *b, const float *xh, size_t B, size_t I, size_t H,
+                       const float *cp, float *gv, float *c, float *h, float *tc)
+{
+    const size_t G = 4 * H, IH = I + H;
+    /* gates (B, 4H) = [x_t | h_{t-1}] (B, I+H) · W^T; the bias is added in the cell */
+    gemm_run(GEMM_N, GEMM_T, B, G, IH, 1.0f, xh, IH, W, IH, 0.0f, gv, G);
+    for (size_t r = 0; r < B; r++)
+        cell_forward(gv + r * G, b, gv + r * G, cp + r * H, c + r * H, h + r * H, tc + r * H, H);
+}
+
+void lstm_cell_backward(const float *W, size_t B, size_t I, size_t H, float *gv, const float *dh, float *dc,
+                        const float *cp, const float *tc, float *dxh)
+{
+    const size_t G = 4 * H, IH = I + H;
+    for (size_t r = 0; r < B; r++)
+        cell_backward(gv + r * G, dh + r * H, dc + r * H, cp + r * H, tc + r * H, H);
+    /* forward: gates = [x | h] W^T  =>  d[x | h] (B, I+H) += dG (B, 4H) · W (4H, I+H) */
+    gemm_run(GEMM_N, GEMM_N, B, IH, G, 1.0f, gv, G, W, IH, 1.0f, dxh, IH);
+}
+
+void lstm_cell_backward_weights(const float *dG, const float *xh, size_t N, size_t I, size_t H, float *dW,
+                                float *db)
+{
+    const size_t G = 4 * H, IH = I + H;
+    /* forward: gates = [x | h] W^T + b  =>  dW (4H, I+H) += dG^T (4H, N) · [x | h] (N, I+H) */
+    gemm_run(GEMM_T, GEMM_N, G, IH, N, 1.0f, dG, G, xh, IH, 1.0f, dW, IH);
     for (size_t n = 0; n < N; n++) {
         const float *d = dG + n * G;
 #pragma omp simd

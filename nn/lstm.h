@@ -48,6 +48,28 @@ void lstm_forward(const float *W, const float *b, const float *x, const int32_t 
 void lstm_backward(const float *W, const float *x, const int32_t *lens, size_t T, size_t B, size_t I,
                    size_t H, struct lstm_acts *a, const float *dy, const float *dhT, const float *dcT,
                    float *dW, float *db, float *dx, float *dh0, float *dc0, float *scratch);
+/* One cell on a prepared [x | h] block, for callers that run the steps themselves (the attention decoder,
+ * whose input feeding makes step t's input depend on step t-1's output). No padding. The caller keeps the
+ * blocks xh and gate values of all its steps contiguous, (T, B, I+H) and (T, B, 4H), so the weight
+ * gradient is one product over all T·B rows after the time loop (lstm_cell_backward_weights) instead of
+ * one with k = B per step.
+ * Forward: gates (B, 4H) = xh (B, I+H) · W^T, one product with W (4H, I+H) as its right operand (an
+ * autocast reuses its converted copy, nn/autocast.h), then the cell. xh = [x_t | h_{t-1}]; cp (B, H) =
+ * c_{t-1}. OUT: gv (B, 4H) gate values i f g o, c (B, H) = c_t (may equal cp), h (B, H) = h_t,
+ * tc (B, H) = tanh(c_t). */
+void lstm_cell_forward(const float *W, const float *b, const float *xh, size_t B, size_t I, size_t H,
+                       const float *cp, float *gv, float *c, float *h, float *tc);
+/* Backward of lstm_cell_forward (same W, dims, cp, tc): gv holds the gate values in and dG (B, 4H), the
+ * gradient w.r.t. the pre-activations, out. dh (B, H): gradient w.r.t. h_t; dc (B, H): w.r.t. c_t in,
+ * w.r.t. c_{t-1} out. Accumulates dxh (B, I+H) += dG · W, i.e. [dx_t | dh_{t-1}]. The weights' gradient
+ * is left to lstm_cell_backward_weights. */
+void lstm_cell_backward(const float *W, size_t B, size_t I, size_t H, float *gv, const float *dh, float *dc,
+                        const float *cp, const float *tc, float *dxh);
+/* The weights' gradient of N cell rows (the steps' blocks stacked, N = T·B): dW (4H, I+H) += dG^T · xh
+ * with dG (N, 4H) as lstm_cell_backward left it and xh (N, I+H) the forward's inputs; db (4H) += the
+ * column sums of dG, in row order. */
+void lstm_cell_backward_weights(const float *dG, const float *xh, size_t N, size_t I, size_t H, float *dW,
+                                float *db);
 /* One step for M rows without padding: (h, c) (M, H) each are updated in place from x (M, I).
  * scratch: lstm_step_floats(M, H) floats. */
 size_t lstm_step_floats(size_t M, size_t H);

@@ -85,6 +85,7 @@ struct acase {
     float *keys, *dkeys, *Rk;    /* (S, B, KW) */
     float *h, *dh, *R;           /* (B, H); R: loss weights of h~ */
     float *a, *ch, *ht, *q;      /* the step's arrays */
+    float *dpre, *dq;            /* the step's backward arrays */
     float *scratch;
     struct attn_step st;
     enum loss_mode mode;
@@ -113,8 +114,9 @@ static void acase_make(struct acase *c, enum attn_score s, uint64_t seed)
     fill_uniform(c->h, B * H, 1.0f, &r);
     fill_uniform(c->R, B * H, 1.0f, &r);
     c->a = zeros(B * S), c->ch = zeros(B * 2 * H), c->ht = zeros(B * H), c->q = zeros(B * c->A);
+    c->dpre = zeros(B * H), c->dq = zeros(B * c->A);
     c->scratch = zeros(attn_backward_floats(&c->lay, B, S));
-    c->st = (struct attn_step){.a = c->a, .ch = c->ch, .ht = c->ht, .q = c->q};
+    c->st = (struct attn_step){.a = c->a, .ch = c->ch, .ht = c->ht, .q = c->q, .dpre = c->dpre, .dq = c->dq};
     c->mode = MODE_STEP;
 }
 
@@ -123,7 +125,7 @@ static void acase_free(struct acase *c)
     param_table_free(&c->tab);
     param_buf_free(c->w), param_buf_free(c->g);
     free(c->Hs), free(c->dHs), free(c->keys), free(c->dkeys), free(c->Rk), free(c->h), free(c->dh), free(c->R);
-    free(c->a), free(c->ch), free(c->ht), free(c->q), free(c->scratch);
+    free(c->a), free(c->ch), free(c->ht), free(c->q), free(c->dpre), free(c->dq), free(c->scratch);
 }
 
 static void acase_forward(struct acase *c)
@@ -164,6 +166,7 @@ static void acase_grads(struct acase *c)
     }
     attn_step_backward(&c->lay, c->w, c->g, c->Hs, c->keys, c->len, c->S, c->B, &c->st, c->R, c->dh, c->dHs,
                        c->KW ? c->dkeys : NULL, c->scratch);
+    attn_step_backward_weights(&c->lay, c->g, &c->st, c->B);
     if (c->mode == MODE_FULL)
         attn_keys_backward(&c->lay, c->w, c->g, c->Hs, c->S, c->B, c->dkeys, c->dHs);
 }
@@ -489,6 +492,9 @@ static void chain_grads(struct chain *ch)
             memcpy(ch->carry + b * H, ch->din + b * XH + X, H * sizeof(float)); /* dh~_{t-1} */
         }
     }
+    /* W_c's (and W_2's) gradient over all steps at once, as the decoder does it */
+    struct attn_step all = attn_acts_step(&ch->acts, 0);
+    attn_step_backward_weights(&c->lay, c->g, &all, ch->T * B);
     attn_keys_backward(&c->lay, c->w, c->g, c->Hs, c->S, B, c->dkeys, c->dHs);
 }
 
@@ -540,6 +546,7 @@ Test(attention, step_backward_accumulates)
         /* a second pass on top of the first, without zeroing */
         attn_step_backward(&c.lay, c.w, c.g, c.Hs, c.keys, c.len, c.S, c.B, &c.st, c.R, c.dh, c.dHs,
                            c.KW ? c.dkeys : NULL, c.scratch);
+        attn_step_backward_weights(&c.lay, c.g, &c.st, c.B);
         attn_keys_backward(&c.lay, c.w, c.g, c.Hs, c.S, c.B, c.dkeys, c.dHs);
         for (size_t k = 0; k < n; k++)
             cr_assert_float_eq(c.g[k], 2.0f * g1[k], 1e-5, "%s g[%zu]", attn_score_name(s), k);

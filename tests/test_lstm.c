@@ -2,7 +2,8 @@
  * of the equations (with padding and an initial state), finite-difference gradient checks of the layer
  * (w.r.t. W, b, x, h0, c0, with variable lengths; on the BLAS path and on the packed path of every ISA
  * the CPU has, which must also match the BLAS path) and of the embedding + 2-layer stack with dropout
- * (BLAS and packed), and the single decoding step against the batch forward. */
+ * (BLAS and packed), the single decoding step against the batch forward, and the cell on a prepared
+ * [x | h] block (the attention decoder's steps) against the layer, with its gradient check. */
 #include <criterion/criterion.h>
 
 #include <math.h>
@@ -42,6 +43,9 @@ struct layer_case {
     float *ry, *rh, *rc;        /* loss weights: (T, B, H), (B, H), (B, H) */
     float *acts_buf;
     struct lstm_acts a;
+    /* cells: layer_loss runs the steps as lstm_cell_forward on [x | h] blocks (no padding) into these */
+    int cells;
+    float *xh, *gv, *ch, *cc, *ctc; /* (T, B, I+H), (T, B, 4H), (T+1, B, H) h and c, (T, B, H) */
 };
 
 static void layer_case_make(struct layer_case *c, uint64_t seed)
@@ -69,17 +73,51 @@ static void layer_case_make(struct layer_case *c, uint64_t seed)
     fill_uniform(c->rc, c->B * c->H, 1.0f, &r);
     c->acts_buf = param_buf_create(lstm_acts_floats(c->T, c->B, c->H));
     lstm_acts_carve(&c->a, c->acts_buf, c->T, c->B, c->H);
+    c->cells = 0;
+    c->xh = malloc(c->T * c->B * (c->I + c->H) * sizeof(float));
+    c->gv = malloc(c->T * c->B * G * sizeof(float));
+    c->ch = malloc((c->T + 1) * c->B * c->H * sizeof(float));
+    c->cc = malloc((c->T + 1) * c->B * c->H * sizeof(float));
+    c->ctc = malloc(c->T * c->B * c->H * sizeof(float));
 }
 
 static void layer_case_free(struct layer_case *c)
 {
     free(c->W), free(c->b), free(c->x), free(c->h0), free(c->c0), free(c->ry), free(c->rh), free(c->rc);
+    free(c->xh), free(c->gv), free(c->ch), free(c->cc), free(c->ctc);
     param_buf_free(c->acts_buf);
+}
+
+/* The T steps as cells: xh_t = [x_t | h_{t-1}] rows, states into ch, cc (step 0 = h0, c0). */
+static void cells_forward(struct layer_case *c)
+{
+    const size_t B = c->B, I = c->I, H = c->H, IH = I + H, BH = B * H;
+    memcpy(c->ch, c->h0, BH * sizeof(float));
+    memcpy(c->cc, c->c0, BH * sizeof(float));
+    for (size_t t = 0; t < c->T; t++) {
+        float *xh = c->xh + t * B * IH;
+        for (size_t r = 0; r < B; r++) {
+            memcpy(xh + r * IH, c->x + (t * B + r) * I, I * sizeof(float));
+            memcpy(xh + r * IH + I, c->ch + t * BH + r * H, H * sizeof(float));
+        }
+        lstm_cell_forward(c->W, c->b, xh, B, I, H, c->cc + t * BH, c->gv + t * B * 4 * H, c->cc + (t + 1) * BH,
+                          c->ch + (t + 1) * BH, c->ctc + t * BH);
+    }
 }
 
 /* loss = Σ ry·y + Σ rh·h_T + Σ rc·c_T, in double */
 static double layer_loss(struct layer_case *c)
 {
+    if (c->cells) {
+        cells_forward(c);
+        const size_t BH = c->B * c->H;
+        double L = 0;
+        for (size_t k = 0; k < c->T * BH; k++)
+            L += (double)c->ry[k] * c->ch[BH + k];
+        for (size_t k = 0; k < BH; k++)
+            L += (double)c->rh[k] * c->ch[c->T * BH + k] + (double)c->rc[k] * c->cc[c->T * BH + k];
+        return L;
+    }
     lstm_forward(c->W, c->b, c->x, c->lens, c->T, c->B, c->I, c->H, c->h0, c->c0, &c->a);
     const size_t BH = c->B * c->H;
     double L = 0;
@@ -309,6 +347,73 @@ Test(lstm, step_forward_equals_one_step_of_the_batch_forward)
         cr_assert_float_eq(h[k], c.a.h[B * H + k], 1e-6);
         cr_assert_float_eq(cc[k], c.a.c[B * H + k], 1e-6);
     }
+    layer_case_free(&c);
+}
+
+/* ---- one cell on a prepared [x | h] block (the attention decoder's steps) ---- */
+
+/* The gradients of the cells' loss as the attention decoder computes them: per step the cell backward and
+ * d[x | h] = dG · W, the weights' gradient once over all T·B rows at the end. */
+static void cells_grads(struct layer_case *c, float *dW, float *db, float *dx, float *dh0, float *dc0)
+{
+    const size_t B = c->B, I = c->I, H = c->H, IH = I + H, BH = B * H;
+    float *dxh = calloc(B * IH, sizeof(float)), *dh = malloc(BH * sizeof(float)), *dc = malloc(BH * sizeof(float));
+    layer_loss(c);
+    memcpy(dc, c->rc, BH * sizeof(float));
+    for (size_t r = 0; r < B; r++) /* the recurrent half of dxh is d h_t from step t+1: rh at the end */
+        memcpy(dxh + r * IH + I, c->rh + r * H, H * sizeof(float));
+    for (size_t t = c->T; t-- > 0;) {
+        for (size_t r = 0; r < B; r++)
+            for (size_t j = 0; j < H; j++)
+                dh[r * H + j] = c->ry[(t * B + r) * H + j] + dxh[r * IH + I + j];
+        memset(dxh, 0, B * IH * sizeof(float));
+        lstm_cell_backward(c->W, B, I, H, c->gv + t * B * 4 * H, dh, dc, c->cc + t * BH, c->ctc + t * BH, dxh);
+        for (size_t r = 0; r < B; r++)
+            memcpy(dx + (t * B + r) * I, dxh + r * IH, I * sizeof(float));
+    }
+    for (size_t r = 0; r < B; r++)
+        memcpy(dh0 + r * H, dxh + r * IH + I, H * sizeof(float));
+    memcpy(dc0, dc, BH * sizeof(float));
+    lstm_cell_backward_weights(c->gv, c->xh, c->T * B, I, H, dW, db);
+    free(dxh), free(dh), free(dc);
+}
+
+Test(lstm, cells_on_xh_blocks_match_the_layer_and_pass_a_gradient_check)
+{
+    gemm_set_threads(1);
+    struct layer_case c;
+    layer_case_make(&c, 5);
+    const size_t T = c.T, B = c.B, H = c.H, G = 4 * H, nW = G * (c.I + H), nx = T * B * c.I, BH = B * H;
+    /* the same states as the layer's forward without padding (one fused product instead of two) */
+    lstm_forward(c.W, c.b, c.x, NULL, T, B, c.I, H, c.h0, c.c0, &c.a);
+    c.cells = 1;
+    layer_loss(&c);
+    for (size_t k = 0; k < (T + 1) * BH; k++) {
+        cr_assert(close_enough(c.ch[k], c.a.h[k], 1e-6, 1e-5), "h[%zu] cells %g, layer %g", k, c.ch[k], c.a.h[k]);
+        cr_assert(close_enough(c.cc[k], c.a.c[k], 1e-6, 1e-5), "c[%zu] cells %g, layer %g", k, c.cc[k], c.a.c[k]);
+    }
+    float *dW = calloc(nW, sizeof(float)), *db = calloc(G, sizeof(float)), *dx = calloc(nx, sizeof(float));
+    float *dh0 = calloc(BH, sizeof(float)), *dc0 = calloc(BH, sizeof(float));
+    cells_grads(&c, dW, db, dx, dh0, dc0);
+    int bad = check_layer(&c, c.W, dW, nW, "dW") + check_layer(&c, c.b, db, G, "db") +
+              check_layer(&c, c.x, dx, nx, "dx") + check_layer(&c, c.h0, dh0, BH, "dh0") +
+              check_layer(&c, c.c0, dc0, BH, "dc0");
+    cr_assert_eq(bad, 0, "%d cell gradients wrong", bad);
+    /* the deferred weight product accumulates: a second backward doubles dW and db */
+    float *dW2 = malloc(nW * sizeof(float)), *db2 = malloc(G * sizeof(float));
+    memcpy(dW2, dW, nW * sizeof(float));
+    memcpy(db2, db, G * sizeof(float));
+    cells_grads(&c, dW2, db2, dx, dh0, dc0);
+    for (size_t k = 0; k < nW; k++)
+        cr_assert_float_eq(dW2[k], 2 * dW[k], 1e-5);
+    for (size_t k = 0; k < G; k++)
+        cr_assert_float_eq(db2[k], 2 * db[k], 1e-5);
+    /* a deliberately broken gradient fails the check */
+    dW[7] += 0.02f + 0.05f * fabsf(dW[7]);
+    quiet_checks = 1;
+    cr_assert_eq(check_layer(&c, c.W, dW, nW, "dW (broken on purpose)"), 1);
+    quiet_checks = 0;
+    free(dW), free(db), free(dx), free(dh0), free(dc0), free(dW2), free(db2);
     layer_case_free(&c);
 }
 
