@@ -293,7 +293,8 @@ struct entry {
     size_t m, n, k, ldc;
     float beta;
     int nthr;
-    int int8; /* s8 x s8 -> f32 with runtime per-column scales (gemm_int8_run_weight) instead of bf16 */
+    int kind; /* KIND_* bits: int8 (s8 x s8 -> f32 with runtime column scales) instead of bf16; the
+               * operands' layout as converted (op(A), op(B) plain, or the stored transposes) */
     uint64_t used; /* the context's clock at the last use; 0: empty */
 #ifdef SL_HAVE_DNNL
     dnnl_primitive_t prim; /* NULL: oneDNN has no implementation for this shape: f32 gemm_run */
@@ -301,6 +302,12 @@ struct entry {
 #endif
     size_t pad_bytes;
     char impl[48];
+};
+
+enum {
+    KIND_INT8 = 1, /* gemm_int8_run_weight */
+    KIND_AT = 2,   /* the converted A is (k, m) plain: src described with strides (1, m) */
+    KIND_BT = 4,   /* the converted B is (n, k) plain: weights described with strides (1, k) */
 };
 
 struct gemm_bf16_ctx {
@@ -410,8 +417,10 @@ static int entry_create(struct gemm_bf16_ctx *c, struct entry *e)
     dnnl_memory_desc_t a, b, d;
     const dnnl_dims_t da = {(dnnl_dim_t)e->m, (dnnl_dim_t)e->k}, db = {(dnnl_dim_t)e->k, (dnnl_dim_t)e->n},
                       dd = {(dnnl_dim_t)e->m, (dnnl_dim_t)e->n};
-    const dnnl_dims_t sa = {(dnnl_dim_t)e->k, 1}, sb = {(dnnl_dim_t)e->n, 1}, sd = {(dnnl_dim_t)e->ldc, 1};
-    const dnnl_data_type_t in = e->int8 ? dnnl_s8 : dnnl_bf16;
+    const int at = (e->kind & KIND_AT) != 0, bt = (e->kind & KIND_BT) != 0, int8 = (e->kind & KIND_INT8) != 0;
+    const dnnl_dims_t sa = {at ? 1 : (dnnl_dim_t)e->k, at ? (dnnl_dim_t)e->m : 1},
+                      sb = {bt ? 1 : (dnnl_dim_t)e->n, bt ? (dnnl_dim_t)e->k : 1}, sd = {(dnnl_dim_t)e->ldc, 1};
+    const dnnl_data_type_t in = int8 ? dnnl_s8 : dnnl_bf16;
     const dnnl_dims_t ds = {(dnnl_dim_t)e->n};
     dnnl_memory_desc_t sc;
     dnnl_matmul_desc_t md;
@@ -430,7 +439,7 @@ static int entry_create(struct gemm_bf16_ctx *c, struct entry *e)
         dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user) != dnnl_success)
         goto unsupported;
     const float runtime = DNNL_RUNTIME_F32_VAL; /* int8: the weight's column scales, given at each call */
-    if (e->int8 && (dnnl_primitive_attr_set_output_scales(attr, 1, 1 << 1, &runtime) != dnnl_success ||
+    if (int8 && (dnnl_primitive_attr_set_output_scales(attr, 1, 1 << 1, &runtime) != dnnl_success ||
                     dnnl_memory_desc_init_by_tag(&sc, 1, ds, dnnl_f32, dnnl_a) != dnnl_success))
         goto unsupported;
     if (e->beta != 0.0f && (dnnl_post_ops_create(&po) != dnnl_success || dnnl_post_ops_append_sum(po, e->beta) != dnnl_success ||
@@ -447,9 +456,9 @@ static int entry_create(struct gemm_bf16_ctx *c, struct entry *e)
         dnnl_memory_create(&e->wei, &b, g.engine, DNNL_MEMORY_NONE) != dnnl_success ||
         dnnl_memory_create(&e->dst, &d, g.engine, DNNL_MEMORY_NONE) != dnnl_success ||
         (e->pad_bytes && dnnl_memory_create(&e->pad, pad, g.engine, DNNL_MEMORY_NONE) != dnnl_success) ||
-        (e->int8 && dnnl_memory_create(&e->scl, &sc, g.engine, DNNL_MEMORY_NONE) != dnnl_success)) {
+        (int8 && dnnl_memory_create(&e->scl, &sc, g.engine, DNNL_MEMORY_NONE) != dnnl_success)) {
         rc = sl_err(SL_ENOMEM, "oneDNN could not create a %zu x %zu x %zu %s matmul", e->m, e->k, e->n,
-                    e->int8 ? "int8" : "bf16");
+                    int8 ? "int8" : "bf16");
         goto done;
     }
     rc = reserve(&c->pad, &c->pad_cap, e->pad_bytes);
@@ -470,7 +479,7 @@ done:
 
 /* The entry for this key, created if new (evicting the least recently used). 0, or SL_ENOMEM (*out then
  * NULL). */
-static int lookup(struct gemm_bf16_ctx *c, size_t m, size_t n, size_t k, size_t ldc, float beta, int nthr, int int8,
+static int lookup(struct gemm_bf16_ctx *c, size_t m, size_t n, size_t k, size_t ldc, float beta, int nthr, int kind,
                   struct entry **out)
 {
     struct entry *victim = &c->e[0];
@@ -478,7 +487,7 @@ static int lookup(struct gemm_bf16_ctx *c, size_t m, size_t n, size_t k, size_t 
     *out = NULL;
     for (size_t i = 0; i < GEMM_BF16_CACHE; i++) {
         struct entry *e = &c->e[i];
-        if (e->used && e->m == m && e->n == n && e->k == k && e->ldc == ldc && e->nthr == nthr && e->int8 == int8 &&
+        if (e->used && e->m == m && e->n == n && e->k == k && e->ldc == ldc && e->nthr == nthr && e->kind == kind &&
             memcmp(&e->beta, &beta, sizeof beta) == 0) {
             e->used = c->clock;
             *out = e;
@@ -489,7 +498,7 @@ static int lookup(struct gemm_bf16_ctx *c, size_t m, size_t n, size_t k, size_t 
     }
     entry_clear(victim);
     victim->m = m, victim->n = n, victim->k = k, victim->ldc = ldc, victim->beta = beta, victim->nthr = nthr;
-    victim->int8 = int8;
+    victim->kind = kind;
     victim->used = c->clock;
     int rc = 0;
 #ifdef SL_HAVE_DNNL
@@ -565,7 +574,9 @@ int gemm_bf16_run(struct gemm_bf16_ctx *c, enum gemm_trans ta, enum gemm_trans t
     }
     struct entry *e = NULL;
     const int nthr = threads_here(c);
-    int rc = gemm_bf16_mode() == GEMM_BF16_FP32 ? 0 : lookup(c, m, n, k, ldc, beta, nthr, 0, &e);
+    /* a transposed operand is converted as stored (a fast plain pass) and oneDNN reads it transposed */
+    const int kind = (ta == GEMM_T ? KIND_AT : 0) | (tb == GEMM_T ? KIND_BT : 0);
+    int rc = gemm_bf16_mode() == GEMM_BF16_FP32 ? 0 : lookup(c, m, n, k, ldc, beta, nthr, kind, &e);
     if (rc < 0)
         return rc;
 #ifdef SL_HAVE_DNNL
@@ -573,8 +584,14 @@ int gemm_bf16_run(struct gemm_bf16_ctx *c, enum gemm_trans ta, enum gemm_trans t
         if ((rc = reserve(&c->a16, &c->a16_cap, m * k * sizeof(uint16_t))) < 0 ||
             (rc = reserve(&c->b16, &c->b16_cap, k * n * sizeof(uint16_t))) < 0)
             return rc;
-        convert_op(ta, m, k, A, lda, c->a16, nthr);
-        convert_op(tb, k, n, B, ldb, c->b16, nthr);
+        if (ta == GEMM_T)
+            convert_op(GEMM_N, k, m, A, lda, c->a16, nthr);
+        else
+            convert_op(GEMM_N, m, k, A, lda, c->a16, nthr);
+        if (tb == GEMM_T)
+            convert_op(GEMM_N, n, k, B, ldb, c->b16, nthr);
+        else
+            convert_op(GEMM_N, k, n, B, ldb, c->b16, nthr);
         return execute(c, e, c->a16, c->b16, C, NULL);
     }
 #endif
@@ -714,7 +731,7 @@ int gemm_int8_run_weight(struct gemm_bf16_ctx *c, enum gemm_trans ta, size_t m, 
     quant_rows(ta, m, k, A, lda, c->a8, c->as);
     struct entry *e = NULL;
 #ifdef SL_HAVE_DNNL
-    if (g.int8 && (rc = lookup(c, m, n, k, n, 0.0f, threads_here(c), 1, &e)) < 0)
+    if (g.int8 && (rc = lookup(c, m, n, k, n, 0.0f, threads_here(c), KIND_INT8, &e)) < 0)
         return rc;
 #endif
     float *O = c->o32; /* (m, n): Σ q_a q_w · scale_w[j] */

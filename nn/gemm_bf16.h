@@ -3,8 +3,10 @@
  * seqlite that includes <dnnl.h>. Row-major; ld* are row strides in elements. Same m, n, k as nn/gemm.h.
  * - Inputs arrive as f32 and are rounded to bf16 (nearest, ties to even) on the way in: A on every call;
  *   B either on every call (gemm_bf16_run) or once into a struct gemm_bf16_weight, a bf16 copy of a
- *   weight refreshed once per training step or once per model (gemm_bf16_run_weight). The converted
- *   operands are plain (m, k) and (k, n) whatever ta, tb, lda, ldb were.
+ *   weight refreshed once per training step or once per model (gemm_bf16_run_weight). A converted operand
+ *   is packed tight in its stored orientation: plain (m, k) / (k, n), or for a transposed operand (k, m) /
+ *   (n, k), which oneDNN reads through strides (a transposing conversion cost more than the product's
+ *   own reordering); a weight copy is always (k, n).
  * - Modes, chosen once per process (gemm_bf16_mode, gemm_bf16_note):
  *     GEMM_BF16_NATIVE    oneDNN with the CPU's bf16 instructions (AVX512-BF16, AMX);
  *     GEMM_BF16_EMULATED  oneDNN with AVX-512 F only: it computes the same bf16 products without the
@@ -15,8 +17,9 @@
  *                         thread rules (OpenBLAS threads are the caller's business there).
  *   oneDNN itself reads ONEDNN_MAX_CPU_ISA (once per process, at its first call), so that variable
  *   forces the lower modes: avx512_core gives EMULATED, avx2 gives FP32.
- * - A context (struct gemm_bf16_ctx) caches one primitive per shape: key (m, n, k, ldc, beta, threads);
- *   transposes and lda / ldb are not part of it since the converted operands are always plain. Each
+ * - A context (struct gemm_bf16_ctx) caches one primitive per shape: key (m, n, k, ldc, beta, threads,
+ *   the converted operands' orientation, bf16 or int8); lda / ldb are not part of it since the converted
+ *   operands are packed tight. Each
  *   primitive is created at the first call with its shape and reused (least recently used evicted past
  *   GEMM_BF16_CACHE shapes); gemm_bf16_prepare creates it ahead of a time loop. The engine is created once
  *   per process; each context has its own stream, staging buffers and scratchpad.
@@ -31,7 +34,7 @@
  *   struct gemm_bf16_weight is the caller's; runs only read it, so one weight may be shared by every
  *   thread between refreshes.
  *
- * Meant use (a later step wires it in; today nothing outside tests and the benchmark calls it):
+ * Use (nn/autocast.h wires it into gemm_run for train, translate, eval and bench --precision):
  * - Training with --precision bf16: f32 master weights, gradients and Adam moments stay as they are.
  *   Once per step, after the update, each weight matrix is refreshed into its gemm_bf16_weight (one
  *   conversion per weight per step, shared by every shard); the shards' forward and backward products
