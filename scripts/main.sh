@@ -3,7 +3,7 @@
 # machine to BLEU: installs what is missing and builds (scripts/setup.sh), builds a real English-X
 # parallel corpus from Debian's packages (scripts/get-corpus.sh), imports it, learns the subword
 # vocabulary, trains for N minutes (default 15) on all cores (train's default model: bidirectional
-# encoder + attention), averages the last three checkpoints (seqlite average), translates a few test
+# encoder + attention; bf16 products where the CPU has them), averages the last three checkpoints (seqlite average), translates a few test
 # sentences through stdin with that model,
 # and scores the test split (BLEU, chrF). Why these settings: README, "Translation quality". A line
 # per stage; a re-run reuses the corpus, the database, the vocabulary and the trained model that are
@@ -51,10 +51,12 @@ else
 fi
 
 stage "train for $MINUTES minutes"
+# bf16 products: 1.5x the steps of fp32 in the same time and +2.9 BLEU at 15 minutes (README, "Precision");
+# a CPU without AVX512-BF16 / AMX trains in fp32 and says so in one line
 if [ "$(sqlite3 "$DB" "SELECT count(*) FROM checkpoint")" != 0 ]; then
-  "$SEQ" train "$DB" --resume --time-limit "$MINUTES"
+  "$SEQ" train "$DB" --resume --time-limit "$MINUTES" --precision bf16
 else
-  "$SEQ" train "$DB" --time-limit "$MINUTES"
+  "$SEQ" train "$DB" --time-limit "$MINUTES" --precision bf16
 fi
 
 stage "average the last three checkpoints"

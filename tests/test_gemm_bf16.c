@@ -374,7 +374,7 @@ Test(gemm_bf16, int8_products_are_the_quantised_sums_and_close_to_f32)
 {
     if (!gemm_int8_available())
         cr_log_info("%s: the plain C reference runs", gemm_int8_note());
-    const size_t shapes[][3] = {{64, 96, 80}, {5, 33, 17}, {160, 256, 300}};
+    const size_t dims[][3] = {{64, 96, 80}, {5, 33, 17}, {160, 256, 300}};
     struct rng r;
     rng_seed(&r, 11);
     struct gemm_bf16_ctx *c = gemm_bf16_ctx_create(1);
@@ -382,7 +382,7 @@ Test(gemm_bf16, int8_products_are_the_quantised_sums_and_close_to_f32)
     for (size_t si = 0; si < 3; si++)
         for (int ta = 0; ta < 2; ta++)
             for (int tb = 0; tb < 2; tb++) {
-                const size_t m = shapes[si][0], k = shapes[si][1], n = shapes[si][2];
+                const size_t m = dims[si][0], k = dims[si][1], n = dims[si][2];
                 float *A = malloc(m * k * sizeof(float)), *B = malloc(k * n * sizeof(float));
                 float *C = malloc(m * n * sizeof(float)), *R = malloc(m * n * sizeof(float));
                 float *F = malloc(m * n * sizeof(float));
