@@ -391,6 +391,11 @@ Test(average_cli, one_is_exact_two_is_the_mean, .timeout = 120)
     snprintf(sql, sizeof sql, "SELECT json_array_length(averaged_from) = 2 AND %lld IN (SELECT value FROM"
              " json_each(averaged_from)) FROM checkpoint WHERE id = %lld", (long long)lo, (long long)b);
     cr_assert_eq(sql_int(db_path, sql), 1);
+    /* --run takes the run's name too, as translate and eval do */
+    int64_t b2 = average(db_path, "--best 2 --run run-1");
+    snprintf(sql, sizeof sql, "SELECT (SELECT averaged_from FROM checkpoint WHERE id = %lld) = (SELECT averaged_from"
+             " FROM checkpoint WHERE id = %lld)", (long long)b, (long long)b2);
+    cr_assert_eq(sql_int(db_path, sql), 1, "--run run-1 averaged other checkpoints than --run 1");
     /* translate and export use it by id */
     char *src = th_path(dir, "valid.src"), *err = NULL;
     cr_assert_eq(runf(NULL, &err, src, "translate '%s' --checkpoint %lld", db_path, (long long)two), 0, "%s", err);
@@ -463,7 +468,7 @@ Test(average_cli, bad_input_stores_nothing, .timeout = 120)
         {"--best -1", "--best: -1 is out of range", 2},
         {"--last 3", "has 2 trained checkpoints: --last 3 needs 3", 1},
         {"--best 3", "has 2 trained checkpoints with a validation perplexity: --best 3 needs 3", 1},
-        {"--last 1 --run 7", "no run with id 7", 1},
+        {"--last 1 --run 7", "no run '7' (neither the id nor the name of a run)", 1},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         cr_assert_eq(runf(NULL, &err, NULL, "average '%s' %s", db, cases[i].args), cases[i].code, "%s: %s",

@@ -89,8 +89,9 @@ done:
 static int run(int argc, char **argv)
 {
     int64_t run_id = 0, last = 0, best = 0;
+    const char *run_key = NULL;
     const struct cli_opt opts[] = {
-        {"run", CLI_INT, &run_id, 1, 1e15},
+        {"run", CLI_STR, &run_key, 0, 0},
         {"last", CLI_INT, &last, 1, 1e6},
         {"best", CLI_INT, &best, 1, 1e6},
         {NULL, 0, NULL, 0, 0},
@@ -114,7 +115,8 @@ static int run(int argc, char **argv)
     int64_t *members = NULL, n_found = 0, n_avail = 0, new_id = 0;
     const int64_t n = last > 0 ? last : best;
     enum db_ckpt_rank rank = DB_CKPT_NEWEST;
-    if ((rc = db_open(pos[0], 0, &db)) || (!run_id && (rc = db_run_latest(db, &run_id))) ||
+    if ((rc = db_open(pos[0], 0, &db)) || (run_key && (rc = db_info_run_find(db, run_key, &run_id))) ||
+        (!run_id && (rc = db_run_latest(db, &run_id))) ||
         (rc = db_run_get(db, run_id, &r)))
         goto fail;
     if (best > 0) {
@@ -165,7 +167,7 @@ const struct cli_cmd cmd_average = {
     .name = "average",
     .summary = "store the mean of a run's last or best checkpoints as a new checkpoint",
     .usage =
-        "usage: seqlite average DB [--run ID] (--last N | --best N)\n"
+        "usage: seqlite average DB [--run ID|NAME] (--last N | --best N)\n"
         "  Stores a new checkpoint whose weights are the element-wise mean of N trained checkpoints\n"
         "  of a run (summed in double, in id order): its N newest (--last), or its N best by the\n"
         "  run's --best-by metric (validation perplexity, or BLEU). Prints the new checkpoint's id\n"
@@ -175,7 +177,7 @@ const struct cli_cmd cmd_average = {
         "  lists its members. Training never resumes from it (--checkpoint last and --resume mean the\n"
         "  last trained checkpoint) and never prunes it. One transaction: on failure nothing is stored.\n"
         "options:\n"
-        "  --run ID    the run (default: the newest)\n"
+        "  --run R     the run, by id or name (default: the newest)\n"
         "  --last N    average the N newest trained checkpoints\n"
         "  --best N    average the N best trained checkpoints\n"
         "exit status: 0 ok, 1 failure (fewer than N checkpoints, members that do not match), 2 usage error\n",
