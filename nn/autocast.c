@@ -99,7 +99,7 @@ void autocast_free(struct autocast *a)
 {
     if (!a)
         return;
-    if (__atomic_load_n(&g_use, __ATOMIC_ACQUIRE) == a)
+    if (autocast_current() == a)
         autocast_use(NULL);
     for (size_t i = 0; i < a->n_views; i++) {
         gemm_bf16_weight_free(&a->views[i].w);
@@ -164,8 +164,8 @@ static struct view *find_view(struct autocast *a, size_t count, const float *B, 
 
 /* The view of op(B) (k, n) with a fresh copy (bf16 or int8), made or refreshed here if needed; NULL when
  * the table is full or memory ran out (the product then converts B in the call, or runs f32 for int8). */
-static const struct view *weight_copy(struct autocast *a, const float *B, enum gemm_trans tb, size_t k,
-                                                  size_t n, size_t ldb)
+static const struct view *weight_copy(struct autocast *a, const float *B, enum gemm_trans tb, size_t k, size_t n,
+                                     size_t ldb)
 {
     const uint64_t gen = __atomic_load_n(&a->gen, __ATOMIC_ACQUIRE);
     struct view *v = find_view(a, __atomic_load_n(&a->n_views, __ATOMIC_ACQUIRE), B, tb, k, n, ldb);
@@ -199,10 +199,12 @@ static const struct view *weight_copy(struct autocast *a, const float *B, enum g
 void autocast_gemm(enum gemm_trans ta, enum gemm_trans tb, size_t m, size_t n, size_t k, float alpha, const float *A,
                    size_t lda, const float *B, size_t ldb, float beta, float *C, size_t ldc)
 {
-    struct autocast *a = __atomic_load_n(&g_use, __ATOMIC_ACQUIRE);
+    struct autocast *a = autocast_current();
     const int tn = omp_get_thread_num();
-    if (!a || alpha != 1.0f || (double)m * (double)n * (double)k < AUTOCAST_MIN_FLOPS || tn < 0 ||
-        tn >= AUTOCAST_MAX_THREADS) {
+    const int ok = a && alpha == 1.0f && (double)m * (double)n * (double)k >= AUTOCAST_MIN_FLOPS && tn >= 0 &&
+                   tn < AUTOCAST_MAX_THREADS;
+    const struct view *W = ok && is_weight(a, B) ? weight_copy(a, B, tb, k, n, ldb) : NULL;
+    if (!ok || (a->p == PRECISION_INT8 && !W)) { /* int8 is for weights only: activation products stay f32 */
         if (a)
             __atomic_add_fetch(&a->f32_calls, 1, __ATOMIC_RELAXED);
         gemm_run_f32(ta, tb, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc);
@@ -212,28 +214,21 @@ void autocast_gemm(enum gemm_trans ta, enum gemm_trans tb, size_t m, size_t n, s
     pthread_mutex_lock(&s->mu);
     if (!s->ctx && !s->failed && !(s->ctx = gemm_bf16_ctx_create(a->n_threads)))
         s->failed = 1;
-    int rc = -1, f32 = 0;
-    if (s->ctx) {
-        const struct view *W = is_weight(a, B) ? weight_copy(a, B, tb, k, n, ldb) : NULL;
-        if (a->p == PRECISION_INT8) /* int8 for weights only; activation products stay f32 */
-            rc = W ? gemm_int8_run_weight(s->ctx, ta, m, A, lda, &W->w8, beta, C, ldc) : (f32 = 1, 0);
-        else
-            rc = W ? gemm_bf16_run_weight(s->ctx, ta, m, A, lda, &W->w, beta, C, ldc)
-                   : gemm_bf16_run(s->ctx, ta, tb, m, n, k, A, lda, B, ldb, beta, C, ldc);
-        if (f32) {
-            __atomic_add_fetch(&a->f32_calls, 1, __ATOMIC_RELAXED);
-        } else if (rc == 0 && strcmp(gemm_bf16_last_impl(s->ctx), "sgemm") != 0) {
-            __atomic_add_fetch(&a->bf16_calls, 1, __ATOMIC_RELAXED);
-            if (W)
-                __atomic_add_fetch(&a->weight_calls, 1, __ATOMIC_RELAXED);
-        } else if (rc == 0) {
-            __atomic_add_fetch(&a->f32_calls, 1, __ATOMIC_RELAXED);
-        }
+    int rc = -1;
+    if (s->ctx && a->p == PRECISION_INT8)
+        rc = gemm_int8_run_weight(s->ctx, ta, m, A, lda, &W->w8, beta, C, ldc);
+    else if (s->ctx)
+        rc = W ? gemm_bf16_run_weight(s->ctx, ta, m, A, lda, &W->w, beta, C, ldc)
+               : gemm_bf16_run(s->ctx, ta, tb, m, n, k, A, lda, B, ldb, beta, C, ldc);
+    if (rc == 0 && strcmp(gemm_bf16_last_impl(s->ctx), "sgemm") != 0) {
+        __atomic_add_fetch(&a->bf16_calls, 1, __ATOMIC_RELAXED);
+        if (W)
+            __atomic_add_fetch(&a->weight_calls, 1, __ATOMIC_RELAXED);
+    } else if (rc == 0) { /* a shape oneDNN has no implementation for: gemm_bf16 ran it in f32 */
+        __atomic_add_fetch(&a->f32_calls, 1, __ATOMIC_RELAXED);
     }
     pthread_mutex_unlock(&s->mu);
-    if (f32) {
-        gemm_run_f32(ta, tb, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc);
-    } else if (rc != 0) { /* no context, or oneDNN failed before writing C: f32 */
+    if (rc != 0) { /* no context, or oneDNN failed before writing C: f32 */
         __atomic_add_fetch(&a->errors, 1, __ATOMIC_RELAXED);
         __atomic_add_fetch(&a->f32_calls, 1, __ATOMIC_RELAXED);
         gemm_run_f32(ta, tb, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc);

@@ -39,6 +39,17 @@ int cli_usage_error(const struct cli_cmd *c, const char *fmt, ...)
     return 2;
 }
 
+int cli_precision(const struct cli_cmd *c, const char *value, enum precision *out)
+{
+    if (precision_parse(value, "--precision", out))
+        return cli_usage_error(c, "%s", sl_errmsg());
+    if (*out != PRECISION_FP32 && !autocast_available(*out)) {
+        fprintf(stderr, "seqlite: %s: --precision %s: %s\n", c->name, precision_name(*out), precision_note(*out));
+        *out = PRECISION_FP32;
+    }
+    return 0;
+}
+
 int cli_stderr_is_tty(void) { return isatty(STDERR_FILENO); }
 
 static int parse_value(const struct cli_cmd *c, const struct cli_opt *o, const char *v)

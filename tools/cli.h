@@ -6,6 +6,8 @@
 
 #include <stdint.h>
 
+#include "nn/autocast.h"
+
 struct cli_cmd {
     const char *name;
     const char *summary; /* one line for `seqlite --help` */
@@ -36,6 +38,10 @@ int cli_fail(const struct cli_cmd *c, const char *fmt, ...) __attribute__((forma
 int cli_fail_status(const struct cli_cmd *c, int status);
 /* Prints "seqlite: CMD: message" and "see 'seqlite help CMD'" (two lines) to stderr; returns 2. */
 int cli_usage_error(const struct cli_cmd *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* --precision VALUE of a decoding command (nn/autocast.h: fp32, bf16, int8) into *out: 0, or 2 after a
+ * usage error. A precision this CPU cannot run becomes fp32, said in one line ("seqlite: CMD: --precision
+ * P: why"). */
+int cli_precision(const struct cli_cmd *c, const char *value, enum precision *out);
 /* 1 when stderr is a terminal (progress lines are redrawn in place then). */
 int cli_stderr_is_tty(void);
 

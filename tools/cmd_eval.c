@@ -9,7 +9,6 @@
 #include "corpus/db.h"
 #include "eval/metric.h"
 #include "model/checkpoint.h"
-#include "nn/autocast.h"
 #include "translate/evaluate.h"
 #include "translate/translator.h"
 #include "util/clock.h"
@@ -47,12 +46,8 @@ static int run(int argc, char **argv)
     if (strcmp(split, "train") && strcmp(split, "valid") && strcmp(split, "test"))
         return cli_usage_error(&cmd_eval, "--split: '%s' is not train, valid or test", split);
     enum precision prec;
-    if (precision_parse(precision, "--precision", &prec))
-        return cli_usage_error(&cmd_eval, "%s", sl_errmsg());
-    if (prec != PRECISION_FP32 && !autocast_available(prec)) {
-        fprintf(stderr, "seqlite eval: --precision %s: %s\n", precision_name(prec), precision_note(prec));
-        prec = PRECISION_FP32;
-    }
+    if (cli_precision(&cmd_eval, precision, &prec))
+        return 2;
 
     int status = 1;
     struct db *db = NULL;

@@ -11,7 +11,6 @@
 
 #include "corpus/db.h"
 #include "model/checkpoint.h"
-#include "nn/autocast.h"
 #include "translate/translator.h"
 #include "util/clock.h"
 #include "util/err.h"
@@ -165,12 +164,8 @@ static int run(int argc, char **argv)
         return cli_usage_error(&cmd_translate, "--nbest %lld is larger than --beam %lld", (long long)nbest,
                                (long long)beam);
     enum precision prec;
-    if (precision_parse(precision, "--precision", &prec))
-        return cli_usage_error(&cmd_translate, "%s", sl_errmsg());
-    if (prec != PRECISION_FP32 && !autocast_available(prec)) {
-        fprintf(stderr, "seqlite translate: --precision %s: %s\n", precision_name(prec), precision_note(prec));
-        prec = PRECISION_FP32;
-    }
+    if (cli_precision(&cmd_translate, precision, &prec))
+        return 2;
     if (isatty(STDIN_FILENO))
         unbuffered = 1;
 
