@@ -73,7 +73,7 @@ void gemm_pack_b(enum gemm_trans tb, size_t K, size_t N, const float *B, size_t 
 }
 
 /* Portable tile: C tile (mr, nn) (+)= A (mr, kc) · panel block (kc, 16). */
-static void tile_generic(size_t mr, size_t nn, size_t kc, const float *A, size_t lda, const float *pb,
+static void tile_generic(size_t mr, size_t nn, size_t kc, const float *A, size_t rs, size_t ks, const float *pb,
                          float *C, size_t ldc, int load)
 {
     float acc[MR][PANEL]; /* mr <= MR */
@@ -82,7 +82,7 @@ static void tile_generic(size_t mr, size_t nn, size_t kc, const float *A, size_t
             acc[r][c] = load && c < nn ? C[r * ldc + c] : 0.0f;
     for (size_t k = 0; k < kc; k++)
         for (size_t r = 0; r < mr; r++) {
-            float a = A[r * lda + k];
+            float a = A[r * rs + k * ks];
             for (size_t c = 0; c < PANEL; c++)
                 acc[r][c] += a * pb[k * PANEL + c];
         }
@@ -95,7 +95,7 @@ static void tile_generic(size_t mr, size_t nn, size_t kc, const float *A, size_t
 /* AVX2 + FMA tile, mr <= 6 rows (a constant after inlining, so the loops unroll and the accumulators stay
  * in registers), nn <= 16 columns (masked loads / stores at the edge). */
 __attribute__((target("avx2,fma"), always_inline)) static inline void
-tile_avx2_mr(const size_t mr, size_t nn, size_t kc, const float *A, size_t lda, const float *pb, float *C,
+tile_avx2_mr(const size_t mr, size_t nn, size_t kc, const float *A, size_t rs, size_t ks, const float *pb, float *C,
              size_t ldc, int load, const char *pf, size_t pfs)
 {
     __m256 c0[MR], c1[MR];
@@ -117,7 +117,7 @@ tile_avx2_mr(const size_t mr, size_t nn, size_t kc, const float *A, size_t lda, 
         __m256 b0 = _mm256_loadu_ps(pb + k * PANEL), b1 = _mm256_loadu_ps(pb + k * PANEL + 8);
 #pragma GCC unroll 6
         for (size_t r = 0; r < mr; r++) {
-            __m256 a = _mm256_broadcast_ss(A + r * lda + k);
+            __m256 a = _mm256_broadcast_ss(A + r * rs + k * ks);
             c0[r] = _mm256_fmadd_ps(a, b0, c0[r]);
             c1[r] = _mm256_fmadd_ps(a, b1, c1[r]);
         }
@@ -130,22 +130,22 @@ tile_avx2_mr(const size_t mr, size_t nn, size_t kc, const float *A, size_t lda, 
 }
 
 __attribute__((target("avx2,fma"))) static void tile_avx2(size_t mr, size_t nn, size_t kc, const float *A,
-                                                          size_t lda, const float *pb, float *C, size_t ldc,
+                                                          size_t rs, size_t ks, const float *pb, float *C, size_t ldc,
                                                           int load, const char *pf, size_t pfs)
 {
     switch (mr) {
-    case 6: tile_avx2_mr(6, nn, kc, A, lda, pb, C, ldc, load, pf, pfs); break;
-    case 5: tile_avx2_mr(5, nn, kc, A, lda, pb, C, ldc, load, pf, pfs); break;
-    case 4: tile_avx2_mr(4, nn, kc, A, lda, pb, C, ldc, load, pf, pfs); break;
-    case 3: tile_avx2_mr(3, nn, kc, A, lda, pb, C, ldc, load, pf, pfs); break;
-    case 2: tile_avx2_mr(2, nn, kc, A, lda, pb, C, ldc, load, pf, pfs); break;
-    default: tile_avx2_mr(1, nn, kc, A, lda, pb, C, ldc, load, pf, pfs); break;
+    case 6: tile_avx2_mr(6, nn, kc, A, rs, ks, pb, C, ldc, load, pf, pfs); break;
+    case 5: tile_avx2_mr(5, nn, kc, A, rs, ks, pb, C, ldc, load, pf, pfs); break;
+    case 4: tile_avx2_mr(4, nn, kc, A, rs, ks, pb, C, ldc, load, pf, pfs); break;
+    case 3: tile_avx2_mr(3, nn, kc, A, rs, ks, pb, C, ldc, load, pf, pfs); break;
+    case 2: tile_avx2_mr(2, nn, kc, A, rs, ks, pb, C, ldc, load, pf, pfs); break;
+    default: tile_avx2_mr(1, nn, kc, A, rs, ks, pb, C, ldc, load, pf, pfs); break;
     }
 }
 
 /* AVX-512 tile, mr <= 12 rows x 32 columns in 24 registers (masked at the column edge, nn <= 32). */
 __attribute__((target("avx512f"), always_inline)) static inline void
-tile_avx512_mr(const size_t mr, size_t nn, size_t kc, const float *A, size_t lda, const float *pb, float *C,
+tile_avx512_mr(const size_t mr, size_t nn, size_t kc, const float *A, size_t rs, size_t ks, const float *pb, float *C,
                size_t ldc, int load, const char *pf, size_t pfs)
 {
     __m512 c0[MR512], c1[MR512];
@@ -162,7 +162,7 @@ tile_avx512_mr(const size_t mr, size_t nn, size_t kc, const float *A, size_t lda
         __m512 b0 = _mm512_loadu_ps(pb + k * PANEL512), b1 = _mm512_loadu_ps(pb + k * PANEL512 + 16);
 #pragma GCC unroll 12
         for (size_t r = 0; r < mr; r++) {
-            __m512 a = _mm512_set1_ps(A[r * lda + k]);
+            __m512 a = _mm512_set1_ps(A[r * rs + k * ks]);
             c0[r] = _mm512_fmadd_ps(a, b0, c0[r]);
             c1[r] = _mm512_fmadd_ps(a, b1, c1[r]);
         }
@@ -175,22 +175,22 @@ tile_avx512_mr(const size_t mr, size_t nn, size_t kc, const float *A, size_t lda
 }
 
 __attribute__((target("avx512f"))) static void tile_avx512(size_t mr, size_t nn, size_t kc, const float *A,
-                                                           size_t lda, const float *pb, float *C, size_t ldc,
+                                                           size_t rs, size_t ks, const float *pb, float *C, size_t ldc,
                                                            int load, const char *pf, size_t pfs)
 {
     switch (mr) {
-    case 12: tile_avx512_mr(12, nn, kc, A, lda, pb, C, ldc, load, pf, pfs); break;
-    case 11: tile_avx512_mr(11, nn, kc, A, lda, pb, C, ldc, load, pf, pfs); break;
-    case 10: tile_avx512_mr(10, nn, kc, A, lda, pb, C, ldc, load, pf, pfs); break;
-    case 9: tile_avx512_mr(9, nn, kc, A, lda, pb, C, ldc, load, pf, pfs); break;
-    case 8: tile_avx512_mr(8, nn, kc, A, lda, pb, C, ldc, load, pf, pfs); break;
-    case 7: tile_avx512_mr(7, nn, kc, A, lda, pb, C, ldc, load, pf, pfs); break;
-    case 6: tile_avx512_mr(6, nn, kc, A, lda, pb, C, ldc, load, pf, pfs); break;
-    case 5: tile_avx512_mr(5, nn, kc, A, lda, pb, C, ldc, load, pf, pfs); break;
-    case 4: tile_avx512_mr(4, nn, kc, A, lda, pb, C, ldc, load, pf, pfs); break;
-    case 3: tile_avx512_mr(3, nn, kc, A, lda, pb, C, ldc, load, pf, pfs); break;
-    case 2: tile_avx512_mr(2, nn, kc, A, lda, pb, C, ldc, load, pf, pfs); break;
-    default: tile_avx512_mr(1, nn, kc, A, lda, pb, C, ldc, load, pf, pfs); break;
+    case 12: tile_avx512_mr(12, nn, kc, A, rs, ks, pb, C, ldc, load, pf, pfs); break;
+    case 11: tile_avx512_mr(11, nn, kc, A, rs, ks, pb, C, ldc, load, pf, pfs); break;
+    case 10: tile_avx512_mr(10, nn, kc, A, rs, ks, pb, C, ldc, load, pf, pfs); break;
+    case 9: tile_avx512_mr(9, nn, kc, A, rs, ks, pb, C, ldc, load, pf, pfs); break;
+    case 8: tile_avx512_mr(8, nn, kc, A, rs, ks, pb, C, ldc, load, pf, pfs); break;
+    case 7: tile_avx512_mr(7, nn, kc, A, rs, ks, pb, C, ldc, load, pf, pfs); break;
+    case 6: tile_avx512_mr(6, nn, kc, A, rs, ks, pb, C, ldc, load, pf, pfs); break;
+    case 5: tile_avx512_mr(5, nn, kc, A, rs, ks, pb, C, ldc, load, pf, pfs); break;
+    case 4: tile_avx512_mr(4, nn, kc, A, rs, ks, pb, C, ldc, load, pf, pfs); break;
+    case 3: tile_avx512_mr(3, nn, kc, A, rs, ks, pb, C, ldc, load, pf, pfs); break;
+    case 2: tile_avx512_mr(2, nn, kc, A, rs, ks, pb, C, ldc, load, pf, pfs); break;
+    default: tile_avx512_mr(1, nn, kc, A, rs, ks, pb, C, ldc, load, pf, pfs); break;
     }
 }
 
@@ -229,6 +229,49 @@ static int isa_level(void)
 static int isa_level(void) { return 0; }
 #endif
 
+/* A copied into row tiles (nn/gemm.h), one per thread: the tile of rows [i, i + mr) lies at i·K, k-major
+ * (element (r, k) at k·mr + r), so a tile's kernel reads its A block as one contiguous stream. Why: read in
+ * place, the mr rows of a tile are mr streams lda floats apart, and with lda a multiple of 512 floats
+ * (2 KiB; K = 512, 1024 or 2048: the decoder's [x | h] blocks, dG, [c | h]) they fall into one or two
+ * groups of L1 sets, more rows than the cache has ways: in the decoder those products ran at 66-75
+ * GFLOP/s against 85-95 for K = 1280, and at 81-94 copied (AMD EPYC Zen 4, one thread). The copy is one pass over A against N/32 passes of the kernels. The buffer grows
+ * to the largest A a thread multiplies and is freed when the thread ends (its key's destructor). */
+static __thread float *abuf;
+static __thread size_t abuf_cap;
+static pthread_key_t abuf_key;
+static pthread_once_t abuf_once = PTHREAD_ONCE_INIT;
+
+static void abuf_key_make(void) { (void)pthread_key_create(&abuf_key, free); }
+
+/* The row-tiled copy of A (M, K), tiles of mstep rows (the last may have fewer); NULL when there is no
+ * memory for it (the kernels then read A in place). */
+static const float *tile_rows(size_t M, size_t K, const float *A, size_t lda, size_t mstep)
+{
+    const size_t need = M * K;
+    if (need > abuf_cap) {
+        pthread_once(&abuf_once, abuf_key_make);
+        float *nb = aligned_alloc(64, (need * sizeof(float) + 63) / 64 * 64);
+        if (!nb)
+            return NULL;
+        free(abuf);
+        abuf = nb, abuf_cap = need;
+        (void)pthread_setspecific(abuf_key, abuf);
+    }
+    for (size_t i = 0; i < M; i += mstep) {
+        const size_t mr = M - i < mstep ? M - i : mstep;
+        float *dst = abuf + i * K;
+        for (size_t k0 = 0; k0 < K; k0 += 16) { /* a cache line of each row at a time */
+            const size_t k1 = K - k0 < 16 ? K : k0 + 16;
+            for (size_t r = 0; r < mr; r++) {
+                const float *src = A + (i + r) * lda;
+                for (size_t k = k0; k < k1; k++)
+                    dst[k * mr + r] = src[k];
+            }
+        }
+    }
+    return abuf;
+}
+
 void gemm_run_packed(size_t M, size_t N, size_t K, const float *A, size_t lda, const float *P, float beta,
                      float *C, size_t ldc)
 {
@@ -249,6 +292,11 @@ void gemm_run_packed(size_t M, size_t N, size_t K, const float *A, size_t lda, c
 #else
     const size_t mstep = MR;
 #endif
+    /* a tile's A block: at At + i·K + k0·mr, element (r, k) at r + k·mr; or in place (rs lda, ks 1) */
+    /* rows 512·j floats apart fall into at most 2 groups of L1 sets; farther-spread strides (K = 1280: 4
+     * groups, 3 rows of a 12-row tile each) ran as fast in place as copied, and the copy costs 3-5% there;
+     * with one panel A is read once anyway */
+    const float *At = N > pw && lda % 512 == 0 ? tile_rows(M, K, A, lda, mstep) : NULL;
     /* panel-major: the (M, pw) column of C stays in L1/L2 across the k blocks, A (M, K) stays in L2 */
     for (size_t j = 0; j < np; j++) {
         const size_t n0 = j * pw, nn = N - n0 < pw ? N - n0 : pw;
@@ -258,7 +306,8 @@ void gemm_run_packed(size_t M, size_t N, size_t K, const float *A, size_t lda, c
             const float *pb = P + j * pw * K + k0 * pw; /* (kc, pw) */
             for (size_t i = 0; i < M; i += mstep) {
                 const size_t mr = M - i < mstep ? M - i : mstep;
-                const float *a = A + i * lda + k0;
+                const float *a = At ? At + i * K + k0 * mr : A + i * lda + k0;
+                const size_t rs = At ? 1 : lda, ks = At ? mr : 1;
                 float *c = C + i * ldc + n0;
 #if HAVE_X86
                 /* prefetch: the first row tile reads its block PF_BYTES ahead; the second fetches the next
@@ -271,15 +320,15 @@ void gemm_run_packed(size_t M, size_t N, size_t K, const float *A, size_t lda, c
                 else if (i == mstep)
                     pf += kc * pw * sizeof(float), pfs = pw * sizeof(float);
                 if (isa == 2) {
-                    tile_avx512(mr, nn, kc, a, lda, pb, c, ldc, load, pf, pfs);
+                    tile_avx512(mr, nn, kc, a, rs, ks, pb, c, ldc, load, pf, pfs);
                     continue;
                 }
                 if (isa == 1) {
-                    tile_avx2(mr, nn, kc, a, lda, pb, c, ldc, load, pf, pfs);
+                    tile_avx2(mr, nn, kc, a, rs, ks, pb, c, ldc, load, pf, pfs);
                     continue;
                 }
 #endif
-                tile_generic(mr, nn, kc, a, lda, pb, c, ldc, load);
+                tile_generic(mr, nn, kc, a, rs, ks, pb, c, ldc, load);
             }
         }
     }

@@ -184,7 +184,8 @@ static size_t packed_panel_width(void)
 
 /* gemm_run_packed against a double-precision triple loop for every M x N x K below (M across the 6- and
  * 12-row tiles, N across the 16- and 32-wide panels, K across the 128- and 256-deep k blocks), both
- * storages of B and beta 0 (C holds NaN: it must not be read), 1 and 0.5. Strided A, B, C have NaN in
+ * storages of B, A's row stride K + 3 (read in place) and 512 (copied into row tiles first) and beta 0
+ * (C holds NaN: it must not be read), 1 and 0.5. Strided A, B, C have NaN in
  * their padding (never read); C's padding columns and one extra row must keep their bits. Tolerance 1e-5
  * relative to Σ|a·b| + |beta·c| (float sums of up to 257 terms). Returns the number of failed cases. */
 static int packed_check_shapes(void)
@@ -194,7 +195,7 @@ static int packed_check_shapes(void)
     static const float betas[] = {0.0f, 1.0f, 0.5f};
     const size_t nM = sizeof Ms / sizeof *Ms, nN = sizeof Ns / sizeof *Ns, nK = sizeof Ks / sizeof *Ks;
     const size_t maxM = 33, maxN = 100, maxK = 257, padA = 3, padB = 5, padC = 4;
-    float *A = malloc(maxM * (maxK + padA) * sizeof(float));
+    float *A = malloc(maxM * 512 * sizeof(float)); /* the larger of the two row strides */
     float *B = malloc((maxK + padB) * (maxN + padB) * sizeof(float));
     float *C = malloc((maxM + 1) * (maxN + padC) * sizeof(float));
     float *C0 = malloc((maxM + 1) * (maxN + padC) * sizeof(float));
@@ -222,8 +223,8 @@ static int packed_check_shapes(void)
                     bad++;
                     break;
                 }
-            for (size_t mi = 0; mi < nM; mi++) {
-                const size_t M = Ms[mi], lda = K + padA, ldc = N + padC;
+            for (size_t mi = 0; mi < 2 * nM; mi++) {
+                const size_t M = Ms[mi % nM], lda = mi < nM ? K + padA : 512, ldc = N + padC;
                 for (size_t i = 0; i < M; i++)
                     for (size_t k = 0; k < lda; k++)
                         A[i * lda + k] = k < K ? (2.0f * rng_uniform(&r) - 1.0f) : NAN;
@@ -259,8 +260,8 @@ static int packed_check_shapes(void)
                                 mag += fabs((double)beta * C0[i * ldc + j]);
                             }
                             if (!(fabs(got - s) <= 1e-5 * mag + 1e-7)) { /* NaN fails too */
-                                cr_log_error("tb %d M %zu N %zu K %zu beta %g: C(%zu,%zu) = %.9g, want %.9g", tb, M,
-                                             N, K, beta, i, j, got, s);
+                                cr_log_error("tb %d M %zu N %zu K %zu lda %zu beta %g: C(%zu,%zu) = %.9g, want %.9g", tb, M,
+                                             N, K, lda, beta, i, j, got, s);
                                 first = 0;
                             }
                         }
@@ -268,7 +269,7 @@ static int packed_check_shapes(void)
                 }
             }
         }
-    cr_assert_eq(cases, 2 * 8 * 8 * 6 * 3);
+    cr_assert_eq(cases, 2 * 8 * 8 * 6 * 2 * 3);
     free(A), free(B), free(C), free(C0), free(P);
     return bad;
 }
