@@ -10,8 +10,10 @@
 
 #include <string.h>
 
+#include "nn/autocast.h"
 #include "nn/dropout.h"
 #include "nn/embed.h"
+#include "nn/gemm.h"
 
 static size_t max_sz(size_t a, size_t b) { return a > b ? a : b; }
 
@@ -45,7 +47,13 @@ void attn_stack_acts_carve(struct attn_stack_acts *a, struct arena *ar, const st
     a->dc = arena_take(ar, L * BH * sizeof(float));
     a->demb = arena_take(ar, B * E * sizeof(float));
     a->scratch = arena_take(ar, max_sz(1, attn_backward_floats(att, B, S)) * sizeof(float));
+    for (size_t l = 0; l < L; l++)
+        a->pk[l] = arena_take(ar, lstm_cell_pack_floats(attn_stack_in_dim(lay, l), H) * sizeof(float));
+    a->pka = arena_take(ar, attn_pack_floats(att) * sizeof(float));
 }
+
+/* Whether this pass multiplies its per-step weights packed: f32 on one BLAS thread (nn/gemm.h). */
+static int use_packs(void) { return gemm_get_threads() == 1 && !autocast_active(); }
 
 const float *attn_stack_top(const struct attn_stack_acts *a) { return a->att.ht; }
 
@@ -70,6 +78,13 @@ void attn_stack_forward(const struct stack_layout *lay, const struct attn_layout
     if (p > 0)
         dropout_forward(a->emb, a->emb, a->memb, TB * E, p, r);
     attn_keys_forward(att, w, Hs, S, B, a->keys);
+    const int packs = use_packs() && T > 1;
+    const float *pk[NN_MAX_LAYERS] = {0}, *pka = packs ? a->pka : NULL;
+    for (size_t l = 0; l < L; l++)
+        if (packs && (pk[l] = a->pk[l]))
+            lstm_cell_pack_forward(w + lay->W[l], attn_stack_in_dim(lay, l), H, a->pk[l]);
+    if (pka)
+        attn_pack(att, w, a->pka);
     for (size_t l = 0; l < L; l++) { /* the state before step 0: h0 into the first block, c0 */
         const size_t I = attn_stack_in_dim(lay, l);
         put_rows(a->xh[l] + I, I + H, h0 ? h0 + l * BH : NULL, H, B, H);
@@ -87,7 +102,7 @@ void attn_stack_forward(const struct stack_layout *lay, const struct attn_layout
         for (size_t l = 0; l < L; l++) {
             const size_t I = attn_stack_in_dim(lay, l), IH = I + H;
             float *xh = a->xh[l] + t * B * IH; /* (B, I+H), filled by the layer below and step t-1 */
-            lstm_cell_forward(w + lay->W[l], w + lay->b[l], xh, B, I, H, a->c[l] + t * BH,
+            lstm_cell_forward(w + lay->W[l], pk[l], w + lay->b[l], xh, B, I, H, a->c[l] + t * BH,
                               a->gates[l] + t * B * 4 * H, a->c[l] + (t + 1) * BH, a->hout, a->tc[l] + t * BH);
             if (t + 1 < T) /* h^l_t is the recurrent half of the next step's block */
                 put_rows(xh + B * IH + I, IH, a->hout, H, B, H);
@@ -98,7 +113,7 @@ void attn_stack_forward(const struct stack_layout *lay, const struct attn_layout
             }
         }
         const struct attn_step st = attn_acts_step(&a->att, t);
-        attn_step_forward(att, w, Hs, a->keys, src_len, S, B, a->hout, &st);
+        attn_step_forward(att, w, pka, Hs, a->keys, src_len, S, B, a->hout, &st);
     }
 }
 
@@ -114,6 +129,13 @@ void attn_stack_backward(const struct stack_layout *lay, const struct attn_layou
         memset(a->dxh[l], 0, B * (attn_stack_in_dim(lay, l) + H) * sizeof(float));
     memset(a->dc, 0, L * BH * sizeof(float));
     memset(a->dkeys, 0, (S * B * KW + 1) * sizeof(float));
+    const int packs = use_packs() && T > 1;
+    const float *pk[NN_MAX_LAYERS] = {0}, *pka = packs ? a->pka : NULL;
+    for (size_t l = 0; l < L; l++)
+        if (packs && (pk[l] = a->pk[l]))
+            lstm_cell_pack_backward(w + lay->W[l], attn_stack_in_dim(lay, l), H, a->pk[l]);
+    if (pka)
+        attn_pack_backward(att, w, a->pka);
     for (size_t t = T; t-- > 0;) {
         /* dh~_t: from the output layer and, through input feeding, from step t+1's x^0 = [emb | h~_t] */
         for (size_t b = 0; b < B; b++)
@@ -121,7 +143,7 @@ void attn_stack_backward(const struct stack_layout *lay, const struct attn_layou
                 a->dht[b * H + j] = dtop[(t * B + b) * H + j] + a->dxh[0][b * X0 + E + j];
         memset(a->dh, 0, BH * sizeof(float)); /* gradient w.r.t. the top layer's output h^{L-1}_t */
         const struct attn_step st = attn_acts_step(&a->att, t);
-        attn_step_backward(att, w, g, Hs, a->keys, src_len, S, B, &st, a->dht, a->dh, dHs, KW ? a->dkeys : NULL,
+        attn_step_backward(att, w, pka, g, Hs, a->keys, src_len, S, B, &st, a->dht, a->dh, dHs, KW ? a->dkeys : NULL,
                            a->scratch);
         for (size_t l = L; l-- > 0;) {
             const size_t I = attn_stack_in_dim(lay, l), IH = I + H;
@@ -137,7 +159,7 @@ void attn_stack_backward(const struct stack_layout *lay, const struct attn_layou
                 for (size_t j = 0; j < H; j++)
                     a->dh[b * H + j] += dxh[b * IH + I + j];
             memset(dxh, 0, B * IH * sizeof(float));
-            lstm_cell_backward(w + lay->W[l], B, I, H, a->gates[l] + t * B * 4 * H, a->dh, a->dc + l * BH,
+            lstm_cell_backward(w + lay->W[l], pk[l], B, I, H, a->gates[l] + t * B * 4 * H, a->dh, a->dc + l * BH,
                                a->c[l] + t * BH, a->tc[l] + t * BH, dxh);
         }
         /* d x^0_t = [d emb_t | d h~_{t-1}]: the embedding part here, the fed part at step t-1 */

@@ -54,9 +54,15 @@ struct attn_stack_acts {
     float *dc;                      /* (L, B, H) gradient w.r.t. the carried cell state */
     float *demb;                    /* (B, E) gradient w.r.t. one step's embeddings */
     float *scratch;                 /* attn_backward_floats(att, B, S) */
+    float *pk[NN_MAX_LAYERS];       /* NULL, or layer l's W packed (lstm_cell_pack_floats): for W^T in the
+                                     * forward, then for W in the backward */
+    float *pka;                     /* NULL, or the attention's step weights packed (attn_pack_floats) */
 };
 
-/* Takes the arrays of a for (T, B, S) from ar (nn/arena.h measure-then-carve protocol). */
+/* Takes the arrays of a for (T, B, S) from ar (nn/arena.h measure-then-carve protocol), the buffers of
+ * the packed weights included: a pass in f32 on one BLAS thread packs each per-step weight once (forward,
+ * then again for the backward) instead of OpenBLAS repacking it at every step; setting a->pk[l] or a->pka
+ * to NULL multiplies that weight unpacked (through gemm_run, as an autocast or several BLAS threads do). */
 void attn_stack_acts_carve(struct attn_stack_acts *a, struct arena *ar, const struct stack_layout *lay,
                            const struct attn_layout *att, size_t T, size_t B, size_t S);
 /* Teacher-forced forward from (h0, c0) (L, B, H) over the source states Hs (S, B, H) (borrowed: must stay

@@ -255,10 +255,19 @@ static void step_core(const struct attn_layout *lay, const float *w, const float
     tanh_inplace(ht, M * H);
 }
 
-void attn_step_forward(const struct attn_layout *lay, const float *w, const float *Hs, const float *keys,
-                       const int32_t *len, size_t S, size_t B, const float *h, const struct attn_step *st)
+static size_t attn_pack_wc_floats(const struct attn_layout *lay);
+
+/* W_2's part of a pack made by attn_pack or attn_pack_backward (mlp; else NULL). */
+static const float *packed_w2(const struct attn_layout *lay, const float *P)
 {
-    step_core(lay, w, NULL, NULL, Hs, keys, len, S, B, NULL, B, h, st->a, st->ch, st->ht, st->q);
+    return P && lay->score == ATTN_MLP ? P + attn_pack_wc_floats(lay) : NULL;
+}
+
+void attn_step_forward(const struct attn_layout *lay, const float *w, const float *P, const float *Hs,
+                       const float *keys, const int32_t *len, size_t S, size_t B, const float *h,
+                       const struct attn_step *st)
+{
+    step_core(lay, w, P, packed_w2(lay, P), Hs, keys, len, S, B, NULL, B, h, st->a, st->ch, st->ht, st->q);
 }
 
 size_t attn_backward_floats(const struct attn_layout *lay, size_t B, size_t S)
@@ -266,7 +275,7 @@ size_t attn_backward_floats(const struct attn_layout *lay, size_t B, size_t S)
     return B * 2 * lay->H + S;
 }
 
-void attn_step_backward(const struct attn_layout *lay, const float *w, float *g, const float *Hs,
+void attn_step_backward(const struct attn_layout *lay, const float *w, const float *P, float *g, const float *Hs,
                         const float *keys, const int32_t *len, size_t S, size_t B, const struct attn_step *st,
                         const float *dht, float *dh, float *dHs, float *dkeys, float *scratch)
 {
@@ -285,7 +294,10 @@ void attn_step_backward(const struct attn_layout *lay, const float *w, float *g,
     for (size_t k = 0; k < B * H; k++)
         dpre[k] = dht[k] * (1.0f - st->ht[k] * st->ht[k]);
     /* pre = [c | h] W_c^T  =>  d[c | h] = dpre W_c (dW_c: attn_step_backward_weights) */
-    gemm_run(GEMM_N, GEMM_N, B, H2, H, 1.0f, dpre, H, w + lay->Wc, H2, 0.0f, dch, H2);
+    if (P)
+        gemm_run_packed(B, H2, H, dpre, H, P, 0.0f, dch, H2);
+    else
+        gemm_run(GEMM_N, GEMM_N, B, H2, H, 1.0f, dpre, H, w + lay->Wc, H2, 0.0f, dch, H2);
     if (mlp)
         memset(dq, 0, B * A * sizeof(float));
     for (size_t b = 0; b < B; b++) {
@@ -314,7 +326,12 @@ void attn_step_backward(const struct attn_layout *lay, const float *w, float *g,
         }
     }
     if (mlp) /* q = h W_2^T  =>  dh += dq W_2 (dW_2: attn_step_backward_weights) */
-        gemm_run(GEMM_N, GEMM_N, B, H, A, 1.0f, dq, A, w + lay->W2, H, 1.0f, dh, H);
+    {
+        if (P)
+            gemm_run_packed(B, H, A, dq, A, packed_w2(lay, P), 1.0f, dh, H);
+        else
+            gemm_run(GEMM_N, GEMM_N, B, H, A, 1.0f, dq, A, w + lay->W2, H, 1.0f, dh, H);
+    }
 }
 
 void attn_step_backward_weights(const struct attn_layout *lay, float *g, const struct attn_step *st, size_t N)
@@ -329,18 +346,36 @@ void attn_step_backward_weights(const struct attn_layout *lay, float *g, const s
 
 size_t attn_decode_floats(const struct attn_layout *lay, size_t M) { return M * (2 * lay->H + lay->A); }
 
-size_t attn_pack_floats(const struct attn_layout *lay)
+static size_t max_sz(size_t a, size_t b) { return a > b ? a : b; }
+
+/* W_c's share of a pack, enough for either orientation (W_2's follows it). */
+static size_t attn_pack_wc_floats(const struct attn_layout *lay)
 {
     const size_t H = lay->H;
-    return gemm_packed_floats(2 * H, H) + (lay->score == ATTN_MLP ? gemm_packed_floats(H, lay->A) : 0);
+    return max_sz(gemm_packed_floats(2 * H, H), gemm_packed_floats(H, 2 * H));
+}
+
+size_t attn_pack_floats(const struct attn_layout *lay)
+{
+    const size_t H = lay->H, A = lay->A;
+    return attn_pack_wc_floats(lay) +
+           (lay->score == ATTN_MLP ? max_sz(gemm_packed_floats(H, A), gemm_packed_floats(A, H)) : 0);
 }
 
 void attn_pack(const struct attn_layout *lay, const float *w, float *P)
 {
     const size_t H = lay->H;
-    gemm_pack_b(GEMM_T, 2 * H, H, w + lay->Wc, 2 * H, P);
-    if (lay->score == ATTN_MLP)
-        gemm_pack_b(GEMM_T, H, lay->A, w + lay->W2, H, P + gemm_packed_floats(2 * H, H));
+    gemm_pack_b(GEMM_T, 2 * H, H, w + lay->Wc, 2 * H, P); /* op = W_c^T (2H, H) */
+    if (lay->score == ATTN_MLP)                            /* op = W_2^T (H, A) */
+        gemm_pack_b(GEMM_T, H, lay->A, w + lay->W2, H, P + attn_pack_wc_floats(lay));
+}
+
+void attn_pack_backward(const struct attn_layout *lay, const float *w, float *P)
+{
+    const size_t H = lay->H;
+    gemm_pack_b(GEMM_N, H, 2 * H, w + lay->Wc, 2 * H, P); /* op = W_c (H, 2H) */
+    if (lay->score == ATTN_MLP)                            /* op = W_2 (A, H) */
+        gemm_pack_b(GEMM_N, lay->A, H, w + lay->W2, H, P + attn_pack_wc_floats(lay));
 }
 
 void attn_decode_step(const struct attn_layout *lay, const float *w, const float *P, const float *Hs,
@@ -349,7 +384,6 @@ void attn_decode_step(const struct attn_layout *lay, const float *w, const float
 {
     assert(src_row || M == B);
     const size_t H = lay->H;
-    const float *P2 = P && lay->score == ATTN_MLP ? P + gemm_packed_floats(2 * H, H) : NULL;
     float *ch = scratch, *q = scratch + M * 2 * H;
-    step_core(lay, w, P, P2, Hs, keys, len, S, B, src_row, M, h, a, ch, ht, q);
+    step_core(lay, w, P, packed_w2(lay, P), Hs, keys, len, S, B, src_row, M, h, a, ch, ht, q);
 }

@@ -99,9 +99,11 @@ void attn_acts_carve(struct attn_acts *a, struct arena *ar, const struct attn_la
 struct attn_step attn_acts_step(const struct attn_acts *a, size_t t);
 
 /* Forward of one step for B rows: h (B, H) the decoder's top state, Hs (S, B, H), keys (S, B, KW) from
- * attn_keys_forward (unused for dot, may be NULL), len (B) in [0, S]. Fills st (its ht is h~_t). */
-void attn_step_forward(const struct attn_layout *lay, const float *w, const float *Hs, const float *keys,
-                       const int32_t *len, size_t S, size_t B, const float *h, const struct attn_step *st);
+ * attn_keys_forward (unused for dot, may be NULL), len (B) in [0, S]. Fills st (its ht is h~_t).
+ * P: NULL, or w's step weights packed by attn_pack (the same sums in another order). */
+void attn_step_forward(const struct attn_layout *lay, const float *w, const float *P, const float *Hs,
+                       const float *keys, const int32_t *len, size_t S, size_t B, const float *h,
+                       const struct attn_step *st);
 /* Floats of scratch attn_step_backward needs: B·2H + S. */
 size_t attn_backward_floats(const struct attn_layout *lay, size_t B, size_t S);
 /* Backward of attn_step_forward (same lay, w, Hs, keys, len, S, B; st as it filled it) from dht (B, H),
@@ -109,8 +111,9 @@ size_t attn_backward_floats(const struct attn_layout *lay, size_t B, size_t S);
  * Accumulates: g (v for mlp) +=, dh (B, H) +=, dHs (S, B, H) +=, dkeys (S, B, KW) += (general, mlp; NULL
  * for dot). Positions s >= len[b] receive exactly nothing. Writes st->dpre and, for mlp, st->dq: the
  * gradients of W_c and W_2 are added by attn_step_backward_weights, which must follow (once per step, or
- * once for all steps). scratch: attn_backward_floats(lay, B, S) floats. */
-void attn_step_backward(const struct attn_layout *lay, const float *w, float *g, const float *Hs,
+ * once for all steps). scratch: attn_backward_floats(lay, B, S) floats. P: NULL, or w's step weights
+ * packed by attn_pack_backward. */
+void attn_step_backward(const struct attn_layout *lay, const float *w, const float *P, float *g, const float *Hs,
                         const float *keys, const int32_t *len, size_t S, size_t B, const struct attn_step *st,
                         const float *dht, float *dh, float *dHs, float *dkeys, float *scratch);
 /* The weight gradients of steps whose attn_step_backward ran: g (W_c) += dpre^T [c | h] and, for mlp,
@@ -127,9 +130,13 @@ size_t attn_decode_floats(const struct attn_layout *lay, size_t M);
 void attn_decode_step(const struct attn_layout *lay, const float *w, const float *P, const float *Hs,
                       const float *keys, const int32_t *len, size_t S, size_t B, const int32_t *src_row, size_t M,
                       const float *h, float *a, float *ht, float *scratch);
-/* Floats attn_pack writes: W_c packed for [c | h] (M, 2H) · W_c^T, then W_2 for h W_2^T (mlp). */
+/* Floats of a pack: W_c packed for [c | h] (M, 2H) · W_c^T, then W_2 for h W_2^T (mlp); enough for
+ * attn_pack_backward's orientation too. */
 size_t attn_pack_floats(const struct attn_layout *lay);
-/* P (attn_pack_floats(lay) floats) = the per-step weights of w packed (nn/gemm.h gemm_pack_b). */
+/* P (attn_pack_floats(lay) floats) = the per-step weights of w packed (nn/gemm.h gemm_pack_b) for the
+ * forward (attn_step_forward, attn_decode_step). */
 void attn_pack(const struct attn_layout *lay, const float *w, float *P);
+/* The same weights packed for attn_step_backward's products dpre · W_c and dq · W_2. */
+void attn_pack_backward(const struct attn_layout *lay, const float *w, float *P);
 
 #endif

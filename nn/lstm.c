@@ -199,24 +199,46 @@ void lstm_backward(const float *W, const float *x, const int32_t *lens, size_t T
     }
 }
 
-void lstm_cell_forward(const float *W, const float *b, const float *xh, size_t B, size_t I, size_t H,
-                       const float *cp, float *gv, float *c, float *h, float *tc)
+size_t lstm_cell_pack_floats(size_t I, size_t H)
+{
+    size_t f = gemm_packed_floats(I + H, 4 * H), b = gemm_packed_floats(4 * H, I + H);
+    return f > b ? f : b;
+}
+
+void lstm_cell_pack_forward(const float *W, size_t I, size_t H, float *P) /* op = W^T (I+H, 4H) */
+{
+    gemm_pack_b(GEMM_T, I + H, 4 * H, W, I + H, P);
+}
+
+void lstm_cell_pack_backward(const float *W, size_t I, size_t H, float *P) /* op = W (4H, I+H) */
+{
+    gemm_pack_b(GEMM_N, 4 * H, I + H, W, I + H, P);
+}
+
+void lstm_cell_forward(const float *W, const float *P, const float *b, const float *xh, size_t B, size_t I,
+                       size_t H, const float *cp, float *gv, float *c, float *h, float *tc)
 {
     const size_t G = 4 * H, IH = I + H;
     /* gates (B, 4H) = [x_t | h_{t-1}] (B, I+H) · W^T; the bias is added in the cell */
-    gemm_run(GEMM_N, GEMM_T, B, G, IH, 1.0f, xh, IH, W, IH, 0.0f, gv, G);
+    if (P)
+        gemm_run_packed(B, G, IH, xh, IH, P, 0.0f, gv, G);
+    else
+        gemm_run(GEMM_N, GEMM_T, B, G, IH, 1.0f, xh, IH, W, IH, 0.0f, gv, G);
     for (size_t r = 0; r < B; r++)
         cell_forward(gv + r * G, b, gv + r * G, cp + r * H, c + r * H, h + r * H, tc + r * H, H);
 }
 
-void lstm_cell_backward(const float *W, size_t B, size_t I, size_t H, float *gv, const float *dh, float *dc,
-                        const float *cp, const float *tc, float *dxh)
+void lstm_cell_backward(const float *W, const float *P, size_t B, size_t I, size_t H, float *gv, const float *dh,
+                        float *dc, const float *cp, const float *tc, float *dxh)
 {
     const size_t G = 4 * H, IH = I + H;
     for (size_t r = 0; r < B; r++)
         cell_backward(gv + r * G, dh + r * H, dc + r * H, cp + r * H, tc + r * H, H);
     /* forward: gates = [x | h] W^T  =>  d[x | h] (B, I+H) += dG (B, 4H) · W (4H, I+H) */
-    gemm_run(GEMM_N, GEMM_N, B, IH, G, 1.0f, gv, G, W, IH, 1.0f, dxh, IH);
+    if (P)
+        gemm_run_packed(B, IH, G, gv, G, P, 1.0f, dxh, IH);
+    else
+        gemm_run(GEMM_N, GEMM_N, B, IH, G, 1.0f, gv, G, W, IH, 1.0f, dxh, IH);
 }
 
 void lstm_cell_backward_weights(const float *dG, const float *xh, size_t N, size_t I, size_t H, float *dW,

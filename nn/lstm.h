@@ -53,18 +53,29 @@ void lstm_backward(const float *W, const float *x, const int32_t *lens, size_t T
  * blocks xh and gate values of all its steps contiguous, (T, B, I+H) and (T, B, 4H), so the weight
  * gradient is one product over all T·B rows after the time loop (lstm_cell_backward_weights) instead of
  * one with k = B per step.
+ * Packed weights: a product with few rows (B) and a weight reused by every step is mostly OpenBLAS
+ * repacking the weight on each call; a caller that runs f32 on one BLAS thread packs W once per pass
+ * (lstm_cell_pack_forward before the forward steps, lstm_cell_pack_backward before the backward ones) and
+ * passes it as P; P NULL multiplies W through gemm_run (autocast, several BLAS threads). Results differ
+ * from gemm_run's in the last bits.
  * Forward: gates (B, 4H) = xh (B, I+H) · W^T, one product with W (4H, I+H) as its right operand (an
  * autocast reuses its converted copy, nn/autocast.h), then the cell. xh = [x_t | h_{t-1}]; cp (B, H) =
  * c_{t-1}. OUT: gv (B, 4H) gate values i f g o, c (B, H) = c_t (may equal cp), h (B, H) = h_t,
  * tc (B, H) = tanh(c_t). */
-void lstm_cell_forward(const float *W, const float *b, const float *xh, size_t B, size_t I, size_t H,
-                       const float *cp, float *gv, float *c, float *h, float *tc);
-/* Backward of lstm_cell_forward (same W, dims, cp, tc): gv holds the gate values in and dG (B, 4H), the
- * gradient w.r.t. the pre-activations, out. dh (B, H): gradient w.r.t. h_t; dc (B, H): w.r.t. c_t in,
- * w.r.t. c_{t-1} out. Accumulates dxh (B, I+H) += dG · W, i.e. [dx_t | dh_{t-1}]. The weights' gradient
- * is left to lstm_cell_backward_weights. */
-void lstm_cell_backward(const float *W, size_t B, size_t I, size_t H, float *gv, const float *dh, float *dc,
-                        const float *cp, const float *tc, float *dxh);
+void lstm_cell_forward(const float *W, const float *P, const float *b, const float *xh, size_t B, size_t I,
+                       size_t H, const float *cp, float *gv, float *c, float *h, float *tc);
+/* Backward of lstm_cell_forward (same W, dims, cp, tc; P NULL or lstm_cell_pack_backward's): gv holds the
+ * gate values in and dG (B, 4H), the gradient w.r.t. the pre-activations, out. dh (B, H): gradient w.r.t.
+ * h_t; dc (B, H): w.r.t. c_t in, w.r.t. c_{t-1} out. Accumulates dxh (B, I+H) += dG · W, i.e.
+ * [dx_t | dh_{t-1}]. The weights' gradient is left to lstm_cell_backward_weights. */
+void lstm_cell_backward(const float *W, const float *P, size_t B, size_t I, size_t H, float *gv, const float *dh,
+                        float *dc, const float *cp, const float *tc, float *dxh);
+/* Floats of one packed cell weight, enough for either orientation: one buffer serves the forward's pack
+ * and then the backward's. */
+size_t lstm_cell_pack_floats(size_t I, size_t H);
+/* P = W^T packed for lstm_cell_forward / W packed for lstm_cell_backward; W (4H, I+H). */
+void lstm_cell_pack_forward(const float *W, size_t I, size_t H, float *P);
+void lstm_cell_pack_backward(const float *W, size_t I, size_t H, float *P);
 /* The weights' gradient of N cell rows (the steps' blocks stacked, N = T·B): dW (4H, I+H) += dG^T · xh
  * with dG (N, 4H) as lstm_cell_backward left it and xh (N, I+H) the forward's inputs; db (4H) += the
  * column sums of dG, in row order. */

@@ -133,7 +133,7 @@ static void acase_forward(struct acase *c)
     if (c->mode != MODE_STEP)
         attn_keys_forward(&c->lay, c->w, c->Hs, c->S, c->B, c->keys);
     if (c->mode != MODE_KEYS)
-        attn_step_forward(&c->lay, c->w, c->Hs, c->keys, c->len, c->S, c->B, c->h, &c->st);
+        attn_step_forward(&c->lay, c->w, NULL, c->Hs, c->keys, c->len, c->S, c->B, c->h, &c->st);
 }
 
 /* MODE_KEYS: sum Rk·keys; otherwise sum R·h~ */
@@ -164,7 +164,7 @@ static void acase_grads(struct acase *c)
         attn_keys_backward(&c->lay, c->w, c->g, c->Hs, c->S, c->B, c->Rk, c->dHs);
         return;
     }
-    attn_step_backward(&c->lay, c->w, c->g, c->Hs, c->keys, c->len, c->S, c->B, &c->st, c->R, c->dh, c->dHs,
+    attn_step_backward(&c->lay, c->w, NULL, c->g, c->Hs, c->keys, c->len, c->S, c->B, &c->st, c->R, c->dh, c->dHs,
                        c->KW ? c->dkeys : NULL, c->scratch);
     attn_step_backward_weights(&c->lay, c->g, &c->st, c->B);
     if (c->mode == MODE_FULL)
@@ -341,7 +341,7 @@ Test(attention, hand_computed_dot_and_general_with_identity)
                 cr_assert_eq(keys[k], hand_Hs[k]);
         }
         struct attn_step st = {.a = a, .ch = ch, .ht = ht, .q = NULL};
-        attn_step_forward(&lay, w, hand_Hs, general ? keys : NULL, hand_len, 3, 2, h, &st);
+        attn_step_forward(&lay, w, NULL, hand_Hs, general ? keys : NULL, hand_len, 3, 2, h, &st);
         hand_check(a, ch, ht, h, ea, ec);
         param_buf_free(w);
         param_table_free(&t);
@@ -372,7 +372,7 @@ Test(attention, hand_computed_mlp)
     float keys[6], a[6], ch[8], ht[4], q[2];
     attn_keys_forward(&lay, w, hand_Hs, 3, 2, keys);
     struct attn_step st = {.a = a, .ch = ch, .ht = ht, .q = q};
-    attn_step_forward(&lay, w, hand_Hs, keys, hand_len, 3, 2, h, &st);
+    attn_step_forward(&lay, w, NULL, hand_Hs, keys, hand_len, 3, 2, h, &st);
     cr_assert_eq(q[0], h[1]);
     cr_assert_eq(q[1], h[3]);
     hand_check(a, ch, ht, h, ea, ec);
@@ -448,7 +448,7 @@ static double chain_loss(void *ctx)
                 h[b * H + j] = (float)tanh(s);
             }
         struct attn_step st = attn_acts_step(&ch->acts, t);
-        attn_step_forward(&c->lay, c->w, c->Hs, c->keys, c->len, c->S, B, h, &st);
+        attn_step_forward(&c->lay, c->w, NULL, c->Hs, c->keys, c->len, c->S, B, h, &st);
         for (size_t k = 0; k < B * H; k++)
             L += (double)ch->R[t * B * H + k] * st.ht[k];
     }
@@ -474,7 +474,7 @@ static void chain_grads(struct chain *ch)
         float *dh = ch->dhs + t * B * H;
         memset(dh, 0, B * H * sizeof(float));
         struct attn_step st = attn_acts_step(&ch->acts, t);
-        attn_step_backward(&c->lay, c->w, c->g, c->Hs, c->keys, c->len, c->S, B, &st, dht, dh, c->dHs,
+        attn_step_backward(&c->lay, c->w, NULL, c->g, c->Hs, c->keys, c->len, c->S, B, &st, dht, dh, c->dHs,
                            c->KW ? c->dkeys : NULL, ch->acts.scratch);
         /* h = tanh(U in)  =>  dpre = dh (1 - h²), dU += dpre^T in, din = dpre U */
         const float *h = ch->hs + t * B * H, *in = ch->in + t * B * XH;
@@ -544,7 +544,7 @@ Test(attention, step_backward_accumulates)
         memcpy(dh1, c.dh, c.B * c.H * sizeof(float));
         memset(c.dkeys, 0, c.S * c.B * c.KW * sizeof(float));
         /* a second pass on top of the first, without zeroing */
-        attn_step_backward(&c.lay, c.w, c.g, c.Hs, c.keys, c.len, c.S, c.B, &c.st, c.R, c.dh, c.dHs,
+        attn_step_backward(&c.lay, c.w, NULL, c.g, c.Hs, c.keys, c.len, c.S, c.B, &c.st, c.R, c.dh, c.dHs,
                            c.KW ? c.dkeys : NULL, c.scratch);
         attn_step_backward_weights(&c.lay, c.g, &c.st, c.B);
         attn_keys_backward(&c.lay, c.w, c.g, c.Hs, c.S, c.B, c.dkeys, c.dHs);
@@ -586,7 +586,7 @@ Test(attention, decode_step_matches_the_training_step_on_expanded_sources)
         }
         float *ra = zeros(M * S), *rch = zeros(M * 2 * H), *rht = zeros(M * H), *rq = zeros(M * c.A);
         struct attn_step st = {.a = ra, .ch = rch, .ht = rht, .q = rq};
-        attn_step_forward(&c.lay, c.w, He, Ke, le, S, M, h, &st);
+        attn_step_forward(&c.lay, c.w, NULL, He, Ke, le, S, M, h, &st);
         float *a = zeros(M * S), *ht = zeros(M * H), *scr = param_buf_create(attn_decode_floats(&c.lay, M));
         float *P = param_buf_create(attn_pack_floats(&c.lay));
         attn_pack(&c.lay, c.w, P);

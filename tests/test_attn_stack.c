@@ -165,6 +165,51 @@ Test(attn_stack, gradient_check_general) { gradcheck(ATTN_GENERAL, 0.0f); }
 Test(attn_stack, gradient_check_mlp) { gradcheck(ATTN_MLP, 0.0f); }
 Test(attn_stack, gradient_check_general_with_dropout) { gradcheck(ATTN_GENERAL, 0.3f); }
 
+/* A pass on one BLAS thread multiplies its per-step weights packed (the gradient checks above run that
+ * way); with the packs taken away (a->pk, a->pka NULL, as under an autocast) it multiplies them through
+ * gemm_run: outputs and every gradient agree to float rounding. */
+static void packs_agree(enum attn_score score)
+{
+    gemm_set_threads(1);
+    struct case_ c;
+    case_make(&c, score, 0.0f);
+    const size_t N = c.table.total, SBH = c.S * c.B * c.H, LBH = c.L * c.B * c.H, TBH = c.T * c.B * c.H;
+    float *top[2], *g[2], *dHs[2], *dh0[2], *dc0[2];
+    float *pk[NN_MAX_LAYERS], *pka = c.a.pka;
+    for (size_t l = 0; l < c.L; l++)
+        pk[l] = c.a.pk[l];
+    for (int run = 0; run < 2; run++) {
+        for (size_t l = 0; l < c.L; l++)
+            c.a.pk[l] = run ? NULL : pk[l];
+        c.a.pka = run ? NULL : pka;
+        g[run] = calloc(N, sizeof(float)), dHs[run] = calloc(SBH, sizeof(float));
+        dh0[run] = calloc(LBH, sizeof(float)), dc0[run] = calloc(LBH, sizeof(float));
+        top[run] = malloc(TBH * sizeof(float));
+        case_loss(&c);
+        memcpy(top[run], attn_stack_top(&c.a), TBH * sizeof(float));
+        attn_stack_backward(&c.lay, &c.att, c.w, g[run], &c.a, c.Hs, c.src_len, c.R, dHs[run], dh0[run], dc0[run]);
+    }
+    struct {
+        const char *what;
+        float **x;
+        size_t n;
+    } arrays[] = {{"top", top, TBH}, {"g", g, N}, {"dHs", dHs, SBH}, {"dh0", dh0, LBH}, {"dc0", dc0, LBH}};
+    for (size_t i = 0; i < sizeof arrays / sizeof *arrays; i++)
+        for (size_t k = 0; k < arrays[i].n; k++)
+            cr_assert(close_enough(arrays[i].x[0][k], arrays[i].x[1][k], 1e-6, 1e-5), "%s: %s[%zu] packed %g, unpacked %g",
+                      attn_score_name(score), arrays[i].what, k, arrays[i].x[0][k], arrays[i].x[1][k]);
+    for (int run = 0; run < 2; run++)
+        free(top[run]), free(g[run]), free(dHs[run]), free(dh0[run]), free(dc0[run]);
+    case_free(&c);
+}
+
+Test(attn_stack, packed_and_unpacked_weights_agree)
+{
+    packs_agree(ATTN_DOT);
+    packs_agree(ATTN_GENERAL);
+    packs_agree(ATTN_MLP);
+}
+
 /* Decoding step by step (feeding h~ back) gives the teacher-forced forward's outputs, with and without
  * the packed weights. */
 static void step_matches(enum attn_score score, int packed)

@@ -100,7 +100,7 @@ static void cells_forward(struct layer_case *c)
             memcpy(xh + r * IH, c->x + (t * B + r) * I, I * sizeof(float));
             memcpy(xh + r * IH + I, c->ch + t * BH + r * H, H * sizeof(float));
         }
-        lstm_cell_forward(c->W, c->b, xh, B, I, H, c->cc + t * BH, c->gv + t * B * 4 * H, c->cc + (t + 1) * BH,
+        lstm_cell_forward(c->W, NULL, c->b, xh, B, I, H, c->cc + t * BH, c->gv + t * B * 4 * H, c->cc + (t + 1) * BH,
                           c->ch + (t + 1) * BH, c->ctc + t * BH);
     }
 }
@@ -367,7 +367,7 @@ static void cells_grads(struct layer_case *c, float *dW, float *db, float *dx, f
             for (size_t j = 0; j < H; j++)
                 dh[r * H + j] = c->ry[(t * B + r) * H + j] + dxh[r * IH + I + j];
         memset(dxh, 0, B * IH * sizeof(float));
-        lstm_cell_backward(c->W, B, I, H, c->gv + t * B * 4 * H, dh, dc, c->cc + t * BH, c->ctc + t * BH, dxh);
+        lstm_cell_backward(c->W, NULL, B, I, H, c->gv + t * B * 4 * H, dh, dc, c->cc + t * BH, c->ctc + t * BH, dxh);
         for (size_t r = 0; r < B; r++)
             memcpy(dx + (t * B + r) * I, dxh + r * IH, I * sizeof(float));
     }
