@@ -237,6 +237,12 @@ static const char *const migrations[] = {
     "ALTER TABLE run ADD COLUMN owner TEXT;"
     "ALTER TABLE run ADD COLUMN heartbeat_at TEXT;"
     "ALTER TABLE run ADD COLUMN train_data TEXT CHECK (train_data IS NULL OR json_valid(train_data))",
+    /* 4: the precision an evaluation decoded with (after the fallback to fp32 where the CPU lacks the
+     * requested one); evaluations stored before schema 4 keep NULL: not recorded. Three pieces, not two:
+     * clang's -Wstring-concatenation takes an entry of exactly two for a missing comma */
+    "ALTER TABLE evaluation ADD COLUMN precision TEXT"
+    " CHECK (precision IS NULL"
+    " OR precision IN ('fp32','bf16','int8'))",
 };
 #define N_MIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))
 _Static_assert(N_MIGRATIONS == DB_SCHEMA_VERSION, "one migration per schema version");

@@ -12,7 +12,7 @@
 #include <stdint.h>
 
 #define DB_APPLICATION_ID 0x53514C54 /* "SQLT" in PRAGMA application_id */
-#define DB_SCHEMA_VERSION 3         /* PRAGMA user_version this build writes and understands */
+#define DB_SCHEMA_VERSION 4         /* PRAGMA user_version this build writes and understands */
 
 enum db_open_flags {
     DB_CREATE = 1, /* create the file (and the schema) when it does not exist */

@@ -99,7 +99,7 @@ Test(db, fresh_database_has_application_id_and_schema_version)
     cr_assert(memcmp(b, "SQLite format 3", 16) == 0);
     cr_assert_eq(be32_at(b + 68), 0x53514C54u);
     cr_assert_eq(be32_at(b + 68), (uint32_t)DB_APPLICATION_ID);
-    cr_assert_eq(be32_at(b + 60), 3u);
+    cr_assert_eq(be32_at(b + 60), 4u);
     cr_assert_eq(be32_at(b + 60), (uint32_t)DB_SCHEMA_VERSION);
     cr_assert_eq(b[18], 2, "not in WAL mode"); /* file format write/read versions: 2 = WAL */
     cr_assert_eq(b[19], 2);
@@ -110,7 +110,7 @@ Test(db, fresh_database_has_application_id_and_schema_version)
     cr_assert_str_eq(db_path(db), path);
     db_close(db);
     b = th_read_file(path, &n);
-    cr_assert_eq(be32_at(b + 60), 3u);
+    cr_assert_eq(be32_at(b + 60), 4u);
     free(b);
     free(path);
 }
@@ -177,8 +177,12 @@ Test(db, newer_schema_is_refused_and_unchanged)
 {
     char *path = make_db("new.db");
     patch_header(path, 60, 999);
-    assert_refused(path, DB_CREATE, SL_EVERSION, "made by a newer seqlite (schema 999, this build knows 3)");
+    assert_refused(path, DB_CREATE, SL_EVERSION, "made by a newer seqlite (schema 999, this build knows 4)");
     assert_refused(path, 0, SL_EVERSION, "upgrade seqlite");
+    /* and the very next version (a file of the build after this one) */
+    patch_header(path, 60, DB_SCHEMA_VERSION + 1);
+    assert_refused(path, DB_CREATE, SL_EVERSION, "made by a newer seqlite (schema 5, this build knows 4): upgrade seqlite");
+    assert_refused(path, DB_READ, SL_EVERSION, "made by a newer seqlite (schema 5, this build knows 4)");
     free(path);
 }
 
@@ -912,6 +916,68 @@ static void upgrade_keeps_every_row(int from)
  * chrf row each), training's validation scores stay training's (no evaluation). */
 Test(db, schema_2_upgrade_keeps_every_row_and_groups_old_evaluations) { upgrade_keeps_every_row(2); }
 Test(db, schema_1_upgrade_keeps_every_row) { upgrade_keeps_every_row(1); }
+
+/* A schema-3 database with a stored evaluation (its translations and scores linked to it) is upgraded
+ * in place to schema 4: every row stays, the evaluation keeps its settings and gets precision NULL (not
+ * recorded), and the new column takes only fp32, bf16 or int8. */
+Test(db, schema_3_upgrade_keeps_evaluations_with_precision_not_recorded)
+{
+    char *path = th_path(dir, "v3.db");
+    sqlite3 *h;
+    cr_assert_eq(sqlite3_open(path, &h), SQLITE_OK);
+    cr_assert_eq(sqlite3_exec(h, "PRAGMA foreign_keys = ON", NULL, NULL, NULL), SQLITE_OK);
+    for (int v = 0; v < 3; v++)
+        cr_assert_eq(sqlite3_exec(h, db_migration_script(v), NULL, NULL, NULL), SQLITE_OK, "%s", sqlite3_errmsg(h));
+    char pragmas[96];
+    snprintf(pragmas, sizeof pragmas, "PRAGMA application_id = %d; PRAGMA user_version = 3;", DB_APPLICATION_ID);
+    cr_assert_eq(sqlite3_exec(h, pragmas, NULL, NULL, NULL), SQLITE_OK);
+    const char *rows =
+        "INSERT INTO corpus (id, name, split, src_lang, tgt_lang, src_path, tgt_path, n_pairs, first_pair_id,"
+        " last_pair_id) VALUES (1, 'test', 'test', 'en', 'de', 't.en', 't.de', 2, 1, 2);"
+        "INSERT INTO pair (id, corpus_id, line, src, tgt) VALUES (1, 1, 1, 'a', 'b'), (2, 1, 2, 'c', 'd');"
+        "INSERT INTO vocab (id, kind, side, size, normalization) VALUES (1, 'bpe', 'joint', 4, 'NFKC');"
+        "INSERT INTO run (id, name, src_vocab_id, tgt_vocab_id, config) VALUES (1, 'r', 1, 1, '{\"layers\":1}');"
+        "INSERT INTO checkpoint (id, run_id, step, epoch) VALUES (1, 1, 10, 0);"
+        "INSERT INTO evaluation (id, run_id, checkpoint_id, step, split, beam, length_penalty, max_sentences,"
+        " n_sentences, seconds, sentences_per_s) VALUES (1, 1, 1, 10, 'test', 4, 0.6, 2, 2, 0.5, 4.0);"
+        "INSERT INTO metric (run_id, checkpoint_id, step, split, name, value, evaluation_id)"
+        " VALUES (1, 1, 10, 'test', 'bleu', 3.5, 1), (1, 1, 10, 'test', 'chrf', 20.5, 1);"
+        "INSERT INTO translation (checkpoint_id, corpus_id, pair_id, beam, hypothesis, evaluation_id)"
+        " VALUES (1, 1, 1, 4, 'x', 1), (1, 1, 2, 4, 'y', 1);";
+    cr_assert_eq(sqlite3_exec(h, rows, NULL, NULL, NULL), SQLITE_OK, "%s", sqlite3_errmsg(h));
+    cr_assert_eq(count_rows(h, "SELECT count(*) FROM pragma_table_info('evaluation') WHERE name = 'precision'"), 0);
+    sqlite3_close(h);
+
+    struct db *db;
+    cr_assert_eq(db_open(path, 0, &db), 0, "%s", sl_errmsg());
+    db_close(db);
+    cr_assert_eq(sqlite3_open(path, &h), SQLITE_OK);
+    cr_assert_eq(count_rows(h, "PRAGMA user_version"), 4);
+    cr_assert_eq(count_rows(h, "SELECT count(*) FROM pragma_table_info('evaluation') WHERE name = 'precision'"
+                               " AND type = 'TEXT'"), 1);
+    cr_assert_eq(count_rows(h, "SELECT count(*) FROM evaluation WHERE id = 1 AND precision IS NULL AND beam = 4 AND"
+                               " length_penalty = 0.6 AND max_sentences = 2 AND n_sentences = 2 AND seconds = 0.5"
+                               " AND sentences_per_s = 4.0 AND checkpoint_id = 1 AND run_id = 1"), 1);
+    cr_assert_eq(count_rows(h, "SELECT count(*) FROM evaluation"), 1);
+    cr_assert_eq(count_rows(h, "SELECT count(*) FROM metric WHERE evaluation_id = 1"), 2);
+    cr_assert_eq(count_rows(h, "SELECT count(*) FROM translation WHERE evaluation_id = 1"), 2);
+    cr_assert_eq(count_rows(h, "SELECT count(*) FROM pair"), 2);
+    cr_assert_eq(count_rows(h, "SELECT count(*) FROM pragma_foreign_key_check"), 0);
+    /* the new column's check: the three precisions and NULL, nothing else */
+    cr_assert_eq(sqlite3_exec(h, "UPDATE evaluation SET precision = 'int8'", NULL, NULL, NULL), SQLITE_OK,
+                 "%s", sqlite3_errmsg(h));
+    cr_assert_eq(sqlite3_exec(h, "UPDATE evaluation SET precision = 'fp16'", NULL, NULL, NULL), SQLITE_CONSTRAINT);
+    cr_assert_eq(count_rows(h, "SELECT count(*) FROM evaluation WHERE precision = 'int8'"), 1);
+    sqlite3_close(h);
+    /* opening again changes nothing: the migration ran once */
+    cr_assert_eq(db_open(path, 0, &db), 0, "%s", sl_errmsg());
+    db_close(db);
+    cr_assert_eq(sqlite3_open(path, &h), SQLITE_OK);
+    cr_assert_eq(count_rows(h, "PRAGMA user_version"), 4);
+    cr_assert_eq(count_rows(h, "SELECT count(*) FROM evaluation WHERE precision = 'int8'"), 1);
+    sqlite3_close(h);
+    free(path);
+}
 
 /* A path that looks like an SQLite URI is a path: the database is the file of that name, on disk. */
 Test(db, a_path_starting_with_file_colon_is_a_file)
