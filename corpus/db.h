@@ -291,6 +291,7 @@ struct db_evaluation {
     double length_penalty;
     int64_t max_sentences;  /* --limit; 0: all */
     const char *members;    /* JSON array of the ensemble's checkpoint ids; NULL: one model */
+    const char *precision;  /* "fp32", "bf16" or "int8": what the products ran in; NULL: not recorded */
     int64_t n_sentences;
     double seconds;         /* decoding time (NAN: not measured) */
     double sentences_per_s; /* (NAN: not measured) */

@@ -11,16 +11,18 @@ int db_evaluation_insert(struct db *db, struct db_evaluation *e, int64_t *id)
 {
     int rc = db_exec(db, "storing an evaluation", DB_CHECK,
                      "INSERT INTO evaluation (run_id, checkpoint_id, step, split, beam, length_penalty,"
-                     " max_sentences, members, n_sentences, seconds, sentences_per_s)"
+                     " max_sentences, members, n_sentences, seconds, sentences_per_s, precision)"
                      " VALUES ((SELECT id FROM run WHERE id = ?1), (SELECT id FROM checkpoint WHERE id = ?2),"
-                     " ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+                     " ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
                      DB_ARGS(db_int(e->run_id), db_int(e->checkpoint_id), db_int(e->step), db_text(e->split),
                              db_int(e->beam), db_real(e->length_penalty), db_id(e->max_sentences),
                              e->members ? db_text(e->members) : db_null(), db_int(e->n_sentences),
-                             db_real_or_null(e->seconds), db_real_or_null(e->sentences_per_s)));
+                             db_real_or_null(e->seconds), db_real_or_null(e->sentences_per_s),
+                             e->precision ? db_text(e->precision) : db_null()));
     if (rc == SL_EINVAL)
-        return db_fail(db, rc, "evaluation: beam %d, limit %lld or members '%s' out of range", e->beam,
-                       (long long)e->max_sentences, e->members ? e->members : "");
+        return db_fail(db, rc, "evaluation: beam %d, limit %lld, members '%s' or precision '%s' out of range",
+                       e->beam, (long long)e->max_sentences, e->members ? e->members : "",
+                       e->precision ? e->precision : "");
     if (rc)
         return rc;
     *id = db_last_id(db);

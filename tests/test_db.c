@@ -554,6 +554,43 @@ Test(db, evaluation_outlives_a_deleted_checkpoint)
     free(path);
 }
 
+/* An evaluation stores the precision it decoded with (NULL: not recorded); anything but fp32, bf16 and
+ * int8 is refused with a message naming it. */
+Test(db, evaluation_precision_is_stored_and_checked)
+{
+    char *path = make_db("prec.db");
+    struct db *db;
+    cr_assert_eq(db_open(path, 0, &db), 0, "%s", sl_errmsg());
+    static const char *const precs[] = {"int8", NULL, "bf16", "fp16"};
+    for (int i = 0; i < 4; i++) {
+        struct db_evaluation e = {.split = "test", .beam = 1, .length_penalty = 0, .precision = precs[i],
+                                  .seconds = NAN, .sentences_per_s = NAN};
+        int64_t eid = 0;
+        cr_assert_eq(db_begin(db), 0);
+        int rc = db_evaluation_insert(db, &e, &eid);
+        if (i < 3) {
+            cr_assert_eq(rc, 0, "%s", sl_errmsg());
+            cr_assert_eq(db_commit(db), 0);
+        } else {
+            cr_assert_eq(rc, SL_EINVAL);
+            cr_assert(strstr(sl_errmsg(), "precision 'fp16'"), "%s", sl_errmsg());
+            cr_assert_eq(db_rollback(db), 0);
+        }
+    }
+    db_close(db);
+    sqlite3 *h;
+    cr_assert_eq(sqlite3_open(path, &h), SQLITE_OK);
+    sqlite3_stmt *st;
+    cr_assert_eq(sqlite3_prepare_v2(h, "SELECT group_concat(coalesce(precision, 'NULL'), ' ') FROM"
+                                       " (SELECT precision FROM evaluation ORDER BY id)", -1, &st, NULL),
+                 SQLITE_OK, "%s", sqlite3_errmsg(h));
+    cr_assert_eq(sqlite3_step(st), SQLITE_ROW);
+    cr_assert_str_eq((const char *)sqlite3_column_text(st, 0), "int8 NULL bf16");
+    sqlite3_finalize(st);
+    sqlite3_close(h);
+    free(path);
+}
+
 static void set_owner(const char *path, const char *owner, const char *age_s)
 {
     sqlite3 *h;

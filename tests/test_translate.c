@@ -13,6 +13,7 @@
 
 #include "tests/greedy_oracle.h"
 #include "model/seq2seq.h"
+#include "nn/autocast.h"
 #include "nn/gemm_bf16.h"
 #include "nn/params.h"
 #include "tokenizer/bpe.h"
@@ -719,6 +720,29 @@ static int64_t count_rows(const char *db_path, const char *sql)
     return n;
 }
 
+/* evaluation.precision of the newest evaluation of db_path ("NULL" when not recorded; malloc'd). */
+static char *newest_precision(const char *db_path)
+{
+    sqlite3 *h;
+    cr_assert_eq(sqlite3_open_v2(db_path, &h, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    sqlite3_stmt *st;
+    cr_assert_eq(sqlite3_prepare_v2(h, "SELECT coalesce(precision, 'NULL') FROM evaluation ORDER BY id DESC LIMIT 1",
+                                    -1, &st, NULL),
+                 SQLITE_OK, "%s", sqlite3_errmsg(h));
+    cr_assert_eq(sqlite3_step(st), SQLITE_ROW, "no evaluation in %s", db_path);
+    char *p = strdup((const char *)sqlite3_column_text(st, 0));
+    sqlite3_finalize(st);
+    sqlite3_close(h);
+    return p;
+}
+
+static void assert_newest_precision(const char *db_path, const char *want, const char *what)
+{
+    char *got = newest_precision(db_path);
+    cr_assert_str_eq(got, want, "%s: evaluation.precision '%s', expected '%s'", what, got, want);
+    free(got);
+}
+
 Test(translate_cli, alignment_errors_and_options)
 {
     char *dir = th_tmpdir();
@@ -814,9 +838,10 @@ Test(translate_cli, alignment_errors_and_options)
     free(dir);
 }
 
-/* --precision: bf16 and int8 translate every line and eval scores them; a value that is no precision is a
- * usage error; where oneDNN has neither (ONEDNN_MAX_CPU_ISA=avx2 in the child) the command says so in one
- * line and prints exactly the fp32 translations. */
+/* --precision: bf16 and int8 translate every line and eval scores them, storing the precision in the
+ * evaluation row; a value that is no precision is a usage error; where oneDNN has neither
+ * (ONEDNN_MAX_CPU_ISA=avx2 in the child) the command says so in one line, prints exactly the fp32
+ * translations, and eval stores fp32: what it decoded with, not what was asked for. */
 Test(translate_cli, precision_bf16_int8_and_the_fp32_fallback)
 {
     char *dir = th_tmpdir();
@@ -835,7 +860,14 @@ Test(translate_cli, precision_bf16_int8_and_the_fp32_fallback)
         cr_assert_eq(runf(&out, &err, NULL, "eval '%s' --beam 2 --precision %s", db, precs[i]), 0, "%s", err);
         cr_assert(strncmp(out, "BLEU|", 5) == 0 && strstr(out, "\nchrF2|"), "%s: %s", precs[i], out);
         free(out), free(err);
+        /* bf16 (emulated where the CPU lacks it) runs wherever oneDNN is built; int8 needs VNNI or AMX */
+        const enum precision p = i ? PRECISION_INT8 : PRECISION_BF16;
+        cr_assert(p == PRECISION_INT8 || !gemm_bf16_built() || autocast_available(p));
+        assert_newest_precision(db, autocast_available(p) ? precs[i] : "fp32", precs[i]);
     }
+    cr_assert_eq(runf(&out, &err, NULL, "eval '%s' --beam 2 --limit 3", db), 0, "%s", err);
+    free(out), free(err);
+    assert_newest_precision(db, "fp32", "the default");
     cr_assert_eq(runf(&out, &err, in, "translate '%s' --precision fp16", db), 2);
     cr_assert(strstr(err, "--precision 'fp16': expected fp32, bf16 or int8"), "%s", err);
     free(out), free(err);
@@ -846,6 +878,10 @@ Test(translate_cli, precision_bf16_int8_and_the_fp32_fallback)
             cr_assert(strstr(err, "not available") && strstr(err, "f32 instead"), "%s: %s", precs[i], err);
             cr_assert_str_eq(out, f32, "%s falling back to fp32 translates as fp32", precs[i]);
             free(out), free(err);
+            cr_assert_eq(runf(&out, &err, NULL, "eval '%s' --beam 2 --precision %s", db, precs[i]), 0, "%s", err);
+            cr_assert(strstr(err, "not available") && strstr(err, "f32 instead"), "%s: %s", precs[i], err);
+            free(out), free(err);
+            assert_newest_precision(db, "fp32", "a fallback");
         }
         unsetenv("ONEDNN_MAX_CPU_ISA");
     }
@@ -921,6 +957,7 @@ Test(translate_cli, eval_stores_rows_and_matches_score)
     cr_assert_eq(count_rows(db, "SELECT count(*) FROM evaluation"), 2);
     cr_assert_eq(count_rows(db, "SELECT count(*) FROM evaluation WHERE beam = 2 AND length_penalty = 0.6 AND"
                                 " max_sentences IS NULL AND n_sentences = 12 AND split = 'test' AND members IS NULL"
+                                " AND precision = 'fp32'"
                                 " AND seconds > 0 AND sentences_per_s > 0 AND checkpoint_id IS NOT NULL"), 1);
     cr_assert_eq(count_rows(db, "SELECT count(*) FROM evaluation WHERE beam = 1 AND length_penalty = 0.25 AND"
                                 " max_sentences = 5 AND n_sentences = 5"), 1);

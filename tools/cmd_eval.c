@@ -130,6 +130,7 @@ static int run(int argc, char **argv)
         .alpha = alpha,
         .limit = (size_t)limit,
         .members = n_ck > 1 ? members : NULL,
+        .precision = translator_opts(t)->precision, /* after cli_precision's fallback: what decoded */
         .seconds = t_decode,
     };
     if (!db_read_only(db) && (rc = eval_store(db, &rec, &p, &ev)) != 0) {
@@ -191,7 +192,8 @@ const struct cli_cmd cmd_eval = {
         "  --threads N         decoding threads (default 0: all cores)\n"
         "  --precision P       fp32 (default), bf16 (products in bf16 with f32 sums; AVX512-BF16\n"
         "                      or AMX) or int8 (weights int8 per output unit, inputs per row;\n"
-        "                      VNNI or AMX); elsewhere fp32 with a note\n"
+        "                      VNNI or AMX); elsewhere fp32 with a note (evaluation.precision\n"
+        "                      stores the one decoded with)\n"
         "exit status: 0 ok, 1 no model / no pairs / database error, 2 usage error\n",
     .run = run,
 };

@@ -5,6 +5,7 @@
 #include "eval/bleu.h"
 #include "eval/chrf.h"
 #include "eval/evtext.h"
+#include "nn/autocast.h"
 #include "translate/translator.h"
 #include "util/err.h"
 #include "util/vec.h"
@@ -198,6 +199,7 @@ int eval_store(struct db *db, const struct eval_record *r, const struct eval_set
         .length_penalty = r->alpha,
         .max_sentences = (int64_t)r->limit,
         .members = r->members,
+        .precision = precision_name((enum precision)r->precision),
         .n_sentences = (int64_t)s->n,
         .seconds = r->seconds > 0 ? r->seconds : NAN,
         .sentences_per_s = r->seconds > 0 ? (double)s->n / r->seconds : NAN,

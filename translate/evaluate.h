@@ -56,6 +56,8 @@ struct eval_record {
     double alpha;        /* length penalty */
     size_t limit;        /* first N pairs only (0: all) */
     const char *members; /* JSON array of an ensemble's checkpoint ids; NULL: one model */
+    int precision;       /* enum precision (nn/autocast.h) the products ran in: the translator's, i.e. after
+                          * a command's fallback to fp32 where the CPU lacks the one asked for */
     double seconds;      /* decoding time (0: not measured) */
 };
 
