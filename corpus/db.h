@@ -475,6 +475,7 @@ struct db_info_evaluation {
     double length_penalty;        /* NaN: not recorded */
     int64_t max_sentences;        /* --limit; 0: all */
     const char *members;          /* JSON array of an ensemble's checkpoint ids ("": one model) */
+    const char *precision;        /* fp32, bf16 or int8 ("": not recorded, stored before schema 4) */
     int64_t n_sentences;          /* 0: not recorded */
     double seconds, sentences_per_s;
     double bleu, chrf;            /* its metric rows (NaN: none) */

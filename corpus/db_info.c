@@ -132,7 +132,7 @@ int db_info_evaluations(struct db *db, int64_t run_id, int64_t limit,
                       " (SELECT m.value FROM metric m WHERE m.evaluation_id = e.id AND m.name = 'bleu'"
                       "  ORDER BY m.id DESC LIMIT 1),"
                       " (SELECT m.value FROM metric m WHERE m.evaluation_id = e.id AND m.name = 'chrf'"
-                      "  ORDER BY m.id DESC LIMIT 1), e.created_at"
+                      "  ORDER BY m.id DESC LIMIT 1), e.created_at, e.precision"
                       " FROM evaluation e WHERE ?1 = 0 OR e.run_id = ?1 ORDER BY e.id DESC LIMIT ?2) ORDER BY 1",
                       DB_ARGS(db_int(run_id), db_int(limit)));
     while (!rc && db_row(st) > 0) {
@@ -152,6 +152,7 @@ int db_info_evaluations(struct db *db, int64_t run_id, int64_t limit,
             .bleu = db_col_real_or_nan(st, 12),
             .chrf = db_col_real_or_nan(st, 13),
             .created_at = db_col_text(st, 14),
+            .precision = db_col_text(st, 15),
         };
         rc = cb(ctx, &e);
     }

@@ -211,6 +211,23 @@ static void assert_aligned(const char *out)
     }
 }
 
+/* Asserts that in the table of out whose title line has head_needle, the line with row_needle has want
+ * in the left-aligned column titled title (the cell starts where the title does). */
+static void assert_cell(const char *out, const char *head_needle, const char *title, const char *row_needle,
+                        const char *want)
+{
+    char *head = line_with(out, head_needle, title, (const char *)NULL);
+    cr_assert_not_null(head, "no title line with '%s' and '%s' in:\n%s", head_needle, title, out);
+    char *row = line_with(out, row_needle, (const char *)NULL);
+    cr_assert_not_null(row, "no line with '%s' in:\n%s", row_needle, out);
+    const size_t at = (size_t)(strstr(head, title) - head), n = strlen(want);
+    cr_assert(strlen(row) >= at + n && strncmp(row + at, want, n) == 0 && (row[at + n] == ' ' || !row[at + n]) &&
+                  row[at - 1] == ' ',
+              "column '%s' of '%s' is not '%s' (title line '%s')", title, row, want, head);
+    free(head);
+    free(row);
+}
+
 static char *file_bytes(const char *path, size_t *n)
 {
     char *b = th_read_file(path, n);
@@ -411,10 +428,27 @@ Test(info, finished_run_with_an_evaluation_and_a_live_owner)
     cr_assert_eq(runf(&out, &err, "info '%s'", db), 0, "%s", err);
     ASSERT_LINE(out, " 1  run-1 ", " done ", " 4/4 ");
     cr_assert_null(strstr(out, "resume"), "%s", out);
-    ASSERT_LINE(out, "id", "ckpt", "split", "beam", "lp", "limit", "ensemble", "BLEU", "chrF", "sent/s", "when");
+    ASSERT_LINE(out, "id", "ckpt", "split", "beam", "lp", "limit", "ensemble", "precision", "BLEU", "chrF", "sent/s",
+                "when");
     ASSERT_LINE(out, " test ", " 2 ", " 0.80 ", " 5 ");
+    assert_cell(out, "ensemble", "precision", " 0.80 ", "fp32");
     assert_aligned(out);
     free(out), free(err);
+    /* another precision, and one not recorded (an evaluation stored before schema 4): "-" */
+    exec_sql(db, "UPDATE evaluation SET precision = 'bf16'");
+    cr_assert_eq(runf(&out, &err, "info '%s'", db), 0, "%s", err);
+    assert_cell(out, "ensemble", "precision", " 0.80 ", "bf16");
+    free(out), free(err);
+    exec_sql(db, "UPDATE evaluation SET precision = NULL");
+    cr_assert_eq(runf(&out, &err, "info '%s'", db), 0, "%s", err);
+    assert_cell(out, "ensemble", "precision", " 0.80 ", "-");
+    assert_aligned(out);
+    free(out), free(err);
+    cr_assert_eq(runf(&out, &err, "info '%s' --json", db), 0, "%s", err);
+    char *t = json_query(out, "SELECT json_type(?1, '$.evaluations[0].precision')", NULL);
+    cr_assert_str_eq(t, "null", "%s", out);
+    free(t), free(out), free(err);
+    exec_sql(db, "UPDATE evaluation SET precision = 'fp32'");
 
     cr_assert_eq(runf(&out, &err, "info '%s' --json", db), 0, "%s", err);
     assert_json_shape(out);
@@ -426,6 +460,7 @@ Test(info, finished_run_with_an_evaluation_and_a_live_owner)
     assert_jx(out, "$.evaluations[0].limit", "5");
     assert_jx(out, "$.evaluations[0].sentences", "5");
     assert_jx(out, "$.evaluations[0].members", "");
+    assert_jx(out, "$.evaluations[0].precision", "fp32");
     char *v = json_query(out, "SELECT json_type(?1, '$.evaluations[0].bleu') IN ('real', 'integer') AND"
                               " json_type(?1, '$.evaluations[0].chrf') IN ('real', 'integer') AND"
                               " json_extract(?1, '$.evaluations[0].checkpoint_id') ="

@@ -430,6 +430,7 @@ static int evaluation_row(void *ctx, const struct db_info_evaluation *e)
         j_real(w, "length_penalty", e->length_penalty);
         j_id(w, "limit", e->max_sentences);
         j_raw(w, "members", e->members);
+        j_str(w, "precision", e->precision);
         j_id(w, "sentences", e->n_sentences);
         j_real(w, "seconds", e->seconds);
         j_real(w, "bleu", e->bleu);
@@ -451,6 +452,7 @@ static int evaluation_row(void *ctx, const struct db_info_evaluation *e)
     table_cell(&in->t, "%s", fmt_real(lp, sizeof lp, e->length_penalty, 2));
     table_cell(&in->t, "%s", limit);
     table_cell(&in->t, "%s", e->members[0] ? e->members : "-");
+    table_cell(&in->t, "%s", e->precision[0] ? e->precision : "-"); /* "-": stored before schema 4 */
     table_cell(&in->t, "%s", fmt_real(bleu, sizeof bleu, e->bleu, 2));
     table_cell(&in->t, "%s", fmt_real(chrf, sizeof chrf, e->chrf, 2));
     table_cell(&in->t, "%s", fmt_real(speed, sizeof speed, e->sentences_per_s, 1));
@@ -505,13 +507,21 @@ static const char *const corpus_head[] = {"name", "split", "languages", "pairs",
 static const char *const vocab_head[] = {"id", "kind", "side", "size", "normalization", "created"};
 static const char *const run_head[] = {"id", "name", "status", "model", "steps", "time", "best ppl", "BLEU"};
 static const char *const ckpt_head[] = {"id", "step", "valid ppl", "BLEU", "flags", "MB", "Adam MB"};
-static const char *const eval_head[] = {"id",   "ckpt", "split", "beam", "lp",      "limit",
-                                        "ensemble", "BLEU", "chrF", "sent/s", "when"};
-static const struct section sec_corpora = {"corpora", corpus_head, "lllrr"};
-static const struct section sec_vocabs = {"vocabularies", vocab_head, "rllrll"};
-static const struct section sec_runs = {"runs", run_head, "rlllrrrr"};
-static const struct section sec_ckpts = {"checkpoints", ckpt_head, "rrrrlrr"};
-static const struct section sec_evals = {"evaluations", eval_head, "rrlrrrlrrrl"};
+static const char *const eval_head[] = {"id",       "ckpt",      "split", "beam", "lp",     "limit",
+                                        "ensemble", "precision", "BLEU",  "chrF", "sent/s", "when"};
+/* one 'l' or 'r' per title above */
+static const char corpus_align[] = "lllrr", vocab_align[] = "rllrll", run_align[] = "rlllrrrr",
+                  ckpt_align[] = "rrrrlrr", eval_align[] = "rrlrrrllrrrl";
+#define COLS_MATCH(head, align) (sizeof head / sizeof head[0] == sizeof align - 1 && sizeof align - 1 <= MAX_COLS)
+_Static_assert(COLS_MATCH(corpus_head, corpus_align) && COLS_MATCH(vocab_head, vocab_align) &&
+                   COLS_MATCH(run_head, run_align) && COLS_MATCH(ckpt_head, ckpt_align) &&
+                   COLS_MATCH(eval_head, eval_align),
+               "a section's titles and alignments differ in number, or exceed MAX_COLS");
+static const struct section sec_corpora = {"corpora", corpus_head, corpus_align};
+static const struct section sec_vocabs = {"vocabularies", vocab_head, vocab_align};
+static const struct section sec_runs = {"runs", run_head, run_align};
+static const struct section sec_ckpts = {"checkpoints", ckpt_head, ckpt_align};
+static const struct section sec_evals = {"evaluations", eval_head, eval_align};
 
 /* Writes every section; run_key: --run (NULL: the newest run). */
 static int info_write(struct db *db, struct info *in, const char *run_key)
@@ -622,10 +632,10 @@ const struct cli_cmd cmd_info = {
         "  wall time, the validation perplexity and BLEU of the best checkpoint, and how to resume a\n"
         "  stopped one), the checkpoints of the newest run (validation scores, best / averaged, size\n"
         "  and how much of it is Adam state) and the newest 10 evaluations with their settings\n"
-        "  (beam, length penalty, --limit, ensemble members) and scores. A run whose status is\n"
-        "  running but whose trainer died shows as interrupted. Only reads DB (one snapshot; an\n"
-        "  older schema is upgraded first, as by every command): it may run while a training run\n"
-        "  writes to it.\n"
+        "  (beam, length penalty, --limit, ensemble members, precision) and scores. A run whose\n"
+        "  status is running but whose trainer died shows as interrupted. Only reads DB (one\n"
+        "  snapshot; an older schema is upgraded first, as by every command): it may run while a\n"
+        "  training run writes to it.\n"
         "options:\n"
         "  --run R   the checkpoints and evaluations of run R (an id or a name) instead\n"
         "  --json    one JSON object {\"corpora\":[...],\"vocabularies\":[...],\"runs\":[...],\n"
