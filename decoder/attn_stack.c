@@ -52,8 +52,25 @@ void attn_stack_acts_carve(struct attn_stack_acts *a, struct arena *ar, const st
     a->pka = arena_take(ar, attn_pack_floats(att) * sizeof(float));
 }
 
-/* Whether this pass multiplies its per-step weights packed: f32 on one BLAS thread (nn/gemm.h). */
-static int use_packs(void) { return gemm_get_threads() == 1 && !autocast_active(); }
+/* The packed weights of one pass (backward: packed for attn_stack_backward's products), made into a's
+ * buffers when the pass runs f32 on one BLAS thread (nn/gemm.h) over more than one step: pk[l] for layer
+ * l's cell, the attention's returned; NULL where a weight is multiplied unpacked. */
+static const float *make_packs(const struct stack_layout *lay, const struct attn_layout *att, const float *w,
+                               const struct attn_stack_acts *a, int backward, const float *pk[NN_MAX_LAYERS])
+{
+    const int packs = gemm_get_threads() == 1 && !autocast_active() && a->T > 1;
+    for (size_t l = 0; l < lay->L; l++) {
+        pk[l] = packs ? a->pk[l] : NULL;
+        if (pk[l] && backward)
+            lstm_cell_pack_backward(w + lay->W[l], attn_stack_in_dim(lay, l), lay->H, a->pk[l]);
+        else if (pk[l])
+            lstm_cell_pack_forward(w + lay->W[l], attn_stack_in_dim(lay, l), lay->H, a->pk[l]);
+    }
+    if (!packs || !a->pka)
+        return NULL;
+    (backward ? attn_pack_backward : attn_pack)(att, w, a->pka);
+    return a->pka;
+}
 
 const float *attn_stack_top(const struct attn_stack_acts *a) { return a->att.ht; }
 
@@ -78,13 +95,7 @@ void attn_stack_forward(const struct stack_layout *lay, const struct attn_layout
     if (p > 0)
         dropout_forward(a->emb, a->emb, a->memb, TB * E, p, r);
     attn_keys_forward(att, w, Hs, S, B, a->keys);
-    const int packs = use_packs() && T > 1;
-    const float *pk[NN_MAX_LAYERS] = {0}, *pka = packs ? a->pka : NULL;
-    for (size_t l = 0; l < L; l++)
-        if (packs && (pk[l] = a->pk[l]))
-            lstm_cell_pack_forward(w + lay->W[l], attn_stack_in_dim(lay, l), H, a->pk[l]);
-    if (pka)
-        attn_pack(att, w, a->pka);
+    const float *pk[NN_MAX_LAYERS], *pka = make_packs(lay, att, w, a, 0, pk);
     for (size_t l = 0; l < L; l++) { /* the state before step 0: h0 into the first block, c0 */
         const size_t I = attn_stack_in_dim(lay, l);
         put_rows(a->xh[l] + I, I + H, h0 ? h0 + l * BH : NULL, H, B, H);
@@ -129,13 +140,7 @@ void attn_stack_backward(const struct stack_layout *lay, const struct attn_layou
         memset(a->dxh[l], 0, B * (attn_stack_in_dim(lay, l) + H) * sizeof(float));
     memset(a->dc, 0, L * BH * sizeof(float));
     memset(a->dkeys, 0, (S * B * KW + 1) * sizeof(float));
-    const int packs = use_packs() && T > 1;
-    const float *pk[NN_MAX_LAYERS] = {0}, *pka = packs ? a->pka : NULL;
-    for (size_t l = 0; l < L; l++)
-        if (packs && (pk[l] = a->pk[l]))
-            lstm_cell_pack_backward(w + lay->W[l], attn_stack_in_dim(lay, l), H, a->pk[l]);
-    if (pka)
-        attn_pack_backward(att, w, a->pka);
+    const float *pk[NN_MAX_LAYERS], *pka = make_packs(lay, att, w, a, 1, pk);
     for (size_t t = T; t-- > 0;) {
         /* dh~_t: from the output layer and, through input feeding, from step t+1's x^0 = [emb | h~_t] */
         for (size_t b = 0; b < B; b++)

@@ -882,12 +882,10 @@ static int64_t count_rows(sqlite3 *h, const char *sql)
     return n;
 }
 
-/* Builds a database of schema `from` with a row in every table, opens it (which upgrades it) and checks
- * that every row is kept and the old evaluation scores are grouped. */
-static void upgrade_keeps_every_row(int from)
+/* A new database file at path with the schema of version `from`, built by the migrations a build of that
+ * version ran, left open (foreign keys on) for the caller's rows. */
+static sqlite3 *create_at_schema(const char *path, int from)
 {
-    char *tdir = th_tmpdir();
-    char *path = th_path(tdir, from == 1 ? "v1.db" : "v2.db");
     sqlite3 *h;
     cr_assert_eq(sqlite3_open(path, &h), SQLITE_OK);
     cr_assert_eq(sqlite3_exec(h, "PRAGMA foreign_keys = ON", NULL, NULL, NULL), SQLITE_OK);
@@ -897,6 +895,16 @@ static void upgrade_keeps_every_row(int from)
     snprintf(pragmas, sizeof pragmas, "PRAGMA application_id = %d; PRAGMA user_version = %d;", DB_APPLICATION_ID,
              from);
     cr_assert_eq(sqlite3_exec(h, pragmas, NULL, NULL, NULL), SQLITE_OK);
+    return h;
+}
+
+/* Builds a database of schema `from` with a row in every table, opens it (which upgrades it) and checks
+ * that every row is kept and the old evaluation scores are grouped. */
+static void upgrade_keeps_every_row(int from)
+{
+    char *tdir = th_tmpdir();
+    char *path = th_path(tdir, from == 1 ? "v1.db" : "v2.db");
+    sqlite3 *h = create_at_schema(path, from);
     const char *rows =
         "INSERT INTO corpus (id, name, split, src_lang, tgt_lang, src_path, tgt_path, n_pairs, first_pair_id,"
         " last_pair_id) VALUES (1, 'test', 'test', 'en', 'de', 't.en', 't.de', 2, 1, 2);"
@@ -960,14 +968,7 @@ Test(db, schema_1_upgrade_keeps_every_row) { upgrade_keeps_every_row(1); }
 Test(db, schema_3_upgrade_keeps_evaluations_with_precision_not_recorded)
 {
     char *path = th_path(dir, "v3.db");
-    sqlite3 *h;
-    cr_assert_eq(sqlite3_open(path, &h), SQLITE_OK);
-    cr_assert_eq(sqlite3_exec(h, "PRAGMA foreign_keys = ON", NULL, NULL, NULL), SQLITE_OK);
-    for (int v = 0; v < 3; v++)
-        cr_assert_eq(sqlite3_exec(h, db_migration_script(v), NULL, NULL, NULL), SQLITE_OK, "%s", sqlite3_errmsg(h));
-    char pragmas[96];
-    snprintf(pragmas, sizeof pragmas, "PRAGMA application_id = %d; PRAGMA user_version = 3;", DB_APPLICATION_ID);
-    cr_assert_eq(sqlite3_exec(h, pragmas, NULL, NULL, NULL), SQLITE_OK);
+    sqlite3 *h = create_at_schema(path, 3);
     const char *rows =
         "INSERT INTO corpus (id, name, split, src_lang, tgt_lang, src_path, tgt_path, n_pairs, first_pair_id,"
         " last_pair_id) VALUES (1, 'test', 'test', 'en', 'de', 't.en', 't.de', 2, 1, 2);"
