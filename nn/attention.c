@@ -255,7 +255,14 @@ static void step_core(const struct attn_layout *lay, const float *w, const float
     tanh_inplace(ht, M * H);
 }
 
-static size_t attn_pack_wc_floats(const struct attn_layout *lay);
+static size_t max_sz(size_t a, size_t b) { return a > b ? a : b; }
+
+/* W_c's share of a pack, enough for either orientation (W_2's follows it). */
+static size_t attn_pack_wc_floats(const struct attn_layout *lay)
+{
+    const size_t H = lay->H;
+    return max_sz(gemm_packed_floats(2 * H, H), gemm_packed_floats(H, 2 * H));
+}
 
 /* W_2's part of a pack made by attn_pack or attn_pack_backward (mlp; else NULL). */
 static const float *packed_w2(const struct attn_layout *lay, const float *P)
@@ -325,13 +332,11 @@ void attn_step_backward(const struct attn_layout *lay, const float *w, const flo
             }
         }
     }
-    if (mlp) /* q = h W_2^T  =>  dh += dq W_2 (dW_2: attn_step_backward_weights) */
-    {
-        if (P)
-            gemm_run_packed(B, H, A, dq, A, packed_w2(lay, P), 1.0f, dh, H);
-        else
-            gemm_run(GEMM_N, GEMM_N, B, H, A, 1.0f, dq, A, w + lay->W2, H, 1.0f, dh, H);
-    }
+    /* q = h W_2^T  =>  dh += dq W_2 (dW_2: attn_step_backward_weights) */
+    if (mlp && P)
+        gemm_run_packed(B, H, A, dq, A, packed_w2(lay, P), 1.0f, dh, H);
+    else if (mlp)
+        gemm_run(GEMM_N, GEMM_N, B, H, A, 1.0f, dq, A, w + lay->W2, H, 1.0f, dh, H);
 }
 
 void attn_step_backward_weights(const struct attn_layout *lay, float *g, const struct attn_step *st, size_t N)
@@ -345,15 +350,6 @@ void attn_step_backward_weights(const struct attn_layout *lay, float *g, const s
 }
 
 size_t attn_decode_floats(const struct attn_layout *lay, size_t M) { return M * (2 * lay->H + lay->A); }
-
-static size_t max_sz(size_t a, size_t b) { return a > b ? a : b; }
-
-/* W_c's share of a pack, enough for either orientation (W_2's follows it). */
-static size_t attn_pack_wc_floats(const struct attn_layout *lay)
-{
-    const size_t H = lay->H;
-    return max_sz(gemm_packed_floats(2 * H, H), gemm_packed_floats(H, 2 * H));
-}
 
 size_t attn_pack_floats(const struct attn_layout *lay)
 {

@@ -584,14 +584,9 @@ int gemm_bf16_run(struct gemm_bf16_ctx *c, enum gemm_trans ta, enum gemm_trans t
         if ((rc = reserve(&c->a16, &c->a16_cap, m * k * sizeof(uint16_t))) < 0 ||
             (rc = reserve(&c->b16, &c->b16_cap, k * n * sizeof(uint16_t))) < 0)
             return rc;
-        if (ta == GEMM_T)
-            convert_op(GEMM_N, k, m, A, lda, c->a16, nthr);
-        else
-            convert_op(GEMM_N, m, k, A, lda, c->a16, nthr);
-        if (tb == GEMM_T)
-            convert_op(GEMM_N, n, k, B, ldb, c->b16, nthr);
-        else
-            convert_op(GEMM_N, k, n, B, ldb, c->b16, nthr);
+        /* each operand as stored: A (m, k) or (k, m), B (k, n) or (n, k) */
+        convert_op(GEMM_N, ta == GEMM_T ? k : m, ta == GEMM_T ? m : k, A, lda, c->a16, nthr);
+        convert_op(GEMM_N, tb == GEMM_T ? n : k, tb == GEMM_T ? k : n, B, ldb, c->b16, nthr);
         return execute(c, e, c->a16, c->b16, C, NULL);
     }
 #endif

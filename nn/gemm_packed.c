@@ -72,7 +72,8 @@ void gemm_pack_b(enum gemm_trans tb, size_t K, size_t N, const float *B, size_t 
     }
 }
 
-/* Portable tile: C tile (mr, nn) (+)= A (mr, kc) · panel block (kc, 16). */
+/* Portable tile: C tile (mr, nn) (+)= A (mr, kc) · panel block (kc, 16). The kernels read A's element
+ * (r, k) at A[r·rs + k·ks]: in place rs = lda, ks = 1; copied into a row tile rs = 1, ks = mr. */
 static void tile_generic(size_t mr, size_t nn, size_t kc, const float *A, size_t rs, size_t ks, const float *pb,
                          float *C, size_t ldc, int load)
 {
@@ -234,8 +235,9 @@ static int isa_level(void) { return 0; }
  * place, the mr rows of a tile are mr streams lda floats apart, and with lda a multiple of 512 floats
  * (2 KiB; K = 512, 1024 or 2048: the decoder's [x | h] blocks, dG, [c | h]) they fall into one or two
  * groups of L1 sets, more rows than the cache has ways: in the decoder those products ran at 66-75
- * GFLOP/s against 85-95 for K = 1280, and at 81-94 copied (AMD EPYC Zen 4, one thread). The copy is one pass over A against N/32 passes of the kernels. The buffer grows
- * to the largest A a thread multiplies and is freed when the thread ends (its key's destructor). */
+ * GFLOP/s against 85-95 for K = 1280, and at 81-94 copied (AMD EPYC Zen 4, one thread). The copy is one
+ * pass over A against N/32 passes of the kernels. The buffer grows to the largest A a thread multiplies
+ * and is freed when the thread ends (its key's destructor). */
 static __thread float *abuf;
 static __thread size_t abuf_cap;
 static pthread_key_t abuf_key;
@@ -292,9 +294,9 @@ void gemm_run_packed(size_t M, size_t N, size_t K, const float *A, size_t lda, c
 #else
     const size_t mstep = MR;
 #endif
-    /* a tile's A block: at At + i·K + k0·mr, element (r, k) at r + k·mr; or in place (rs lda, ks 1) */
-    /* rows 512·j floats apart fall into at most 2 groups of L1 sets; farther-spread strides (K = 1280: 4
-     * groups, 3 rows of a 12-row tile each) ran as fast in place as copied, and the copy costs 3-5% there;
+    /* a tile's A block: at At + i·K + k0·mr, element (r, k) at r + k·mr; or in place (rs lda, ks 1).
+     * Copied only for rows 512·j floats apart (at most 2 groups of L1 sets): farther-spread strides
+     * (K = 1280: 4 groups, 3 rows of a 12-row tile each) ran as fast in place, where the copy cost 3-5%;
      * with one panel A is read once anyway */
     const float *At = N > pw && lda % 512 == 0 ? tile_rows(M, K, A, lda, mstep) : NULL;
     /* panel-major: the (M, pw) column of C stays in L1/L2 across the k blocks, A (M, K) stays in L2 */

@@ -35,11 +35,8 @@ void lstm_acts_carve(struct lstm_acts *a, float *buf, size_t T, size_t B, size_t
     a->pkw = NULL;
 }
 
-size_t lstm_pack_floats(size_t H)
-{
-    size_t f = gemm_packed_floats(H, 4 * H), b = gemm_packed_floats(4 * H, H);
-    return f > b ? f : b;
-}
+/* W[:, I:] packed either way has the shape of a cell weight with no input (I = 0) */
+size_t lstm_pack_floats(size_t H) { return lstm_cell_pack_floats(0, H); }
 
 void lstm_pack_recurrent(const float *W, size_t I, size_t H, float *P) /* op = W[:, I:]^T (H, 4H) */
 {

@@ -3,8 +3,8 @@
 # machine to BLEU: installs what is missing and builds (scripts/setup.sh), builds a real English-X
 # parallel corpus from Debian's packages (scripts/get-corpus.sh), imports it, learns the subword
 # vocabulary, trains for N minutes (default 15) on all cores (train's default model: bidirectional
-# encoder + attention; bf16 products where the CPU has them), averages the last three checkpoints (seqlite average), translates a few test
-# sentences through stdin with that model,
+# encoder + attention; bf16 products where the CPU has them), averages the last three checkpoints
+# (seqlite average), translates a few test sentences through stdin with that model,
 # and scores the test split (BLEU, chrF). Why these settings: README, "Translation quality". A line
 # per stage; a re-run reuses the corpus, the database, the vocabulary and the trained model that are
 # already there (training resumes and continues for another N minutes).

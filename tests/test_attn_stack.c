@@ -196,8 +196,9 @@ static void packs_agree(enum attn_score score)
     } arrays[] = {{"top", top, TBH}, {"g", g, N}, {"dHs", dHs, SBH}, {"dh0", dh0, LBH}, {"dc0", dc0, LBH}};
     for (size_t i = 0; i < sizeof arrays / sizeof *arrays; i++)
         for (size_t k = 0; k < arrays[i].n; k++)
-            cr_assert(close_enough(arrays[i].x[0][k], arrays[i].x[1][k], 1e-6, 1e-5), "%s: %s[%zu] packed %g, unpacked %g",
-                      attn_score_name(score), arrays[i].what, k, arrays[i].x[0][k], arrays[i].x[1][k]);
+            cr_assert(close_enough(arrays[i].x[0][k], arrays[i].x[1][k], 1e-6, 1e-5),
+                      "%s: %s[%zu] packed %g, unpacked %g", attn_score_name(score), arrays[i].what, k,
+                      arrays[i].x[0][k], arrays[i].x[1][k]);
     for (int run = 0; run < 2; run++)
         free(top[run]), free(g[run]), free(dHs[run]), free(dh0[run]), free(dc0[run]);
     case_free(&c);

@@ -260,8 +260,8 @@ static int packed_check_shapes(void)
                                 mag += fabs((double)beta * C0[i * ldc + j]);
                             }
                             if (!(fabs(got - s) <= 1e-5 * mag + 1e-7)) { /* NaN fails too */
-                                cr_log_error("tb %d M %zu N %zu K %zu lda %zu beta %g: C(%zu,%zu) = %.9g, want %.9g", tb, M,
-                                             N, K, lda, beta, i, j, got, s);
+                                cr_log_error("tb %d M %zu N %zu K %zu lda %zu beta %g: C(%zu,%zu) = %.9g, want %.9g",
+                                             tb, M, N, K, lda, beta, i, j, got, s);
                                 first = 0;
                             }
                         }
