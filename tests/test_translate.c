@@ -854,15 +854,20 @@ Test(translate_cli, precision_bf16_int8_and_the_fp32_fallback)
     setenv("SEQLITE_BF16_EMULATED", "1", 1);
     static const char *const precs[] = {"bf16", "int8"};
     for (int i = 0; i < 2; i++) {
-        cr_assert_eq(runf(&out, &err, in, "translate '%s' --beam 3 --precision %s", db, precs[i]), 0, "%s", err);
-        cr_assert_eq(count_lines(out), 12, "%s: %s", precs[i], out);
-        free(out), free(err);
-        cr_assert_eq(runf(&out, &err, NULL, "eval '%s' --beam 2 --precision %s", db, precs[i]), 0, "%s", err);
-        cr_assert(strncmp(out, "BLEU|", 5) == 0 && strstr(out, "\nchrF2|"), "%s: %s", precs[i], out);
-        free(out), free(err);
         /* bf16 (emulated where the CPU lacks it) runs wherever oneDNN is built; int8 needs VNNI or AMX */
         const enum precision p = i ? PRECISION_INT8 : PRECISION_BF16;
         cr_assert(p == PRECISION_INT8 || !gemm_bf16_built() || autocast_available(p));
+        char ran[32]; /* the summary line names the precision the products ran in */
+        snprintf(ran, sizeof ran, ", beam 3, %s, ", autocast_available(p) ? precs[i] : "fp32");
+        cr_assert_eq(runf(&out, &err, in, "translate '%s' --beam 3 --precision %s", db, precs[i]), 0, "%s", err);
+        cr_assert_eq(count_lines(out), 12, "%s: %s", precs[i], out);
+        cr_assert(strstr(err, ran), "%s: the summary lacks '%s': %s", precs[i], ran, err);
+        free(out), free(err);
+        cr_assert_eq(runf(&out, &err, NULL, "eval '%s' --beam 2 --precision %s", db, precs[i]), 0, "%s", err);
+        cr_assert(strncmp(out, "BLEU|", 5) == 0 && strstr(out, "\nchrF2|"), "%s: %s", precs[i], out);
+        snprintf(ran, sizeof ran, "penalty 0.6, %s, ", autocast_available(p) ? precs[i] : "fp32");
+        cr_assert(strstr(err, ran), "%s: the summary lacks '%s': %s", precs[i], ran, err);
+        free(out), free(err);
         assert_newest_precision(db, autocast_available(p) ? precs[i] : "fp32", precs[i]);
     }
     cr_assert_eq(runf(&out, &err, NULL, "eval '%s' --beam 2 --limit 3", db), 0, "%s", err);
@@ -880,6 +885,7 @@ Test(translate_cli, precision_bf16_int8_and_the_fp32_fallback)
             free(out), free(err);
             cr_assert_eq(runf(&out, &err, NULL, "eval '%s' --beam 2 --precision %s", db, precs[i]), 0, "%s", err);
             cr_assert(strstr(err, "not available") && strstr(err, "f32 instead"), "%s: %s", precs[i], err);
+            cr_assert(strstr(err, "penalty 0.6, fp32, "), "%s: the summary names fp32: %s", precs[i], err);
             free(out), free(err);
             assert_newest_precision(db, "fp32", "a fallback");
         }

@@ -149,9 +149,9 @@ static int run(int argc, char **argv)
     size_t done = 0, tgt_tok = 0;
     translator_totals(t, &done, NULL, &tgt_tok, NULL);
     fprintf(stderr, "eval: %s split, %zu pairs, checkpoint %lld (run %lld, step %lld), beam %lld, length "
-            "penalty %g, %d threads: decoding %.2f s (%.1f sentences/s, %.0f target tokens/s), total %.2f s\n",
+            "penalty %g, %s, %d threads: decoding %.2f s (%.1f sentences/s, %.0f target tokens/s), total %.2f s\n",
             split, p.n, (long long)ck.checkpoint_id, (long long)ck.run_id, (long long)ck.step, (long long)beam,
-            alpha, translator_opts(t)->threads, t_decode, t_decode > 0 ? (double)done / t_decode : 0.0,
+            alpha, precision_name((enum precision)rec.precision), translator_opts(t)->threads, t_decode, t_decode > 0 ? (double)done / t_decode : 0.0,
             t_decode > 0 ? (double)tgt_tok / t_decode : 0.0, wall);
     if (db_read_only(db))
         fprintf(stderr, "eval: %s cannot be written here (read-only): the scores were not stored\n", pos[0]);

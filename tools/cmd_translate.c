@@ -265,11 +265,11 @@ static int run(int argc, char **argv)
     translator_totals(t, &done, &src_tok, &tgt_tok, &secs);
     if (!unbuffered)
         fprintf(stderr, "translate: %zu line%s (%zu translated) in %.2f s (decoding %.2f s: %.1f sentences/s, "
-                "%.0f target tokens/s), checkpoint %lld (run %lld, step %lld)%s, beam %lld, %d threads\n",
+                "%.0f target tokens/s), checkpoint %lld (run %lld, step %lld)%s, beam %lld, %s, %d threads\n",
                 n_lines, n_lines == 1 ? "" : "s", done, wall, secs, secs > 0 ? (double)done / secs : 0.0,
                 secs > 0 ? (double)tgt_tok / secs : 0.0, (long long)ck[0].checkpoint_id, (long long)ck[0].run_id,
                 (long long)ck[0].step, n_ck > 1 ? " and the rest of the ensemble" : "", (long long)beam,
-                translator_opts(t)->threads);
+                precision_name((enum precision)translator_opts(t)->precision), translator_opts(t)->threads);
     if (n_bad) {
         cli_fail(&cmd_translate, "%zu line%s had invalid UTF-8, a NUL byte or more than %d bytes (empty lines written for them)",
                  n_bad, n_bad == 1 ? "" : "s", TRANSLATE_MAX_LINE);
