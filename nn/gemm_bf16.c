@@ -1,9 +1,11 @@
 /* nn/gemm_bf16.c: bf16 GEMMs through oneDNN's matmul primitive (see gemm_bf16.h). Built with
  * SL_HAVE_DNNL when meson found oneDNN; without it every call is gemm_run in f32.
  * - The process state (engine, mode, ISA name, note) is set once (pthread_once) and never freed.
- * - A context's cache is a small table searched linearly (a few dozen shapes at most in a model);
- *   an entry owns its primitive and the memory objects whose data handles each call points at the
- *   caller's C and the context's staging buffers.
+ * - A context's cache is a small table searched linearly; an entry owns its primitive and, when its
+ *   shape is fixed, the memory objects whose data handles each call points at the caller's C and the
+ *   context's staging buffers. A runtime entry (every shape: m, n, k and ldc DNNL_RUNTIME_DIM_VAL) makes
+ *   its three memory objects per call instead (microseconds, against a primitive's 0.1-4 ms: measured,
+ *   a per-shape cache made 1,600 primitives a minute in training and evicted them again).
  * - oneDNN is asked for plain layouts only: A (m, k) and B (k, n) bf16 with unit column stride, C (m, n)
  *   f32 with row stride ldc; beta != 0 is its "sum" post-op (C = beta · C + A·B).
  * TODO: keep weights in the blocked layout oneDNN's brgemm kernels read (format "any", one reorder per
@@ -112,6 +114,7 @@ static struct {
     char note[200];
     char note8[200]; /* the same for int8 */
     int int8;        /* oneDNN makes an s8 x s8 -> f32 matmul with VNNI (or AMX) here */
+    int per_shape;   /* one bf16 primitive per shape (AMX: brgemm), not one for every shape (gemm:jit) */
 #ifdef SL_HAVE_DNNL
     dnnl_engine_t engine;
 #endif
@@ -209,6 +212,9 @@ static void g_init(void)
         return;
     }
     probe_int8(isa, v);
+    const unsigned amx_bits = (unsigned)dnnl_cpu_isa_avx512_core_amx;
+    const char *ps = getenv("SEQLITE_BF16_PER_SHAPE");
+    g.per_shape = ((unsigned)isa & amx_bits) == amx_bits || (ps && strcmp(ps, "1") == 0);
     const unsigned bf16_bits = (unsigned)dnnl_cpu_isa_avx512_core_bf16;
     if (((unsigned)isa & bf16_bits) == bf16_bits) {
         g.mode = GEMM_BF16_NATIVE;
@@ -293,6 +299,7 @@ struct entry {
     size_t m, n, k, ldc;
     float beta;
     int nthr;
+    int rt;   /* m, n, k and ldc are given at execution (the operands' memories are then made per call) */
     int kind; /* KIND_* bits: int8 (s8 x s8 -> f32 with runtime column scales) instead of bf16; the
                * operands' layout as converted (op(A), op(B) plain, or the stored transposes) */
     uint64_t used; /* the context's clock at the last use; 0: empty */
@@ -313,6 +320,7 @@ enum {
 struct gemm_bf16_ctx {
     int n_threads;
     uint64_t clock;
+    size_t made; /* primitives created */
     struct entry e[GEMM_BF16_CACHE];
     const char *last;
     void *a16; /* (m, k) bf16: op(A) converted */
@@ -390,6 +398,8 @@ void gemm_bf16_ctx_free(struct gemm_bf16_ctx *c)
 
 const char *gemm_bf16_last_impl(const struct gemm_bf16_ctx *c) { return c->last; }
 
+size_t gemm_bf16_primitives_made(const struct gemm_bf16_ctx *c) { return c->made; }
+
 /* The threads a call from here runs on: one inside any parallel region (even an inactive one of one
  * thread, where omp_in_parallel() is 0 but oneDNN would still fork its own team), else the context's. */
 static int threads_here(const struct gemm_bf16_ctx *c) { return omp_get_level() > 0 ? 1 : c->n_threads; }
@@ -410,17 +420,30 @@ static void threads_pop(int prev, int nthr)
         omp_set_num_threads(prev);
 }
 
+/* a, b, d: e's operands for a call with m, n, k, ldc, or, with call 0, for creating e's primitive (a
+ * runtime entry's dimensions and strides then DNNL_RUNTIME_DIM_VAL). */
+static int describe(const struct entry *e, int call, size_t m, size_t n, size_t k, size_t ldc, dnnl_memory_desc_t *a,
+                    dnnl_memory_desc_t *b, dnnl_memory_desc_t *d)
+{
+    const dnnl_dim_t rt = DNNL_RUNTIME_DIM_VAL;
+    const int any = !call && e->rt;
+    const dnnl_dim_t M = any ? rt : (dnnl_dim_t)m, N = any ? rt : (dnnl_dim_t)n, K = any ? rt : (dnnl_dim_t)k;
+    const dnnl_dim_t L = any ? rt : (dnnl_dim_t)ldc;
+    const int at = (e->kind & KIND_AT) != 0, bt = (e->kind & KIND_BT) != 0;
+    const dnnl_data_type_t in = (e->kind & KIND_INT8) ? dnnl_s8 : dnnl_bf16;
+    const dnnl_dims_t da = {M, K}, db = {K, N}, dd = {M, N};
+    const dnnl_dims_t sa = {at ? 1 : K, at ? M : 1}, sb = {bt ? 1 : N, bt ? K : 1}, sd = {L, 1};
+    return dnnl_memory_desc_init_by_strides(a, 2, da, in, sa) == dnnl_success &&
+           dnnl_memory_desc_init_by_strides(b, 2, db, in, sb) == dnnl_success &&
+           dnnl_memory_desc_init_by_strides(d, 2, dd, dnnl_f32, sd) == dnnl_success;
+}
+
 /* Makes e's primitive for its key. 0, or SL_ENOMEM. A shape oneDNN has no implementation for leaves
  * e->prim NULL (calls go to gemm_run). */
 static int entry_create(struct gemm_bf16_ctx *c, struct entry *e)
 {
     dnnl_memory_desc_t a, b, d;
-    const dnnl_dims_t da = {(dnnl_dim_t)e->m, (dnnl_dim_t)e->k}, db = {(dnnl_dim_t)e->k, (dnnl_dim_t)e->n},
-                      dd = {(dnnl_dim_t)e->m, (dnnl_dim_t)e->n};
-    const int at = (e->kind & KIND_AT) != 0, bt = (e->kind & KIND_BT) != 0, int8 = (e->kind & KIND_INT8) != 0;
-    const dnnl_dims_t sa = {at ? 1 : (dnnl_dim_t)e->k, at ? (dnnl_dim_t)e->m : 1},
-                      sb = {bt ? 1 : (dnnl_dim_t)e->n, bt ? (dnnl_dim_t)e->k : 1}, sd = {(dnnl_dim_t)e->ldc, 1};
-    const dnnl_data_type_t in = int8 ? dnnl_s8 : dnnl_bf16;
+    const int int8 = (e->kind & KIND_INT8) != 0;
     const dnnl_dims_t ds = {(dnnl_dim_t)e->n};
     dnnl_memory_desc_t sc;
     dnnl_matmul_desc_t md;
@@ -431,10 +454,7 @@ static int entry_create(struct gemm_bf16_ctx *c, struct entry *e)
     const char *impl = "";
     int rc = 0;
     const int prev = threads_push(e->nthr);
-    if (dnnl_memory_desc_init_by_strides(&a, 2, da, in, sa) != dnnl_success ||
-        dnnl_memory_desc_init_by_strides(&b, 2, db, in, sb) != dnnl_success ||
-        dnnl_memory_desc_init_by_strides(&d, 2, dd, dnnl_f32, sd) != dnnl_success ||
-        dnnl_matmul_desc_init(&md, &a, &b, NULL, &d) != dnnl_success ||
+    if (!describe(e, 0, e->m, e->n, e->k, e->ldc, &a, &b, &d) || dnnl_matmul_desc_init(&md, &a, &b, NULL, &d) != dnnl_success ||
         dnnl_primitive_attr_create(&attr) != dnnl_success ||
         dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user) != dnnl_success)
         goto unsupported;
@@ -451,10 +471,11 @@ static int entry_create(struct gemm_bf16_ctx *c, struct entry *e)
     snprintf(e->impl, sizeof e->impl, "%s", impl);
     pad = dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0);
     e->pad_bytes = pad ? dnnl_memory_desc_get_size(pad) : 0;
+    c->made++;
     if (dnnl_primitive_create(&e->prim, pd) != dnnl_success ||
-        dnnl_memory_create(&e->src, &a, g.engine, DNNL_MEMORY_NONE) != dnnl_success ||
-        dnnl_memory_create(&e->wei, &b, g.engine, DNNL_MEMORY_NONE) != dnnl_success ||
-        dnnl_memory_create(&e->dst, &d, g.engine, DNNL_MEMORY_NONE) != dnnl_success ||
+        (!e->rt && dnnl_memory_create(&e->src, &a, g.engine, DNNL_MEMORY_NONE) != dnnl_success) ||
+        (!e->rt && dnnl_memory_create(&e->wei, &b, g.engine, DNNL_MEMORY_NONE) != dnnl_success) ||
+        (!e->rt && dnnl_memory_create(&e->dst, &d, g.engine, DNNL_MEMORY_NONE) != dnnl_success) ||
         (e->pad_bytes && dnnl_memory_create(&e->pad, pad, g.engine, DNNL_MEMORY_NONE) != dnnl_success) ||
         (int8 && dnnl_memory_create(&e->scl, &sc, g.engine, DNNL_MEMORY_NONE) != dnnl_success)) {
         rc = sl_err(SL_ENOMEM, "oneDNN could not create a %zu x %zu x %zu %s matmul", e->m, e->k, e->n,
@@ -487,7 +508,8 @@ static int lookup(struct gemm_bf16_ctx *c, size_t m, size_t n, size_t k, size_t 
     *out = NULL;
     for (size_t i = 0; i < GEMM_BF16_CACHE; i++) {
         struct entry *e = &c->e[i];
-        if (e->used && e->m == m && e->n == n && e->k == k && e->ldc == ldc && e->nthr == nthr && e->kind == kind &&
+        if (e->used && (e->rt || (e->m == m && e->n == n && e->k == k && e->ldc == ldc)) && e->nthr == nthr &&
+            e->kind == kind &&
             memcmp(&e->beta, &beta, sizeof beta) == 0) {
             e->used = c->clock;
             *out = e;
@@ -497,6 +519,7 @@ static int lookup(struct gemm_bf16_ctx *c, size_t m, size_t n, size_t k, size_t 
             victim = e;
     }
     entry_clear(victim);
+    victim->rt = !g.per_shape && !(kind & KIND_INT8);
     victim->m = m, victim->n = n, victim->k = k, victim->ldc = ldc, victim->beta = beta, victim->nthr = nthr;
     victim->kind = kind;
     victim->used = c->clock;
@@ -531,7 +554,7 @@ static void scale_c(size_t m, size_t n, float beta, float *C, size_t ldc)
 
 #ifdef SL_HAVE_DNNL
 /* C = A16 (m, k) · B16 (k, n) [+ beta C] with e's primitive. */
-static int execute(struct gemm_bf16_ctx *c, struct entry *e, const void *A, const void *B, float *C,
+static int execute(struct gemm_bf16_ctx *c, struct entry *e, size_t m, size_t n, size_t k, size_t ldc, const void *A, const void *B, float *C,
                    const float *scales)
 {
     /* oneDNN takes non-const handles; it only reads src, weights and scales */
@@ -539,26 +562,48 @@ static int execute(struct gemm_bf16_ctx *c, struct entry *e, const void *A, cons
     memcpy(&src, &A, sizeof src);
     memcpy(&wei, &B, sizeof wei);
     memcpy(&scl, &scales, sizeof scl);
-    dnnl_exec_arg_t args[5] = {{DNNL_ARG_SRC, e->src}, {DNNL_ARG_WEIGHTS, e->wei}, {DNNL_ARG_DST, e->dst}};
+    dnnl_memory_t msrc = e->src, mwei = e->wei, mdst = e->dst;
+    if (e->rt) { /* this call's dimensions: its own memories */
+        dnnl_memory_desc_t a, b, d;
+        msrc = mwei = mdst = NULL;
+        if (!describe(e, 1, m, n, k, ldc, &a, &b, &d) || dnnl_memory_create(&msrc, &a, g.engine, src) != dnnl_success ||
+            dnnl_memory_create(&mwei, &b, g.engine, wei) != dnnl_success ||
+            dnnl_memory_create(&mdst, &d, g.engine, C) != dnnl_success) {
+            if (msrc)
+                dnnl_memory_destroy(msrc);
+            if (mwei)
+                dnnl_memory_destroy(mwei);
+            return sl_err(SL_ENOMEM, "oneDNN could not describe a %zu x %zu x %zu matmul's operands", m, k, n);
+        }
+    }
+    dnnl_exec_arg_t args[5] = {{DNNL_ARG_SRC, msrc}, {DNNL_ARG_WEIGHTS, mwei}, {DNNL_ARG_DST, mdst}};
     int nargs = 3;
     if (e->pad)
         args[nargs++] = (dnnl_exec_arg_t){DNNL_ARG_SCRATCHPAD, e->pad};
     if (e->scl)
         args[nargs++] = (dnnl_exec_arg_t){DNNL_ARG_ATTR_OUTPUT_SCALES, e->scl};
-    if (dnnl_memory_set_data_handle(e->src, src) != dnnl_success ||
-        dnnl_memory_set_data_handle(e->wei, wei) != dnnl_success ||
-        dnnl_memory_set_data_handle(e->dst, C) != dnnl_success ||
+    dnnl_status_t st = dnnl_success;
+    if ((!e->rt && (dnnl_memory_set_data_handle(msrc, src) != dnnl_success ||
+                    dnnl_memory_set_data_handle(mwei, wei) != dnnl_success ||
+                    dnnl_memory_set_data_handle(mdst, C) != dnnl_success)) ||
         (e->pad && dnnl_memory_set_data_handle(e->pad, c->pad) != dnnl_success) ||
         (e->scl && dnnl_memory_set_data_handle(e->scl, scl) != dnnl_success))
-        return sl_err(SL_EINVAL, "oneDNN refused a memory handle");
-    const int prev = threads_push(e->nthr);
-    dnnl_status_t st = dnnl_primitive_execute(e->prim, c->stream, nargs, args);
-    if (st == dnnl_success)
-        st = dnnl_stream_wait(c->stream);
-    threads_pop(prev, e->nthr);
+        st = dnnl_invalid_arguments;
+    if (st == dnnl_success) {
+        const int prev = threads_push(e->nthr);
+        st = dnnl_primitive_execute(e->prim, c->stream, nargs, args);
+        if (st == dnnl_success)
+            st = dnnl_stream_wait(c->stream);
+        threads_pop(prev, e->nthr);
+    }
+    if (e->rt) {
+        dnnl_memory_destroy(msrc);
+        dnnl_memory_destroy(mwei);
+        dnnl_memory_destroy(mdst);
+    }
     c->last = e->impl;
     if (st != dnnl_success)
-        return sl_err(SL_EINVAL, "oneDNN matmul %zu x %zu x %zu failed (status %d)", e->m, e->k, e->n, (int)st);
+        return sl_err(SL_EINVAL, "oneDNN matmul %zu x %zu x %zu failed (status %d)", m, e->k, e->n, (int)st);
     return 0;
 }
 #endif
@@ -587,7 +632,7 @@ int gemm_bf16_run(struct gemm_bf16_ctx *c, enum gemm_trans ta, enum gemm_trans t
         /* each operand as stored: A (m, k) or (k, m), B (k, n) or (n, k) */
         convert_op(GEMM_N, ta == GEMM_T ? k : m, ta == GEMM_T ? m : k, A, lda, c->a16, nthr);
         convert_op(GEMM_N, tb == GEMM_T ? n : k, tb == GEMM_T ? k : n, B, ldb, c->b16, nthr);
-        return execute(c, e, c->a16, c->b16, C, NULL);
+        return execute(c, e, m, n, k, ldc, c->a16, c->b16, C, NULL);
     }
 #endif
     gemm_run_f32(ta, tb, m, n, k, 1.0f, A, lda, B, ldb, beta, C, ldc);
@@ -616,7 +661,7 @@ int gemm_bf16_run_weight(struct gemm_bf16_ctx *c, enum gemm_trans ta, size_t m, 
         if ((rc = reserve(&c->a16, &c->a16_cap, m * k * sizeof(uint16_t))) < 0)
             return rc;
         convert_op(ta, m, k, A, lda, c->a16, nthr);
-        return execute(c, e, c->a16, W->bf16, C, NULL);
+        return execute(c, e, m, n, k, ldc, c->a16, W->bf16, C, NULL);
     }
 #endif
     /* no primitive for this shape: the bf16 weight widened exactly, then f32 */
@@ -732,7 +777,7 @@ int gemm_int8_run_weight(struct gemm_bf16_ctx *c, enum gemm_trans ta, size_t m, 
     float *O = c->o32; /* (m, n): Σ q_a q_w · scale_w[j] */
 #ifdef SL_HAVE_DNNL
     if (e && e->prim) {
-        if ((rc = execute(c, e, c->a8, W->q, O, W->scale)) < 0)
+        if ((rc = execute(c, e, m, n, k, n, c->a8, W->q, O, W->scale)) < 0)
             return rc;
     } else
 #endif

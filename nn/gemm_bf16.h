@@ -17,12 +17,18 @@
  *                         thread rules (OpenBLAS threads are the caller's business there).
  *   oneDNN itself reads ONEDNN_MAX_CPU_ISA (once per process, at its first call), so that variable
  *   forces the lower modes: avx512_core gives EMULATED, avx2 gives FP32.
- * - A context (struct gemm_bf16_ctx) caches one primitive per shape: key (m, n, k, ldc, beta, threads,
- *   the converted operands' orientation, bf16 or int8); lda / ldb are not part of it since the converted
- *   operands are packed tight. Each
- *   primitive is created at the first call with its shape and reused (least recently used evicted past
- *   GEMM_BF16_CACHE shapes); gemm_bf16_prepare creates it ahead of a time loop. The engine is created once
- *   per process; each context has its own stream, staging buffers and scratchpad.
+ * - A context (struct gemm_bf16_ctx) caches its primitives, made at the first call that needs each and
+ *   reused (least recently used evicted past GEMM_BF16_CACHE); gemm_bf16_prepare makes one ahead of a time
+ *   loop. Which calls share a primitive depends on the CPU (chosen once per process):
+ *     without AMX (AVX512-BF16, or emulated): one bf16 primitive for every shape, its m, n, k and ldc
+ *       given at each call (oneDNN's shape-agnostic "gemm:jit"; as fast there as the per-shape brgemm
+ *       kernels, and training's shapes, which change with every batch's lengths, then make no
+ *       primitive after the first products: about a dozen per context in all, one per operand
+ *       orientation, beta and thread count);
+ *     with AMX (or SEQLITE_BF16_PER_SHAPE=1): one primitive per shape, key (m, n, k, ldc, beta, threads,
+ *       orientation), since only the per-shape brgemm kernels use the tiles. int8 is always per shape.
+ *   lda / ldb are never part of a key: the converted operands are packed tight. The engine is created
+ *   once per process; each context has its own stream, staging buffers and scratchpad.
  * - Threads: a call made inside an OpenMP parallel region (any, even of one thread: omp_get_level() > 0)
  *   runs on the calling thread; outside one it runs on the context's n_threads. The thread count oneDNN
  *   sees is set around both creation and execution (omp_set_num_threads on the calling thread, restored
@@ -111,6 +117,8 @@ int gemm_bf16_prepare(struct gemm_bf16_ctx *c, size_t m, size_t n, size_t k, siz
 /* oneDNN's name of the implementation the context's last call ran ("brg:avx512_core_bf16", "gemm:jit",
  * ...), "sgemm" when it ran as f32 gemm_run, "" before any call. Valid until the next call on c. */
 const char *gemm_bf16_last_impl(const struct gemm_bf16_ctx *c);
+/* Primitives the context has created so far (one evicted and made again counts twice). */
+size_t gemm_bf16_primitives_made(const struct gemm_bf16_ctx *c);
 
 /* ---- int8 (decoding): C = op(A) · W with op(A) quantised to s8 per row (symmetric, scale max|row|/127,
  * round to nearest) and W an s8 copy of a weight quantised per column (per output unit), s32 sums

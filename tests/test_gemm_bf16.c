@@ -2,9 +2,10 @@
  * against f32 sgemm to bf16 precision on the model's shapes (scaled down where they would take long) and
  * on odd ones, every transpose, beta 0, 1 and 0.5, strided operands, per call and through a weight copy;
  * against sgemm of the bf16-rounded inputs to f32 precision (so the rounding is the one oneDNN sees);
- * per-shard calls inside parallel regions give the same bits on 1 and 2 threads; and, in child
- * processes, ONEDNN_MAX_CPU_ISA=avx2 (no bf16 matmul in oneDNN: f32 instead, said so) and
- * avx512_core (emulated bf16). Built without oneDNN, the calls are sgemm's and the tests that need
+ * per-shard calls inside parallel regions give the same bits on 1 and 2 threads; without AMX one
+ * primitive serves every shape (one per orientation and beta, none made on a second pass); and, in child
+ * processes, ONEDNN_MAX_CPU_ISA=avx2 (no bf16 matmul in oneDNN: f32 instead, said so), avx512_core
+ * (emulated bf16) and SEQLITE_BF16_PER_SHAPE=1 (one primitive per shape, AMX's way). Built without oneDNN, the calls are sgemm's and the tests that need
  * oneDNN skip. */
 #include <criterion/criterion.h>
 
@@ -175,6 +176,27 @@ static int check_all_shapes(struct gemm_bf16_ctx *ctx, enum gemm_bf16_mode mode,
     return fails;
 }
 
+/* The primitives check_all_shapes needs: with one primitive for every shape, one per (orientation of
+ * the converted operands, beta) — gemm_bf16_run converts A and B as stored, gemm_bf16_run_weight
+ * converts A to (m, k) against the (k, n) weight; per shape, one per distinct (shape, orientation,
+ * beta). */
+static size_t primitives_needed(int per_shape)
+{
+    size_t keys[2 * sizeof shapes / sizeof shapes[0]][6], n = 0;
+    for (size_t t = 0; t < sizeof shapes / sizeof shapes[0]; t++)
+        for (int w = 0; w < 2; w++) {
+            const struct shape *s = &shapes[t];
+            const size_t key[6] = {per_shape ? s->m : 0, per_shape ? s->n : 0, per_shape ? s->k : 0,
+                                   w ? 0 : (size_t)s->ta, w ? 0 : (size_t)s->tb, (size_t)(s->beta * 4)};
+            size_t i = 0;
+            while (i < n && memcmp(keys[i], key, sizeof key) != 0)
+                i++;
+            if (i == n)
+                memcpy(keys[n++], key, sizeof key);
+        }
+    return n;
+}
+
 Test(gemm_bf16, agrees_with_sgemm_to_bf16_precision)
 {
     cr_log_info("%s", gemm_bf16_note());
@@ -182,8 +204,14 @@ Test(gemm_bf16, agrees_with_sgemm_to_bf16_precision)
     cr_assert_not_null(ctx);
     cr_assert_str_eq(gemm_bf16_last_impl(ctx), "");
     cr_assert_eq(check_all_shapes(ctx, gemm_bf16_mode(), 1), 0, "failures: see stderr");
+    const size_t made = gemm_bf16_primitives_made(ctx);
     /* a second pass reuses the cached primitives */
     cr_assert_eq(check_all_shapes(ctx, gemm_bf16_mode(), 0), 0, "failures on the second pass: see stderr");
+    cr_expect_eq(gemm_bf16_primitives_made(ctx), made, "the second pass made primitives again");
+    if (gemm_bf16_mode() != GEMM_BF16_FP32 && !strstr(gemm_bf16_isa(), "amx")) /* one for every shape */
+        cr_expect_eq(made, primitives_needed(0), "%zu primitives for %zu shapes, want one per orientation and beta",
+                     made, sizeof shapes / sizeof shapes[0]);
+    cr_log_info("%zu primitives for %zu shapes (ISA %s)", made, sizeof shapes / sizeof shapes[0], gemm_bf16_isa());
     gemm_bf16_ctx_free(ctx);
     if (gemm_bf16_built())
         cr_expect_neq(gemm_bf16_mode(), GEMM_BF16_FP32, "oneDNN is built in but gives no bf16 here: %s", gemm_bf16_note());
@@ -303,10 +331,12 @@ Test(gemm_bf16, shards_give_the_same_bits_on_1_and_2_threads)
         free(C[i]), free(D[i]);
 }
 
-/* Runs the shape check in a child process with ONEDNN_MAX_CPU_ISA=isa (oneDNN reads it once, at its
- * first call: this process must not have called it). The child writes its note to a pipe and exits 0
- * when the mode is want and every shape passed (1: a check failed, 2: another mode). */
-static void child_with_isa(const char *isa, enum gemm_bf16_mode want, char *note, size_t cap)
+/* Runs the shape check twice in a child process with the variable name set to value (oneDNN reads
+ * ONEDNN_MAX_CPU_ISA once, at its first call, and gemm_bf16 its own variables once: this process must not
+ * have called either). The child writes its note to a pipe and exits 0 when the mode is want and every
+ * shape passed (1: a check failed, 2: another mode, 4: the second pass made primitives, or
+ * SEQLITE_BF16_PER_SHAPE=1 made fewer than one per shape). */
+static void child_with_env(const char *name, const char *value, enum gemm_bf16_mode want, char *note, size_t cap)
 {
     int fd[2];
     cr_assert_eq(pipe(fd), 0);
@@ -315,7 +345,7 @@ static void child_with_isa(const char *isa, enum gemm_bf16_mode want, char *note
     cr_assert_geq(pid, 0);
     if (pid == 0) {
         close(fd[0]);
-        setenv("ONEDNN_MAX_CPU_ISA", isa, 1);
+        setenv(name, value, 1);
         const char *line = gemm_bf16_note();
         ssize_t wr = write(fd[1], line, strlen(line));
         if (wr != (ssize_t)strlen(line) || gemm_bf16_mode() != want)
@@ -324,6 +354,12 @@ static void child_with_isa(const char *isa, enum gemm_bf16_mode want, char *note
         if (!ctx)
             _exit(3);
         int fails = check_all_shapes(ctx, want, 0);
+        /* one primitive per shape: at least one per distinct key, and a second pass makes none */
+        const size_t made = gemm_bf16_primitives_made(ctx);
+        const int per_shape = strcmp(name, "SEQLITE_BF16_PER_SHAPE") == 0;
+        fails += check_all_shapes(ctx, want, 0);
+        if (made != gemm_bf16_primitives_made(ctx) || (per_shape && made < primitives_needed(1)))
+            _exit(4);
         gemm_bf16_ctx_free(ctx);
         _exit(fails ? 1 : 0);
     }
@@ -336,10 +372,15 @@ static void child_with_isa(const char *isa, enum gemm_bf16_mode want, char *note
     close(fd[0]);
     int status;
     cr_assert_eq(waitpid(pid, &status, 0), pid);
-    cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "ONEDNN_MAX_CPU_ISA=%s: child %s %d; its note: %s", isa,
+    cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "%s=%s: child %s %d; its note: %s", name, value,
               WIFEXITED(status) ? "exited" : "died of signal", WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status),
               note);
-    cr_log_info("ONEDNN_MAX_CPU_ISA=%s: %s", isa, note);
+    cr_log_info("%s=%s: %s", name, value, note);
+}
+
+static void child_with_isa(const char *isa, enum gemm_bf16_mode want, char *note, size_t cap)
+{
+    child_with_env("ONEDNN_MAX_CPU_ISA", isa, want, note, cap);
 }
 
 Test(gemm_bf16, forced_isa_avx2_falls_back_to_f32_and_says_so)
@@ -363,6 +404,17 @@ Test(gemm_bf16, forced_isa_avx512_core_emulates_bf16)
     char note[256];
     child_with_isa("avx512_core", GEMM_BF16_EMULATED, note, sizeof note);
     cr_assert(strstr(note, "emulates") && strstr(note, "avx512_core"), "%s", note);
+}
+
+Test(gemm_bf16, one_primitive_per_shape_when_asked_agrees_with_sgemm)
+{
+    if (!gemm_bf16_built())
+        cr_skip_test("built without oneDNN");
+    __builtin_cpu_init();
+    if (!__builtin_cpu_supports("avx512bf16")) /* not gemm_bf16_mode(): the child must make the first call */
+        cr_skip_test("this CPU has no AVX512-BF16");
+    char note[256];
+    child_with_env("SEQLITE_BF16_PER_SHAPE", "1", GEMM_BF16_NATIVE, note, sizeof note);
 }
 
 /* ---- int8 ---- */
