@@ -378,7 +378,7 @@ static int encode(const struct s2s_model *m, const float *w, struct s2s_workspac
         return rc;
     const int uni = !m->cfg.bidirectional; /* TODO: packed recurrent weights for the bidirectional encoder */
     for (size_t l = 0; uni && l < m->cfg.L; l++)
-        ws->enc.layer[l].pkw = pk && !autocast_active() ? pk->p + pk->enc[l] : NULL;
+        ws->enc.layer[l].pkw = pk && pk->p && !autocast_active() ? pk->p + pk->enc[l] : NULL;
     enc_run(m, w, ws, 0.0f, NULL, h, c);
     for (size_t l = 0; uni && l < m->cfg.L; l++)
         ws->enc.layer[l].pkw = NULL; /* the workspace may train next */
@@ -473,7 +473,7 @@ static int decoder_grow(struct s2s_decoder *d, size_t M)
     return 0;
 }
 
-struct s2s_packed *s2s_packed_create(const struct s2s_model *m, const float *w)
+struct s2s_packed *s2s_packed_create(const struct s2s_model *m, const float *w, int pack)
 {
     struct s2s_packed *p = calloc(1, sizeof *p);
     if (!p) {
@@ -496,6 +496,8 @@ struct s2s_packed *s2s_packed_create(const struct s2s_model *m, const float *w)
     p->att = n;
     if (m->cfg.attention != ATTN_NONE)
         n += attn_pack_floats(&m->att);
+    if (!pack)
+        return p;
     if (!(p->p = param_buf_create(n))) {
         sl_err(SL_ENOMEM, "out of memory for the packed decoder weights (%zu floats)", n);
         free(p);
@@ -507,6 +509,8 @@ struct s2s_packed *s2s_packed_create(const struct s2s_model *m, const float *w)
 
 void s2s_packed_refresh(struct s2s_packed *p)
 {
+    if (!p->p)
+        return;
     const struct s2s_model *m = p->m;
     const size_t H = m->cfg.H;
     for (size_t l = 0; l < m->cfg.L; l++) {
@@ -542,7 +546,7 @@ struct s2s_decoder *s2s_decoder_create(const struct s2s_model *m, const float *w
         free(d);
         return NULL;
     }
-    d->pk = pk ? pk : (d->own = s2s_packed_create(m, w));
+    d->pk = pk ? pk : (d->own = s2s_packed_create(m, w, 1));
     d->ws = s2s_workspace_create(m, 1, 1, 1);
     if (!d->ws || !d->pk) {
         s2s_workspace_free(d->ws);
@@ -645,7 +649,7 @@ int s2s_decoder_step(struct s2s_decoder *d, const int32_t *prev, size_t M, float
         return 0;
     if (m->cfg.attention != ATTN_NONE) {
         /* multi-threaded BLAS: unpacked weights, OpenBLAS splits each product across its threads */
-        const int packed = gemm_get_threads() == 1 && !autocast_active(); /* bf16: the autocast's copies */
+        const int packed = d->pk->p && gemm_get_threads() == 1 && !autocast_active(); /* bf16: the autocast's */
         int rc = floats_reserve(&d->ascr, &d->ascr_cap, attn_stack_step_floats(&m->dec, &m->att, M, d->S));
         if (rc)
             return rc;
@@ -665,7 +669,7 @@ int s2s_decoder_step(struct s2s_decoder *d, const int32_t *prev, size_t M, float
         return 0;
     }
     /* multi-threaded BLAS: OpenBLAS splits each product across its threads; bf16: the autocast's copies */
-    if (gemm_get_threads() > 1 || autocast_active())
+    if (gemm_get_threads() > 1 || autocast_active() || !d->pk->p)
         return s2s_decode_step(m, d->w, d->ws, prev, M, d->h, d->c, logprobs);
     /* as stack_step + dec_logprobs, with the packed weights (single-threaded) */
     float *x = d->scr, *cell = d->scr + M * E; /* (M, E); lstm_step_packed_floats */

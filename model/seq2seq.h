@@ -109,8 +109,10 @@ void s2s_state_gather(const struct s2s_model *m, const float *h, const float *c,
 /* The weights decoding multiplies a few rows at a time (the decoder's LSTM layers and output projection,
  * the encoder's recurrent weights) packed for those products (nn/gemm.h), made once and shared read-only
  * by any number of decoders (threads): packing is a pass over all those weights, a noticeable share of
- * greedy decoding when done per batch. m and w are borrowed. NULL on failure. */
-struct s2s_packed *s2s_packed_create(const struct s2s_model *m, const float *w);
+ * greedy decoding when done per batch. m and w are borrowed. pack 0: no packed copy at all, for decoders
+ * whose products never read one (bf16 / int8 decoding takes the autocast's copies): they then multiply
+ * the weights as stored. NULL on failure. */
+struct s2s_packed *s2s_packed_create(const struct s2s_model *m, const float *w, int pack);
 /* Packs again from w: call after the weights changed (training), while no decoder runs. */
 void s2s_packed_refresh(struct s2s_packed *p);
 void s2s_packed_free(struct s2s_packed *p);

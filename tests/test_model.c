@@ -474,7 +474,7 @@ Test(model, shared_packed_weights_decode_as_own_and_follow_refresh)
     fixture_make(&f, 0, 0.0f, 0.5f);
     const int blas_threads = gemm_get_threads();
     gemm_set_threads(1); /* the packed path runs with single-threaded BLAS (as in translate's workers) */
-    struct s2s_packed *pk = s2s_packed_create(&f.m, f.w);
+    struct s2s_packed *pk = s2s_packed_create(&f.m, f.w, 1);
     cr_assert_not_null(pk);
     struct s2s_decoder *own = s2s_decoder_create(&f.m, f.w, NULL), *sh = s2s_decoder_create(&f.m, f.w, pk);
     cr_assert(own && sh);
@@ -500,6 +500,51 @@ Test(model, shared_packed_weights_decode_as_own_and_follow_refresh)
     s2s_packed_free(pk);
     gemm_set_threads(blas_threads);
     fixture_free(&f);
+}
+
+/* A decoder over s2s_packed_create(..., 0) (bf16 / int8 decoding, which never reads packed weights) has
+ * no copy at all: in f32 it multiplies the weights as stored, so it decodes as the packed one does (to
+ * f32 rounding: another summation order) and follows a weight change without any refresh; plain and
+ * attention models, uni- and bidirectional encoders. */
+static void expect_packless_decodes_as_packed(enum attn_score att, int bi)
+{
+    fixture_attention = att;
+    fixture_bidirectional = bi;
+    struct fixture f;
+    fixture_make(&f, 0, 0.0f, 0.5f);
+    const int blas_threads = gemm_get_threads();
+    gemm_set_threads(1);
+    struct s2s_packed *pk = s2s_packed_create(&f.m, f.w, 1), *none = s2s_packed_create(&f.m, f.w, 0);
+    cr_assert(pk && none);
+    struct s2s_decoder *a = s2s_decoder_create(&f.m, f.w, pk), *b = s2s_decoder_create(&f.m, f.w, none);
+    cr_assert(a && b);
+    float la[3 * 8], lb[3 * 8];
+    for (int round = 0; round < 2; round++) {
+        step_once(&f, a, la);
+        step_once(&f, b, lb);
+        for (size_t i = 0; i < 3 * 8; i++)
+            cr_expect_float_eq(lb[i], la[i], 1e-5f, "attention %d, bi %d, round %d: logprob %zu: %g, packed %g",
+                               (int)att, bi, round, i, (double)lb[i], (double)la[i]);
+        for (size_t k = 0; k < 8 * 4; k++) /* the output projection changes: refresh only the packed copy */
+            f.w[f.m.out.W + k] *= -1.5f;
+        s2s_packed_refresh(pk);
+        s2s_packed_refresh(none); /* a no-op */
+    }
+    s2s_decoder_free(a);
+    s2s_decoder_free(b);
+    s2s_packed_free(pk);
+    s2s_packed_free(none);
+    gemm_set_threads(blas_threads);
+    fixture_free(&f);
+    fixture_attention = ATTN_NONE;
+    fixture_bidirectional = 0;
+}
+
+Test(model, decoder_without_packed_weights_decodes_as_packed)
+{
+    expect_packless_decodes_as_packed(ATTN_NONE, 0);
+    expect_packless_decodes_as_packed(ATTN_GENERAL, 0);
+    expect_packless_decodes_as_packed(ATTN_MLP, 1);
 }
 
 Test(model, decoder_start_replicates_and_reorder_gathers)

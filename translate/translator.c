@@ -254,8 +254,8 @@ struct translator *translator_create_ensemble(const struct s2s_model *const *m, 
     t->n_workers = (size_t)o.threads;
     if (!(t->pk = calloc(n_models, sizeof *t->pk)))
         goto nomem;
-    for (size_t i = 0; i < n_models; i++)
-        if (!(t->pk[i] = s2s_packed_create(m[i], w[i])))
+    for (size_t i = 0; i < n_models; i++) /* bf16 / int8: the autocast's copies instead */
+        if (!(t->pk[i] = s2s_packed_create(m[i], w[i], o.precision == PRECISION_FP32)))
             goto fail;
     if (o.precision != PRECISION_FP32) { /* the members' weights converted once, at their first products */
         if (!(t->ac = autocast_create((enum precision)o.precision, w[0], m[0]->table.total, 1)))

@@ -370,7 +370,8 @@ static int run_decode(const struct bench_opts *o, const struct s2s_model *model,
     rng_seed(&r, o->seed);
     s2s_params_init(model, w, &r);
     rand_ids(&r, src, nb * B * S, o->V_src);
-    if (!(pk = s2s_packed_create(model, w))) { /* once, as translate does: loading the model */
+    /* once, as translate does: loading the model (bf16 / int8: none, the autocast's copies instead) */
+    if (!(pk = s2s_packed_create(model, w, !o->precision))) {
         rc = SL_ENOMEM;
         goto done;
     }
