@@ -746,19 +746,70 @@ void gemm_int8_weight_free(struct gemm_int8_weight *w)
     memset(w, 0, sizeof *w);
 }
 
+/* round(x · inv) clamped to [-127, 127], as quant, for a row of n values: clamped first (the bounds are
+ * integers, so the order does not matter), then rounded to nearest even by adding and subtracting
+ * 1.5 · 2^23 (exact for |r| <= 2^22), which vectorises where nearbyintf is a call. */
+VM_CLONES static void quant_row(const float *x, size_t n, float inv, int8_t *q)
+{
+#pragma omp simd
+    for (size_t j = 0; j < n; j++) {
+        float r = x[j] * inv;
+        r = r > 127.0f ? 127.0f : (r < -127.0f ? -127.0f : r);
+        r = (r + 0x1.8p23f) - 0x1.8p23f;
+        q[j] = (int8_t)(int)r;
+    }
+}
+
+VM_CLONES static float row_absmax(const float *x, size_t n)
+{
+    float amax = 0.0f;
+#pragma omp simd reduction(max : amax)
+    for (size_t j = 0; j < n; j++) {
+        const float a = fabsf(x[j]);
+        amax = a > amax ? a : amax;
+    }
+    return amax;
+}
+
 /* a8 (m, k) = op(A) quantised per row, as (m) its row scales. */
 static void quant_rows(enum gemm_trans ta, size_t m, size_t k, const float *A, size_t lda, int8_t *a8, float *as)
 {
-    for (size_t i = 0; i < m; i++) {
+    if (ta == GEMM_N) {
+        for (size_t i = 0; i < m; i++) {
+            as[i] = quant_scale(row_absmax(A + i * lda, k));
+            quant_row(A + i * lda, k, 1.0f / as[i], a8 + i * k);
+        }
+        return;
+    }
+    for (size_t i = 0; i < m; i++) { /* op(A)(i, j) = A[j * lda + i] */
         float amax = 0.0f;
         for (size_t j = 0; j < k; j++) {
-            const float a = fabsf(ta == GEMM_N ? A[i * lda + j] : A[j * lda + i]);
+            const float a = fabsf(A[j * lda + i]);
             amax = a > amax ? a : amax;
         }
         as[i] = quant_scale(amax);
         const float inv = 1.0f / as[i];
         for (size_t j = 0; j < k; j++)
-            a8[i * k + j] = quant(ta == GEMM_N ? A[i * lda + j] : A[j * lda + i], inv);
+            a8[i * k + j] = quant(A[j * lda + i], inv);
+    }
+}
+
+/* C row i (n) = s · O row i [+ beta · C row i]. */
+VM_CLONES static void scale_rows(size_t m, size_t n, const float *s, const float *O, float beta, float *C, size_t ldc)
+{
+    for (size_t i = 0; i < m; i++) {
+        const float si = s[i];
+        float *Ci = C + i * ldc;
+        const float *Oi = O + i * n;
+        if (beta == 0.0f) {
+#pragma omp simd
+            for (size_t j = 0; j < n; j++)
+                Ci[j] = si * Oi[j];
+        } else {
+#pragma omp simd
+            for (size_t j = 0; j < n; j++)
+                Ci[j] = si * Oi[j] + beta * Ci[j];
+        }
     }
 }
 
@@ -796,19 +847,6 @@ int gemm_int8_run_weight(struct gemm_bf16_ctx *c, enum gemm_trans ta, size_t m, 
             }
         c->last = "int8:ref";
     }
-    for (size_t i = 0; i < m; i++) {
-        const float s = c->as[i];
-        float *Ci = C + i * ldc;
-        const float *Oi = O + i * n;
-        if (beta == 0.0f) {
-#pragma omp simd
-            for (size_t j = 0; j < n; j++)
-                Ci[j] = s * Oi[j];
-        } else {
-#pragma omp simd
-            for (size_t j = 0; j < n; j++)
-                Ci[j] = s * Oi[j] + beta * Ci[j];
-        }
-    }
+    scale_rows(m, n, c->as, O, beta, C, ldc);
     return 0;
 }
