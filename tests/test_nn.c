@@ -459,6 +459,11 @@ Test(dropout, statistics_scaling_and_reproducibility)
     }
     cr_assert_float_eq((double)kept / n, 0.7, 0.01);
     cr_assert_float_eq(sy / sx, 1.0, 0.02); /* inverted dropout keeps the expectation */
+    /* the mask is one rng_uniform draw per element, in order (n is no multiple of the draw blocks) */
+    rng_seed(&r2, 5);
+    for (size_t k = 0; k < n; k++)
+        cr_assert_eq(mk[k], rng_uniform(&r2) >= p, "element %zu", k);
+    cr_assert_eq(memcmp(&r, &r2, sizeof r), 0, "the generator's state after dropout");
     /* another seed: another mask */
     rng_seed(&r2, 6);
     dropout_forward(x, y2, mk2, n, p, &r2);

@@ -61,6 +61,20 @@ Test(rng, seeded_sequences_repeat_and_differ)
     cr_assert_not(same_c);
 }
 
+Test(rng, fill_uniform_draws_what_single_draws_do)
+{
+    struct rng a, b;
+    rng_seed(&a, 9);
+    rng_seed(&b, 9);
+    float u[300];
+    rng_fill_uniform(&a, u, 0); /* no draw */
+    rng_fill_uniform(&a, u, 300);
+    for (int i = 0; i < 300; i++)
+        cr_assert_eq(u[i], rng_uniform(&b), "draw %d", i);
+    cr_assert_eq(memcmp(&a, &b, sizeof a), 0, "the state after the block differs");
+    cr_assert_eq(rng_next(&a), rng_next(&b));
+}
+
 Test(rng, uniform_and_below_in_range_and_unbiased)
 {
     struct rng r;

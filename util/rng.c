@@ -21,9 +21,10 @@ void rng_seed(struct rng *r, uint64_t seed)
         r->s[i] = splitmix64(&x);
 }
 
-uint64_t rng_next(struct rng *r)
+/* The generator's step, inlined into every draw of this file (rng_next itself may be interposed in a
+ * PIC build, so calls to it are not inlined). */
+static inline uint64_t next(uint64_t *s)
 {
-    uint64_t *s = r->s;
     uint64_t result = rotl(s[1] * 5, 7) * 9;
     uint64_t t = s[1] << 17;
     s[2] ^= s[0];
@@ -35,7 +36,19 @@ uint64_t rng_next(struct rng *r)
     return result;
 }
 
-float rng_uniform(struct rng *r) { return (float)(rng_next(r) >> 40) * (1.0f / 16777216.0f); }
+static inline float uniform(uint64_t *s) { return (float)(next(s) >> 40) * (1.0f / 16777216.0f); }
+
+uint64_t rng_next(struct rng *r) { return next(r->s); }
+
+float rng_uniform(struct rng *r) { return uniform(r->s); }
+
+void rng_fill_uniform(struct rng *r, float *out, size_t n)
+{
+    uint64_t s[4] = {r->s[0], r->s[1], r->s[2], r->s[3]}; /* in registers, stored back once */
+    for (size_t k = 0; k < n; k++)
+        out[k] = uniform(s);
+    memcpy(r->s, s, sizeof s);
+}
 
 uint64_t rng_below(struct rng *r, uint64_t n)
 {

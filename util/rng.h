@@ -18,6 +18,8 @@ void rng_seed(struct rng *r, uint64_t seed);
 uint64_t rng_next(struct rng *r);
 /* Uniform in [0, 1) with 24 random bits. */
 float rng_uniform(struct rng *r);
+/* out[k] = the k-th of n rng_uniform draws (the same numbers and final state as n calls, faster). */
+void rng_fill_uniform(struct rng *r, float *out, size_t n);
 /* Uniform integer in [0, n), n > 0, without modulo bias. */
 uint64_t rng_below(struct rng *r, uint64_t n);
 /* Fisher-Yates shuffle of n elements of size sz. */
