@@ -162,6 +162,17 @@ static struct view *find_view(struct autocast *a, size_t count, const float *B, 
     return NULL;
 }
 
+/* Makes v's copy from its weight as of generation gen. */
+static void view_refresh(struct autocast *a, struct view *v, uint64_t gen)
+{
+    if (a->p == PRECISION_INT8)
+        gemm_int8_weight_refresh(&v->w8, v->tb, v->B, v->ldb);
+    else
+        gemm_bf16_weight_refresh(&v->w, v->tb, v->B, v->ldb);
+    __atomic_add_fetch(&a->conversions, 1, __ATOMIC_RELAXED);
+    __atomic_store_n(&v->gen, gen, __ATOMIC_RELEASE);
+}
+
 /* The view of op(B) (k, n) with a fresh copy (bf16 or int8), made or refreshed here if needed; NULL when
  * the table is full or memory ran out (the product then converts B in the call, or runs f32 for int8). */
 static const struct view *weight_copy(struct autocast *a, const float *B, enum gemm_trans tb, size_t k, size_t n,
@@ -184,16 +195,21 @@ static const struct view *weight_copy(struct autocast *a, const float *B, enum g
             gemm_int8_weight_free(&nv->w8);
         }
     }
-    if (v && __atomic_load_n(&v->gen, __ATOMIC_ACQUIRE) != gen) {
-        if (a->p == PRECISION_INT8)
-            gemm_int8_weight_refresh(&v->w8, tb, B, ldb);
-        else
-            gemm_bf16_weight_refresh(&v->w, tb, B, ldb);
-        __atomic_add_fetch(&a->conversions, 1, __ATOMIC_RELAXED);
-        __atomic_store_n(&v->gen, gen, __ATOMIC_RELEASE);
-    }
+    if (v && __atomic_load_n(&v->gen, __ATOMIC_ACQUIRE) != gen)
+        view_refresh(a, v, gen);
     pthread_mutex_unlock(&a->mu);
     return v;
+}
+
+void autocast_refresh(struct autocast *a, int n_threads)
+{
+    const uint64_t gen = __atomic_load_n(&a->gen, __ATOMIC_ACQUIRE);
+    const size_t nv = __atomic_load_n(&a->n_views, __ATOMIC_ACQUIRE);
+    /* views differ in size (the output projection is the largest): handed out one at a time */
+#pragma omp parallel for num_threads(n_threads) schedule(dynamic, 1) if (n_threads > 1)
+    for (size_t i = 0; i < nv; i++)
+        if (__atomic_load_n(&a->views[i].gen, __ATOMIC_ACQUIRE) != gen)
+            view_refresh(a, &a->views[i], gen);
 }
 
 void autocast_gemm(enum gemm_trans ta, enum gemm_trans tb, size_t m, size_t n, size_t k, float alpha, const float *A,

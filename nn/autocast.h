@@ -5,8 +5,9 @@
  * - Weights: a product whose right operand B lies inside the parameter buffer given at creation (the
  *   flat buffer of nn/params.h; more with autocast_add_buffer) is a product with a weight. Its bf16 copy, one per (B, transpose, k, n,
  *   ldb), is made at the first such product after creation or autocast_weights_changed, by whichever
- *   thread gets there first (the others wait for it), and shared by every thread until the weights change
- *   again: one conversion per weight view per training step, once per model when decoding. Any other
+ *   thread gets there first (the others wait for it), or all at once by autocast_refresh (training, once
+ *   per step, on its threads), and shared by every thread until the weights change again: one conversion
+ *   per weight view per training step, once per model when decoding. Any other
  *   right operand (activations, upstream gradients) is converted in the call.
  * - Threads: each OpenMP thread number has its own oneDNN context (made at its first product, guarded by
  *   a mutex, so a non-OpenMP thread is safe too); a product inside a parallel region runs on the calling
@@ -61,6 +62,11 @@ int autocast_add_buffer(struct autocast *a, const float *w, size_t n);
 /* The buffer's values changed (an optimizer step, weights loaded): the bf16 copies are made again at their
  * next use. */
 void autocast_weights_changed(struct autocast *a);
+/* Makes every copy known so far (those the products since creation asked for) again now, on n_threads
+ * threads, instead of one at a time at their next use (where a thread needing one waits for the thread
+ * making another: the copies are made under one lock). The same copies either way. While no product
+ * runs, after autocast_weights_changed. */
+void autocast_refresh(struct autocast *a, int n_threads);
 /* Makes a the autocast of every later gemm_run (NULL: f32 again). */
 void autocast_use(struct autocast *a);
 /* 1 when an autocast is in use. */

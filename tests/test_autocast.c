@@ -131,6 +131,52 @@ Test(autocast, model_loss_and_gradient_in_bf16_are_close_to_fp32_and_not_equal)
     fixture_free(&f);
 }
 
+/* autocast_refresh makes every known copy at once, on two threads: the products after it convert nothing
+ * and give the bits of copies made lazily at their first use; views nobody asked for yet stay lazy. */
+Test(autocast, refresh_makes_every_copy_up_front_with_the_same_bits)
+{
+    need_bf16();
+    struct fixture f;
+    fixture_init(&f);
+    const size_t P = f.m.table.total;
+    struct autocast *a = autocast_create(PRECISION_BF16, f.w, P, 1);
+    cr_assert(a, "%s", sl_errmsg());
+    autocast_use(a);
+    autocast_refresh(a, 2); /* no view known yet: nothing to do */
+    struct autocast_stats s0, s1, s2, s3;
+    autocast_stats(a, &s0);
+    cr_expect_eq(s0.conversions, 0);
+    loss_grad(&f); /* the views become known */
+    autocast_stats(a, &s1);
+    for (size_t i = 0; i < P; i++)
+        f.w[i] *= 0.5f;
+    autocast_weights_changed(a);
+    const double lazy = loss_grad(&f); /* copies made at their first use */
+    for (size_t i = 0; i < P; i++)
+        f.w[i] *= 2.0f;
+    autocast_weights_changed(a);
+    loss_grad(&f);
+    for (size_t i = 0; i < P; i++)
+        f.w[i] *= 0.5f;
+    autocast_weights_changed(a);
+    autocast_stats(a, &s2);
+    autocast_refresh(a, 2);
+    autocast_stats(a, &s3);
+    cr_expect_eq(s3.conversions - s2.conversions, s1.weight_views, "refresh converts every view once: %zu of %zu",
+                 s3.conversions - s2.conversions, s1.weight_views);
+    const double eager = loss_grad(&f);
+    struct autocast_stats s4;
+    autocast_stats(a, &s4);
+    cr_expect_eq(s4.conversions, s3.conversions, "a product after the refresh converted a weight again");
+    cr_expect_eq(eager, lazy, "refreshed copies %.9g, lazy copies %.9g: not the same bits", eager, lazy);
+    autocast_refresh(a, 2);
+    autocast_stats(a, &s4);
+    cr_expect_eq(s4.conversions, s3.conversions, "a second refresh of the same generation converted again");
+    autocast_use(NULL);
+    autocast_free(a);
+    fixture_free(&f);
+}
+
 Test(autocast, weight_copies_are_made_once_per_generation_and_follow_weights_changed)
 {
     need_bf16();

@@ -1144,8 +1144,10 @@ static int train_loop(struct trainer *t, struct train_result *out, int *stopped)
                           gnorm, (long long)t->last_ckpt);
         /* global-norm clipping, applied inside the Adam pass (train/update.h) */
         adam_update(t, gnorm > t->o.clip ? (float)(t->o.clip / gnorm) : 1.0f);
-        if (t->ac)
+        if (t->ac) { /* the bf16 copies of the new weights, made on every thread before the next step */
             autocast_weights_changed(t->ac);
+            autocast_refresh(t->ac, t->nthreads);
+        }
         t->step++;
         t->bidx++;
         iv.loss += loss_sum;

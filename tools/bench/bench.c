@@ -197,8 +197,10 @@ static int train_step(struct trainer *t, size_t i, long step, double *loss)
     const float clip = isfinite(norm) && norm > BENCH_CLIP ? (float)(BENCH_CLIP / norm) : 1.0f;
     const struct adam_hparams hp = adam_defaults(BENCH_LR);
     update_adam(t->w, t->gs[0], t->m, t->v, n_params, clip, &hp, step, (int)t->nthreads);
-    if (t->ac)
+    if (t->ac) { /* as train does */
         autocast_weights_changed(t->ac);
+        autocast_refresh(t->ac, (int)t->nthreads);
+    }
     return 0;
 }
 
