@@ -131,17 +131,24 @@ Test(autocast, model_loss_and_gradient_in_bf16_are_close_to_fp32_and_not_equal)
     fixture_free(&f);
 }
 
-/* autocast_refresh makes every known copy at once, on two threads: the products after it convert nothing
- * and give the bits of copies made lazily at their first use; views nobody asked for yet stay lazy. */
-Test(autocast, refresh_makes_every_copy_up_front_with_the_same_bits)
+/* A bf16 autocast over f's parameters, in use (skips without native bf16). */
+static struct autocast *bf16_in_use(struct fixture *f)
 {
     need_bf16();
-    struct fixture f;
-    fixture_init(&f);
-    const size_t P = f.m.table.total;
-    struct autocast *a = autocast_create(PRECISION_BF16, f.w, P, 1);
+    fixture_init(f);
+    struct autocast *a = autocast_create(PRECISION_BF16, f->w, f->m.table.total, 1);
     cr_assert(a, "%s", sl_errmsg());
     autocast_use(a);
+    return a;
+}
+
+/* autocast_refresh makes every known copy at once, on two threads: the products after it convert nothing
+ * and give the bits of copies made lazily at their first use; before any product it has nothing to make. */
+Test(autocast, refresh_makes_every_copy_up_front_with_the_same_bits)
+{
+    struct fixture f;
+    struct autocast *a = bf16_in_use(&f);
+    const size_t P = f.m.table.total;
     autocast_refresh(a, 2); /* no view known yet: nothing to do */
     struct autocast_stats s0, s1, s2, s3;
     autocast_stats(a, &s0);
@@ -179,13 +186,9 @@ Test(autocast, refresh_makes_every_copy_up_front_with_the_same_bits)
 
 Test(autocast, weight_copies_are_made_once_per_generation_and_follow_weights_changed)
 {
-    need_bf16();
     struct fixture f;
-    fixture_init(&f);
+    struct autocast *a = bf16_in_use(&f);
     const size_t P = f.m.table.total;
-    struct autocast *a = autocast_create(PRECISION_BF16, f.w, P, 1);
-    cr_assert(a, "%s", sl_errmsg());
-    autocast_use(a);
     const double l1 = loss_grad(&f);
     struct autocast_stats s1, s2, s3;
     autocast_stats(a, &s1);
