@@ -72,11 +72,20 @@ VM_CLONES static void convert_block(enum gemm_trans t, size_t r0, size_t r1, siz
             gemm_bf16_from_f32(X + i * ldx, Y + i * cols, cols);
         return;
     }
-    for (size_t j0 = 0; j0 < cols; j0 += TB) { /* op(X)(i, j) = X[j * ldx + i] */
-        const size_t j1 = cols - j0 < TB ? cols : j0 + TB;
-        for (size_t j = j0; j < j1; j++)
-            for (size_t i = r0; i < r1; i++)
-                Y[i * cols + j] = bf16_round(X[j * ldx + i]);
+    /* op(X)(i, j) = X[j * ldx + i], in TB x TB tiles: a tile is transposed in f32 (in L1), then its rows
+     * are rounded by the vectorised conversion (a transposed 1280 x 2048 weight copy on AMD EPYC Zen 4:
+     * 12.7-13.7 ms -> 2.2-5.6 ms, against rounding element by element in the strided loop) */
+    float tile[TB * TB];
+    for (size_t i0 = r0; i0 < r1; i0 += TB) {
+        const size_t ni = r1 - i0 < TB ? r1 - i0 : TB;
+        for (size_t j0 = 0; j0 < cols; j0 += TB) {
+            const size_t nj = cols - j0 < TB ? cols - j0 : TB;
+            for (size_t j = 0; j < nj; j++)
+                for (size_t i = 0; i < ni; i++)
+                    tile[i * TB + j] = X[(j0 + j) * ldx + i0 + i];
+            for (size_t i = 0; i < ni; i++)
+                gemm_bf16_from_f32(tile + i * TB, Y + (i0 + i) * cols + j0, nj);
+        }
     }
 }
 
