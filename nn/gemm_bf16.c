@@ -616,7 +616,7 @@ static int execute(struct gemm_bf16_ctx *c, struct entry *e, size_t m, size_t n,
     }
     c->last = e->impl;
     if (st != dnnl_success)
-        return sl_err(SL_EINVAL, "oneDNN matmul %zu x %zu x %zu failed (status %d)", m, e->k, e->n, (int)st);
+        return sl_err(SL_EINVAL, "oneDNN matmul %zu x %zu x %zu failed (status %d)", m, k, n, (int)st);
     return 0;
 }
 #endif
@@ -691,11 +691,15 @@ int gemm_bf16_run_weight(struct gemm_bf16_ctx *c, enum gemm_trans ta, size_t m, 
 /* q = round(x / s) clamped to [-127, 127], s = max |x| / 127 over the n values (1 when all are 0). */
 static float quant_scale(float amax) { return amax > 0.0f ? amax / 127.0f : 1.0f; }
 
+/* round(x · inv) clamped to [-127, 127]: clamped first (the bounds are integers, so the order does not
+ * matter), then rounded to nearest even by adding and subtracting 1.5 · 2^23 (exact for |r| <= 2^22),
+ * which vectorises where nearbyintf is a call. */
 static inline int8_t quant(float x, float inv)
 {
-    float r = nearbyintf(x * inv);
+    float r = x * inv;
     r = r > 127.0f ? 127.0f : (r < -127.0f ? -127.0f : r);
-    return (int8_t)r;
+    r = (r + 0x1.8p23f) - 0x1.8p23f;
+    return (int8_t)(int)r;
 }
 
 int gemm_int8_available(void)
@@ -755,18 +759,12 @@ void gemm_int8_weight_free(struct gemm_int8_weight *w)
     memset(w, 0, sizeof *w);
 }
 
-/* round(x · inv) clamped to [-127, 127], as quant, for a row of n values: clamped first (the bounds are
- * integers, so the order does not matter), then rounded to nearest even by adding and subtracting
- * 1.5 · 2^23 (exact for |r| <= 2^22), which vectorises where nearbyintf is a call. */
+/* q = quant(x, inv) for a row of n values. */
 VM_CLONES static void quant_row(const float *x, size_t n, float inv, int8_t *q)
 {
 #pragma omp simd
-    for (size_t j = 0; j < n; j++) {
-        float r = x[j] * inv;
-        r = r > 127.0f ? 127.0f : (r < -127.0f ? -127.0f : r);
-        r = (r + 0x1.8p23f) - 0x1.8p23f;
-        q[j] = (int8_t)(int)r;
-    }
+    for (size_t j = 0; j < n; j++)
+        q[j] = quant(x[j], inv);
 }
 
 VM_CLONES static float row_absmax(const float *x, size_t n)
