@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "nn/gemm_bf16_dot.h"
 #include "nn/vmath.h"
 #include "util/bigmem.h"
 #include "util/err.h"
@@ -128,6 +129,7 @@ static struct {
     char note8[200]; /* the same for int8 */
     int int8;        /* oneDNN makes an s8 x s8 -> f32 matmul with VNNI (or AMX) here */
     int per_shape;   /* one bf16 primitive per shape (AMX: brgemm), not one for every shape (gemm:jit) */
+    int dot;         /* products against weight copies run gemm_bf16_dot (AVX512-BF16 without AMX) */
 #ifdef SL_HAVE_DNNL
     dnnl_engine_t engine;
 #endif
@@ -231,8 +233,10 @@ static void g_init(void)
     const unsigned bf16_bits = (unsigned)dnnl_cpu_isa_avx512_core_bf16;
     if (((unsigned)isa & bf16_bits) == bf16_bits) {
         g.mode = GEMM_BF16_NATIVE;
-        snprintf(g.note, sizeof g.note, "bf16 GEMMs: oneDNN %d.%d.%d, native bf16 (ISA %s)", v->major, v->minor,
-                 v->patch, g.isa);
+        const char *dot = getenv("SEQLITE_BF16_DOT");
+        g.dot = !g.per_shape && gemm_bf16_dot_cpu() && !(dot && strcmp(dot, "0") == 0);
+        snprintf(g.note, sizeof g.note, "bf16 GEMMs: oneDNN %d.%d.%d, native bf16 (ISA %s)%s", v->major, v->minor,
+                 v->patch, g.isa, g.dot ? "; products against weights: seqlite's AVX512-BF16 kernel" : "");
     } else {
         g.mode = GEMM_BF16_EMULATED;
         snprintf(g.note, sizeof g.note,
@@ -268,6 +272,12 @@ const char *gemm_bf16_isa(void)
     return g.isa;
 }
 
+int gemm_bf16_own_kernel(void)
+{
+    pthread_once(&g_once, g_init);
+    return g.dot;
+}
+
 const char *gemm_bf16_note(void)
 {
     pthread_once(&g_once, g_init);
@@ -286,6 +296,10 @@ int gemm_bf16_weight_init(struct gemm_bf16_weight *w, size_t k, size_t n)
         w->f32 = big_alloc(k * n * sizeof(float));
     else
         w->bf16 = big_alloc(k * n * sizeof(uint16_t));
+    if (w->bf16 && g.dot && !(w->pairs = big_alloc(gemm_bf16_dot_packed_size(k, n) * sizeof(uint32_t)))) {
+        big_free(w->bf16);
+        w->bf16 = NULL;
+    }
     if (!w->f32 && !w->bf16)
         return sl_err(SL_ENOMEM, "out of memory for a %zu x %zu bf16 weight copy", k, n);
     return 0;
@@ -293,9 +307,11 @@ int gemm_bf16_weight_init(struct gemm_bf16_weight *w, size_t k, size_t n)
 
 void gemm_bf16_weight_refresh(struct gemm_bf16_weight *w, enum gemm_trans tb, const float *B, size_t ldb)
 {
-    if (w->bf16)
+    if (w->bf16) {
         convert_op(tb, w->k, w->n, B, ldb, w->bf16, 1);
-    else
+        if (w->pairs)
+            gemm_bf16_dot_pack(w->bf16, w->k, w->n, w->pairs);
+    } else
         copy_op(tb, w->k, w->n, B, ldb, w->f32);
 }
 
@@ -303,6 +319,7 @@ void gemm_bf16_weight_free(struct gemm_bf16_weight *w)
 {
     big_free(w->bf16);
     big_free(w->f32);
+    big_free(w->pairs);
     memset(w, 0, sizeof *w);
 }
 
@@ -666,8 +683,23 @@ int gemm_bf16_run_weight(struct gemm_bf16_ctx *c, enum gemm_trans ta, size_t m, 
     }
     struct entry *e = NULL;
     const int nthr = threads_here(c);
-    int rc = lookup(c, m, n, k, ldc, beta, nthr, 0, &e);
-    if (rc < 0)
+    int rc;
+    if (W->pairs) { /* seqlite's kernel: A rounded into rows of even stride (a zero after an odd k) */
+        const size_t lda16 = k + (k & 1);
+        if ((rc = reserve(&c->a16, &c->a16_cap, m * lda16 * sizeof(uint16_t))) < 0)
+            return rc;
+        uint16_t *a16 = c->a16;
+        convert_op(ta, m, k, A, lda, a16, nthr);
+        if (k & 1)
+            for (size_t i = m; i-- > 0;) {
+                memmove(a16 + i * lda16, a16 + i * k, k * sizeof(uint16_t));
+                a16[i * lda16 + k] = 0;
+            }
+        gemm_bf16_dot_run(m, n, k, a16, lda16, W->pairs, beta, C, ldc, nthr);
+        c->last = "seqlite:avx512_bf16";
+        return 0;
+    }
+    if ((rc = lookup(c, m, n, k, ldc, beta, nthr, 0, &e)) < 0)
         return rc;
 #ifdef SL_HAVE_DNNL
     if (e->prim) {

@@ -87,8 +87,9 @@ void gemm_bf16_to_f32(const uint16_t *x, float *y, size_t n);
  * in GEMM_BF16_FP32. The caller holds it. */
 struct gemm_bf16_weight {
     size_t k, n;
-    uint16_t *bf16; /* (k, n) or NULL */
-    float *f32;     /* (k, n) or NULL */
+    uint16_t *bf16;  /* (k, n) or NULL */
+    float *f32;      /* (k, n) or NULL */
+    uint32_t *pairs; /* gemm_bf16_dot's pair panels of bf16, or NULL when that kernel is not used here */
 };
 /* Allocates the copy for op(B) of shape (k, n) (contents undefined until the first refresh). 0, or
  * SL_ENOMEM / SL_EINVAL (a zero size); on failure *w is left freeable. */
@@ -114,8 +115,14 @@ int gemm_bf16_run_weight(struct gemm_bf16_ctx *c, enum gemm_trans ta, size_t m, 
 /* Creates (if new) the primitive a call of this shape from the calling thread's place (inside or outside
  * a parallel region) would use, so no creation happens inside a time loop. 0, or SL_ENOMEM. */
 int gemm_bf16_prepare(struct gemm_bf16_ctx *c, size_t m, size_t n, size_t k, size_t ldc, float beta);
+/* 1 when products against weight copies (gemm_bf16_run_weight) run seqlite's own AVX512-BF16 kernel
+ * (nn/gemm_bf16_dot.h) instead of oneDNN: native bf16 without AMX and without SEQLITE_BF16_PER_SHAPE=1,
+ * unless SEQLITE_BF16_DOT=0. Such a weight copy also holds the kernel's pair panels, made at each refresh;
+ * its products make no oneDNN primitive. (On AMD EPYC Zen 4 the kernel runs a training shard's 16-row
+ * step products at about 200 GFLOP/s against oneDNN's 105-150, and every model shape at least as fast.) */
+int gemm_bf16_own_kernel(void);
 /* oneDNN's name of the implementation the context's last call ran ("brg:avx512_core_bf16", "gemm:jit",
- * ...), "sgemm" when it ran as f32 gemm_run, "" before any call. Valid until the next call on c. */
+ * ...), "sgemm" when it ran as f32 gemm_run, "seqlite:avx512_bf16" for the own kernel, "" before any call. Valid until the next call on c. */
 const char *gemm_bf16_last_impl(const struct gemm_bf16_ctx *c);
 /* Primitives the context has created so far (one evicted and made again counts twice). */
 size_t gemm_bf16_primitives_made(const struct gemm_bf16_ctx *c);

@@ -6,6 +6,7 @@
  * on every call, inside the time); bf16 with B converted on every call too (gemm_bf16_run); the ratio of
  * the weight-copy column to sgemm; oneDNN's implementation. Threads: OpenBLAS's and oneDNN's own (a call
  * from outside any OpenMP region). Each figure is the best of repeated calls over at least 0.3 s.
+ * Shapes can be given instead as arguments, `gemm-bf16 16x768x1024 ...` (M x K x N each).
  * Like `seqlite`, it starts again with OPENBLAS_CORETYPE set when OpenBLAS picked kernels without the
  * AVX2 / AVX-512 the CPU has (nn/gemm.h: gemm_use_best_kernel), so sgemm runs its best kernels. */
 #include <omp.h>
@@ -54,13 +55,24 @@ static double rate(struct job *j)
 
 int main(int argc, char **argv)
 {
+    static size_t shapes[16][3] = {{2048, 2048, 2048}, {1536, 512, 8000}, {64, 1024, 2048}, {160, 768, 2048}};
+    size_t n_shapes = 4;
     if (argc > 1) {
-        fputs("usage: gemm-bf16   (no arguments; OPENBLAS_CORETYPE and ONEDNN_MAX_CPU_ISA are honoured)\n", stderr);
-        return 2;
+        n_shapes = 0;
+        for (int i = 1; i < argc; i++) {
+            size_t *d = shapes[n_shapes];
+            char end;
+            if (n_shapes == 16 || sscanf(argv[i], "%zux%zux%zu%c", &d[0], &d[1], &d[2], &end) != 3 || !d[0] || !d[1] ||
+                !d[2] || d[0] > 8192 || d[1] > 8192 || d[2] > 8192) {
+                fprintf(stderr, "gemm-bf16: '%s' is not a shape MxKxN (each 1 to 8192, at most 16 shapes)\n"
+                        "usage: gemm-bf16 [MxKxN ...]   (OPENBLAS_CORETYPE and ONEDNN_MAX_CPU_ISA are honoured)\n",
+                        argv[i]);
+                return 2;
+            }
+            n_shapes++;
+        }
     }
     gemm_use_best_kernel(argv); /* see the header comment */
-    static const size_t shapes[][3] = {{2048, 2048, 2048}, {1536, 512, 8000}, {64, 1024, 2048}, {160, 768, 2048}};
-    const size_t n_shapes = sizeof shapes / sizeof shapes[0];
     size_t maxa = 0, maxb = 0, maxc = 0;
     for (size_t s = 0; s < n_shapes; s++) {
         const size_t m = shapes[s][0], k = shapes[s][1], n = shapes[s][2];
