@@ -8,8 +8,11 @@
  *   a per-shape cache made 1,600 primitives a minute in training and evicted them again).
  * - oneDNN is asked for plain layouts only: A (m, k) and B (k, n) bf16 with unit column stride, C (m, n)
  *   f32 with row stride ldc; beta != 0 is its "sum" post-op (C = beta · C + A·B).
- * TODO: keep weights in the blocked layout oneDNN's brgemm kernels read (format "any", one reorder per
- * refresh) instead of plain (k, n), which the kernels copy into blocks on every call.
+ * - On AVX512-BF16 without AMX, products against a weight copy skip oneDNN: the copy also holds pair
+ *   panels made at each refresh, multiplied by seqlite's kernel (gemm_bf16_dot.h), since oneDNN copies a
+ *   plain weight into its blocks on every call (the cost that made its 16-row products slow).
+ * TODO: with AMX, keep weights in the blocked layout oneDNN's brgemm kernels read (format "any", one
+ * reorder per refresh) instead of plain (k, n), which the kernels copy into blocks on every call.
  * ref: oneDNN developer guide, matmul primitive and primitive attributes (scratchpad, post-ops). */
 #include "nn/gemm_bf16.h"
 
