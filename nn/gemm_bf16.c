@@ -66,14 +66,14 @@ VM_CLONES void gemm_bf16_to_f32(const uint16_t *x, float *y, size_t n)
 
 #define TB 64 /* transpose block: 64 x 64 floats in, 64 x 64 bf16 out */
 
-/* Y (rows, cols) = op(X) rounded to bf16, Y plain; X is stored (rows, cols) if t == GEMM_N else
+/* Y (rows, cols) = op(X) rounded to bf16, Y row stride ldy; X is stored (rows, cols) if t == GEMM_N else
  * (cols, rows), stride ldx. Row blocks on nthr threads (1: no parallel region). */
 VM_CLONES static void convert_block(enum gemm_trans t, size_t r0, size_t r1, size_t cols, const float *X, size_t ldx,
-                          uint16_t *Y)
+                          uint16_t *Y, size_t ldy)
 {
     if (t == GEMM_N) {
         for (size_t i = r0; i < r1; i++)
-            gemm_bf16_from_f32(X + i * ldx, Y + i * cols, cols);
+            gemm_bf16_from_f32(X + i * ldx, Y + i * ldy, cols);
         return;
     }
     /* op(X)(i, j) = X[j * ldx + i], in TB x TB tiles: a tile is transposed in f32 (in L1), then its rows
@@ -88,22 +88,22 @@ VM_CLONES static void convert_block(enum gemm_trans t, size_t r0, size_t r1, siz
                 for (size_t i = 0; i < ni; i++)
                     tile[i * TB + j] = X[(j0 + j) * ldx + i0 + i];
             for (size_t i = 0; i < ni; i++)
-                gemm_bf16_from_f32(tile + i * TB, Y + (i0 + i) * cols + j0, nj);
+                gemm_bf16_from_f32(tile + i * TB, Y + (i0 + i) * ldy + j0, nj);
         }
     }
 }
 
 static void convert_op(enum gemm_trans t, size_t rows, size_t cols, const float *X, size_t ldx, uint16_t *Y,
-                       int nthr)
+                       size_t ldy, int nthr)
 {
     const size_t nb = (rows + TB - 1) / TB;
     if (nthr <= 1 || rows * cols < (size_t)1 << 16) { /* no parallel region at all (shards call this) */
-        convert_block(t, 0, rows, cols, X, ldx, Y);
+        convert_block(t, 0, rows, cols, X, ldx, Y, ldy);
         return;
     }
 #pragma omp parallel for num_threads(nthr) schedule(static)
     for (size_t b = 0; b < nb; b++)
-        convert_block(t, b * TB, rows - b * TB < TB ? rows : b * TB + TB, cols, X, ldx, Y);
+        convert_block(t, b * TB, rows - b * TB < TB ? rows : b * TB + TB, cols, X, ldx, Y, ldy);
 }
 
 /* Y (rows, cols) = op(X) in f32 (the weight snapshot of GEMM_BF16_FP32). */
@@ -311,7 +311,7 @@ int gemm_bf16_weight_init(struct gemm_bf16_weight *w, size_t k, size_t n)
 void gemm_bf16_weight_refresh(struct gemm_bf16_weight *w, enum gemm_trans tb, const float *B, size_t ldb)
 {
     if (w->bf16) {
-        convert_op(tb, w->k, w->n, B, ldb, w->bf16, 1);
+        convert_op(tb, w->k, w->n, B, ldb, w->bf16, w->n, 1);
         if (w->pairs)
             gemm_bf16_dot_pack(w->bf16, w->k, w->n, w->pairs);
     } else
@@ -663,8 +663,8 @@ int gemm_bf16_run(struct gemm_bf16_ctx *c, enum gemm_trans ta, enum gemm_trans t
             (rc = reserve(&c->b16, &c->b16_cap, k * n * sizeof(uint16_t))) < 0)
             return rc;
         /* each operand as stored: A (m, k) or (k, m), B (k, n) or (n, k) */
-        convert_op(GEMM_N, ta == GEMM_T ? k : m, ta == GEMM_T ? m : k, A, lda, c->a16, nthr);
-        convert_op(GEMM_N, tb == GEMM_T ? n : k, tb == GEMM_T ? k : n, B, ldb, c->b16, nthr);
+        convert_op(GEMM_N, ta == GEMM_T ? k : m, ta == GEMM_T ? m : k, A, lda, c->a16, ta == GEMM_T ? m : k, nthr);
+        convert_op(GEMM_N, tb == GEMM_T ? n : k, tb == GEMM_T ? k : n, B, ldb, c->b16, tb == GEMM_T ? k : n, nthr);
         return execute(c, e, m, n, k, ldc, c->a16, c->b16, C, NULL);
     }
 #endif
@@ -692,12 +692,9 @@ int gemm_bf16_run_weight(struct gemm_bf16_ctx *c, enum gemm_trans ta, size_t m, 
         if ((rc = reserve(&c->a16, &c->a16_cap, m * lda16 * sizeof(uint16_t))) < 0)
             return rc;
         uint16_t *a16 = c->a16;
-        convert_op(ta, m, k, A, lda, a16, nthr);
-        if (k & 1)
-            for (size_t i = m; i-- > 0;) {
-                memmove(a16 + i * lda16, a16 + i * k, k * sizeof(uint16_t));
-                a16[i * lda16 + k] = 0;
-            }
+        convert_op(ta, m, k, A, lda, a16, lda16, nthr);
+        for (size_t i = 0; i < m && (k & 1); i++)
+            a16[i * lda16 + k] = 0;
         gemm_bf16_dot_run(m, n, k, a16, lda16, W->pairs, beta, C, ldc, nthr);
         c->last = "seqlite:avx512_bf16";
         return 0;
@@ -708,7 +705,7 @@ int gemm_bf16_run_weight(struct gemm_bf16_ctx *c, enum gemm_trans ta, size_t m, 
     if (e->prim) {
         if ((rc = reserve(&c->a16, &c->a16_cap, m * k * sizeof(uint16_t))) < 0)
             return rc;
-        convert_op(ta, m, k, A, lda, c->a16, nthr);
+        convert_op(ta, m, k, A, lda, c->a16, k, nthr);
         return execute(c, e, m, n, k, ldc, c->a16, W->bf16, C, NULL);
     }
 #endif

@@ -1,11 +1,11 @@
-/* tools/bench/gemm_bf16.c: `gemm-bf16`: OpenBLAS sgemm against oneDNN bf16 (nn/gemm_bf16.h) on the
+/* tools/bench/gemm_bf16.c: `gemm-bf16`: OpenBLAS sgemm against bf16 (nn/gemm_bf16.h) on the
  * model's GEMM shapes, on 1 and 2 threads, GFLOP/s side by side. Shapes M x K x N: 2048^3, the output
  * projection of a training batch (1536 x 512 x 8000), a greedy decoding step (64 x 1024 x 2048) and a
  * beam step (160 x 768 x 2048). op(B) is a weight stored (N, K), as seqlite stores them.
  * Columns: sgemm (gemm_run); bf16 with the weight converted once (gemm_bf16_run_weight: A is converted
  * on every call, inside the time); bf16 with B converted on every call too (gemm_bf16_run); the ratio of
- * the weight-copy column to sgemm; oneDNN's implementation. Threads: OpenBLAS's and oneDNN's own (a call
- * from outside any OpenMP region). Each figure is the best of repeated calls over at least 0.3 s.
+ * the weight-copy column to sgemm; the implementations of both bf16 columns (seqlite's own kernel or
+ * oneDNN's). Threads: OpenBLAS's and oneDNN's own (a call from outside any OpenMP region). Each figure is the best of repeated calls over at least 0.3 s.
  * Shapes can be given instead as arguments, `gemm-bf16 16x768x1024 ...` (M x K x N each).
  * Like `seqlite`, it starts again with OPENBLAS_CORETYPE set when OpenBLAS picked kernels without the
  * AVX2 / AVX-512 the CPU has (nn/gemm.h: gemm_use_best_kernel), so sgemm runs its best kernels. */
@@ -92,7 +92,7 @@ int main(int argc, char **argv)
     printf("OpenBLAS kernel %s%s; %s\n", gemm_corename(), getenv("OPENBLAS_CORETYPE") ? " (OPENBLAS_CORETYPE)" : "",
            gemm_bf16_note());
     printf("%-16s %3s %12s %12s %12s %6s  %s\n", "M x K x N", "thr", "sgemm", "bf16 W copy", "bf16 per call", "ratio",
-           "oneDNN impl");
+           "impl W copy / per call");
     int fail = 0;
     const int blas_threads = gemm_get_threads();
     for (size_t s = 0; s < n_shapes; s++) {
@@ -112,12 +112,16 @@ int main(int argc, char **argv)
             gemm_set_threads(t);
             struct job j = {.m = m, .n = n, .k = k, .A = A, .B = B, .w = &w, .ctx = ctx, .C = C};
             double r[3];
-            for (j.kind = 0; j.kind < 3; j.kind++)
+            char impl_w[64] = "";
+            for (j.kind = 0; j.kind < 3; j.kind++) {
                 r[j.kind] = rate(&j);
+                if (j.kind == 1)
+                    snprintf(impl_w, sizeof impl_w, "%s", gemm_bf16_last_impl(ctx));
+            }
             char name[32];
             snprintf(name, sizeof name, "%zu x %zu x %zu", m, k, n);
-            printf("%-16s %3d %12.1f %12.1f %12.1f %5.2fx  %s\n", name, t, r[0], r[1], r[2], r[1] / r[0],
-                   gemm_bf16_last_impl(ctx));
+            printf("%-16s %3d %12.1f %12.1f %12.1f %5.2fx  %s / %s\n", name, t, r[0], r[1], r[2], r[1] / r[0],
+                   impl_w, gemm_bf16_last_impl(ctx));
             fflush(stdout);
             fail |= j.fail;
             gemm_bf16_ctx_free(ctx);
