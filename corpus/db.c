@@ -243,6 +243,13 @@ static const char *const migrations[] = {
     "ALTER TABLE evaluation ADD COLUMN precision TEXT"
     " CHECK (precision IS NULL"
     " OR precision IN ('fp32','bf16','int8'))",
+    /* 5: a tensor may be stored in bf16 (`seqlite export --precision bf16`). ALTER TABLE cannot change a
+     * CHECK constraint; widening one changes nothing on disk, so the table's CREATE statement is edited
+     * in sqlite_schema as sqlite.org/lang_altertable.html describes for such changes, and migrate()
+     * then bumps the schema cookie (edits_schema_text) */
+    "PRAGMA writable_schema = ON;"
+    "UPDATE sqlite_schema SET sql = replace(sql, 'CHECK (dtype IN (''f32''))',"
+    " 'CHECK (dtype IN (''f32'',''bf16''))') WHERE type = 'table' AND name = 'tensor'",
 };
 #define N_MIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))
 _Static_assert(N_MIGRATIONS == DB_SCHEMA_VERSION, "one migration per schema version");
@@ -638,6 +645,33 @@ static int read_identity(struct db *db, uint32_t *app_id, int64_t *version, int6
     return rc;
 }
 
+/* After a migration that edited a table's CREATE statement in sqlite_schema (migrations[from] with
+ * writable_schema on): checks that the edit took (a tensor table that is not seqlite's is refused, not
+ * guessed at), bumps the schema cookie so every connection reads the schema again, and turns
+ * writable_schema off. Inside the migration's transaction. */
+static int finish_schema_edit(struct db *db, int from)
+{
+    if (from != 4)
+        return 0;
+    int64_t ok = 0, cookie = 0;
+    int rc = db_query_int(db, &ok, "checking the tensor table",
+                          "SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND name = 'tensor'"
+                          " AND instr(sql, 'CHECK (dtype IN (''f32'',''bf16''))') > 0",
+                          DB_NO_ARGS);
+    if (!rc && ok != 1)
+        rc = sl_err(SL_ECORRUPT, "%s: the tensor table's definition is not seqlite's: cannot upgrade it to schema 5",
+                    db->path);
+    if (!rc)
+        rc = db_query_int(db, &cookie, "reading the schema cookie", "PRAGMA schema_version", DB_NO_ARGS);
+    if (!rc) {
+        char sql[96];
+        snprintf(sql, sizeof sql, "PRAGMA schema_version = %lld; PRAGMA writable_schema = OFF;",
+                 (long long)cookie + 1);
+        rc = script(db, sql, "bumping the schema cookie");
+    }
+    return rc;
+}
+
 static int migrate(struct db *db)
 {
     for (;;) {
@@ -662,9 +696,13 @@ static int migrate(struct db *db)
                      (int)DB_APPLICATION_ID, (int)version + 1);
             rc = script(db, migrations[version], "creating the schema");
             if (!rc)
+                rc = finish_schema_edit(db, (int)version);
+            if (!rc)
                 rc = script(db, pragmas, "setting the schema version");
         }
         if (rc) {
+            if (version == 4)
+                sqlite3_exec(db->h, "PRAGMA writable_schema = OFF", NULL, NULL, NULL);
             db_rollback(db);
             return rc;
         }
@@ -689,6 +727,45 @@ static int set_journal_mode(struct db *db, int wal)
     db_set_busy_timeout(db, -1);
     sl_err(0, "%s", saved);
     return ok;
+}
+
+/* seqlite_bf16(BLOB of little-endian float32) -> BLOB of little-endian bf16, each float rounded to the
+ * nearest bf16, ties to even (what the bf16 products round weights to; a NaN stays a quiet NaN). For
+ * `seqlite export --precision bf16` (db_export.c); NULL gives NULL, a BLOB whose size is not a
+ * multiple of 4 an error. */
+static void sql_bf16(sqlite3_context *ctx, int argc, sqlite3_value **argv)
+{
+    (void)argc;
+    if (sqlite3_value_type(argv[0]) == SQLITE_NULL)
+        return;
+    int bytes = sqlite3_value_bytes(argv[0]);
+    const unsigned char *in = sqlite3_value_blob(argv[0]);
+    if (bytes % 4 != 0) {
+        sqlite3_result_error(ctx, "seqlite_bf16: a BLOB of float32 has a multiple of 4 bytes", -1);
+        return;
+    }
+    unsigned char *out = sqlite3_malloc(bytes / 2 + 1);
+    if (!out) {
+        sqlite3_result_error_nomem(ctx);
+        return;
+    }
+    for (int i = 0; i < bytes / 4; i++) {
+        const unsigned char *b = in + 4 * i;
+        uint32_t u = (uint32_t)b[0] | (uint32_t)b[1] << 8 | (uint32_t)b[2] << 16 | (uint32_t)b[3] << 24;
+        uint32_t h = (u & 0x7FFFFFFFu) > 0x7F800000u ? (u >> 16) | 0x40u : (u + 0x7FFFu + ((u >> 16) & 1u)) >> 16;
+        out[2 * i] = (unsigned char)h;
+        out[2 * i + 1] = (unsigned char)(h >> 8);
+    }
+    sqlite3_result_blob(ctx, out, bytes / 2, sqlite3_free);
+}
+
+/* The application functions of every connection. */
+static int add_functions(struct db *db)
+{
+    if (sqlite3_create_function(db->h, "seqlite_bf16", 1, SQLITE_UTF8 | SQLITE_DETERMINISTIC | SQLITE_DIRECTONLY,
+                                NULL, sql_bf16, NULL, NULL) != SQLITE_OK)
+        return dberr(db, "setting up the connection");
+    return 0;
 }
 
 /* Opens an existing database for reading only where it cannot be written (a read-only medium, or a
@@ -718,6 +795,8 @@ static int open_readonly(struct db *db, int immutable)
                     db->path, (long long)version, DB_SCHEMA_VERSION);
     if (!rc)
         rc = script(db, "PRAGMA foreign_keys = ON;", "setting up the connection");
+    if (!rc)
+        rc = add_functions(db);
     return rc;
 }
 
@@ -789,6 +868,8 @@ int db_open(const char *path, int flags, struct db **out)
      * progress) stays so for now; everything works in either mode. */
     set_journal_mode(db, 1);
     rc = script(db, "PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;", "setting up the connection");
+    if (!rc)
+        rc = add_functions(db);
     if (rc)
         goto fail;
     *out = db;

@@ -12,7 +12,7 @@
 #include <stdint.h>
 
 #define DB_APPLICATION_ID 0x53514C54 /* "SQLT" in PRAGMA application_id */
-#define DB_SCHEMA_VERSION 4         /* PRAGMA user_version this build writes and understands */
+#define DB_SCHEMA_VERSION 5         /* PRAGMA user_version this build writes and understands */
 
 enum db_open_flags {
     DB_CREATE = 1, /* create the file (and the schema) when it does not exist */
@@ -415,9 +415,12 @@ struct db_export_sizes {
  * (adam.m.*, adam.v.*). Ids are kept. The copy reads one snapshot of db. out is written under a
  * temporary name in its directory and renamed when complete; a failed export leaves no out and
  * removes only its temporary file. SL_EEXIST: out exists (it is not touched); SL_EIO: out's directory
- * is not writable (the message names it); SL_ENOTFOUND: no checkpoint ckpt_id. Call outside a
- * transaction. OUT: sizes. */
-int db_export_checkpoint(struct db *db, int64_t ckpt_id, const char *out, struct db_export_sizes *sizes /* OUT */);
+ * is not writable (the message names it); SL_ENOTFOUND: no checkpoint ckpt_id. bf16: the model's
+ * matrices (2-D tensors: weights, embeddings) are stored in bf16 (dtype 'bf16', rounded to nearest
+ * even), half their size; db_tensor_read reads them back as floats. Call outside a transaction.
+ * OUT: sizes. */
+int db_export_checkpoint(struct db *db, int64_t ckpt_id, const char *out, int bf16,
+                         struct db_export_sizes *sizes /* OUT */);
 
 /* ---- project summary (seqlite info): read-only queries over every table ----
  * Callbacks get borrowed strings (valid during the callback; "" for NULL); a nonzero return from cb

@@ -1,6 +1,8 @@
 /* corpus/db_ckpt.c: the checkpoint and tensor tables (see db.h). A tensor is a BLOB of little-endian
  * float32 whatever the host, with its shape as a JSON array and dtype 'f32' (the safetensors
- * convention); a reader checks dtype, shape and byte size before it copies anything.
+ * convention), or in an export made with --precision bf16 (db_export.c) of little-endian bf16 (dtype
+ * 'bf16', the upper 16 bits of each float32); a reader checks dtype, shape and byte size before it
+ * copies anything, and reads bf16 back as the float32 it stands for.
  * - Trained checkpoints (averaged_from NULL) are what training saves, resumes from ("last") and
  *   prunes: a run keeps its newest `keep` trained checkpoints and its best (is_best, at most one per
  *   run).
@@ -279,9 +281,9 @@ static int parse_shape(const char *s, size_t *dims, int max)
 }
 
 /* Checks the tensor row of st (shape, dtype, data) against what the caller expects; *data = its n
- * floats (borrowed from the row). */
+ * values (borrowed from the row), *width their bytes each (4: f32, 2: bf16). */
 static int tensor_check(struct db *db, struct db_stmt *st, int64_t ckpt_id, const char *name, int ndim,
-                        const size_t *shape, size_t n, const void **data /* OUT */)
+                        const size_t *shape, size_t n, const void **data /* OUT */, size_t *width /* OUT */)
 {
     const char *shp = db_col_text(st, 0);
     const char *dtype = db_col_text(st, 1);
@@ -290,9 +292,13 @@ static int tensor_check(struct db *db, struct db_stmt *st, int64_t ckpt_id, cons
     int same = gn == ndim;
     for (int i = 0; same && i < ndim; i++)
         same = got[i] == shape[i];
-    if (strcmp(dtype, "f32") != 0)
-        return db_fail(db, SL_ECORRUPT, "checkpoint %lld, tensor %s: dtype '%s', expected f32", (long long)ckpt_id,
-                       name, dtype);
+    if (strcmp(dtype, "f32") == 0)
+        *width = 4;
+    else if (strcmp(dtype, "bf16") == 0)
+        *width = 2;
+    else
+        return db_fail(db, SL_ECORRUPT, "checkpoint %lld, tensor %s: dtype '%s', expected f32 or bf16",
+                       (long long)ckpt_id, name, dtype);
     if (!same)
         return db_fail(db, SL_ECORRUPT,
                        "checkpoint %lld, tensor %s: shape %s does not match the model (made with another "
@@ -300,9 +306,9 @@ static int tensor_check(struct db *db, struct db_stmt *st, int64_t ckpt_id, cons
                        (long long)ckpt_id, name, shp);
     size_t bytes;
     *data = db_col_blob(st, 2, &bytes);
-    if (bytes != n * 4 || !*data)
-        return db_fail(db, SL_ECORRUPT, "checkpoint %lld, tensor %s: %zu bytes of data, expected %zu (4 per float)",
-                       (long long)ckpt_id, name, bytes, n * 4);
+    if (bytes != n * *width || !*data)
+        return db_fail(db, SL_ECORRUPT, "checkpoint %lld, tensor %s: %zu bytes of data, expected %zu (%zu per %s)",
+                       (long long)ckpt_id, name, bytes, n * *width, *width, *width == 4 ? "float" : "bf16");
     return 0;
 }
 
@@ -316,11 +322,21 @@ int db_tensor_read(struct db *db, int64_t ckpt_id, const char *name, int ndim, c
     if (rc == SL_ENOTFOUND)
         rc = db_fail(db, rc, "checkpoint %lld has no tensor %s", (long long)ckpt_id, name);
     const void *data = NULL;
-    if (!rc && !(rc = tensor_check(db, st, ckpt_id, name, ndim, shape, n, &data))) {
-        if (n)
-            memcpy(dst, data, n * 4);
-        if (DB_HOST_BE)
-            f32_swap(dst, n);
+    size_t width = 4;
+    if (!rc && !(rc = tensor_check(db, st, ckpt_id, name, ndim, shape, n, &data, &width))) {
+        if (width == 2) {
+            /* bf16: the upper half of the float's bits, little-endian */
+            const unsigned char *b = data;
+            for (size_t i = 0; i < n; i++) {
+                uint32_t u = ((uint32_t)b[2 * i] | (uint32_t)b[2 * i + 1] << 8) << 16;
+                memcpy(dst + i, &u, 4);
+            }
+        } else {
+            if (n)
+                memcpy(dst, data, n * 4);
+            if (DB_HOST_BE)
+                f32_swap(dst, n);
+        }
     }
     return db_stmt_end(st, rc);
 }

@@ -8,6 +8,9 @@
  *   when complete (link fails rather than replace a file that appeared meanwhile), so an export that
  *   fails or is killed leaves no destination. On failure only the temporary file (and the journal
  *   files SQLite made for it) is removed.
+ * - --precision bf16 (bf16 != 0) stores the model's matrices in bf16 (seqlite_bf16 of db.c: round to
+ *   nearest even, what the bf16 products do to them), half their size; the reader (db_ckpt.c) reads
+ *   them back as the floats they stand for.
  * - The copy is one transaction over an ATTACHed database: the source is only read (one snapshot,
  *   so a training run writing meanwhile cannot make the rows disagree), the export file alone is
  *   written. It is left in rollback-journal mode and vacuumed: one self-contained file.
@@ -26,6 +29,9 @@
 
 /* The tensors of the Adam moments, left out of an export. */
 #define EXPORT_OPTIMIZER_GLOB "adam.[mv].*"
+/* The tensors --precision bf16 rounds: the f32 matrices (the weights and embeddings, which bf16 products
+ * round to bf16 anyway); vectors (biases) stay f32, as bf16 decoding adds them in f32. */
+#define EXPORT_ROUNDED "dtype = 'f32' AND json_array_length(shape) = 2"
 
 /* Creates an empty file next to out (O_EXCL: never one that exists); *tmp is its malloc'd name. */
 static int tmp_create(const char *out, char **tmp)
@@ -83,8 +89,9 @@ static int tmp_publish(const char *tmp, const char *out)
     return sl_err(SL_EIO, "%s: cannot give the export its name: %s", out, strerror(e));
 }
 
-/* The rows, copied inside one transaction (the source is read, the export written). */
-static int copy_rows(struct db *db, int64_t ckpt_id)
+/* The rows, copied inside one transaction (the source is read, the export written); bf16: the
+ * matrices rounded to bf16. */
+static int copy_rows(struct db *db, int64_t ckpt_id, int bf16)
 {
     struct {
         const char *what, *sql;
@@ -118,9 +125,13 @@ static int copy_rows(struct db *db, int64_t ckpt_id)
          " SELECT id, run_id, step, epoch, src_vocab_id, tgt_vocab_id, valid_ppl, valid_bleu, 1, NULL, data_pos,"
          " averaged_from, created_at FROM main.checkpoint WHERE id = ?1"},
         {"copying the tensors",
-         "INSERT INTO export.tensor (checkpoint_id, name, shape, dtype, data)"
-         " SELECT checkpoint_id, name, shape, dtype, data FROM main.tensor"
-         " WHERE checkpoint_id = ?1 AND name NOT GLOB '" EXPORT_OPTIMIZER_GLOB "' ORDER BY name"},
+         bf16 ? "INSERT INTO export.tensor (checkpoint_id, name, shape, dtype, data)"
+                " SELECT checkpoint_id, name, shape, CASE WHEN " EXPORT_ROUNDED " THEN 'bf16' ELSE dtype END,"
+                " CASE WHEN " EXPORT_ROUNDED " THEN seqlite_bf16(data) ELSE data END FROM main.tensor"
+                " WHERE checkpoint_id = ?1 AND name NOT GLOB '" EXPORT_OPTIMIZER_GLOB "' ORDER BY name"
+              : "INSERT INTO export.tensor (checkpoint_id, name, shape, dtype, data)"
+                " SELECT checkpoint_id, name, shape, dtype, data FROM main.tensor"
+                " WHERE checkpoint_id = ?1 AND name NOT GLOB '" EXPORT_OPTIMIZER_GLOB "' ORDER BY name"},
     };
     int rc = db_exec(db, "starting a transaction", 0, "BEGIN", DB_NO_ARGS);
     for (size_t i = 0; !rc && i < sizeof steps / sizeof steps[0]; i++)
@@ -149,7 +160,7 @@ static int finish_file(struct db *db)
     return rc ? rc : db_exec(db, "vacuuming the export", 0, "VACUUM export", DB_NO_ARGS);
 }
 
-int db_export_checkpoint(struct db *db, int64_t ckpt_id, const char *out, struct db_export_sizes *sizes)
+int db_export_checkpoint(struct db *db, int64_t ckpt_id, const char *out, int bf16, struct db_export_sizes *sizes)
 {
     memset(sizes, 0, sizeof *sizes);
     struct stat sb;
@@ -190,7 +201,7 @@ int db_export_checkpoint(struct db *db, int64_t ckpt_id, const char *out, struct
     if ((rc = db_exec(db, "attaching the export file", 0, "ATTACH DATABASE ?1 AS export", DB_ARGS(db_text(attach)))))
         goto fail;
     attached = 1;
-    if ((rc = copy_rows(db, ckpt_id)) || (rc = finish_file(db)))
+    if ((rc = copy_rows(db, ckpt_id, bf16)) || (rc = finish_file(db)))
         goto fail;
     attached = 0;
     if ((rc = db_exec(db, "detaching the export file", 0, "DETACH DATABASE export", DB_NO_ARGS)) ||

@@ -99,7 +99,7 @@ Test(db, fresh_database_has_application_id_and_schema_version)
     cr_assert(memcmp(b, "SQLite format 3", 16) == 0);
     cr_assert_eq(be32_at(b + 68), 0x53514C54u);
     cr_assert_eq(be32_at(b + 68), (uint32_t)DB_APPLICATION_ID);
-    cr_assert_eq(be32_at(b + 60), 4u);
+    cr_assert_eq(be32_at(b + 60), 5u);
     cr_assert_eq(be32_at(b + 60), (uint32_t)DB_SCHEMA_VERSION);
     cr_assert_eq(b[18], 2, "not in WAL mode"); /* file format write/read versions: 2 = WAL */
     cr_assert_eq(b[19], 2);
@@ -110,7 +110,7 @@ Test(db, fresh_database_has_application_id_and_schema_version)
     cr_assert_str_eq(db_path(db), path);
     db_close(db);
     b = th_read_file(path, &n);
-    cr_assert_eq(be32_at(b + 60), 4u);
+    cr_assert_eq(be32_at(b + 60), 5u);
     free(b);
     free(path);
 }
@@ -177,12 +177,12 @@ Test(db, newer_schema_is_refused_and_unchanged)
 {
     char *path = make_db("new.db");
     patch_header(path, 60, 999);
-    assert_refused(path, DB_CREATE, SL_EVERSION, "made by a newer seqlite (schema 999, this build knows 4)");
+    assert_refused(path, DB_CREATE, SL_EVERSION, "made by a newer seqlite (schema 999, this build knows 5)");
     assert_refused(path, 0, SL_EVERSION, "upgrade seqlite");
     /* and the very next version (a file of the build after this one) */
     patch_header(path, 60, DB_SCHEMA_VERSION + 1);
-    assert_refused(path, DB_CREATE, SL_EVERSION, "made by a newer seqlite (schema 5, this build knows 4): upgrade seqlite");
-    assert_refused(path, DB_READ, SL_EVERSION, "made by a newer seqlite (schema 5, this build knows 4)");
+    assert_refused(path, DB_CREATE, SL_EVERSION, "made by a newer seqlite (schema 6, this build knows 5): upgrade seqlite");
+    assert_refused(path, DB_READ, SL_EVERSION, "made by a newer seqlite (schema 6, this build knows 5)");
     free(path);
 }
 
@@ -990,7 +990,7 @@ Test(db, schema_3_upgrade_keeps_evaluations_with_precision_not_recorded)
     cr_assert_eq(db_open(path, 0, &db), 0, "%s", sl_errmsg());
     db_close(db);
     cr_assert_eq(sqlite3_open(path, &h), SQLITE_OK);
-    cr_assert_eq(count_rows(h, "PRAGMA user_version"), 4);
+    cr_assert_eq(count_rows(h, "PRAGMA user_version"), DB_SCHEMA_VERSION);
     cr_assert_eq(count_rows(h, "SELECT count(*) FROM pragma_table_info('evaluation') WHERE name = 'precision'"
                                " AND type = 'TEXT'"), 1);
     cr_assert_eq(count_rows(h, "SELECT count(*) FROM evaluation WHERE id = 1 AND precision IS NULL AND beam = 4 AND"
@@ -1011,9 +1011,75 @@ Test(db, schema_3_upgrade_keeps_evaluations_with_precision_not_recorded)
     cr_assert_eq(db_open(path, 0, &db), 0, "%s", sl_errmsg());
     db_close(db);
     cr_assert_eq(sqlite3_open(path, &h), SQLITE_OK);
-    cr_assert_eq(count_rows(h, "PRAGMA user_version"), 4);
+    cr_assert_eq(count_rows(h, "PRAGMA user_version"), DB_SCHEMA_VERSION);
     cr_assert_eq(count_rows(h, "SELECT count(*) FROM evaluation WHERE precision = 'int8'"), 1);
     sqlite3_close(h);
+    free(path);
+}
+
+/* A schema-4 database is upgraded in place to schema 5, whose tensor table also takes dtype 'bf16': the
+ * tensors stay as they were (the table's CREATE statement is edited, nothing is copied), the file passes
+ * SQLite's integrity check, another connection open meanwhile sees the new constraint, nothing but f32
+ * and bf16 is taken, and a tensor table that is not seqlite's is refused without changing the file. */
+Test(db, schema_4_upgrade_lets_tensors_be_bf16_and_keeps_them)
+{
+    char *path = th_path(dir, "v4.db");
+    sqlite3 *h = create_at_schema(path, 4);
+    const char *rows =
+        "INSERT INTO vocab (id, kind, side, size, normalization) VALUES (1, 'bpe', 'joint', 4, 'NFKC');"
+        "INSERT INTO run (id, name, src_vocab_id, tgt_vocab_id, config) VALUES (1, 'r', 1, 1, '{\"layers\":1}');"
+        "INSERT INTO checkpoint (id, run_id, step, epoch) VALUES (1, 1, 10, 0);"
+        "INSERT INTO tensor (checkpoint_id, name, shape, data) VALUES (1, 'out.b', '[2]', x'0000803f00000040');";
+    cr_assert_eq(sqlite3_exec(h, rows, NULL, NULL, NULL), SQLITE_OK, "%s", sqlite3_errmsg(h));
+    cr_assert_eq(sqlite3_exec(h, "INSERT INTO tensor (checkpoint_id, name, shape, dtype, data)"
+                                 " VALUES (1, 'w', '[1]', 'bf16', x'803f')", NULL, NULL, NULL),
+                 SQLITE_CONSTRAINT, "schema 4 takes f32 only");
+    int64_t cookie = count_rows(h, "PRAGMA schema_version");
+    /* h stays open over the upgrade: it must see the new schema afterwards */
+    struct db *db;
+    cr_assert_eq(db_open(path, 0, &db), 0, "%s", sl_errmsg());
+    db_close(db);
+    cr_assert_gt(count_rows(h, "PRAGMA schema_version"), cookie, "the schema cookie was bumped");
+    cr_assert_eq(count_rows(h, "PRAGMA user_version"), 5);
+    cr_assert_eq(count_rows(h, "PRAGMA writable_schema"), 0);
+    cr_assert_eq(sqlite3_exec(h, "INSERT INTO tensor (checkpoint_id, name, shape, dtype, data)"
+                                 " VALUES (1, 'w', '[1]', 'bf16', x'803f')", NULL, NULL, NULL),
+                 SQLITE_OK, "%s", sqlite3_errmsg(h));
+    cr_assert_eq(sqlite3_exec(h, "INSERT INTO tensor (checkpoint_id, name, shape, dtype, data)"
+                                 " VALUES (1, 'v', '[1]', 'i8', x'01')", NULL, NULL, NULL),
+                 SQLITE_CONSTRAINT);
+    cr_assert_eq(count_rows(h, "SELECT count(*) FROM tensor WHERE name = 'out.b' AND dtype = 'f32'"
+                               " AND data = x'0000803f00000040'"), 1);
+    sqlite3_stmt *st;
+    cr_assert_eq(sqlite3_prepare_v2(h, "PRAGMA integrity_check", -1, &st, NULL), SQLITE_OK);
+    cr_assert_eq(sqlite3_step(st), SQLITE_ROW);
+    cr_assert_str_eq((const char *)sqlite3_column_text(st, 0), "ok");
+    sqlite3_finalize(st);
+    sqlite3_close(h);
+    /* and the values read back: f32 as stored, bf16 as the float it is the upper half of */
+    cr_assert_eq(db_open(path, 0, &db), 0, "%s", sl_errmsg());
+    float v[2];
+    const size_t two = 2, one = 1;
+    cr_assert_eq(db_tensor_read(db, 1, "out.b", 1, &two, v, 2), 0, "%s", sl_errmsg());
+    cr_assert(v[0] == 1.0f && v[1] == 2.0f);
+    cr_assert_eq(db_tensor_read(db, 1, "w", 1, &one, v, 1), 0, "%s", sl_errmsg());
+    cr_assert(v[0] == 1.0f, "%g", (double)v[0]);
+    db_close(db);
+
+    /* a schema-4 file whose tensor table was defined otherwise is not upgraded */
+    char *other = th_path(dir, "v4other.db");
+    h = create_at_schema(other, 4);
+    cr_assert_eq(sqlite3_exec(h, "DROP TABLE tensor; CREATE TABLE tensor (checkpoint_id INTEGER, name TEXT,"
+                                 " shape TEXT, dtype TEXT CHECK (dtype = 'f32'), data BLOB) STRICT", NULL, NULL, NULL),
+                 SQLITE_OK, "%s", sqlite3_errmsg(h));
+    sqlite3_close(h);
+    cr_assert_neq(db_open(other, 0, &db), 0);
+    cr_assert(strstr(sl_errmsg(), "the tensor table's definition is not seqlite's"), "%s", sl_errmsg());
+    cr_assert_eq(sqlite3_open(other, &h), SQLITE_OK);
+    cr_assert_eq(count_rows(h, "PRAGMA user_version"), 4, "unchanged");
+    cr_assert_eq(count_rows(h, "PRAGMA writable_schema"), 0);
+    sqlite3_close(h);
+    free(other);
     free(path);
 }
 

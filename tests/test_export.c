@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "corpus/db.h"
 #include "model/checkpoint.h"
@@ -49,9 +50,13 @@ static int64_t sql_int(const char *db_path, const char *sql)
     return v;
 }
 
+static char *trained_db_sized(const char *dir, int steps, int emb, int hidden);
 /* dir/m.db with train, valid (and test) corpora and a vocabulary, trained for `steps` steps of a tiny
  * copy model with a checkpoint every 10 steps (keep 3). Returns the db path (malloc'd). */
-static char *trained_db(const char *dir, int steps)
+static char *trained_db(const char *dir, int steps) { return trained_db_sized(dir, steps, 16, 24); }
+
+/* trained_db with embeddings of emb and hidden units. */
+static char *trained_db_sized(const char *dir, int steps, int emb, int hidden)
 {
     cr_assert_eq(th_write_copy(dir, "train", 200, 11), 0);
     cr_assert_eq(th_write_copy(dir, "valid", 20, 12), 0);
@@ -63,9 +68,9 @@ static char *trained_db(const char *dir, int steps)
     cr_assert_eq(runf(NULL, NULL, NULL, "import '%s' '%s/valid.src' '%s/valid.tgt' --split valid", db, dir, dir), 0);
     cr_assert_eq(runf(NULL, NULL, NULL, "vocab '%s' --size 300 --min-count 1", db), 0);
     cr_assert_eq(runf(NULL, &err, NULL,
-                      "train '%s' --layers 1 --emb 16 --hidden 24 --steps %d --batch 32 --lr 0.05 --dropout 0 "
+                      "train '%s' --layers 1 --emb %d --hidden %d --steps %d --batch 32 --lr 0.05 --dropout 0 "
                       "--valid-every 10 --save-every 10 --keep 3 --valid-bleu 0 --log-every 1000 --threads 1",
-                      db, steps),
+                      db, emb, hidden, steps),
                  0, "%s", err);
     free(err);
     return db;
@@ -256,6 +261,144 @@ Test(export_cli, translates_identically_without_optimizer_state, .timeout = 120)
     free(eb);
     free(src);
     free(out_db);
+    free(db);
+    th_rmdir(dir);
+    free(dir);
+}
+
+/* float32 -> bf16, to nearest, ties to even (finite values). */
+static uint16_t bf16_of(float x)
+{
+    uint32_t u;
+    memcpy(&u, &x, 4);
+    return (uint16_t)((u + 0x7FFFu + ((u >> 16) & 1u)) >> 16);
+}
+
+/* Every value of a tensor of checkpoint id in the two files: a bf16 one is the rounded f32 one, or the
+ * same bf16 one. */
+static void check_rounded(const char *src_path, const char *bf16_path, int64_t id)
+{
+    sqlite3 *a, *b;
+    cr_assert_eq(sqlite3_open(src_path, &a), SQLITE_OK);
+    cr_assert_eq(sqlite3_open(bf16_path, &b), SQLITE_OK);
+    sqlite3_stmt *sa, *sb;
+    cr_assert_eq(sqlite3_prepare_v2(b, "SELECT name, dtype, data FROM tensor WHERE checkpoint_id = ?1", -1, &sb, NULL),
+                 SQLITE_OK);
+    cr_assert_eq(sqlite3_prepare_v2(a, "SELECT data, dtype FROM tensor WHERE checkpoint_id = ?1 AND name = ?2", -1, &sa,
+                                    NULL),
+                 SQLITE_OK);
+    sqlite3_bind_int64(sb, 1, id);
+    int n_bf16 = 0;
+    while (sqlite3_step(sb) == SQLITE_ROW) {
+        const char *name = (const char *)sqlite3_column_text(sb, 0);
+        const char *dtype = (const char *)sqlite3_column_text(sb, 1);
+        sqlite3_reset(sa);
+        sqlite3_bind_int64(sa, 1, id);
+        sqlite3_bind_text(sa, 2, name, -1, SQLITE_TRANSIENT);
+        cr_assert_eq(sqlite3_step(sa), SQLITE_ROW, "%s", name);
+        const unsigned char *fa = sqlite3_column_blob(sa, 0), *fb = sqlite3_column_blob(sb, 2);
+        int na = sqlite3_column_bytes(sa, 0), nb = sqlite3_column_bytes(sb, 2);
+        if (strcmp(dtype, (const char *)sqlite3_column_text(sa, 1)) == 0) {
+            cr_assert(na == nb && memcmp(fa, fb, (size_t)na) == 0, "%s: %s tensor changed", name, dtype);
+            n_bf16 += strcmp(dtype, "bf16") == 0;
+            continue;
+        }
+        cr_assert_str_eq(dtype, "bf16", "%s", name);
+        cr_assert_eq(nb * 2, na, "%s: %d bytes of bf16 for %d of f32", name, nb, na);
+        n_bf16++;
+        for (int i = 0; i < na / 4; i++) {
+            float x;
+            memcpy(&x, fa + 4 * i, 4); /* little-endian host (the test's assumption) */
+            uint16_t got = (uint16_t)(fb[2 * i] | fb[2 * i + 1] << 8);
+            cr_assert_eq(got, bf16_of(x), "%s[%d]: %#x, want %#x (of %a)", name, i, got, bf16_of(x), (double)x);
+        }
+    }
+    cr_assert_gt(n_bf16, 0);
+    sqlite3_finalize(sa);
+    sqlite3_finalize(sb);
+    sqlite3_close(a);
+    sqlite3_close(b);
+}
+
+/* --precision bf16 stores the matrices (weights, embeddings) rounded to bf16, biases as they were: about
+ * half the file; decoding it in bf16 gives exactly the source's bf16 translations (those products round
+ * the weights to the same values), in fp32 it translates too; bad data in a bf16 tensor is named. Sizes
+ * (emb 32, hidden 64) where every product with a weight is large enough to run in bf16. */
+Test(export_cli, bf16_rounds_the_matrices_and_decodes_as_bf16_does, .timeout = 180)
+{
+    setenv("SEQLITE_BF16_EMULATED", "1", 1); /* a CPU without AVX512-BF16 emulates (same numbers) */
+    char *dir = th_tmpdir();
+    char *db = trained_db_sized(dir, 30, 32, 64);
+    char *full = th_path(dir, "full.db"), *half = th_path(dir, "half.db");
+    char *out = NULL, *err = NULL;
+    cr_assert_eq(runf(NULL, &err, NULL, "export '%s' '%s'", db, full), 0, "%s", err);
+    free(err);
+    cr_assert_eq(runf(&out, &err, NULL, "export '%s' '%s' --precision bf16", db, half), 0, "%s", err);
+    cr_assert(strstr(out, "half.db in bf16: "), "%s", out);
+    free(out);
+    free(err);
+    int64_t best = sql_int(half, "SELECT id FROM checkpoint");
+    cr_assert_eq(sql_int(half, "SELECT count(*) FROM tensor WHERE dtype = 'bf16'"),
+                 sql_int(full, "SELECT count(*) FROM tensor WHERE json_array_length(shape) = 2"));
+    cr_assert_eq(sql_int(half, "SELECT count(*) FROM tensor WHERE dtype = 'f32'"),
+                 sql_int(full, "SELECT count(*) FROM tensor WHERE json_array_length(shape) = 1"));
+    cr_assert_gt(sql_int(half, "SELECT count(*) FROM tensor WHERE dtype = 'f32'"), 0, "the biases");
+    check_rounded(db, half, best);
+    int64_t bytes_full = sql_int(full, "SELECT sum(length(data)) FROM tensor");
+    int64_t bytes_half = sql_int(half, "SELECT sum(length(data)) FROM tensor");
+    cr_assert(bytes_half < bytes_full * 0.52 && bytes_half > bytes_full * 0.5, "%lld of %lld", (long long)bytes_half,
+              (long long)bytes_full);
+    /* a bf16 export of a bf16 export is the same tensors */
+    char *again = th_path(dir, "again.db");
+    cr_assert_eq(runf(NULL, NULL, NULL, "export '%s' '%s' --precision bf16", half, again), 0);
+    cr_assert_eq(sql_int(again, "SELECT count(*) FROM tensor"), sql_int(half, "SELECT count(*) FROM tensor"));
+    check_rounded(half, again, best);
+
+    char *src = th_path(dir, "test.src");
+    const char *modes[] = {"--beam 1", "--beam 3 --nbest 2"};
+    for (int i = 0; i < 2; i++) {
+        char *a = NULL, *b = NULL;
+        cr_assert_eq(runf(&a, &err, src, "translate '%s' --checkpoint %lld %s --precision bf16", db, (long long)best,
+                          modes[i]),
+                     0, "%s", err);
+        free(err);
+        cr_assert_eq(runf(&b, &err, src, "translate '%s' %s --precision bf16", half, modes[i]), 0, "%s", err);
+        free(err);
+        cr_assert_str_eq(a, b, "%s", modes[i]);
+        free(b);
+        /* fp32 decoding runs on the rounded weights: it translates, each line */
+        cr_assert_eq(runf(&b, &err, src, "translate '%s' %s", half, modes[i]), 0, "%s", err);
+        free(err);
+        size_t la = 0, lb = 0;
+        for (const char *p = a; *p; p++)
+            la += *p == '\n';
+        for (const char *p = b; *p; p++)
+            lb += *p == '\n';
+        cr_assert_eq(la, lb, "%s", modes[i]);
+        free(a);
+        free(b);
+    }
+    /* bad data in a bf16 tensor: named, nothing translated */
+    sql_int(half, "UPDATE tensor SET data = substr(data, 1, 6) WHERE name = 'out.W'");
+    cr_assert_eq(runf(&out, &err, src, "translate '%s'", half), 1);
+    cr_assert(strstr(err, "tensor out.W: 6 bytes of data, expected") && strstr(err, "(2 per bf16)"), "%s", err);
+    cr_assert_str_eq(out, "");
+    free(out);
+    free(err);
+    /* usage */
+    char *bad = th_path(dir, "bad.db");
+    cr_assert_eq(runf(NULL, &err, NULL, "export '%s' '%s' --precision int8", db, bad), 2);
+    cr_assert(strstr(err, "--precision int8: an export is stored in fp32 or bf16"), "%s", err);
+    free(err);
+    cr_assert_eq(runf(NULL, &err, NULL, "export '%s' '%s' --precision fp16", db, bad), 2);
+    cr_assert(strstr(err, "fp16"), "%s", err);
+    free(err);
+    cr_assert_eq(access(bad, F_OK), -1, "no file for a usage error");
+    free(bad);
+    free(src);
+    free(again);
+    free(full);
+    free(half);
     free(db);
     th_rmdir(dir);
     free(dir);

@@ -1,10 +1,12 @@
 /* tools/cmd_export.c: `seqlite export DB OUT.db`: writes one checkpoint of DB, without its optimizer
- * state, as a new small seqlite database to ship (corpus/db.h, db_export_checkpoint), and prints the
- * two sizes. OUT.db must not exist: nothing is ever replaced, and a failed export leaves no OUT.db. */
+ * state, as a new small seqlite database to ship (corpus/db.h, db_export_checkpoint), with
+ * --precision bf16 its matrices in bf16, and prints the two sizes. OUT.db must not exist: nothing is
+ * ever replaced, and a failed export leaves no OUT.db. */
 #include "tools/cli.h"
 
 #include "corpus/db.h"
 #include "model/checkpoint.h"
+#include "nn/autocast.h"
 #include "util/err.h"
 
 #include <stdio.h>
@@ -27,9 +29,10 @@ static const char *size_text(char *buf, size_t cap, int64_t bytes)
 
 static int run(int argc, char **argv)
 {
-    const char *which = "best";
+    const char *which = "best", *precision = "fp32";
     const struct cli_opt opts[] = {
         {"checkpoint", CLI_STR, &which, 0, 0},
+        {"precision", CLI_STR, &precision, 0, 0},
         {NULL, 0, NULL, 0, 0},
     };
     char *pos[2];
@@ -41,6 +44,13 @@ static int run(int argc, char **argv)
         return rc;
     if (npos != 2)
         return cli_usage_error(&cmd_export, "expected DB and OUT.db");
+    /* a storage format, not how products run: no CPU check (cli_precision) */
+    enum precision prec;
+    if (precision_parse(precision, "--precision", &prec))
+        return cli_usage_error(&cmd_export, "%s", sl_errmsg());
+    if (prec == PRECISION_INT8)
+        return cli_usage_error(&cmd_export, "--precision int8: an export is stored in fp32 or bf16 (translate "
+                               "--precision int8 quantises either when it loads it)");
 
     int status = 1;
     struct db *db = NULL;
@@ -50,13 +60,14 @@ static int run(int argc, char **argv)
     struct db_checkpoint c;
     struct db_export_sizes sz;
     if ((rc = db_open(pos[0], 0, &db)) || (rc = ckpt_find(db, 0, which, &id)) || (rc = db_ckpt_get(db, id, &c)) ||
-        (rc = db_run_get(db, c.run_id, &r)) || (rc = db_export_checkpoint(db, id, pos[1], &sz))) {
+        (rc = db_run_get(db, c.run_id, &r)) || (rc = db_export_checkpoint(db, id, pos[1], prec == PRECISION_BF16, &sz))) {
         cli_fail_status(&cmd_export, rc);
         goto cleanup;
     }
     char out_size[32], ckpt_size[32];
-    printf("exported checkpoint %lld (run '%s', step %lld) to %s: %s (the checkpoint in %s: %s%s)\n",
-           (long long)id, r.name, (long long)c.step, pos[1], size_text(out_size, sizeof out_size, sz.file_bytes),
+    printf("exported checkpoint %lld (run '%s', step %lld) to %s%s: %s (the checkpoint in %s: %s%s)\n",
+           (long long)id, r.name, (long long)c.step, pos[1], prec == PRECISION_BF16 ? " in bf16" : "",
+           size_text(out_size, sizeof out_size, sz.file_bytes),
            pos[0], size_text(ckpt_size, sizeof ckpt_size, sz.checkpoint_bytes),
            sz.checkpoint_bytes > sz.model_bytes ? " with optimizer state" : "");
     status = 0;
@@ -70,7 +81,7 @@ const struct cli_cmd cmd_export = {
     .name = "export",
     .summary = "write one checkpoint, without optimizer state, as a small database to ship",
     .usage =
-        "usage: seqlite export DB OUT.db [--checkpoint C]\n"
+        "usage: seqlite export DB OUT.db [--checkpoint C] [--precision fp32|bf16]\n"
         "  Writes one checkpoint of DB as a new seqlite database OUT.db, the file to ship: the model's\n"
         "  tensors without the optimizer state (Adam's moments, two thirds of a training checkpoint),\n"
         "  its vocabularies and its run's settings, with the ids they have in DB (checkpoint 12 is\n"
@@ -85,6 +96,12 @@ const struct cli_cmd cmd_export = {
         "  --checkpoint C   best (default: the best validated checkpoint of the newest run, else its\n"
         "                   newest), last (the newest trained checkpoint) or a checkpoint id (an\n"
         "                   averaged one too)\n"
+        "  --precision P    fp32 (default: the tensors as they are) or bf16: the model's matrices\n"
+        "                   (weights, embeddings) rounded to bf16 (to nearest, ties to even) and\n"
+        "                   stored in half the bytes, biases in fp32: about half the file.\n"
+        "                   `translate --precision bf16` of it gives the translations translate\n"
+        "                   --precision bf16 gives from DB (those products round the weights to the\n"
+        "                   same bf16 values); fp32 and int8 decoding of it run on the rounded values\n"
         "exit status: 0 ok, 1 failure (OUT.db exists, no such checkpoint, I/O error), 2 usage error\n",
     .run = run,
 };
