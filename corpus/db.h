@@ -401,6 +401,8 @@ int db_tensor_read(struct db *db, int64_t ckpt_id, const char *name, int ndim, c
                    float *dst, size_t n);
 /* Number of tensors of ckpt_id. */
 int db_tensor_count(struct db *db, int64_t ckpt_id, int64_t *n /* OUT */);
+/* Number of tensors of ckpt_id stored with dtype ("f32", "bf16"). */
+int db_tensor_count_dtype(struct db *db, int64_t ckpt_id, const char *dtype, int64_t *n /* OUT */);
 
 /* ---- export ---- */
 

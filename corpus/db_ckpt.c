@@ -348,6 +348,12 @@ int db_tensor_count(struct db *db, int64_t ckpt_id, int64_t *n)
     return rc == SL_ENOTFOUND ? db_fail(db, rc, "no tensors") : rc;
 }
 
+int db_tensor_count_dtype(struct db *db, int64_t ckpt_id, const char *dtype, int64_t *n)
+{
+    return db_query_int(db, n, "querying", "SELECT count(*) FROM tensor WHERE checkpoint_id = ?1 AND dtype = ?2",
+                        DB_ARGS(db_int(ckpt_id), db_text(dtype)));
+}
+
 int db_has_checkpoint(struct db *db)
 {
     char saved[1024];

@@ -193,6 +193,10 @@ int ckpt_model_load(struct db *db, const char *which, struct ckpt_model *out)
     }
     if ((rc = ckpt_state_load(db, id, &out->model, out->w, NULL, NULL)))
         goto fail;
+    int64_t n_bf16 = 0;
+    if ((rc = db_tensor_count_dtype(db, id, "bf16", &n_bf16)))
+        goto fail;
+    out->stored_bf16 = n_bf16 > 0;
     out->run_id = run.id;
     out->checkpoint_id = id;
     out->step = info.step;

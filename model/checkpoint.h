@@ -31,6 +31,7 @@ struct ckpt_model {
     int64_t max_len;                 /* longest side (tokens) kept in training */
     double valid_ppl;                /* validation perplexity at save time (NAN when not measured) */
     double valid_bleu;               /* validation BLEU at save time (NAN when not measured) */
+    int stored_bf16;                 /* 1: its matrices are stored in bf16 (seqlite export --precision bf16) */
 };
 
 /* Loads checkpoint `which`: "last" (newest of any run), "best" (the best of the newest run that has

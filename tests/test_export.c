@@ -366,8 +366,13 @@ Test(export_cli, bf16_rounds_the_matrices_and_decodes_as_bf16_does, .timeout = 1
         free(err);
         cr_assert_str_eq(a, b, "%s", modes[i]);
         free(b);
-        /* fp32 decoding runs on the rounded weights: it translates, each line */
+        /* bf16 is the default precision of a model stored in bf16 */
         cr_assert_eq(runf(&b, &err, src, "translate '%s' %s", half, modes[i]), 0, "%s", err);
+        free(err);
+        cr_assert_str_eq(a, b, "%s", modes[i]);
+        free(b);
+        /* fp32 decoding runs on the rounded weights: it translates, each line */
+        cr_assert_eq(runf(&b, &err, src, "translate '%s' %s --precision fp32", half, modes[i]), 0, "%s", err);
         free(err);
         size_t la = 0, lb = 0;
         for (const char *p = a; *p; p++)
@@ -378,6 +383,19 @@ Test(export_cli, bf16_rounds_the_matrices_and_decodes_as_bf16_does, .timeout = 1
         free(a);
         free(b);
     }
+    /* eval too: bf16 by default, stored as such, the scores of the source's bf16 decoding */
+    cr_assert_eq(runf(NULL, NULL, NULL, "import '%s' '%s/test.src' '%s/test.tgt' --split test", half, dir, dir), 0);
+    cr_assert_eq(runf(NULL, NULL, NULL, "import '%s' '%s/test.src' '%s/test.tgt' --split test", db, dir, dir), 0);
+    char *ea = NULL, *eb = NULL;
+    cr_assert_eq(runf(&ea, &err, NULL, "eval '%s' --checkpoint %lld --precision bf16", db, (long long)best), 0, "%s",
+                 err);
+    free(err);
+    cr_assert_eq(runf(&eb, &err, NULL, "eval '%s'", half), 0, "%s", err);
+    free(err);
+    cr_assert(strncmp(ea, eb, strcspn(ea, "\n")) == 0, "'%s' against '%s'", ea, eb);
+    cr_assert_eq(sql_int(half, "SELECT count(*) FROM evaluation WHERE precision = 'bf16'"), 1);
+    free(ea);
+    free(eb);
     /* bad data in a bf16 tensor: named, nothing translated */
     sql_int(half, "UPDATE tensor SET data = substr(data, 1, 6) WHERE name = 'out.W'");
     cr_assert_eq(runf(&out, &err, src, "translate '%s'", half), 1);

@@ -1,6 +1,8 @@
 /* tools/cli.c: flag parsing and error printing for every subcommand (see cli.h). */
 #include "tools/cli.h"
 
+#include "model/checkpoint.h"
+
 #include "util/err.h"
 
 #include <errno.h>
@@ -48,6 +50,14 @@ int cli_precision(const struct cli_cmd *c, const char *value, enum precision *ou
         *out = PRECISION_FP32;
     }
     return 0;
+}
+
+enum precision cli_stored_precision(const struct ckpt_model *ck, size_t n)
+{
+    int all = n > 0;
+    for (size_t i = 0; i < n; i++)
+        all &= ck[i].stored_bf16;
+    return all && autocast_available(PRECISION_BF16) ? PRECISION_BF16 : PRECISION_FP32;
 }
 
 int cli_stderr_is_tty(void) { return isatty(STDERR_FILENO); }

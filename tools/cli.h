@@ -8,6 +8,8 @@
 
 #include "nn/autocast.h"
 
+struct ckpt_model;
+
 struct cli_cmd {
     const char *name;
     const char *summary; /* one line for `seqlite --help` */
@@ -42,6 +44,10 @@ int cli_usage_error(const struct cli_cmd *c, const char *fmt, ...) __attribute__
  * usage error. A precision this CPU cannot run becomes fp32, said in one line ("seqlite: CMD: --precision
  * P: why"). */
 int cli_precision(const struct cli_cmd *c, const char *value, enum precision *out);
+/* The precision of a decoding command without --precision: bf16 when every checkpoint it loaded is stored
+ * in bf16 (seqlite export --precision bf16: decoding in bf16 then gives the source's bf16 translations)
+ * and this CPU runs bf16 products, else fp32. */
+enum precision cli_stored_precision(const struct ckpt_model *ck, size_t n);
 /* 1 when stderr is a terminal (progress lines are redrawn in place then). */
 int cli_stderr_is_tty(void);
 

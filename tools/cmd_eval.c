@@ -20,7 +20,7 @@
 
 static int run(int argc, char **argv)
 {
-    const char *precision = "fp32", *which = "best", *split = "test", *run_key = NULL;
+    const char *precision = NULL, *which = "best", *split = "test", *run_key = NULL;
     int64_t beam = 5, limit = 0, threads = 0;
     double alpha = 0.6;
     const struct cli_opt opts[] = {
@@ -45,8 +45,8 @@ static int run(int argc, char **argv)
         return cli_usage_error(&cmd_eval, "expected DB");
     if (strcmp(split, "train") && strcmp(split, "valid") && strcmp(split, "test"))
         return cli_usage_error(&cmd_eval, "--split: '%s' is not train, valid or test", split);
-    enum precision prec;
-    if (cli_precision(&cmd_eval, precision, &prec))
+    enum precision prec = PRECISION_FP32;
+    if (precision && cli_precision(&cmd_eval, precision, &prec))
         return 2;
 
     int status = 1;
@@ -90,6 +90,8 @@ static int run(int argc, char **argv)
         cli_fail(&cmd_eval, "no %s pairs in %s (seqlite import --split %s ...)", split, pos[0], split);
         goto cleanup;
     }
+    if (!precision)
+        prec = cli_stored_precision(cks, n_ck);
     const struct ckpt_model ck = cks[0];
     const struct s2s_model *models[CKPT_ENSEMBLE_MAX];
     const float *weights[CKPT_ENSEMBLE_MAX];
@@ -193,7 +195,8 @@ const struct cli_cmd cmd_eval = {
         "  --precision P       fp32 (default), bf16 (products in bf16 with f32 sums; AVX512-BF16\n"
         "                      or AMX) or int8 (weights int8 per output unit, inputs per row;\n"
         "                      VNNI or AMX); elsewhere fp32 with a note (evaluation.precision\n"
-        "                      stores the one decoded with)\n"
+        "                      stores the one decoded with). Default for a model stored in bf16\n"
+        "                      (export --precision bf16): bf16 where the CPU has it\n"
         "exit status: 0 ok, 1 no model / no pairs / database error, 2 usage error\n",
     .run = run,
 };

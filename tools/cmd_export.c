@@ -99,9 +99,10 @@ const struct cli_cmd cmd_export = {
         "  --precision P    fp32 (default: the tensors as they are) or bf16: the model's matrices\n"
         "                   (weights, embeddings) rounded to bf16 (to nearest, ties to even) and\n"
         "                   stored in half the bytes, biases in fp32: about half the file.\n"
-        "                   `translate --precision bf16` of it gives the translations translate\n"
-        "                   --precision bf16 gives from DB (those products round the weights to the\n"
-        "                   same bf16 values); fp32 and int8 decoding of it run on the rounded values\n"
+        "                   translate and eval decode it in bf16 by default, which gives the\n"
+        "                   translations translate --precision bf16 gives from DB (those products\n"
+        "                   round the weights to the same bf16 values); fp32 and int8 decoding of\n"
+        "                   it run on the rounded values\n"
         "exit status: 0 ok, 1 failure (OUT.db exists, no such checkpoint, I/O error), 2 usage error\n",
     .run = run,
 };

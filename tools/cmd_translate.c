@@ -132,7 +132,7 @@ static int write_round(struct translator *t, const struct round *r, size_t first
 
 static int run(int argc, char **argv)
 {
-    const char *precision = "fp32", *which = "best", *run_key = NULL;
+    const char *precision = NULL, *which = "best", *run_key = NULL;
     int64_t beam = 5, nbest = 1, batch = 64, threads = 0;
     double alpha = 0.6, ratio = 2.0;
     int unbuffered = 0, scores = 0, alignment = 0;
@@ -163,8 +163,8 @@ static int run(int argc, char **argv)
     if (nbest > beam)
         return cli_usage_error(&cmd_translate, "--nbest %lld is larger than --beam %lld", (long long)nbest,
                                (long long)beam);
-    enum precision prec;
-    if (cli_precision(&cmd_translate, precision, &prec))
+    enum precision prec = PRECISION_FP32;
+    if (precision && cli_precision(&cmd_translate, precision, &prec))
         return 2;
     if (isatty(STDIN_FILENO))
         unbuffered = 1;
@@ -187,6 +187,8 @@ static int run(int argc, char **argv)
         goto cleanup;
     db_close(db); /* everything needed is in memory now */
     db = NULL;
+    if (!precision)
+        prec = cli_stored_precision(ck, n_ck);
     const struct s2s_model *models[CKPT_ENSEMBLE_MAX];
     const float *weights[CKPT_ENSEMBLE_MAX];
     int any_attention = 0;
@@ -320,7 +322,8 @@ const struct cli_cmd cmd_translate = {
         "  --threads N         decoding threads (default 0: all cores)\n"
         "  --precision P       fp32 (default), bf16 (products in bf16 with f32 sums; AVX512-BF16\n"
         "                      or AMX) or int8 (weights int8 per output unit, inputs per row;\n"
-        "                      VNNI or AMX); elsewhere fp32 with a note\n"
+        "                      VNNI or AMX); elsewhere fp32 with a note. Default for a model stored\n"
+        "                      in bf16 (export --precision bf16): bf16 where the CPU has it\n"
         "  --unbuffered        translate and flush each line before reading the next (default when\n"
         "                      stdin is a terminal)\n"
         "  --scores            append a TAB and the score (length-normalised log-probability) to\n"
