@@ -34,16 +34,8 @@
 
 /* ---- conversion ---- */
 
-/* Round to nearest even on the upper 16 bits; a NaN keeps its sign and top mantissa bits and is made
- * quiet so the truncation cannot turn it into an infinity. */
-static inline uint16_t bf16_round(float f)
-{
-    uint32_t u;
-    memcpy(&u, &f, sizeof u);
-    uint32_t r = (u + 0x7FFFu + ((u >> 16) & 1u)) >> 16;
-    uint32_t q = (u >> 16) | 0x40u;
-    return (uint16_t)((u & 0x7FFFFFFFu) > 0x7F800000u ? q : r);
-}
+/* Round to nearest even on the upper 16 bits (gemm_bf16_round of nn/gemm_bf16_dot.h). */
+static inline uint16_t bf16_round(float f) { return gemm_bf16_round(f); }
 
 /* VM_CLONES: the baseline's SSE2 has no 32 -> 16-bit narrowing and spends a dozen shuffles per four
  * values, AVX2 / AVX-512 one pack (measured on AMD EPYC Zen 4, `seqlite bench train --attention general
@@ -297,24 +289,22 @@ int gemm_bf16_weight_init(struct gemm_bf16_weight *w, size_t k, size_t n)
     w->k = k, w->n = n;
     if (gemm_bf16_mode() == GEMM_BF16_FP32)
         w->f32 = big_alloc(k * n * sizeof(float));
+    else if (g.dot) /* seqlite's kernel reads only the pair panels, packed straight from the f32 weight */
+        w->pairs = big_alloc(gemm_bf16_dot_packed_size(k, n) * sizeof(uint32_t));
     else
         w->bf16 = big_alloc(k * n * sizeof(uint16_t));
-    if (w->bf16 && g.dot && !(w->pairs = big_alloc(gemm_bf16_dot_packed_size(k, n) * sizeof(uint32_t)))) {
-        big_free(w->bf16);
-        w->bf16 = NULL;
-    }
-    if (!w->f32 && !w->bf16)
+    if (!w->f32 && !w->bf16 && !w->pairs)
         return sl_err(SL_ENOMEM, "out of memory for a %zu x %zu bf16 weight copy", k, n);
     return 0;
 }
 
 void gemm_bf16_weight_refresh(struct gemm_bf16_weight *w, enum gemm_trans tb, const float *B, size_t ldb)
 {
-    if (w->bf16) {
+    if (w->pairs)
+        gemm_bf16_dot_pack(tb, B, ldb, w->k, w->n, w->pairs);
+    else if (w->bf16)
         convert_op(tb, w->k, w->n, B, ldb, w->bf16, w->n, 1);
-        if (w->pairs)
-            gemm_bf16_dot_pack(w->bf16, w->k, w->n, w->pairs);
-    } else
+    else
         copy_op(tb, w->k, w->n, B, ldb, w->f32);
 }
 

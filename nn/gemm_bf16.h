@@ -83,8 +83,9 @@ const char *gemm_bf16_note(void);
 void gemm_bf16_from_f32(const float *x, uint16_t *y, size_t n);
 void gemm_bf16_to_f32(const uint16_t *x, float *y, size_t n);
 
-/* A converted copy of op(B) (k, n), row-major with stride n: bf16 in the oneDNN modes, f32 (a snapshot)
- * in GEMM_BF16_FP32. The caller holds it. */
+/* A converted copy of op(B) (k, n): bf16 row-major with stride n for oneDNN, or gemm_bf16_dot's pair
+ * panels where that kernel runs the products against weights, or f32 (a snapshot) in GEMM_BF16_FP32;
+ * exactly one of the three. The caller holds it. */
 struct gemm_bf16_weight {
     size_t k, n;
     uint16_t *bf16;  /* (k, n) or NULL */

@@ -4,6 +4,8 @@
  * no barrier between them and each element of C is summed by one thread in k order. */
 #include "nn/gemm_bf16_dot.h"
 
+#include "nn/vmath.h"
+
 #include <string.h>
 
 #if defined(__x86_64__) && defined(__GNUC__) && (__GNUC__ >= 11 || defined(__clang__))
@@ -35,24 +37,74 @@ static size_t panels_of(size_t n) { return (n + NR - 1) / NR; }
 
 size_t gemm_bf16_dot_packed_size(size_t k, size_t n) { return panels_of(n) * pairs_of(k) * NR; }
 
-void gemm_bf16_dot_pack(const uint16_t *W, size_t k, size_t n, uint32_t *P)
+#define QB 64 /* pairs per block of the transposed packing: a 32 x 64-dword tile (8 KiB) in L1 */
+
+/* The dword of two values (lo at k = 2q, hi at 2q + 1) of one column. */
+static inline uint32_t pair_of(float lo, float hi)
+{
+    return (uint32_t)gemm_bf16_round(lo) | (uint32_t)gemm_bf16_round(hi) << 16;
+}
+
+/* op(B) = B (k, n): pair q of a panel reads 32 floats of rows 2q and 2q + 1. */
+VM_CLONES static void pack_n(const float *B, size_t ldb, size_t k, size_t n, uint32_t *P)
 {
     const size_t K2 = pairs_of(k), np = panels_of(n);
     for (size_t p = 0; p < np; p++) {
         const size_t j0 = p * NR, nj = n - j0 < NR ? n - j0 : NR;
         for (size_t q = 0; q < K2; q++) {
             uint32_t *out = P + (p * K2 + q) * NR;
-            const uint16_t *lo = W + 2 * q * n + j0, *hi = 2 * q + 1 < k ? lo + n : NULL;
+            const float *lo = B + 2 * q * ldb + j0, *hi = 2 * q + 1 < k ? lo + ldb : NULL;
             if (nj == NR && hi) {
 #pragma omp simd
                 for (size_t j = 0; j < NR; j++)
-                    out[j] = (uint32_t)lo[j] | (uint32_t)hi[j] << 16;
+                    out[j] = pair_of(lo[j], hi[j]);
                 continue;
             }
             for (size_t j = 0; j < NR; j++)
-                out[j] = j < nj ? (uint32_t)lo[j] | (hi ? (uint32_t)hi[j] << 16 : 0u) : 0u;
+                out[j] = j < nj ? pair_of(lo[j], hi ? hi[j] : 0.0f) : 0u;
         }
     }
+}
+
+/* op(B) = B^T, B (n, k): column j of op(B) is row j of B, whose pairs are contiguous. A panel's pairs are
+ * made in blocks of QB: each of its 32 rows of B gives QB dwords into a tile, which is then written out
+ * pair by pair (32 dwords each). */
+VM_CLONES static void pack_t(const float *B, size_t ldb, size_t k, size_t n, uint32_t *P)
+{
+    const size_t K2 = pairs_of(k), np = panels_of(n);
+    uint32_t tile[NR][QB];
+    for (size_t p = 0; p < np; p++) {
+        const size_t j0 = p * NR, nj = n - j0 < NR ? n - j0 : NR;
+        for (size_t q0 = 0; q0 < K2; q0 += QB) {
+            const size_t nq = K2 - q0 < QB ? K2 - q0 : QB;
+            const size_t full = 2 * (q0 + nq) <= k ? nq : nq - 1; /* pairs with both values */
+            for (size_t j = 0; j < NR; j++) {
+                if (j >= nj) {
+                    memset(tile[j], 0, sizeof tile[j]);
+                    continue;
+                }
+                const float *row = B + (j0 + j) * ldb + 2 * q0;
+#pragma omp simd
+                for (size_t q = 0; q < full; q++)
+                    tile[j][q] = pair_of(row[2 * q], row[2 * q + 1]);
+                if (full < nq)
+                    tile[j][full] = pair_of(row[2 * full], 0.0f);
+            }
+            for (size_t q = 0; q < nq; q++) {
+                uint32_t *out = P + (p * K2 + q0 + q) * NR;
+                for (size_t j = 0; j < NR; j++)
+                    out[j] = tile[j][q];
+            }
+        }
+    }
+}
+
+void gemm_bf16_dot_pack(enum gemm_trans tb, const float *B, size_t ldb, size_t k, size_t n, uint32_t *P)
+{
+    if (tb == GEMM_N)
+        pack_n(B, ldb, k, n, P);
+    else
+        pack_t(B, ldb, k, n, P);
 }
 
 #if DOT_BUILT
