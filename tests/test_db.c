@@ -1050,11 +1050,7 @@ Test(db, schema_4_upgrade_lets_tensors_be_bf16_and_keeps_them)
                  SQLITE_CONSTRAINT);
     cr_assert_eq(count_rows(h, "SELECT count(*) FROM tensor WHERE name = 'out.b' AND dtype = 'f32'"
                                " AND data = x'0000803f00000040'"), 1);
-    sqlite3_stmt *st;
-    cr_assert_eq(sqlite3_prepare_v2(h, "PRAGMA integrity_check", -1, &st, NULL), SQLITE_OK);
-    cr_assert_eq(sqlite3_step(st), SQLITE_ROW);
-    cr_assert_str_eq((const char *)sqlite3_column_text(st, 0), "ok");
-    sqlite3_finalize(st);
+    cr_assert_eq(count_rows(h, "SELECT count(*) FROM pragma_integrity_check WHERE integrity_check <> 'ok'"), 0);
     sqlite3_close(h);
     /* and the values read back: f32 as stored, bf16 as the float it is the upper half of */
     cr_assert_eq(db_open(path, 0, &db), 0, "%s", sl_errmsg());
