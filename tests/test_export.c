@@ -324,7 +324,7 @@ static void check_rounded(const char *src_path, const char *bf16_path, int64_t i
  * half the file; decoding it in bf16 gives exactly the source's bf16 translations (those products round
  * the weights to the same values), in fp32 it translates too; bad data in a bf16 tensor is named. Sizes
  * (emb 32, hidden 64) where every product with a weight is large enough to run in bf16. */
-Test(export_cli, bf16_rounds_the_matrices_and_decodes_as_bf16_does, .timeout = 180)
+Test(export_cli, bf16_rounds_the_matrices_and_decodes_as_bf16_does, .timeout = 120)
 {
     setenv("SEQLITE_BF16_EMULATED", "1", 1); /* a CPU without AVX512-BF16 emulates (same numbers) */
     char *dir = th_tmpdir();
