@@ -246,7 +246,7 @@ static const char *const migrations[] = {
     /* 5: a tensor may be stored in bf16 (`seqlite export --precision bf16`). ALTER TABLE cannot change a
      * CHECK constraint; widening one changes nothing on disk, so the table's CREATE statement is edited
      * in sqlite_schema as sqlite.org/lang_altertable.html describes for such changes, and migrate()
-     * then bumps the schema cookie (edits_schema_text) */
+     * then bumps the schema cookie (finish_schema_edit) */
     "PRAGMA writable_schema = ON;"
     "UPDATE sqlite_schema SET sql = replace(sql, 'CHECK (dtype IN (''f32''))',"
     " 'CHECK (dtype IN (''f32'',''bf16''))') WHERE type = 'table' AND name = 'tensor'",
@@ -730,7 +730,8 @@ static int set_journal_mode(struct db *db, int wal)
 }
 
 /* seqlite_bf16(BLOB of little-endian float32) -> BLOB of little-endian bf16, each float rounded to the
- * nearest bf16, ties to even (what the bf16 products round weights to; a NaN stays a quiet NaN). For
+ * nearest bf16, ties to even (nn/gemm_bf16_dot.h gemm_bf16_round: what the bf16 products round weights
+ * to, kept equal here because the store does not depend on nn/; a NaN stays a quiet NaN). For
  * `seqlite export --precision bf16` (db_export.c); NULL gives NULL, a BLOB whose size is not a
  * multiple of 4 an error. */
 static void sql_bf16(sqlite3_context *ctx, int argc, sqlite3_value **argv)
