@@ -18,6 +18,7 @@
  *      sqlite.org/fileformat.html (header offsets 60 user_version, 68 application_id). */
 #include "corpus/db_internal.h"
 
+#include "util/bf16.h"
 #include "util/err.h"
 #include "util/sbuf.h"
 
@@ -730,8 +731,7 @@ static int set_journal_mode(struct db *db, int wal)
 }
 
 /* seqlite_bf16(BLOB of little-endian float32) -> BLOB of little-endian bf16, each float rounded to the
- * nearest bf16, ties to even (nn/gemm_bf16_dot.h gemm_bf16_round: what the bf16 products round weights
- * to, kept equal here because the store does not depend on nn/; a NaN stays a quiet NaN). For
+ * nearest bf16, ties to even (util/bf16.h: what the bf16 products round weights to). For
  * `seqlite export --precision bf16` (db_export.c); NULL gives NULL, a BLOB whose size is not a
  * multiple of 4 an error. */
 static void sql_bf16(sqlite3_context *ctx, int argc, sqlite3_value **argv)
@@ -753,7 +753,9 @@ static void sql_bf16(sqlite3_context *ctx, int argc, sqlite3_value **argv)
     for (int i = 0; i < bytes / 4; i++) {
         const unsigned char *b = in + 4 * i;
         uint32_t u = (uint32_t)b[0] | (uint32_t)b[1] << 8 | (uint32_t)b[2] << 16 | (uint32_t)b[3] << 24;
-        uint32_t h = (u & 0x7FFFFFFFu) > 0x7F800000u ? (u >> 16) | 0x40u : (u + 0x7FFFu + ((u >> 16) & 1u)) >> 16;
+        float f;
+        memcpy(&f, &u, sizeof f);
+        const uint16_t h = bf16_round(f);
         out[2 * i] = (unsigned char)h;
         out[2 * i + 1] = (unsigned char)(h >> 8);
     }

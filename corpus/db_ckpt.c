@@ -11,6 +11,7 @@
  *   they are deleted only with their run or by a rewind past their step. */
 #include "corpus/db_internal.h"
 
+#include "util/bf16.h"
 #include "util/err.h"
 
 #include <stdio.h>
@@ -327,10 +328,8 @@ int db_tensor_read(struct db *db, int64_t ckpt_id, const char *name, int ndim, c
         if (width == 2) {
             /* bf16: the upper half of the float's bits, little-endian */
             const unsigned char *b = data;
-            for (size_t i = 0; i < n; i++) {
-                uint32_t u = ((uint32_t)b[2 * i] | (uint32_t)b[2 * i + 1] << 8) << 16;
-                memcpy(dst + i, &u, 4);
-            }
+            for (size_t i = 0; i < n; i++)
+                dst[i] = bf16_widen((uint16_t)(b[2 * i] | b[2 * i + 1] << 8));
         } else {
             if (n)
                 memcpy(dst, data, n * 4);

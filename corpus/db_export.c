@@ -32,6 +32,11 @@
 /* The tensors --precision bf16 rounds: the f32 matrices (the weights and embeddings, which bf16 products
  * round to bf16 anyway); vectors (biases) stay f32, as bf16 decoding adds them in f32. */
 #define EXPORT_ROUNDED "dtype = 'f32' AND json_array_length(shape) = 2"
+/* The copy of the model's tensors, each stored as DTYPE with DATA (SQL expressions over a tensor row). */
+#define EXPORT_TENSORS(DTYPE, DATA)                                                                          \
+    "INSERT INTO export.tensor (checkpoint_id, name, shape, dtype, data) SELECT checkpoint_id, name, shape, " \
+    DTYPE ", " DATA " FROM main.tensor WHERE checkpoint_id = ?1 AND name NOT GLOB '" EXPORT_OPTIMIZER_GLOB   \
+    "' ORDER BY name"
 
 /* Creates an empty file next to out (O_EXCL: never one that exists); *tmp is its malloc'd name. */
 static int tmp_create(const char *out, char **tmp)
@@ -125,13 +130,9 @@ static int copy_rows(struct db *db, int64_t ckpt_id, int bf16)
          " SELECT id, run_id, step, epoch, src_vocab_id, tgt_vocab_id, valid_ppl, valid_bleu, 1, NULL, data_pos,"
          " averaged_from, created_at FROM main.checkpoint WHERE id = ?1"},
         {"copying the tensors",
-         bf16 ? "INSERT INTO export.tensor (checkpoint_id, name, shape, dtype, data)"
-                " SELECT checkpoint_id, name, shape, CASE WHEN " EXPORT_ROUNDED " THEN 'bf16' ELSE dtype END,"
-                " CASE WHEN " EXPORT_ROUNDED " THEN seqlite_bf16(data) ELSE data END FROM main.tensor"
-                " WHERE checkpoint_id = ?1 AND name NOT GLOB '" EXPORT_OPTIMIZER_GLOB "' ORDER BY name"
-              : "INSERT INTO export.tensor (checkpoint_id, name, shape, dtype, data)"
-                " SELECT checkpoint_id, name, shape, dtype, data FROM main.tensor"
-                " WHERE checkpoint_id = ?1 AND name NOT GLOB '" EXPORT_OPTIMIZER_GLOB "' ORDER BY name"},
+         bf16 ? EXPORT_TENSORS("CASE WHEN " EXPORT_ROUNDED " THEN 'bf16' ELSE dtype END",
+                               "CASE WHEN " EXPORT_ROUNDED " THEN seqlite_bf16(data) ELSE data END")
+              : EXPORT_TENSORS("dtype", "data")},
     };
     int rc = db_exec(db, "starting a transaction", 0, "BEGIN", DB_NO_ARGS);
     for (size_t i = 0; !rc && i < sizeof steps / sizeof steps[0]; i++)

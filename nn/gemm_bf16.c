@@ -25,6 +25,7 @@
 
 #include "nn/gemm_bf16_dot.h"
 #include "nn/vmath.h"
+#include "util/bf16.h"
 #include "util/bigmem.h"
 #include "util/err.h"
 
@@ -33,9 +34,6 @@
 #endif
 
 /* ---- conversion ---- */
-
-/* Round to nearest even on the upper 16 bits (gemm_bf16_round of nn/gemm_bf16_dot.h). */
-static inline uint16_t bf16_round(float f) { return gemm_bf16_round(f); }
 
 /* VM_CLONES: the baseline's SSE2 has no 32 -> 16-bit narrowing and spends a dozen shuffles per four
  * values, AVX2 / AVX-512 one pack (measured on AMD EPYC Zen 4, `seqlite bench train --attention general
@@ -50,10 +48,8 @@ VM_CLONES void gemm_bf16_from_f32(const float *x, uint16_t *y, size_t n)
 VM_CLONES void gemm_bf16_to_f32(const uint16_t *x, float *y, size_t n)
 {
 #pragma omp simd
-    for (size_t i = 0; i < n; i++) {
-        uint32_t u = (uint32_t)x[i] << 16;
-        memcpy(&y[i], &u, sizeof u);
-    }
+    for (size_t i = 0; i < n; i++)
+        y[i] = bf16_widen(x[i]);
 }
 
 #define TB 64 /* transpose block: 64 x 64 floats in, 64 x 64 bf16 out */

@@ -5,6 +5,7 @@
 #include "nn/gemm_bf16_dot.h"
 
 #include "nn/vmath.h"
+#include "util/bf16.h"
 
 #include <string.h>
 
@@ -42,7 +43,7 @@ size_t gemm_bf16_dot_packed_size(size_t k, size_t n) { return panels_of(n) * pai
 /* The dword of two values (lo at k = 2q, hi at 2q + 1) of one column. */
 static inline uint32_t pair_of(float lo, float hi)
 {
-    return (uint32_t)gemm_bf16_round(lo) | (uint32_t)gemm_bf16_round(hi) << 16;
+    return (uint32_t)bf16_round(lo) | (uint32_t)bf16_round(hi) << 16;
 }
 
 /* op(B) = B (k, n): pair q of a panel reads 32 floats of rows 2q and 2q + 1. */

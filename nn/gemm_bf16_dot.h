@@ -3,7 +3,7 @@
  * (k, n) [+ beta · C], A and W bf16, f32 sums (VDPBF16PS: one instruction multiplies 16 pairs of bf16
  * and adds both products to 16 f32 sums), f32 C.
  * - The weight is packed once per refresh in pair panels, straight from the f32 master weight (rounded
- *   as gemm_bf16_from_f32 rounds): 32 columns per panel, and within a panel, for each pair of rows
+ *   by util/bf16.h, as gemm_bf16_from_f32 rounds): 32 columns per panel, and within a panel, for each pair of rows
  *   (2p, 2p + 1), 32 dwords, dword j = W(2p, j) | W(2p + 1, j) << 16. Columns past n and the row past an
  *   odd k are zeros, so the kernel never branches on them.
  * - A is bf16 row-major with an even row stride; when k is odd its element k of each row must be 0.
@@ -21,7 +21,6 @@
 
 #include <stddef.h>
 #include <stdint.h>
-#include <string.h>
 
 #include "nn/gemm.h"
 
@@ -32,16 +31,6 @@
 int gemm_bf16_dot_cpu(void);
 /* dwords of the pair panels of a (k, n) weight. */
 size_t gemm_bf16_dot_packed_size(size_t k, size_t n);
-/* f32 -> bf16, to nearest, ties to even on the upper 16 bits; a NaN keeps its sign and top mantissa bits
- * and is made quiet, so the truncation cannot turn it into an infinity (gemm_bf16_from_f32's rounding). */
-static inline uint16_t gemm_bf16_round(float f)
-{
-    uint32_t u;
-    memcpy(&u, &f, sizeof u);
-    uint32_t r = (u + 0x7FFFu + ((u >> 16) & 1u)) >> 16;
-    uint32_t q = (u >> 16) | 0x40u;
-    return (uint16_t)((u & 0x7FFFFFFFu) > 0x7F800000u ? q : r);
-}
 /* P = the pair panels of W = op(B) (k, n) rounded to bf16; B f32, stored (k, n) if tb == GEMM_N else
  * (n, k), row stride ldb. Single-threaded. */
 void gemm_bf16_dot_pack(enum gemm_trans tb, const float *B, size_t ldb, size_t k, size_t n, uint32_t *P);
